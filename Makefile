@@ -1,0 +1,43 @@
+# Two commands do all set-up: `make serve` and `make test`. Everything else is a step of theirs.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+INDEX_DIR ?= var/index
+CORPUS_FILES := $(shell find corpus -type f 2>/dev/null)
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: install serve test index lint bench clean
+
+install: $(STAMP)
+
+# torch is pinned and installed first: that pin takes the CPU wheel; unpinned, pip would pull a CUDA build.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+# Rebuilt when missing or older than any corpus file; publishing rewrites CURRENT.
+$(INDEX_DIR)/CURRENT: $(CORPUS_FILES) | $(STAMP)
+	$(BIN)/news-index build corpus --index-dir $(INDEX_DIR)
+
+index: $(INDEX_DIR)/CURRENT
+
+serve: install index
+	$(BIN)/news-search serve --index-dir $(INDEX_DIR) --host $(HOST) --port $(PORT)
+
+test: install
+	$(BIN)/ruff check indexer search_api tests bench
+	$(BIN)/python -m pytest tests
+
+lint: install
+	$(BIN)/ruff check indexer search_api tests bench
+
+bench: install
+	$(BIN)/python -m bench.build_reuters
+
+clean:
+	rm -rf var $(VENV)

@@ -1,0 +1,139 @@
+"""Split a cleaned article body into sentence-aware passages sized in the model's word pieces.
+
+Pure: the token counter is passed in, so tests can use the real tokenizer or a simple one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable
+
+import blingfire
+
+from indexer.errors import NewsearchError
+from indexer.records import Article, Passage
+
+TokenCounter = Callable[[str], int]
+Span = tuple[int, int]
+
+MAX_PASSAGES_PER_ARTICLE = 1 << 12
+_PARAGRAPH = re.compile(r"\S(?:.*?\S)?(?=\n\s*\n|\s*$)", re.DOTALL)
+_WORD = re.compile(r"\S+")
+
+
+def passage_id(article_id: str, ordinal: int) -> int:
+    """FAISS id of a passage: 48 bits of the article id's hash, then 12 bits of ordinal.
+
+    Ids depend only on (article id, ordinal), so an incremental update and a full rebuild agree.
+    """
+    if not 0 <= ordinal < MAX_PASSAGES_PER_ARTICLE:
+        raise NewsearchError(
+            f"article {article_id} needs more than {MAX_PASSAGES_PER_ARTICLE} passages; "
+            "split it into several articles or raise NEWSEARCH_CHUNK_TOKENS"
+        )
+    prefix = int.from_bytes(hashlib.blake2b(article_id.encode("utf-8"), digest_size=6).digest(), "big")
+    return (prefix << 12) | ordinal
+
+
+def sentence_spans(text: str) -> list[Span]:
+    """Sentence (start, end) offsets covering every non-blank character of `text`.
+
+    Sentences never cross a paragraph break; the splitter's boundaries are only used as cut
+    points, so nothing it skips can fall out of the passages.
+    """
+    spans: list[Span] = []
+    for para in _PARAGRAPH.finditer(text):
+        p_start, p_end = para.span()
+        _, offsets = blingfire.text_to_sentences_and_offsets(para.group())
+        cuts = sorted({p_start + end for _, end in offsets if 0 < end < p_end - p_start})
+        start = p_start
+        for cut in [*cuts, p_end]:
+            piece = text[start:cut]
+            stripped = piece.strip()
+            if stripped:
+                lead = len(piece) - len(piece.lstrip())
+                spans.append((start + lead, start + lead + len(stripped)))
+            start = cut
+    return spans
+
+
+def _split_long(text: str, span: Span, count: TokenCounter, limit: int) -> list[tuple[Span, int]]:
+    """Cut one over-long sentence at word boundaries (or inside a word, if a word alone is too long)."""
+    pieces: list[tuple[Span, int]] = []
+    cur_start, cur_end, cur_tokens = -1, -1, 0
+    for word in _WORD.finditer(text, span[0], span[1]):
+        w_start, w_end = word.span()
+        w_tokens = count(word.group())
+        if w_tokens > limit:
+            if cur_start >= 0:
+                pieces.append(((cur_start, cur_end), cur_tokens))
+                cur_start = -1
+            pieces.extend(_split_word(text, (w_start, w_end), count, limit))
+            continue
+        if cur_start >= 0 and cur_tokens + w_tokens > limit:
+            pieces.append(((cur_start, cur_end), cur_tokens))
+            cur_start = -1
+        if cur_start < 0:
+            cur_start, cur_tokens = w_start, 0
+        cur_end, cur_tokens = w_end, cur_tokens + w_tokens
+    if cur_start >= 0:
+        pieces.append(((cur_start, cur_end), cur_tokens))
+    return pieces
+
+
+def _split_word(text: str, span: Span, count: TokenCounter, limit: int) -> list[tuple[Span, int]]:
+    pieces: list[tuple[Span, int]] = []
+    start = span[0]
+    while start < span[1]:
+        # Binary search for the longest prefix within the limit; one character always fits.
+        lo, hi = start + 1, span[1]
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if count(text[start:mid]) <= limit:
+                lo = mid
+            else:
+                hi = mid - 1
+        pieces.append(((start, lo), count(text[start:lo])))
+        start = lo
+    return pieces
+
+
+def plan_passages(text: str, count: TokenCounter, max_tokens: int, overlap: int = 1) -> list[tuple[Span, int]]:
+    """Greedy packing of whole sentences into spans of at most `max_tokens` word pieces.
+
+    Each passage after the first starts with the last `overlap` sentences of the one before, when
+    they take at most half the budget, so a fact split across a boundary is still found.
+    """
+    units: list[tuple[Span, int]] = []
+    for span in sentence_spans(text):
+        tokens = count(text[span[0] : span[1]])
+        units.extend([(span, tokens)] if tokens <= max_tokens else _split_long(text, span, count, max_tokens))
+    passages: list[tuple[Span, int]] = []
+    i = 0
+    while i < len(units):
+        j, tokens = i, 0
+        while j < len(units) and (j == i or tokens + units[j][1] <= max_tokens):
+            tokens += units[j][1]
+            j += 1
+        passages.append(((units[i][0][0], units[j - 1][0][1]), tokens))
+        if j >= len(units):
+            break
+        back = 0
+        carried = 0
+        while back < overlap and j - back - 1 > i:
+            carried += units[j - back - 1][1]
+            if carried > max_tokens // 2:
+                break
+            back += 1
+        i = j - back
+    return passages
+
+
+def chunk_article(article: Article, count: TokenCounter, max_tokens: int = 200, overlap: int = 1) -> list[Passage]:
+    """The passages of one article, in order, with ids, offsets and token counts."""
+    body = article.body
+    return [
+        Passage(passage_id(article.id, n), article.id, n, body[s:e], s, e, tokens)
+        for n, ((s, e), tokens) in enumerate(plan_passages(body, count, max_tokens, overlap))
+    ]

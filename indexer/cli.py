@@ -1,0 +1,101 @@
+"""`news-index`: build and inspect indexes. User errors are one line on stderr and exit code 1."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from indexer.errors import NewsearchError
+from indexer.settings import FIELD_CHOICES, Settings
+
+
+def add_common(parser: argparse.ArgumentParser) -> None:
+    """Flags every subcommand shares; each defaults to its NEWSEARCH_* variable."""
+    parser.add_argument("--index-dir", type=Path, help="index folder (NEWSEARCH_INDEX_DIR, default var/index)")
+    parser.add_argument("--model-path", help="sentence-transformers model folder (NEWSEARCH_MODEL_PATH)")
+
+
+def add_build_options(parser: argparse.ArgumentParser) -> None:
+    """Flags that shape what is indexed."""
+    parser.add_argument("paths", nargs="+", type=Path, help="corpus files or folders")
+    parser.add_argument("--strict", action="store_true", help="stop at the first unreadable file or record")
+    parser.add_argument("--fields", choices=FIELD_CHOICES, help="what is indexed (NEWSEARCH_FIELDS)")
+    parser.add_argument("--chunk-tokens", type=int, help="max word pieces per passage (NEWSEARCH_CHUNK_TOKENS)")
+    parser.add_argument("--batch-size", type=int, help="embedding batch size (NEWSEARCH_BATCH_SIZE)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    """Environment settings overridden by the flags that were given."""
+    return Settings.from_env(
+        index_dir=getattr(args, "index_dir", None), model_path=getattr(args, "model_path", None),
+        fields=getattr(args, "fields", None), chunk_tokens=getattr(args, "chunk_tokens", None),
+        batch_size=getattr(args, "batch_size", None),
+    )
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    """Build a new version from a corpus and publish it."""
+    from indexer.embed import Embedder
+    from indexer.pipeline import build
+
+    settings = settings_from(args)
+    report = build(args.paths, settings, Embedder.from_settings(settings), strict=args.strict, progress=not args.quiet)
+    print(report.summary())
+    return 0
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    """Describe the published version."""
+    from indexer.store import IndexVersion, list_versions
+
+    settings = settings_from(args)
+    version = IndexVersion.open(settings.index_dir, verify=not args.fast)
+    try:
+        info = {"index_dir": str(settings.index_dir), "published": version.name,
+                "versions": list_versions(settings.index_dir), **{k: version.manifest[k] for k in
+                ("created", "counts", "model", "chunking", "faiss", "files")}}
+    finally:
+        version.close()
+    print(json.dumps(info, indent=2, default=str))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of news-index."""
+    parser = argparse.ArgumentParser(prog="news-index", description="Build and manage newsearch indexes.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("build", help="index a corpus into a new version and publish it")
+    add_common(p)
+    add_build_options(p)
+    p.set_defaults(func=cmd_build)
+    p = sub.add_parser("stats", help="show the published version's manifest and counts")
+    add_common(p)
+    p.add_argument("--fast", action="store_true", help="skip checksum verification")
+    p.set_defaults(func=cmd_stats)
+    return parser
+
+
+def run(argv: Sequence[str] | None, parser_factory: Callable[[], argparse.ArgumentParser]) -> int:
+    """Parse, dispatch, and turn NewsearchError into one line on stderr and exit code 1."""
+    args = parser_factory().parse_args(argv)
+    try:
+        return args.func(args)
+    except NewsearchError as exc:
+        print(f"{parser_factory().prog}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{parser_factory().prog}: interrupted; the published index is unchanged", file=sys.stderr)
+        return 130
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of news-index."""
+    return run(argv, build_parser)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

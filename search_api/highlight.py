@@ -1,0 +1,68 @@
+"""Pick the sentences of a passage that best match a query, and the query terms it contains. Pure."""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+import snowballstemmer
+
+from indexer.chunk import sentence_spans
+
+_TOKEN = re.compile(r"\w+", re.UNICODE)
+STOPWORDS = frozenset(
+    "a an and are as at be been but by for from has have he her his i if in into is it its of on or our "
+    "she so than that the their them then there these they this to was we were what when where which who "
+    "will with would you said says say".split()
+)
+
+
+@lru_cache(maxsize=1)
+def _stemmer() -> snowballstemmer.stemmer:
+    return snowballstemmer.stemmer("english")
+
+
+def stem(word: str) -> str:
+    """Lower-case English stem of one word."""
+    return _stemmer().stemWord(word.casefold())
+
+
+def query_terms(query: str) -> list[str]:
+    """Distinct content words of a query, in order (stop words dropped unless nothing else is left)."""
+    words = list(dict.fromkeys(m.group().casefold() for m in _TOKEN.finditer(query)))
+    content = [w for w in words if w not in STOPWORDS]
+    return content or words
+
+
+@dataclass(frozen=True)
+class Highlight:
+    """Offsets into the passage text of the best sentences, and the query terms found."""
+
+    spans: list[tuple[int, int]]
+    terms: list[str]
+
+
+def highlight(text: str, query: str, max_sentences: int = 1) -> Highlight:
+    """The passage's best-matching sentence(s) by matched query stems (rarer, longer words weigh more).
+
+    With no matching word, the first sentence stands for the passage.
+    """
+    terms = query_terms(query)
+    stems = {stem(t): t for t in terms}
+    # Longer words are usually rarer and more telling ("Palmyra" over "army").
+    weight = {s: math.log(2 + len(s)) for s in stems}
+    spans = sentence_spans(text)
+    if not spans:
+        return Highlight([], [])
+    found: set[str] = set()
+    scored: list[tuple[float, int]] = []
+    for i, (start, end) in enumerate(spans):
+        words = {stem(m.group()) for m in _TOKEN.finditer(text, start, end)}
+        hit = words & stems.keys()
+        found |= hit
+        scored.append((sum(weight[s] for s in hit), i))
+    best = sorted(scored, key=lambda si: (-si[0], si[1]))[:max_sentences]
+    chosen = [spans[i] for score, i in best if score > 0] or [spans[0]]
+    return Highlight(sorted(chosen), [stems[s] for s in stems if s in found])

@@ -1,0 +1,292 @@
+"""Answer a search: embed the query, retrieve dense and keyword candidates, fuse, filter, decay,
+group by article, collapse near-duplicates, highlight. Usable in-process: Searcher.open(index_dir).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from indexer.embed import Embedder
+from indexer.errors import ArticleNotFound, BadQuery
+from indexer.settings import Settings
+from indexer.store import IndexVersion, check_model
+from search_api import keyword
+from search_api.fusion import best_per_group, decay, ranked, rrf
+from search_api.highlight import highlight
+
+Mode = Literal["hybrid", "dense", "keyword"]
+Group = Literal["article", "none"]
+
+
+@dataclass(frozen=True)
+class SearchRequest:
+    """One query and its options; `until` is inclusive (a date means the whole day)."""
+
+    q: str
+    k: int = 10
+    offset: int = 0
+    group: Group = "article"
+    mode: Mode | None = None  # None: the settings' default mode
+    since: datetime | date | None = None
+    until: datetime | date | None = None
+    sources: tuple[str, ...] = ()
+    collapse: bool = True
+    recency_half_life_days: float | None = None
+    now: datetime | None = None
+
+
+@dataclass
+class Hit:
+    """One ranked result: a passage and its article."""
+
+    rank: int
+    score: float
+    passage_id: int
+    text: str
+    start: int
+    end: int
+    article_id: str
+    title: str
+    published: datetime | None
+    source: str | None
+    url: str | None
+    matched_passages: int = 0
+    duplicates: list[str] = field(default_factory=list)
+    highlights: list[tuple[int, int]] = field(default_factory=list)
+    matched_terms: list[str] = field(default_factory=list)
+
+
+@dataclass
+class SearchResponse:
+    """Hits of one page and what produced them."""
+
+    query: str
+    index_version: str
+    took_ms: float
+    mode: str
+    hits: list[Hit]
+    total: int  # ranked results available to page through (capped at the candidate depth)
+
+
+def _as_datetime(value: datetime | date | None, end_of_day: bool) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime(value.year, value.month, value.day) + (timedelta(days=1) if end_of_day else timedelta(0))
+
+
+class Searcher:
+    """Search over one opened index version with one embedder."""
+
+    def __init__(self, version: IndexVersion, embedder: Embedder, settings: Settings):
+        check_model(version.manifest, embedder.name, embedder.dim, version.path.parent)
+        self.version = version
+        self.embedder = embedder
+        self.settings = settings
+        conn = version.meta.conn
+        rows = conn.execute("SELECT num, id, published, dup_group FROM articles ORDER BY num").fetchall()
+        self._article_ids = [""] + [r[1] for r in rows]  # indexed by article num (from 1)
+        self._num_of = {r[1]: r[0] for r in rows}
+        self._published = [None] + [datetime.fromisoformat(r[2]) if r[2] else None for r in rows]
+        self._dup_group = {r[1]: r[3] for r in rows if r[3]}
+        pairs = np.array(conn.execute("SELECT id, article_num FROM passages ORDER BY id").fetchall(), dtype=np.int64)
+        self._pids = pairs[:, 0] if len(pairs) else np.zeros(0, dtype=np.int64)
+        self._owner = pairs[:, 1] if len(pairs) else np.zeros(0, dtype=np.int64)
+        self.newest = max((d for d in self._published if d), default=None)
+
+    @classmethod
+    def open(cls, index_dir: str | Path | None = None, settings: Settings | None = None,
+             embedder: Embedder | None = None, version: str | None = None) -> Searcher:
+        """Open the published index (model loaded unless an embedder is given)."""
+        settings = settings or Settings.from_env()
+        index_dir = Path(index_dir) if index_dir else settings.index_dir
+        embedder = embedder or Embedder.from_settings(settings)
+        return cls(IndexVersion.open(index_dir, version), embedder, settings)
+
+    @property
+    def name(self) -> str:
+        """The index version this searcher answers from."""
+        return self.version.name
+
+    def close(self) -> None:
+        """Release the index files."""
+        self.version.close()
+
+    # -- validation -------------------------------------------------------------------------------
+
+    def validate(self, req: SearchRequest) -> None:
+        """Raise BadQuery, naming the field, for a request that cannot be answered."""
+        s = self.settings
+        if not req.q or not req.q.strip():
+            raise BadQuery("q must not be empty or blank", "q")
+        if len(req.q) > s.max_query_chars:
+            raise BadQuery(f"q is {len(req.q)} characters; the limit is {s.max_query_chars}", "q")
+        if not 1 <= req.k <= s.max_k:
+            raise BadQuery(f"k must be between 1 and {s.max_k}", "k")
+        if req.offset < 0:
+            raise BadQuery("offset must be 0 or more", "offset")
+        if req.offset + req.k > s.candidates:
+            raise BadQuery(f"offset + k must be at most {s.candidates} (results are ranked that deep)", "offset")
+        if req.mode not in (None, "hybrid", "dense", "keyword"):
+            raise BadQuery("mode must be hybrid, dense or keyword", "mode")
+        if req.group not in ("article", "none"):
+            raise BadQuery("group must be article or none", "group")
+        since, before = _as_datetime(req.since, False), _as_datetime(req.until, True)
+        if since and before and since >= before:
+            raise BadQuery("since must be before until", "since")
+        if req.recency_half_life_days is not None and not req.recency_half_life_days > 0:
+            raise BadQuery("recency_half_life_days must be a positive number of days", "recency_half_life_days")
+
+    # -- search -----------------------------------------------------------------------------------
+
+    def search(self, req: SearchRequest) -> SearchResponse:
+        """Rank, group and page the results of one request."""
+        started = time.perf_counter()
+        self.validate(req)
+        mode = req.mode or self.settings.default_mode
+        since, before = _as_datetime(req.since, False), _as_datetime(req.until, True)
+        allowed = None
+        if since or before or req.sources:
+            allowed = np.array(self.version.meta.passage_ids_where(since, before, req.sources), dtype=np.int64)
+        qvec = self.embedder.encode_query(req.q) if mode != "keyword" else None
+        if req.group == "article":
+            scores, best, matches = self._rank_articles(req, mode, qvec, allowed, since, before)
+        else:
+            scores, best, matches = self._rank_passages(req, mode, qvec, allowed, since, before)
+        if req.recency_half_life_days:
+            dates = {key: self._published[self._key_num(key, req.group)] for key in scores}
+            now = req.now or self.newest or datetime.now()
+            scores = decay(scores, dates, req.recency_half_life_days, now)
+        order = ranked(scores)
+        duplicates: dict[Any, list[Any]] = {key: [] for key in order}
+        if req.group == "article" and req.collapse:
+            order, duplicates = best_per_group(order, self._dup_group)
+        order = order[: self.settings.candidates]
+        page = order[req.offset : req.offset + req.k]
+        hits = self._hits(req, page, scores, best, matches, duplicates)
+        took = (time.perf_counter() - started) * 1000
+        return SearchResponse(req.q, self.name, round(took, 2), mode, hits, len(order))
+
+    def _key_num(self, key: Any, group: str) -> int:
+        if group == "article":
+            return self._num_of[key]
+        return int(self._owner[np.searchsorted(self._pids, key)])
+
+    def _owner_ids(self, pids: np.ndarray) -> list[str]:
+        nums = self._owner[np.searchsorted(self._pids, pids)]
+        return [self._article_ids[n] for n in nums]
+
+    def _dense_passages(self, qvec: np.ndarray, n: int, allowed: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        return self.version.vectors.search(qvec, n, allowed)
+
+    def _dense_articles(self, qvec: np.ndarray, depth: int, allowed: np.ndarray | None):
+        """Top `depth` articles by their best passage: (ranking, best pid, score, passages per article)."""
+        total = len(allowed) if allowed is not None else len(self._pids)
+        n = min(depth * 4, total)
+        while True:
+            scores, pids = self._dense_passages(qvec, n, allowed)
+            best: dict[str, tuple[float, int]] = {}
+            counts: dict[str, int] = {}
+            for aid, score, pid in zip(self._owner_ids(pids), scores.tolist(), pids.tolist()):
+                counts[aid] = counts.get(aid, 0) + 1
+                if aid not in best:
+                    best[aid] = (score, pid)
+            if len(best) >= depth or n >= total:
+                break
+            n = min(n * 2, total)
+        article_scores = {aid: s for aid, (s, _) in best.items()}
+        top = ranked(article_scores)[:depth]
+        return top, {a: best[a][1] for a in top}, {a: article_scores[a] for a in top}, counts
+
+    def _rank_articles(self, req, mode, qvec, allowed, since, before):
+        depth = self.settings.candidates
+        conn = self.version.meta.conn
+        dense_rank: list[str] = []
+        best: dict[str, int] = {}
+        matches: dict[str, int] = {}
+        scores: dict[str, float] = {}
+        if mode != "keyword":
+            dense_rank, best, scores, matches = self._dense_articles(qvec, depth, allowed)
+        if mode == "dense":
+            return scores, best, matches
+        kw = keyword.search_articles(conn, req.q, depth, self.settings.title_weight, since, before, req.sources)
+        kw_rank = [aid for aid, _ in kw]
+        if mode == "keyword":
+            scores = dict(kw)
+        else:
+            scores = rrf([dense_rank, kw_rank], [self.settings.dense_weight, self.settings.keyword_weight],
+                         self.settings.rrf_k)
+        return scores, best, matches
+
+    def _rank_passages(self, req, mode, qvec, allowed, since, before):
+        depth = self.settings.candidates
+        dense: dict[int, float] = {}
+        if mode != "keyword":
+            s, p = self._dense_passages(qvec, depth, allowed)
+            dense = dict(zip(p.tolist(), s.tolist()))
+        if mode == "dense":
+            return dense, {}, {}
+        kw = dict(keyword.search_passages(self.version.meta.conn, req.q, depth, self.settings.title_weight,
+                                          since, before, req.sources))
+        if mode == "keyword":
+            return kw, {}, {}
+        return rrf([ranked(dense), ranked(kw)], [self.settings.dense_weight, self.settings.keyword_weight],
+                   self.settings.rrf_k), {}, {}
+
+    def _hits(self, req, page, scores, best, matches, duplicates) -> list[Hit]:
+        if req.group == "article":
+            missing = [aid for aid in page if aid not in best]
+            best = {**best, **keyword.best_passage_per_article(self.version.meta.conn, req.q, missing)}
+            still = [aid for aid in page if aid not in best]
+            if still:
+                best.update(self._first_passages(still))
+            pids = [best[aid] for aid in page]
+        else:
+            pids = list(page)
+        stored = self.version.meta.passages(pids)
+        hits = []
+        for rank, (key, pid) in enumerate(zip(page, pids), req.offset + 1):
+            p = stored[pid]
+            light = highlight(p.text, req.q)
+            hits.append(Hit(
+                rank=rank, score=round(float(scores[key]), 6), passage_id=pid, text=p.text, start=p.start, end=p.end,
+                article_id=p.article_id, title=p.title, published=p.published, source=p.source, url=p.url,
+                matched_passages=max(matches.get(key, 1) - 1, 0) if req.group == "article" else 0,
+                duplicates=sorted(duplicates.get(key, [])) if req.group == "article" else [],
+                highlights=light.spans, matched_terms=light.terms,
+            ))
+        return hits
+
+    def _first_passages(self, article_ids: list[str]) -> dict[str, int]:
+        conn = self.version.meta.conn
+        out = {}
+        for aid in article_ids:
+            row = conn.execute("SELECT p.id FROM passages p WHERE p.article_num = ? ORDER BY p.ordinal LIMIT 1",
+                               (self._num_of[aid],)).fetchone()
+            out[aid] = row[0]
+        return out
+
+    # -- articles and stats -----------------------------------------------------------------------
+
+    def article(self, article_id: str) -> dict[str, Any]:
+        """One article with its body and passages; ArticleNotFound if the id is unknown."""
+        found = self.version.meta.article(article_id)
+        if found is None:
+            raise ArticleNotFound(f"no article with id {article_id!r} in index version {self.name}")
+        found["duplicates"] = sorted(a for a, g in self._dup_group.items()
+                                     if found["dup_group"] and g == found["dup_group"] and a != article_id)
+        return found
+
+    def stats(self) -> dict[str, Any]:
+        """Index version, counts, model and date range."""
+        m = self.version.manifest
+        oldest, newest = self.version.meta.date_range()
+        return {"index_version": self.name, "created": m["created"], "articles": m["counts"]["articles"],
+                "passages": m["counts"]["passages"], "duplicate_groups": m["counts"].get("duplicate_groups", 0),
+                "model": m["model"], "chunking": m["chunking"], "faiss": m["faiss"],
+                "oldest": oldest, "newest": newest, "sources": dict(self.version.meta.sources())}

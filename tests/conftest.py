@@ -1,0 +1,70 @@
+"""Shared fixtures: the real packaged model and a real index of corpus/, each built once per session."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+
+from indexer.embed import Embedder
+from indexer.pipeline import build
+from indexer.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPUS = ROOT / "corpus"
+SHARED = ROOT.parent / "shared"
+SEED = CORPUS / "000_36b842df3b26853b.txt"
+REUTERS = SHARED / "data" / "reuters21578"
+WIKINEWS = SHARED / "data" / "wikinews" / "wikinews_sample.jsonl"
+
+
+def shared_data(path: Path) -> Path:
+    """A file of ../shared/data, or a clear failure saying where it is expected."""
+    if not path.exists():
+        pytest.fail(f"{path} is missing: the tests expect ../shared beside the checkout")
+    return path
+
+
+@pytest.fixture(scope="session")
+def embedder() -> Embedder:
+    """The real all-MiniLM-L6-v2 from its PyPI package, loaded once."""
+    emb = Embedder.from_settings(Settings())
+    emb.model  # noqa: B018 - load now, not inside the first timed test
+    return emb
+
+
+@pytest.fixture(scope="session")
+def count_tokens(embedder: Embedder):
+    """The model's own word-piece counter."""
+    return embedder.count_tokens
+
+
+@pytest.fixture(scope="session")
+def corpus_settings(tmp_path_factory) -> Settings:
+    """Settings pointing at a session-wide index folder."""
+    return Settings(index_dir=tmp_path_factory.mktemp("corpus-index"))
+
+
+@pytest.fixture(scope="session")
+def corpus_index(corpus_settings: Settings, embedder: Embedder) -> Path:
+    """corpus/ built once with the real model and FAISS; returns the index dir."""
+    build([CORPUS], corpus_settings, embedder, progress=False)
+    return corpus_settings.index_dir
+
+
+@pytest.fixture(scope="session")
+def searcher(corpus_index: Path, corpus_settings: Settings, embedder: Embedder):
+    """An in-process Searcher over the corpus index."""
+    from search_api.searcher import Searcher
+
+    s = Searcher.open(corpus_index, corpus_settings, embedder)
+    yield s
+    s.close()
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

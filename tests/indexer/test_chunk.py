@@ -1,0 +1,85 @@
+"""Chunking: sentence-aware passages in word pieces, with offsets, coverage and overlap."""
+
+from __future__ import annotations
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from indexer.chunk import MAX_PASSAGES_PER_ARTICLE, chunk_article, passage_id, plan_passages, sentence_spans
+from indexer.clean import clean_article
+from indexer.records import Article
+from indexer.sources import CorpusReader
+from tests.conftest import SEED
+
+
+def article(body: str, title: str = "T") -> Article:
+    return Article("a-1", title, body, None, None, None, "h")
+
+
+def covered(body: str, passages) -> bool:
+    mask = [False] * len(body)
+    for p in passages:
+        for i in range(p.start, p.end):
+            mask[i] = True
+    return all(mask[i] or body[i].isspace() for i in range(len(body)))
+
+
+def test_seed_passages_respect_the_limit_and_overlap(count_tokens):
+    (raw,) = list(CorpusReader([SEED]))
+    art = clean_article(raw)
+    passages = chunk_article(art, count_tokens, max_tokens=200, overlap=1)
+    assert len(passages) >= 4
+    for p in passages:
+        assert art.body[p.start : p.end] == p.text
+        assert count_tokens(p.text) <= 200
+        assert p.tokens == count_tokens(p.text)
+        assert art.title not in p.text  # the title is context for the embedder, not stored text
+    for a, b in zip(passages, passages[1:]):
+        assert b.start < a.end, "consecutive passages share about one sentence"
+    assert covered(art.body, passages)
+    assert [p.ordinal for p in passages] == list(range(len(passages)))
+
+
+def test_a_sentence_is_never_split_unless_it_alone_is_too_long(count_tokens):
+    body = " ".join(f"Sentence number {i} talks about the harvest in Bahia." for i in range(60))
+    spans = {(s, e) for s, e in sentence_spans(body)}
+    for (start, end), _ in plan_passages(body, count_tokens, 50, overlap=0):
+        assert any(s == start for s, _ in spans) and any(e == end for _, e in spans)
+    long_sentence = "word " * 400 + "end."
+    plans = plan_passages(long_sentence, count_tokens, 64, overlap=1)
+    assert len(plans) > 1 and all(tokens <= 64 for _, tokens in plans)
+
+
+def test_a_giant_word_is_cut_inside(count_tokens):
+    body = "x" * 3000 + " tail."
+    plans = plan_passages(body, count_tokens, 32)
+    assert all(count_tokens(body[s:e]) <= 32 for (s, e), _ in plans)
+    assert plans[0][0][0] == 0 and plans[-1][0][1] == len(body)
+
+
+def test_passage_ids_are_stable_and_distinct():
+    assert passage_id("reuters-1", 0) == passage_id("reuters-1", 0)
+    assert passage_id("reuters-1", 1) == passage_id("reuters-1", 0) + 1
+    assert passage_id("reuters-1", 0) != passage_id("reuters-2", 0)
+    assert 0 < passage_id("reuters-1", MAX_PASSAGES_PER_ARTICLE - 1) < 2**63
+
+
+_text = st.lists(
+    st.one_of(
+        st.text(alphabet=st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=80),
+        st.sampled_from(["Mr. Smith said 5.5 pct.", "U.S. output rose!", "“Quote,” he said.", "\n\n", "é\u0301 ✓ 漢字。", "  "]),
+    ),
+    max_size=40,
+).map(" ".join)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=_text, limit=st.integers(min_value=8, max_value=120), overlap=st.integers(min_value=0, max_value=2))
+def test_properties_cover_slice_and_limit(count_tokens, body, limit, overlap):
+    passages = chunk_article(article(body), count_tokens, max_tokens=limit, overlap=overlap)
+    for p in passages:
+        assert body[p.start : p.end] == p.text
+        assert p.text == p.text.strip() and p.text
+        assert count_tokens(p.text) <= limit
+    assert covered(body, passages)
+    assert all(a.start < b.start for a, b in zip(passages, passages[1:]))

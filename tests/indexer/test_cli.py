@@ -1,0 +1,47 @@
+"""news-index from the shell: exit codes, one-line errors, summaries, versions side by side."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import SEED
+
+
+def news_index(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "indexer.cli", *map(str, args)], capture_output=True, text=True,
+                          timeout=600, env=env)
+
+
+@pytest.mark.slow
+def test_build_twice_publishes_a_second_version_and_reports_skips(tmp_path):
+    corpus = tmp_path / "c"
+    corpus.mkdir()
+    (corpus / "seed.txt").write_bytes(SEED.read_bytes())
+    (corpus / "bad.jsonl").write_text('{"id": "w1", "title": "Ok", "body": "Wheat prices rose in Kansas."}\n{broken\n')
+    first = news_index("build", corpus, "--index-dir", tmp_path / "idx", "--quiet")
+    assert first.returncode == 0, first.stderr
+    assert "2 articles" in first.stdout and "bad.jsonl:2: malformed JSON" in first.stdout
+    second = news_index("build", corpus, "--index-dir", tmp_path / "idx", "--quiet")
+    assert second.returncode == 0
+    stats = json.loads(news_index("stats", "--index-dir", tmp_path / "idx").stdout)
+    assert len(stats["versions"]) == 2 and stats["published"] == stats["versions"][-1]
+    strict = news_index("build", corpus, "--index-dir", tmp_path / "idx", "--quiet", "--strict")
+    assert strict.returncode == 1 and strict.stderr.count("\n") == 1 and "--strict" in strict.stderr
+
+
+def test_missing_corpus_is_one_line_and_exit_1(tmp_path):
+    r = news_index("build", tmp_path / "missing", "--index-dir", tmp_path / "idx")
+    assert r.returncode == 1
+    assert r.stderr.strip() == f"news-index: error: {tmp_path / 'missing'}: no such file or directory; check the corpus path"
+    assert not (tmp_path / "idx").exists()
+
+
+def test_stats_without_index_and_bad_setting(tmp_path):
+    r = news_index("stats", "--index-dir", tmp_path)
+    assert r.returncode == 1 and "no index published" in r.stderr
+    r = news_index("build", SEED, "--index-dir", tmp_path, "--chunk-tokens", "5")
+    assert r.returncode == 1 and "NEWSEARCH_CHUNK_TOKENS" in r.stderr

@@ -1,0 +1,85 @@
+"""The on-disk format: versions, manifest checks, damage detection, atomic publish."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from indexer.errors import IndexMismatch, IndexNotFound
+from indexer.store import CURRENT, IndexVersion, check_model, current_version, list_versions, publish
+from indexer.vectors import FLAT_LIMIT, FaissStore, index_spec
+
+
+def test_index_spec_by_size():
+    assert index_spec(10) == "IDMap2,Flat"
+    assert index_spec(FLAT_LIMIT - 1) == "IDMap2,Flat"
+    assert index_spec(FLAT_LIMIT).startswith("IVF") and index_spec(4_000_000) == "IVF8192,Flat"
+
+
+def test_filtered_search_returns_only_allowed_ids_with_deterministic_ties():
+    vectors = np.eye(4, dtype=np.float32)[[0, 0, 1, 2]]
+    store = FaissStore.build(np.array([40, 10, 30, 20]), vectors, 4)
+    scores, ids = store.search(np.array([1, 0, 0, 0], dtype=np.float32), 10)
+    assert ids.tolist()[:2] in ([10, 40], [40, 10]) and len(ids) == 4
+    scores, ids = store.search(np.array([1, 0, 0, 0], dtype=np.float32), 10, allowed=np.array([30, 40]))
+    assert sorted(ids.tolist()) == [30, 40] and ids[0] == 40
+
+
+def test_corpus_index_layout_and_manifest(corpus_index):
+    name = current_version(corpus_index)
+    folder = corpus_index / name
+    assert {p.name for p in folder.iterdir()} == {"manifest.json", "vectors.faiss", "meta.sqlite"}
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["model"] == {"name": "sentence-transformers/all-MiniLM-L6-v2", "dim": 384, "max_seq_length": 256}
+    assert manifest["counts"]["articles"] == 51
+    assert manifest["chunking"]["max_tokens"] == 200
+    assert set(manifest["files"]) == {"vectors.faiss", "meta.sqlite"}
+
+
+def copy_index(src, dst):
+    shutil.copytree(src, dst)
+    return dst
+
+
+def test_damaged_file_is_refused_with_rebuild_hint(corpus_index, tmp_path):
+    index = copy_index(corpus_index, tmp_path / "idx")
+    vec = index / current_version(index) / "vectors.faiss"
+    data = bytearray(vec.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    vec.write_bytes(bytes(data))
+    with pytest.raises(IndexMismatch, match="checksum.*news-index build"):
+        IndexVersion.open(index)
+
+
+def test_other_format_or_model_is_refused(corpus_index, tmp_path):
+    index = copy_index(corpus_index, tmp_path / "idx")
+    manifest_path = index / current_version(index) / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    with pytest.raises(IndexMismatch, match="was built with model"):
+        check_model(manifest, "other/model", 768, index)
+    manifest["format_version"] = 99
+    manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(IndexMismatch, match="format.*rebuild"):
+        IndexVersion.open(index)
+
+
+def test_missing_or_unpublished_index(tmp_path):
+    with pytest.raises(IndexNotFound, match="no index published"):
+        IndexVersion.open(tmp_path)
+    (tmp_path / "v1").mkdir()
+    with pytest.raises(IndexNotFound, match="incomplete"):
+        publish(tmp_path, "v1")
+    assert not (tmp_path / CURRENT).exists() and list_versions(tmp_path) == []
+
+
+def test_publish_replaces_current_atomically(corpus_index, tmp_path):
+    index = copy_index(corpus_index, tmp_path / "idx")
+    old = current_version(index)
+    shutil.copytree(index / old, index / "v99990101T000000000000Z-beef")
+    publish(index, "v99990101T000000000000Z-beef")
+    assert current_version(index) == "v99990101T000000000000Z-beef"
+    assert list_versions(index) == [old, "v99990101T000000000000Z-beef"]
+    assert [p.name for p in index.iterdir() if p.name.endswith(".tmp")] == []

@@ -1,0 +1,33 @@
+"""Pure ranking functions."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+
+from search_api.fusion import best_per_group, decay, ranked, rrf
+
+
+def test_rrf_sums_reciprocal_ranks_with_weights():
+    fused = rrf([["a", "b"], ["b", "c"]], [1.0, 2.0], k=60)
+    assert fused["b"] == pytest.approx(1 / 62 + 2 / 61)
+    assert fused["a"] == pytest.approx(1 / 61) and fused["c"] == pytest.approx(2 / 62)
+    assert ranked(fused) == ["b", "c", "a"]
+
+
+def test_ranked_breaks_ties_by_key():
+    assert ranked({"z": 1.0, "a": 1.0, "m": 2.0}) == ["m", "a", "z"]
+
+
+def test_decay_halves_per_half_life_and_never_rewards_the_future():
+    now = datetime(2020, 1, 11)
+    out = decay({"old": 1.0, "new": 1.0, "future": 1.0, "undated": 1.0},
+                {"old": datetime(2020, 1, 1), "new": now, "future": datetime(2021, 1, 1), "undated": None}, 10.0, now)
+    assert out == {"old": pytest.approx(0.5), "new": 1.0, "future": 1.0, "undated": pytest.approx(0.5)}
+
+
+def test_best_per_group_keeps_first_and_lists_others():
+    heads, members = best_per_group(["a", "b", "c", "d"], {"a": "g", "c": "g", "d": "h"})
+    assert heads == ["a", "b", "d"]
+    assert members == {"a": ["c"], "b": [], "d": []}

@@ -1,0 +1,45 @@
+"""Highlights and keyword-query escaping."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from search_api.highlight import highlight, query_terms
+from search_api.keyword import fts_query
+
+
+def test_highlight_picks_the_sentence_with_the_query_words():
+    text = "The weather was mild. Syrian troops retook Palmyra on Sunday. Markets were calm."
+    h = highlight(text, "Palmyra retaken by Syrian army")
+    (start, end), = h.spans
+    assert text[start:end] == "Syrian troops retook Palmyra on Sunday."
+    assert set(h.terms) == {"palmyra", "syrian"}
+
+
+def test_highlight_falls_back_to_the_first_sentence():
+    h = highlight("First one. Second one.", "zebra")
+    assert h.spans == [(0, 10)] and h.terms == []
+
+
+def test_query_terms_drop_stopwords_unless_nothing_is_left():
+    assert query_terms("The price of OIL, the price") == ["price", "oil"]
+    assert query_terms("the of") == ["the", "of"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=200))
+def test_any_text_makes_a_valid_fts_query(text):
+    conn = sqlite3.connect(":memory:")
+    conn.execute("CREATE VIRTUAL TABLE t USING fts5(x, tokenize='porter unicode61 remove_diacritics 2')")
+    conn.execute("INSERT INTO t VALUES ('IBM <IBM> said NEAR AND OR NOT \"quoted\" text')")
+    match = fts_query(text)
+    if match is not None:
+        conn.execute("SELECT rowid FROM t WHERE t MATCH ?", (match,)).fetchall()
+
+
+def test_fts_syntax_in_queries_is_only_words():
+    assert fts_query('IBM AND "NEAR(x" OR col:val* -y ^z') == '"ibm" OR "and" OR "near" OR "x" OR "or" OR "col" OR "val" OR "y" OR "z"'
+    assert fts_query("!!! ...") is None

@@ -1,0 +1,59 @@
+"""A real `news-search serve` process on a free 127.0.0.1 port, queried over HTTP."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from tests.conftest import free_port
+
+
+@pytest.fixture(scope="module")
+def server(corpus_index):
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "search_api.cli", "serve", "--index-dir", str(corpus_index),
+         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"server exited: {proc.stdout.read()}")
+        try:
+            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                break
+        except httpx.TransportError:
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        pytest.fail("server did not become healthy within 120 s")
+    yield base
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+@pytest.mark.slow
+def test_real_server_answers_seed_and_wikinews_queries(server):
+    r = httpx.get(f"{server}/search", params={"q": "Syrian army retakes Palmyra with Russian air support"}, timeout=30)
+    assert r.status_code == 200
+    assert r.json()["hits"][0]["title"] == "Russia-backed Syrian army carry on anti-ISIS push"
+    r = httpx.post(f"{server}/search", json={"q": "apartment block in a Ural city collapsed after a gas explosion"},
+                   timeout=30)
+    assert r.json()["hits"][0]["article_id"] == "wikinews-2019-001"
+    assert httpx.get(f"{server}/search", params={"q": ""}, timeout=30).status_code == 422
+    assert httpx.get(f"{server}/docs", timeout=30).status_code == 200
+
+
+@pytest.mark.slow
+def test_serve_without_an_index_fails_with_one_line(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "search_api.cli", "serve", "--index-dir", str(tmp_path / "none"),
+                           "--port", str(free_port())], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert lines[-1].startswith("news-search: error: no index published") and "news-index build" in lines[-1]
