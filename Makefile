@@ -37,7 +37,8 @@ lint: install
 	$(BIN)/ruff check indexer search_api tests bench
 
 bench: install
-	$(BIN)/python -m bench.build_reuters
+	$(BIN)/python -m bench.build_reuters --fields title+body
+	$(BIN)/python -m bench.build_reuters --fields body
 
 clean:
 	rm -rf var $(VENV)

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from indexer.cache import EmbeddingCache, cache_key
 from indexer.chunk import chunk_article
 from indexer.clean import clean_article
 from indexer.dedup import article_vectors, duplicate_groups
@@ -100,16 +101,33 @@ def embedding_texts(prepared: Prepared, settings: Settings) -> list[str]:
     return [with_context(titles[p.article_id], p.text) if use_title else p.text for p in prepared.passages]
 
 
-def embed_all(texts: list[str], embedder: Embedder, progress: bool = True) -> np.ndarray:
-    """Vectors for `texts` in their order; encoded longest first so each batch pads little."""
-    order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+def embed_all(texts: list[str], embedder: Embedder, cache: EmbeddingCache | None = None,
+              progress: bool = True) -> tuple[np.ndarray, int]:
+    """Vectors for `texts` in their order, and how many had to be computed.
+
+    Texts already in the cache are not embedded again; the rest are encoded longest first (so
+    each batch pads little) and committed to the cache block by block, which is what makes a
+    killed build resume where it stopped.
+    """
     out = np.zeros((len(texts), embedder.dim), dtype=np.float32)
-    with tqdm(total=len(texts), desc="embedding", unit=" passages", disable=not progress, mininterval=1.0) as bar:
-        for start in range(0, len(order), EMBED_BLOCK):
-            block = order[start : start + EMBED_BLOCK]
-            out[block] = embedder.encode([texts[i] for i in block])
+    keys = [cache_key(embedder.name, t) for t in texts]
+    known = cache.get_many(keys) if cache is not None else {}
+    todo = []
+    for i, key in enumerate(keys):
+        if key in known:
+            out[i] = known[key]
+        else:
+            todo.append(i)
+    todo.sort(key=lambda i: -len(texts[i]))
+    with tqdm(total=len(todo), desc="embedding", unit=" passages", disable=not progress, mininterval=1.0) as bar:
+        for start in range(0, len(todo), EMBED_BLOCK):
+            block = todo[start : start + EMBED_BLOCK]
+            vectors = embedder.encode([texts[i] for i in block])
+            out[block] = vectors
+            if cache is not None:
+                cache.put([keys[i] for i in block], vectors)
             bar.update(len(block))
-    return out
+    return out, len(todo)
 
 
 def model_info(embedder: Embedder) -> dict:
@@ -131,13 +149,26 @@ def build(paths: Sequence[Path], settings: Settings, embedder: Embedder, strict:
     passages = prepared.passages
     texts = embedding_texts(prepared, settings)
     t0 = time.perf_counter()
-    vectors = embed_all(texts, embedder, progress)
+    cache = open_cache(settings, embedder)
+    try:
+        vectors, embedded = embed_all(texts, embedder, cache, progress)
+    finally:
+        if cache is not None:
+            cache.close()
     embed_seconds = time.perf_counter() - t0
     version = write_prepared(settings.index_dir, prepared, passages, vectors, embedder, settings)
     publish(settings.index_dir, version)
     size = sum(f.stat().st_size for f in (settings.index_dir / version).iterdir())
     return BuildReport(version, len(prepared.articles), len(passages), prepared.problems,
-                       time.perf_counter() - started, embed_seconds, len(passages), size)
+                       time.perf_counter() - started, embed_seconds, embedded, size)
+
+
+def open_cache(settings: Settings, embedder: Embedder) -> EmbeddingCache | None:
+    """The embedding cache the settings name (default: <index_dir>/cache), or None if disabled."""
+    if settings.cache_dir == "none":
+        return None
+    folder = Path(settings.cache_dir) if settings.cache_dir else settings.index_dir / "cache"
+    return EmbeddingCache(folder / "embeddings.sqlite", embedder.dim)
 
 
 def write_prepared(index_dir: Path, prepared: Prepared, passages: list[Passage], vectors: np.ndarray,

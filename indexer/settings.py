@@ -29,6 +29,7 @@ class Settings:
     chunk_overlap: int = 1  # sentences repeated at the start of the next passage
     fields: str = "title+body"  # what is embedded and keyword-indexed
     batch_size: int = 32
+    cache_dir: str = ""  # embedding cache folder; empty: <index_dir>/cache; "none": no cache
     threads: int = 0  # torch threads; 0 keeps torch's default
     host: str = "127.0.0.1"
     port: int = 8000

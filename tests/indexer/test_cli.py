@@ -27,6 +27,7 @@ def test_build_twice_publishes_a_second_version_and_reports_skips(tmp_path):
     assert "2 articles" in first.stdout and "bad.jsonl:2: malformed JSON" in first.stdout
     second = news_index("build", corpus, "--index-dir", tmp_path / "idx", "--quiet")
     assert second.returncode == 0
+    assert "(0 embedded)" in second.stdout  # every passage came from the embedding cache
     stats = json.loads(news_index("stats", "--index-dir", tmp_path / "idx").stdout)
     assert len(stats["versions"]) == 2 and stats["published"] == stats["versions"][-1]
     strict = news_index("build", corpus, "--index-dir", tmp_path / "idx", "--quiet", "--strict")

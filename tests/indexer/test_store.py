@@ -83,3 +83,16 @@ def test_publish_replaces_current_atomically(corpus_index, tmp_path):
     assert current_version(index) == "v99990101T000000000000Z-beef"
     assert list_versions(index) == [old, "v99990101T000000000000Z-beef"]
     assert [p.name for p in index.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_embedding_cache_round_trip_and_prune(tmp_path):
+    from indexer.cache import EmbeddingCache, cache_key
+
+    cache = EmbeddingCache(tmp_path / "c.sqlite", 3)
+    keys = [cache_key("m", "a"), cache_key("m", "b")]
+    assert cache_key("m", "a") != cache_key("other", "a")
+    cache.put(keys, np.array([[1, 0, 0], [0, 1, 0]], dtype=np.float32))
+    got = cache.get_many([*keys, cache_key("m", "c")])
+    assert set(got) == set(keys) and got[keys[1]].tolist() == [0, 1, 0]
+    assert cache.prune({keys[0]}) == 1 and len(cache) == 1
+    cache.close()

@@ -1,0 +1,82 @@
+"""Benchmark: a cold build of the full Reuters-21578 corpus (19,043 articles) with the real model.
+
+Writes bench/results/build_reuters-<fields>.json (articles/s, passages/s, index size, peak memory)
+and prints two example queries with their top hits. Run: `make bench` or
+`.venv/bin/python -m bench.build_reuters [--fields body]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from indexer.embed import Embedder
+from indexer.pipeline import build
+from indexer.settings import Settings
+from search_api.searcher import Searcher, SearchRequest
+
+ROOT = Path(__file__).resolve().parent.parent
+REUTERS = ROOT.parent / "shared" / "data" / "reuters21578"
+EXAMPLES = ["cocoa harvest in Bahia hurt by drought", "OPEC agrees to cut oil output"]
+
+
+def commit() -> str:
+    """The checkout's commit, for the record."""
+    out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    return out.stdout.strip() or "unknown"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--fields", choices=["title+body", "body"], default="title+body")
+    parser.add_argument("--index-dir", type=Path, help="default var/bench/reuters-<fields>")
+    parser.add_argument("--keep", action="store_true", help="reuse the folder's embedding cache (not a cold build)")
+    args = parser.parse_args()
+    tag = args.fields.replace("+", "-")
+    index_dir = args.index_dir or ROOT / "var" / "bench" / f"reuters-{tag}"
+    if index_dir.exists() and not args.keep:
+        shutil.rmtree(index_dir)
+    settings = Settings.from_env(index_dir=index_dir, fields=args.fields)
+    embedder = Embedder.from_settings(settings)
+    t0 = time.perf_counter()
+    embedder.model  # noqa: B018 - model load timed separately from the build
+    load_seconds = time.perf_counter() - t0
+    report = build(sorted(REUTERS.glob("corpus-*.jsonl.gz")), settings, embedder, progress=True)
+    searcher = Searcher.open(index_dir, settings, embedder)
+    examples = []
+    for q in EXAMPLES:
+        result = searcher.search(SearchRequest(q=q, k=3))
+        examples.append({"query": q, "took_ms": result.took_ms, "top": [
+            {"rank": h.rank, "article_id": h.article_id, "title": h.title, "score": h.score,
+             "sentence": h.text[h.highlights[0][0]:h.highlights[0][1]] if h.highlights else h.text[:160]}
+            for h in result.hits]})
+    result = {
+        "benchmark": "build_reuters", "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "commit": commit(), "machine": f"{platform.machine()}, {len(os.sched_getaffinity(0))} cores",
+        "fields": args.fields, "cold": not args.keep, "model_load_seconds": round(load_seconds, 2),
+        "articles": report.articles, "passages": report.passages, "embedded": report.embedded,
+        "skipped": len(report.problems), "seconds": round(report.seconds, 1),
+        "embed_seconds": round(report.embed_seconds, 1),
+        "articles_per_second": round(report.articles / report.seconds, 2),
+        "passages_per_second_embedding": round(report.embedded / max(report.embed_seconds, 1e-9), 2),
+        "index_mb": round(report.index_bytes / 1e6, 1),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "examples": examples,
+    }
+    out = ROOT / "bench" / "results" / f"build_reuters-{tag}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2, default=str) + "\n")
+    print(report.summary())
+    print(json.dumps(result, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,68 @@
+"""A content-addressed store of computed embeddings: text + model -> vector, in one SQLite file.
+
+It makes a killed build resumable (each embedded block is committed as it finishes) and lets a
+rebuild or update skip any passage whose exact input text was embedded before.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+SCHEMA = "CREATE TABLE IF NOT EXISTS vectors (key BLOB PRIMARY KEY, vector BLOB NOT NULL) WITHOUT ROWID"
+
+
+def cache_key(model: str, text: str) -> bytes:
+    """Identity of one embedding: the model and the exact text it read."""
+    return hashlib.sha256(f"{model}\x00{text}".encode()).digest()[:20]
+
+
+class EmbeddingCache:
+    """Vectors by key; safe against a crash between blocks (each `put` is one transaction)."""
+
+    def __init__(self, path: Path, dim: int):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.dim = dim
+        self.conn = sqlite3.connect(path, timeout=60)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=NORMAL")
+        self.conn.execute(SCHEMA)
+
+    def get_many(self, keys: Sequence[bytes]) -> dict[bytes, np.ndarray]:
+        """The cached vectors among `keys`."""
+        out: dict[bytes, np.ndarray] = {}
+        for start in range(0, len(keys), 500):
+            chunk = list(keys[start : start + 500])
+            rows = self.conn.execute(f"SELECT key, vector FROM vectors WHERE key IN ({','.join('?' * len(chunk))})", chunk)
+            for key, blob in rows:
+                vector = np.frombuffer(blob, dtype=np.float32)
+                if vector.shape == (self.dim,):
+                    out[key] = vector
+        return out
+
+    def put(self, keys: Sequence[bytes], vectors: np.ndarray) -> None:
+        """Store one block of vectors in one transaction."""
+        with self.conn:
+            self.conn.executemany("INSERT OR REPLACE INTO vectors VALUES (?, ?)",
+                                  [(k, np.ascontiguousarray(v, dtype=np.float32).tobytes()) for k, v in zip(keys, vectors)])
+
+    def __len__(self) -> int:
+        return int(self.conn.execute("SELECT count(*) FROM vectors").fetchone()[0])
+
+    def prune(self, keep: set[bytes]) -> int:
+        """Delete every vector whose key is not in `keep`; returns how many went."""
+        stale = [k for (k,) in self.conn.execute("SELECT key FROM vectors") if k not in keep]
+        with self.conn:
+            for start in range(0, len(stale), 500):
+                chunk = stale[start : start + 500]
+                self.conn.execute(f"DELETE FROM vectors WHERE key IN ({','.join('?' * len(chunk))})", chunk)
+        return len(stale)
+
+    def close(self) -> None:
+        """Close the database."""
+        self.conn.close()
