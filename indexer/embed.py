@@ -6,7 +6,8 @@ Passages are embedded with their article title as context; vectors are L2-normal
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from functools import cached_property
 from pathlib import Path
 
@@ -44,6 +45,7 @@ class Embedder:
         self.name = model_name or self.model_path.name
         self.batch_size = batch_size
         self.threads = threads
+        self.on_query: Callable[[float], None] | None = None  # told the seconds each query took (metrics)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Embedder:
@@ -100,4 +102,8 @@ class Embedder:
 
     def encode_query(self, query: str) -> np.ndarray:
         """One query vector, shape (dim,)."""
-        return self.encode([query])[0]
+        started = time.perf_counter()
+        vector = self.encode([query])[0]
+        if self.on_query is not None:
+            self.on_query(time.perf_counter() - started)
+        return vector

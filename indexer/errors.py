@@ -47,3 +47,27 @@ class ArticleNotFound(NewsearchError):
     """No article with the requested id in the published index."""
 
     http_status = 404
+
+
+class Unauthorized(NewsearchError):
+    """A protected route was called without a valid key."""
+
+    http_status = 401
+
+
+class RequestTooLarge(NewsearchError):
+    """A request body over the configured limit."""
+
+    http_status = 413
+
+
+class RequestRejected(NewsearchError):
+    """Any other 4xx answer of the server (the Python client raises it with the server's message)."""
+
+    http_status = 400
+
+
+class ServerError(NewsearchError):
+    """The server could not be reached, or answered 5xx, after the Python client's retries."""
+
+    http_status = 503

@@ -35,6 +35,8 @@ class Settings:
     port: int = 8000
     api_keys: tuple[str, ...] = ()  # empty: search is open
     admin_key: str = ""  # empty: admin endpoints are disabled
+    cors_origins: tuple[str, ...] = ()  # empty: no cross-origin browser access
+    max_body_bytes: int = 65536  # larger request bodies get 413
     max_query_chars: int = 1000
     max_k: int = 100
     default_mode: str = "hybrid"
@@ -82,6 +84,8 @@ class Settings:
             raise ConfigError("NEWSEARCH_BATCH_SIZE must be at least 1")
         if self.default_mode not in ("hybrid", "dense", "keyword"):
             raise ConfigError("NEWSEARCH_DEFAULT_MODE must be hybrid, dense or keyword")
+        if self.max_body_bytes < 1024:
+            raise ConfigError("NEWSEARCH_MAX_BODY_BYTES must be at least 1024")
         if not 1 <= self.port <= 65535:
             raise ConfigError("NEWSEARCH_PORT must be a TCP port number (1-65535)")
 

@@ -10,14 +10,18 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated
 
-from fastapi import Depends, FastAPI, Header, Query, Request
+from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 
 from indexer import __version__
 from indexer.embed import Embedder
 from indexer.errors import BadQuery, IndexNotFound, NewsearchError
 from indexer.settings import Settings
+from search_api import web
+from search_api.auth import CHALLENGE, require_api_key
+from search_api.ops import install_operations
 from search_api.schemas import ArticleOut, ErrorOut, HealthOut, SearchBody, SearchOut, StatsOut
 from search_api.searcher import Searcher, SearchRequest
 
@@ -63,17 +67,6 @@ def get_searcher(holder: Annotated[SearcherHolder, Depends(get_holder)]) -> Sear
     return holder.current
 
 
-def check_api_key(request: Request, x_api_key: Annotated[str | None, Header()] = None) -> None:
-    """When NEWSEARCH_API_KEYS is set, every search route needs one of them in X-API-Key."""
-    keys = request.app.state.settings.api_keys
-    if keys and x_api_key not in keys:
-        raise _Unauthorized("missing or unknown API key: send one of NEWSEARCH_API_KEYS in the X-API-Key header")
-
-
-class _Unauthorized(NewsearchError):
-    http_status = 401
-
-
 SearcherDep = Annotated[Searcher, Depends(get_searcher)]
 ERRORS = {422: {"model": ErrorOut}, 404: {"model": ErrorOut}, 503: {"model": ErrorOut}}
 
@@ -84,8 +77,9 @@ def _request(body: SearchBody) -> SearchRequest:
                          recency_half_life_days=body.recency_half_life_days, now=body.now)
 
 
-def _response(searcher: Searcher, body: SearchBody) -> dict:
+def _response(request: Request, searcher: Searcher, body: SearchBody) -> dict:
     result = searcher.search(_request(body))
+    request.app.state.metrics.observe_search(result.mode, result.took_ms / 1000)
     return {"query": result.query, "index_version": result.index_version, "took_ms": result.took_ms,
             "mode": result.mode, "total": result.total, "hits": [vars(h) for h in result.hits]}
 
@@ -106,19 +100,21 @@ def create_app(settings: Settings | None = None, holder: SearcherHolder | None =
                   description="Semantic search over news: ranked passages for natural-language queries.")
     app.state.settings = settings
     install_error_handlers(app)
-    keyed = [Depends(check_api_key)]
+    install_operations(app, settings)
+    app.include_router(web.router)
+    keyed = [Depends(require_api_key)]
 
     @app.get("/search", response_model=SearchOut, responses=ERRORS, dependencies=keyed)
-    def search_get(searcher: SearcherDep, body: Annotated[SearchBody, Query()]) -> dict:
+    def search_get(request: Request, searcher: SearcherDep, body: Annotated[SearchBody, Query()]) -> dict:
         """Ranked passages for a query (one per article unless group=none)."""
-        return _response(searcher, body)
+        return _response(request, searcher, body)
 
     @app.post("/search", response_model=SearchOut, responses=ERRORS, dependencies=keyed)
-    def search_post(searcher: SearcherDep, body: SearchBody) -> dict:
+    def search_post(request: Request, searcher: SearcherDep, body: SearchBody) -> dict:
         """The same as GET /search, with the fields in a JSON body."""
-        return _response(searcher, body)
+        return _response(request, searcher, body)
 
-    @app.get("/articles/{article_id}", response_model=ArticleOut, responses=ERRORS, dependencies=keyed)
+    @app.get("/articles/{article_id:path}", response_model=ArticleOut, responses=ERRORS, dependencies=keyed)
     def article(searcher: SearcherDep, article_id: str) -> dict:
         """One article, whole, with the offsets of its passages."""
         return {**searcher.article(article_id), "index_version": searcher.name}
@@ -143,7 +139,13 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(NewsearchError)
     async def newsearch_error(request: Request, exc: NewsearchError) -> JSONResponse:
         field = exc.field if isinstance(exc, BadQuery) else None
-        return JSONResponse({"detail": str(exc), "field": field}, status_code=exc.http_status)
+        headers = CHALLENGE if exc.http_status == 401 else None
+        return JSONResponse({"detail": str(exc), "field": field}, status_code=exc.http_status, headers=headers)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        return JSONResponse({"detail": str(exc.detail), "field": None}, status_code=exc.status_code,
+                            headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -1,0 +1,267 @@
+"""The Python client of the HTTP API (sync and asyncio, over httpx): typed results, retries, clear errors.
+
+Retries, with exponential backoff, only when the server cannot be reached or answers 502/503/504;
+every 4xx raises a NewsearchError subclass carrying the server's own message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterator
+from datetime import date, datetime
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from indexer.errors import (
+    ArticleNotFound,
+    BadQuery,
+    ConfigError,
+    NewsearchError,
+    RequestRejected,
+    RequestTooLarge,
+    ServerError,
+    Unauthorized,
+)
+from search_api.client_types import Article, Health, SearchResults, Stats
+
+# The optional fields of POST /search besides q, k and offset; a test keeps this equal to the server's schema.
+SEARCH_OPTIONS = frozenset({"group", "mode", "since", "until", "source", "collapse",
+                            "recency_half_life_days", "now"})
+RETRY_STATUSES = frozenset({502, 503, 504})
+# Raised before any byte of an answer arrived, or when the connection dropped: safe to send again.
+RETRY_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError, httpx.ReadError)
+
+
+def error_for(status: int, body: Any, path: str) -> NewsearchError:
+    """The NewsearchError for a non-2xx answer, with the server's {detail, field} message."""
+    detail = body.get("detail") if isinstance(body, dict) else None
+    field = body.get("field") if isinstance(body, dict) else None
+    message = str(detail) if detail else f"HTTP {status} from {path}: {str(body)[:200]}"
+    if status in (400, 422):
+        error: NewsearchError = BadQuery(message, field)
+    elif status in (401, 403):
+        error = Unauthorized(message + " (pass api_key= to the client)")
+    elif status == 404 and path.startswith("/articles/"):
+        error = ArticleNotFound(message)
+    elif status == 413:
+        error = RequestTooLarge(message)
+    elif status < 500:
+        error = RequestRejected(message)
+    else:
+        error = ServerError(f"the server failed: {message}")
+    error.status_code = status
+    error.field = field
+    return error
+
+
+def search_body(q: str, k: int, offset: int, filters: dict[str, Any]) -> dict[str, Any]:
+    """The JSON body of POST /search; unknown filter names raise BadQuery here, not silently on the server."""
+    unknown = sorted(set(filters) - SEARCH_OPTIONS)
+    if unknown:
+        raise BadQuery(f"unknown search option(s) {unknown}; known: {sorted(SEARCH_OPTIONS)}", unknown[0])
+    body: dict[str, Any] = {"q": q, "k": k, "offset": offset}
+    for name, value in filters.items():
+        if value is None:
+            continue
+        if isinstance(value, date | datetime):
+            value = value.isoformat()
+        if name == "source" and isinstance(value, str):
+            value = [value]
+        body[name] = list(value) if name == "source" else value
+    return body
+
+
+def next_body(page: SearchResults) -> dict[str, Any] | None:
+    """The request for the page after `page`, or None when it was the last."""
+    return {**page.request, "offset": page.offset + len(page.hits)} if page.has_next else None
+
+
+def article_path(article_id: str) -> str:
+    """The URL path of one article, its id escaped (ids may hold any character)."""
+    return "/articles/" + quote(article_id, safe="")
+
+
+class _Base:
+    """Settings, request building and answer decoding shared by the sync and async clients."""
+
+    def __init__(self, base_url: str, api_key: str | None = None, timeout: float = 30.0,
+                 connect_timeout: float = 5.0, retries: int = 3, backoff: float = 0.5, max_backoff: float = 8.0):
+        if not base_url.startswith(("http://", "https://")):
+            raise ConfigError(f"base_url must start with http:// or https://, not {base_url!r}")
+        if retries < 0 or backoff < 0:
+            raise ConfigError("retries and backoff must be 0 or more")
+        self.base_url = base_url.rstrip("/")
+        self.retries, self.backoff, self.max_backoff = retries, backoff, max_backoff
+        self.timeout = httpx.Timeout(timeout, connect=connect_timeout)
+        self._headers = {"Accept": "application/json"}
+        if api_key:
+            self._headers["Authorization"] = f"Bearer {api_key}"
+
+    def _options(self) -> dict[str, Any]:
+        return {"base_url": self.base_url, "headers": self._headers, "timeout": self.timeout}
+
+    def _retry_after(self, attempt: int, path: str, response: httpx.Response | None,
+                     error: httpx.TransportError | None) -> float | None:
+        """Seconds to wait before sending again; None when `response` is the answer; raises when out of luck."""
+        if error is not None:
+            delay = self._delay(attempt, None) if isinstance(error, RETRY_ERRORS) else None
+            if delay is None:
+                raise self._unreachable(path, error) from error
+            return delay
+        return self._delay(attempt, response) if response.status_code in RETRY_STATUSES else None
+
+    def _delay(self, attempt: int, response: httpx.Response | None) -> float | None:
+        """Seconds to wait before retry number `attempt + 1`, or None when retries are used up."""
+        if attempt >= self.retries:
+            return None
+        delay = self.backoff * 2 ** attempt
+        after = response.headers.get("Retry-After", "") if response is not None else ""
+        if after.isdigit():
+            delay = max(delay, float(after))
+        return min(delay, self.max_backoff)
+
+    def _unreachable(self, path: str, exc: Exception) -> ServerError:
+        if isinstance(exc, httpx.TimeoutException) and not isinstance(exc, httpx.ConnectTimeout):
+            return ServerError(f"{self.base_url}{path} did not answer within {self.timeout.read} s; "
+                               "pass a larger timeout= to the client")
+        return ServerError(f"cannot reach {self.base_url} ({type(exc).__name__}: {exc}) after "
+                           f"{self.retries + 1} attempt(s); is `news-search serve` running there?")
+
+    @staticmethod
+    def _answer(response: httpx.Response) -> dict[str, Any]:
+        try:
+            body = response.json()
+        except ValueError:
+            body = response.text
+        if response.is_success and isinstance(body, dict):
+            return body
+        raise error_for(response.status_code, body, response.request.url.path)
+
+
+class NewsSearchClient(_Base):
+    """Blocking client: `NewsSearchClient("http://127.0.0.1:8000").search("gas explosion", k=5)`.
+
+    `timeout` bounds each read and write in seconds, `connect_timeout` the connection; failed connections
+    and 502/503/504 answers are retried `retries` times, waiting backoff * 2**n seconds (at most max_backoff).
+    """
+
+    def __init__(self, base_url: str, api_key: str | None = None, timeout: float = 30.0, **options: Any):
+        super().__init__(base_url, api_key, timeout, **options)
+        self._http = httpx.Client(**self._options())
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        for attempt in range(self.retries + 1):
+            try:
+                response, error = self._http.request(method, path, **kwargs), None
+            except httpx.TransportError as exc:
+                response, error = None, exc
+            delay = self._retry_after(attempt, path, response, error)
+            if delay is None:
+                return self._answer(response)
+            time.sleep(delay)
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def search(self, q: str, k: int = 10, offset: int = 0, **filters: Any) -> SearchResults:
+        """One page of hits; filters: since, until, source, mode, group, collapse, recency_half_life_days, now."""
+        body = search_body(q, k, offset, filters)
+        return SearchResults.from_json(self._call("POST", "/search", json=body), body)
+
+    def next_page(self, page: SearchResults) -> SearchResults | None:
+        """The page after `page`, or None when it was the last."""
+        body = next_body(page)
+        return None if body is None else SearchResults.from_json(self._call("POST", "/search", json=body), body)
+
+    def pages(self, q: str, k: int = 10, max_pages: int = 10, **filters: Any) -> Iterator[SearchResults]:
+        """Successive pages of one query, until the results or `max_pages` run out."""
+        page: SearchResults | None = self.search(q, k, **filters)
+        for _ in range(max_pages):
+            if page is None or not page.hits:
+                return
+            yield page
+            page = self.next_page(page)
+
+    def article(self, article_id: str) -> Article:
+        """One whole article; ArticleNotFound if the server has no such id."""
+        return Article.from_json(self._call("GET", article_path(article_id)))
+
+    def stats(self) -> Stats:
+        """Index version, counts, model, date range and sources."""
+        return Stats.from_json(self._call("GET", "/stats"))
+
+    def health(self) -> Health:
+        """Whether the server is up, and the index version it serves."""
+        return Health.from_json(self._call("GET", "/healthz"))
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._http.close()
+
+    def __enter__(self) -> NewsSearchClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class AsyncNewsSearchClient(_Base):
+    """The same API as NewsSearchClient for asyncio code: `await client.search(...)`."""
+
+    def __init__(self, base_url: str, api_key: str | None = None, timeout: float = 30.0, **options: Any):
+        super().__init__(base_url, api_key, timeout, **options)
+        self._http = httpx.AsyncClient(**self._options())
+
+    async def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        for attempt in range(self.retries + 1):
+            try:
+                response, error = await self._http.request(method, path, **kwargs), None
+            except httpx.TransportError as exc:
+                response, error = None, exc
+            delay = self._retry_after(attempt, path, response, error)
+            if delay is None:
+                return self._answer(response)
+            await asyncio.sleep(delay)
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    async def search(self, q: str, k: int = 10, offset: int = 0, **filters: Any) -> SearchResults:
+        """One page of hits (see NewsSearchClient.search)."""
+        body = search_body(q, k, offset, filters)
+        return SearchResults.from_json(await self._call("POST", "/search", json=body), body)
+
+    async def next_page(self, page: SearchResults) -> SearchResults | None:
+        """The page after `page`, or None when it was the last."""
+        body = next_body(page)
+        return None if body is None else SearchResults.from_json(await self._call("POST", "/search", json=body), body)
+
+    async def pages(self, q: str, k: int = 10, max_pages: int = 10, **filters: Any) -> AsyncIterator[SearchResults]:
+        """Successive pages of one query, until the results or `max_pages` run out."""
+        page: SearchResults | None = await self.search(q, k, **filters)
+        for _ in range(max_pages):
+            if page is None or not page.hits:
+                return
+            yield page
+            page = await self.next_page(page)
+
+    async def article(self, article_id: str) -> Article:
+        """One whole article; ArticleNotFound if the server has no such id."""
+        return Article.from_json(await self._call("GET", article_path(article_id)))
+
+    async def stats(self) -> Stats:
+        """Index version, counts, model, date range and sources."""
+        return Stats.from_json(await self._call("GET", "/stats"))
+
+    async def health(self) -> Health:
+        """Whether the server is up, and the index version it serves."""
+        return Health.from_json(await self._call("GET", "/healthz"))
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncNewsSearchClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()

@@ -1,0 +1,253 @@
+"""Typed answers of the Python client: hits, pages of results, articles, stats; as DataFrames and HTML.
+
+Plain dataclasses decoded from the server's JSON; fields the server adds later land in `extra`.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, fields
+from datetime import datetime
+from typing import Any
+
+
+def _datetime(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def _spans(value: list) -> list[tuple[int, int]]:
+    return [(int(s), int(e)) for s, e in value]
+
+
+def decode(cls: type, data: dict[str, Any], convert: dict[str, Callable[[Any], Any]]) -> Any:
+    """An instance of dataclass `cls` from JSON; unknown keys are kept in its `extra` dict."""
+    names = {f.name for f in fields(cls)} - {"extra"}
+    known = {k: convert[k](v) if k in convert and v is not None else v for k, v in data.items() if k in names}
+    return cls(**known, extra={k: v for k, v in data.items() if k not in names})
+
+
+def encode(value: Any) -> Any:
+    """JSON-ready form of a decoded value: the inverse of `decode` (extra keys included)."""
+    if hasattr(value, "__dataclass_fields__"):
+        out = {f.name: encode(getattr(value, f.name)) for f in fields(value) if f.name != "extra"}
+        return {**out, **getattr(value, "extra", {})}
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, list | tuple):
+        return [encode(v) for v in value]
+    if isinstance(value, dict):
+        return {k: encode(v) for k, v in value.items()}
+    return value
+
+
+def marked_html(text: str, spans: list[tuple[int, int]]) -> str:
+    """`text` HTML-escaped, with each (start, end) span wrapped in <mark>."""
+    out, pos = [], 0
+    for start, end in sorted(spans):
+        start, end = max(start, pos), min(end, len(text))
+        if start >= end:
+            continue
+        out += [html.escape(text[pos:start]), "<mark>", html.escape(text[start:end]), "</mark>"]
+        pos = end
+    out.append(html.escape(text[pos:]))
+    return "".join(out)
+
+
+@dataclass
+class SearchHit:
+    """One ranked hit: a passage, its score and its article (fields of the server's HitOut)."""
+
+    rank: int
+    score: float
+    passage_id: int
+    text: str
+    start: int
+    end: int
+    article_id: str
+    title: str
+    published: datetime | None
+    source: str | None
+    url: str | None
+    matched_passages: int = 0
+    duplicates: list[str] = field(default_factory=list)
+    highlights: list[tuple[int, int]] = field(default_factory=list)
+    matched_terms: list[str] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> SearchHit:
+        """A hit from one element of the response's `hits`."""
+        return decode(cls, data, {"published": _datetime, "highlights": _spans})
+
+    def to_json(self) -> dict[str, Any]:
+        """The hit as the server sent it."""
+        return encode(self)
+
+    @property
+    def sentence(self) -> str:
+        """The best-matching sentence(s), or the start of the passage when none is marked."""
+        if not self.highlights:
+            return self.text[:240]
+        return " … ".join(self.text[s:e] for s, e in self.highlights)
+
+
+@dataclass
+class SearchResults:
+    """One page of hits; iterate it, index it, or turn it into a DataFrame."""
+
+    query: str
+    index_version: str
+    took_ms: float
+    mode: str
+    total: int
+    hits: list[SearchHit]
+    request: dict[str, Any] = field(default_factory=dict, repr=False)  # what was sent, for paging
+    extra: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], request: dict[str, Any] | None = None) -> SearchResults:
+        """A page from the body of POST /search."""
+        page = decode(cls, data, {"hits": lambda hits: [SearchHit.from_json(h) for h in hits]})
+        page.request = dict(request or {})
+        return page
+
+    def to_json(self) -> dict[str, Any]:
+        """The page as the server sent it."""
+        body = encode(self)
+        body.pop("request")
+        return body
+
+    def __iter__(self) -> Iterator[SearchHit]:
+        return iter(self.hits)
+
+    def __len__(self) -> int:
+        return len(self.hits)
+
+    def __getitem__(self, i: int) -> SearchHit:
+        return self.hits[i]
+
+    @property
+    def offset(self) -> int:
+        """How many ranked hits come before this page."""
+        return int(self.request.get("offset", 0))
+
+    @property
+    def has_next(self) -> bool:
+        """Whether more ranked hits follow this page."""
+        return bool(self.hits) and self.offset + len(self.hits) < self.total
+
+    def to_pandas(self):  # noqa: ANN201 - pandas is an optional extra, imported here
+        """The hits as a pandas DataFrame, one row a hit (needs `pip install 'newsearch[pandas]'`)."""
+        try:
+            import pandas as pd
+        except ImportError:
+            raise ImportError("to_pandas() needs pandas: pip install 'newsearch[pandas]'") from None
+        rows = [{"rank": h.rank, "score": h.score, "title": h.title, "published": h.published, "source": h.source,
+                 "sentence": h.sentence, "article_id": h.article_id, "passage_id": h.passage_id, "text": h.text,
+                 "matched_terms": h.matched_terms, "matched_passages": h.matched_passages,
+                 "duplicates": h.duplicates, "url": h.url} for h in self.hits]
+        columns = list(rows[0]) if rows else ["rank", "score", "title", "published", "source", "sentence"]
+        return pd.DataFrame(rows, columns=columns).set_index("rank")
+
+    def _repr_html_(self) -> str:
+        """A table for Jupyter: the passage with its best sentence marked; everything escaped."""
+        head = (f"<p><b>{len(self.hits)}</b> of {self.total} hits for <b>{html.escape(self.query)}</b> "
+                f"({html.escape(self.mode)}, index {html.escape(self.index_version)}, {self.took_ms:.0f} ms)</p>")
+        if not self.hits:
+            return head
+        rows = []
+        for h in self.hits:
+            title = html.escape(h.title)
+            if h.url and h.url.startswith(("http://", "https://")):
+                title = f'<a href="{html.escape(h.url, quote=True)}" target="_blank">{title}</a>'
+            date = h.published.date().isoformat() if h.published else ""
+            rows.append(f"<tr><td>{h.rank}</td><td>{h.score:.4f}</td><td>{title}</td><td>{date}</td>"
+                        f"<td>{html.escape(h.source or '')}</td>"
+                        f'<td style="text-align:left">{marked_html(h.text, h.highlights)}</td></tr>')
+        return (head + "<table><thead><tr><th>rank</th><th>score</th><th>title</th><th>published</th>"
+                "<th>source</th><th>passage</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>")
+
+
+@dataclass
+class PassageRef:
+    """Where a passage sits in its article."""
+
+    id: int
+    ordinal: int
+    start: int
+    end: int
+    extra: dict[str, Any] = field(default_factory=dict, repr=False)
+
+
+@dataclass
+class Article:
+    """A whole article as GET /articles/{id} returns it."""
+
+    id: str
+    title: str
+    body: str
+    published: datetime | None
+    source: str | None
+    url: str | None
+    content_hash: str
+    meta: dict[str, Any]
+    duplicates: list[str]
+    passages: list[PassageRef]
+    index_version: str
+    extra: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Article:
+        """An article from the body of GET /articles/{id}."""
+        refs = lambda ps: [decode(PassageRef, p, {}) for p in ps]  # noqa: E731
+        return decode(cls, data, {"published": _datetime, "passages": refs})
+
+    def to_json(self) -> dict[str, Any]:
+        """The article as the server sent it."""
+        return encode(self)
+
+
+@dataclass
+class Stats:
+    """What the server has indexed (GET /stats)."""
+
+    index_version: str
+    created: str
+    articles: int
+    passages: int
+    duplicate_groups: int
+    model: dict[str, Any]
+    chunking: dict[str, Any]
+    faiss: dict[str, Any]
+    oldest: datetime | None
+    newest: datetime | None
+    sources: dict[str, int]
+    extra: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Stats:
+        """Stats from the body of GET /stats."""
+        return decode(cls, data, {"oldest": _datetime, "newest": _datetime})
+
+    def to_json(self) -> dict[str, Any]:
+        """The stats as the server sent them."""
+        return encode(self)
+
+
+@dataclass
+class Health:
+    """Whether the server is up and which index version it serves (GET /healthz)."""
+
+    status: str
+    index_version: str | None
+    extra: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Health:
+        """Health from the body of GET /healthz."""
+        return decode(cls, data, {})
+
+    def to_json(self) -> dict[str, Any]:
+        """The health answer as the server sent it."""
+        return encode(self)

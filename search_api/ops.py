@@ -1,0 +1,144 @@
+"""Operations: GET /metrics and /readyz, one JSON access-log line per request, the request-body limit, CORS.
+
+All of it is installed on an app by `install_operations`; /metrics, /healthz and /readyz need no key.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import sys
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, HTTPException, Request, Response
+from fastapi.middleware.cors import CORSMiddleware
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from indexer.errors import IndexMismatch, NewsearchError
+from indexer.settings import Settings
+from search_api.metrics import Metrics
+from search_api.schemas import ErrorOut, HealthOut
+
+ACCESS_LOG = logging.getLogger("newsearch.access")
+router = APIRouter(tags=["operations"])
+
+
+def served(app: Any) -> Any:
+    """The searcher the app serves now, or None before one is loaded."""
+    holder = getattr(app.state, "holder", None)
+    try:
+        return holder.current if holder is not None else None
+    except NewsearchError:
+        return None
+
+
+def access_line(method: str, path: str, status: int, ms: float, version: str | None) -> str:
+    """One access-log record as a JSON line; never headers (API keys) nor the query string (user text)."""
+    return json.dumps({"ts": datetime.now(UTC).isoformat(timespec="milliseconds"), "method": method, "path": path,
+                       "status": status, "ms": round(ms, 2), "index_version": version})
+
+
+class RequestObserver:
+    """ASGI middleware: counts and times every request by route template, and writes its access-log line."""
+
+    def __init__(self, app: Any, metrics: Metrics):
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started, status = time.perf_counter(), 500
+        self.metrics.watch_embedder(getattr(getattr(scope["app"].state, "holder", None), "embedder", None))
+
+        async def observed_send(message: dict) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, observed_send)
+        finally:
+            seconds = time.perf_counter() - started
+            # The route template (/articles/{article_id}), never the raw path: one series per route.
+            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            self.metrics.observe_request(route, scope["method"], status, seconds)
+            searcher = served(scope["app"])
+            ACCESS_LOG.info(access_line(scope["method"], scope["path"], status, seconds * 1000,
+                                        searcher.name if searcher else None))
+
+
+class BodyLimit:
+    """ASGI middleware: a request body over `limit` bytes gets 413, whether or not it declares its length."""
+
+    def __init__(self, app: Any, limit: int):
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        message = (f"the request body is larger than {self.limit} bytes (NEWSEARCH_MAX_BODY_BYTES); "
+                   "send a shorter query")
+        declared = dict(scope["headers"]).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.limit:
+            response = Response(json.dumps({"detail": message, "field": None}), 413, media_type="application/json")
+            await response(scope, receive, send)
+            return
+        received = 0
+
+        async def counted_receive() -> dict:
+            nonlocal received
+            event = await receive()
+            received += len(event.get("body", b""))
+            if received > self.limit:
+                raise HTTPException(413, message)  # FastAPI re-raises HTTPException from body parsing
+            return event
+
+        await self.app(scope, counted_receive, send)
+
+
+def configure_access_log() -> None:
+    """JSON access lines to stderr, once per process, unless the host application configured the logger."""
+    if not ACCESS_LOG.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        ACCESS_LOG.addHandler(handler)
+        ACCESS_LOG.setLevel(logging.INFO)
+        ACCESS_LOG.propagate = False
+
+
+def install_operations(app: FastAPI, settings: Settings) -> None:
+    """Metrics, access log, body limit, CORS (when NEWSEARCH_CORS_ORIGINS is set) and the ops routes."""
+    app.state.metrics = Metrics(lambda: served(app))
+    configure_access_log()
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    if settings.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins), allow_methods=["GET", "POST"],
+                           allow_headers=["Authorization", "X-API-Key", "Content-Type"])
+    app.add_middleware(RequestObserver, metrics=app.state.metrics)  # added last: outermost, sees every answer
+    app.include_router(router)
+
+
+@router.get("/metrics", response_class=Response, responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}})
+def metrics(request: Request) -> Response:
+    """Prometheus metrics (text exposition format); open like /healthz, it holds no article text."""
+    return Response(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+@router.get("/readyz", response_model=HealthOut, responses={503: {"model": ErrorOut}})
+def readyz(request: Request) -> dict:
+    """200 when an index is loaded (with its model) and its database answers; else 503."""
+    searcher = request.app.state.holder.current  # IndexNotFound (503) when none is loaded
+    try:
+        searcher.version.meta.conn.execute("SELECT 1 FROM articles LIMIT 1").fetchall()
+    except sqlite3.Error as exc:
+        raise IndexMismatch(f"the served index {searcher.name} cannot be read ({exc}); rebuild it with "
+                            "`news-index build` and restart the server") from exc
+    return {"status": "ready", "index_version": searcher.name}
