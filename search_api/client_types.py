@@ -118,6 +118,10 @@ class SearchResults:
         body.pop("request")
         return body
 
+    def __repr__(self) -> str:
+        return (f"<SearchResults {self.query!r}: ranks {self.offset + 1}-{self.offset + len(self.hits)} of "
+                f"{self.total} ({self.mode}, index {self.index_version}, {self.took_ms:.0f} ms)>")
+
     def __iter__(self) -> Iterator[SearchHit]:
         return iter(self.hits)
 

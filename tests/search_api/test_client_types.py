@@ -105,3 +105,7 @@ def test_to_pandas_has_one_row_per_hit():
     frame = page_with("Gas blast", "Before. A gas leak here. After.", [[8, 24]]).to_pandas()
     assert list(frame.index) == [1] and frame.loc[1, "sentence"] == "A gas leak here."
     assert frame.loc[1, "published"].year == 2019 and frame.loc[1, "source"] == "Src & Co"
+
+
+def test_repr_is_one_line():
+    assert repr(page_with("t", "x", [])) == "<SearchResults 'gas <b>': ranks 1-1 of 1 (hybrid, index v1, 3 ms)>"
