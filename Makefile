@@ -42,3 +42,14 @@ bench: install
 
 clean:
 	rm -rf var $(VENV)
+
+# The web page's browser test (tests/search_api/test_web.py) drives Debian's Chromium through Playwright,
+# which never downloads a browser of its own here. Installed once, as root, only when missing.
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	apt-get update
+	DEBIAN_FRONTEND=noninteractive apt-get install -y chromium
+
+browser: $(CHROMIUM)
+test: $(CHROMIUM)
+.PHONY: browser

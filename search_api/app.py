@@ -21,7 +21,7 @@ from indexer.errors import BadQuery, IndexNotFound, NewsearchError
 from indexer.settings import Settings
 from search_api import web
 from search_api.auth import CHALLENGE, require_api_key
-from search_api.ops import install_operations
+from search_api.ops import install_operations, served
 from search_api.schemas import ArticleOut, ErrorOut, HealthOut, SearchBody, SearchOut, StatsOut
 from search_api.searcher import Searcher, SearchRequest
 
@@ -121,9 +121,9 @@ def create_app(settings: Settings | None = None, holder: SearcherHolder | None =
 
     @app.get("/healthz", response_model=HealthOut)
     def healthz(request: Request) -> dict:
-        """200 when an index is loaded."""
-        holder = request.app.state.holder
-        return {"status": "ok", "index_version": holder.current.name}
+        """200 while the process is up; /readyz tells whether it can answer searches."""
+        searcher = served(request.app)
+        return {"status": "ok", "index_version": searcher.name if searcher else None}
 
     @app.get("/stats", response_model=StatsOut, dependencies=keyed)
     def stats(searcher: SearcherDep) -> dict:

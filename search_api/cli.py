@@ -21,7 +21,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = Settings.from_env(index_dir=args.index_dir, host=args.host, port=args.port)
     holder = SearcherHolder(settings)
     holder.load()  # fail fast, with one line, before the server starts
-    uvicorn.run(create_app(settings, holder), host=settings.host, port=settings.port, log_level=args.log_level)
+    # access_log=False: search_api/ops.py writes one JSON line per request instead of uvicorn's text line.
+    uvicorn.run(create_app(settings, holder), host=settings.host, port=settings.port, log_level=args.log_level,
+                access_log=False)
     return 0
 
 
