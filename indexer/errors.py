@@ -47,3 +47,9 @@ class ArticleNotFound(NewsearchError):
     """No article with the requested id in the published index."""
 
     http_status = 404
+
+
+class IndexBusy(NewsearchError):
+    """Another build, update or gc is writing the index folder, or a re-index job is already running."""
+
+    http_status = 409
