@@ -30,10 +30,8 @@ class Engine(Protocol):
     def __exit__(self, *exc: object) -> None: ...
 
 
-class LocalEngine:
-    """Everything in this process, the model on this machine's cores."""
-
-    name = "local"
+class EngineBase:
+    """What every engine is given: settings, the driver's embedder, and how to report progress."""
 
     def __init__(self, settings: Settings, embedder: Embedder, progress: bool = True,
                  on_progress: ProgressFn | None = None):
@@ -43,7 +41,8 @@ class LocalEngine:
         self.on_progress = on_progress
         self.cache: EmbeddingCache | None = None
 
-    def __enter__(self) -> LocalEngine:
+
+    def __enter__(self) -> EngineBase:
         self.cache = open_cache(self.settings, self.embedder)
         return self
 
@@ -51,6 +50,12 @@ class LocalEngine:
         if self.cache is not None:
             self.cache.close()
             self.cache = None
+
+
+class LocalEngine(EngineBase):
+    """Everything in this process, the model on this machine's cores."""
+
+    name = "local"
 
     def read(self, paths: Sequence[Path], strict: bool) -> Corpus:
         """Read and clean the corpus."""

@@ -71,8 +71,9 @@ class UpdateReport:
         lines = [f"{head}: {self.added} added, {self.changed} changed, {self.deleted} deleted, "
                  f"{self.unchanged} unchanged" + (f", {self.kept} kept (not in the corpus; --delete-missing "
                                                   "removes them)" if self.kept else "") + ";",
-                 f"{self.articles} articles, {self.passages} passages ({self.embedded} embedded, "
-                 f"{self.carried} vectors carried over) in {self.seconds:.1f}s"]
+                 f"{self.articles} articles, {self.passages} passages"
+                 + (f" ({self.embedded} embedded, {self.carried} vectors carried over)" if self.published else "")
+                 + f" in {self.seconds:.1f}s"]
         if self.problems:
             lines.append(f"skipped {len(self.problems)}:")
             lines.extend(f"  {p}" for p in self.problems[:50])

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from indexer.embed import Embedder
@@ -68,3 +73,23 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def start_server(index_dir: Path, port: int, **env: str) -> subprocess.Popen:
+    """A real `news-search serve` on 127.0.0.1:port, healthy; `env` sets NEWSEARCH_<NAME> variables."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "search_api.cli", "serve", "--index-dir", str(index_dir), "--host", "127.0.0.1",
+         "--port", str(port), "--log-level", "warning"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, **{f"NEWSEARCH_{k.upper()}": v for k, v in env.items()}})
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"server exited: {proc.stdout.read()}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return proc
+        except httpx.TransportError:
+            time.sleep(0.3)
+    proc.kill()
+    pytest.fail("server did not become healthy within 180 s")
