@@ -39,6 +39,7 @@ lint: install
 bench: install
 	$(BIN)/python -m bench.build_reuters --fields title+body
 	$(BIN)/python -m bench.build_reuters --fields body
+	$(BIN)/python -m bench.update_reuters
 
 clean:
 	rm -rf var $(VENV)

@@ -17,6 +17,7 @@ import numpy as np
 from tqdm import tqdm
 
 from indexer.cache import cache_key
+from indexer.chunk import chunk_article
 from indexer.embed import Embedder
 from indexer.engines import EngineBase
 from indexer.errors import ConfigError, SourceError
@@ -44,17 +45,22 @@ def read_files(batch: dict[str, np.ndarray]) -> dict[str, list]:
 
 
 class ChunkArticles:
-    """Ray actor: splits articles into passages with the model's tokenizer (loaded once per actor)."""
+    """Ray actor: splits articles into passages, sized with the model's own tokenizer (loaded once per actor)."""
 
     def __init__(self, model_path: str, chunk_tokens: int, overlap: int):
-        from indexer.chunk import chunk_article
+        from transformers import AutoTokenizer
 
-        self.embedder = Embedder(model_path or None)
-        self.chunk = chunk_article
+        # Only the tokenizer: sentence-transformers loads it from the same folder, so counts are identical.
+        folder = Embedder(model_path or None).model_path
+        self.tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
         self.chunk_tokens, self.overlap = chunk_tokens, overlap
 
+    def count_tokens(self, text: str) -> int:
+        """Word pieces in `text`, without special tokens (as Embedder.count_tokens)."""
+        return len(self.tokenizer(text, add_special_tokens=False, truncation=False)["input_ids"])
+
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list]:
-        passages = [self.chunk(pickle.loads(blob), self.embedder.count_tokens, self.chunk_tokens, self.overlap)
+        passages = [chunk_article(pickle.loads(blob), self.count_tokens, self.chunk_tokens, self.overlap)
                     for blob in batch["blob"]]
         return {"row": list(batch["row"]), "blob": [pickle.dumps(p) for p in passages]}
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 import fcntl
 import os
 
+import numpy as np
+
+from indexer.cache import EmbeddingCache, cache_key
 from indexer.leases import LOCK_FILE
 from indexer.store import current_version, list_versions, publish
 from tests.indexer.test_cli import news_index
@@ -26,6 +29,16 @@ def test_gc_keeps_published_and_newest_and_removes_the_rest(tmp_path):
     assert real.returncode == 0 and list_versions(index) == [names[1], names[3]]
     assert not (index / "vabandoned").exists() and not (index / "CURRENT.dead.tmp").exists()
     assert current_version(index) == names[1]
+
+    cache = EmbeddingCache(index / "cache" / "embeddings.sqlite", 8)
+    texts = [f"Body number {i}." for i in range(3)] + ["a passage no version holds any more"]
+    cache.put([cache_key("m", t) for t in texts], np.eye(4, 8, dtype=np.float32))
+    cache.close()
+    pruned = news_index("gc", "--prune-cache", "--index-dir", index)
+    assert "removed 1 cached embedding(s)" in pruned.stdout, pruned.stderr
+    cache = EmbeddingCache(index / "cache" / "embeddings.sqlite", 8)
+    assert len(cache) == 3 and cache_key("m", texts[0]) in cache.get_many([cache_key("m", texts[0])])
+    cache.close()
 
 
 def test_gc_and_update_errors_are_one_line(tmp_path):

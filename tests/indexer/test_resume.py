@@ -90,7 +90,7 @@ def news_index_build(corpus: Path, index_dir: Path) -> subprocess.Popen:
 def test_build_killed_mid_embedding_keeps_published_version_and_resumes(tmp_path, embedder):
     from indexer.pipeline import build
 
-    records = short_reuters(240)
+    records = short_reuters(204)
     write_jsonl(tmp_path / "first" / "news.jsonl", records[:4])
     corpus = write_jsonl(tmp_path / "corpus" / "news.jsonl", records[4:])
     settings = Settings(index_dir=tmp_path / "idx")
