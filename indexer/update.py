@@ -178,7 +178,8 @@ def update(paths: Sequence[Path], settings: Settings, embedder: Embedder, delete
                                         len(base.stored), len(version.vectors), 0, 0, corpus.problems,
                                         time.perf_counter() - started)
                 articles = sorted(corpus.articles + base.articles(kept), key=lambda a: a.id)
-                fresh = engine.chunk([a for a in corpus.articles if a.id in changes.to_chunk])
+                to_chunk = changes.to_chunk
+                fresh = engine.chunk([a for a in corpus.articles if a.id in to_chunk])
                 passages_of = {a.id: fresh[a.id] if a.id in fresh else base.passages_of.get(a.id, [])
                                for a in articles}
                 prepared = Prepared(articles, passages_of, corpus.problems, corpus.files)
