@@ -108,18 +108,18 @@ class RayEngine(EngineBase):
             ray.shutdown()
             self._started_ray = False
 
-    def _actors(self) -> tuple[int, int]:
-        """Actor pool bounds: one actor per CPU of the cluster, at least one."""
+    def _actors(self):
+        """An autoscaling actor pool of one to one-per-cluster-CPU actors."""
         import ray
 
         cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
-        return 1, cpus
+        return ray.data.ActorPoolStrategy(min_size=1, max_size=cpus)
 
     def _dataset(self, items: list[dict[str, Any]], per_block: int):
         """A dataset of `items` split so that every actor of the pool gets work."""
         import ray
 
-        blocks = max(2 * self._actors()[1], -(-len(items) // per_block))
+        blocks = max(2 * self._actors().max_size, -(-len(items) // per_block))
         return ray.data.from_items(items, override_num_blocks=min(len(items), blocks))
 
     def _model(self) -> dict[str, Any]:
@@ -157,7 +157,7 @@ class RayEngine(EngineBase):
             self.on_progress("chunking", 0, len(articles))
         items = [{"row": i, "blob": pickle.dumps(a)} for i, a in enumerate(articles)]
         ds = self._dataset(items, 64).map_batches(
-            ChunkArticles, batch_size=64, concurrency=self._actors(), num_cpus=1,
+            ChunkArticles, batch_size=64, compute=self._actors(), num_cpus=1,
             fn_constructor_kwargs={**self._model(), "chunk_tokens": self.settings.chunk_tokens,
                                    "overlap": self.settings.chunk_overlap})
         out: dict[str, list[Passage]] = {}
@@ -173,7 +173,7 @@ class RayEngine(EngineBase):
         todo.sort(key=lambda i: -len(texts[i]))
         items = [{"row": i, "text": texts[i]} for i in todo]
         ds = self._dataset(items, self.settings.checkpoint_passages).map_batches(
-            EmbedPassages, batch_size=self.settings.batch_size * 4, concurrency=self._actors(), num_cpus=1,
+            EmbedPassages, batch_size=self.settings.batch_size * 4, compute=self._actors(), num_cpus=1,
             fn_constructor_kwargs={**self._model(), "model_name": self.embedder.name,
                                    "batch_size": self.settings.batch_size})
         done = 0
