@@ -150,26 +150,36 @@ def embedding_text(title: str, text: str, settings: Settings) -> str:
 def embed_all(texts: list[str], embedder: Embedder, cache: EmbeddingCache | None = None,
               progress: bool = True, block: int = EMBED_BLOCK,
               on_progress: ProgressFn | None = None) -> tuple[np.ndarray, int]:
-    """Vectors for `texts` in their order, and how many had to be computed.
+    """Vectors for `texts` in their order, and how many texts had to be encoded.
 
-    Texts already in the cache are not embedded again; the rest are encoded longest first (so
-    each batch pads little) and committed to the cache block by block, which is what makes a
-    killed build resume where it stopped.
+    Texts already in the cache are not embedded again, and a text repeated in the corpus (wire
+    copies) is encoded once, so equal texts always get equal vectors. The rest are encoded longest
+    first (so each batch pads little) and committed to the cache block by block, which is what
+    makes a killed build resume where it stopped.
     """
     out, todo = from_cache(texts, embedder, cache)
-    todo.sort(key=lambda i: -len(texts[i]))
-    keys = [cache_key(embedder.name, texts[i]) for i in todo]
-    with tqdm(total=len(todo), desc="embedding", unit=" passages", disable=not progress, mininterval=1.0) as bar:
-        for start in range(0, len(todo), block):
-            rows = todo[start : start + block]
-            vectors = embedder.encode([texts[i] for i in rows])
-            out[rows] = vectors
+    rows_of = distinct(texts, todo)
+    unique = list(rows_of)
+    with tqdm(total=len(unique), desc="embedding", unit=" passages", disable=not progress, mininterval=1.0) as bar:
+        for start in range(0, len(unique), block):
+            chunk = unique[start : start + block]
+            vectors = embedder.encode(chunk)
+            for text, vector in zip(chunk, vectors):
+                out[rows_of[text]] = vector
             if cache is not None:
-                cache.put(keys[start : start + block], vectors)
-            bar.update(len(rows))
+                cache.put([cache_key(embedder.name, t) for t in chunk], vectors)
+            bar.update(len(chunk))
             if on_progress:
-                on_progress("embedding", start + len(rows), len(todo))
-    return out, len(todo)
+                on_progress("embedding", start + len(chunk), len(unique))
+    return out, len(unique)
+
+
+def distinct(texts: list[str], rows: list[int]) -> dict[str, list[int]]:
+    """The distinct texts among `rows`, longest first (ties in corpus order), each with its rows."""
+    rows_of: dict[str, list[int]] = {}
+    for i in rows:
+        rows_of.setdefault(texts[i], []).append(i)
+    return {t: rows_of[t] for t in sorted(rows_of, key=len, reverse=True)}
 
 
 def from_cache(texts: list[str], embedder: Embedder, cache: EmbeddingCache | None) -> tuple[np.ndarray, list[int]]:

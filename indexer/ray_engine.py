@@ -21,7 +21,7 @@ from indexer.chunk import chunk_article
 from indexer.embed import Embedder
 from indexer.engines import EngineBase
 from indexer.errors import ConfigError, SourceError
-from indexer.pipeline import Corpus, clean_or_report, from_cache, keep_last, no_articles
+from indexer.pipeline import Corpus, clean_or_report, distinct, from_cache, keep_last, no_articles
 from indexer.records import Article, Passage
 from indexer.sources import CorpusReader, Problem
 
@@ -168,24 +168,26 @@ class RayEngine(EngineBase):
     def embed(self, texts: list[str]) -> tuple[np.ndarray, int]:
         """Uncached texts go to a pool of embedding actors; each returned block is checkpointed in the cache."""
         out, todo = from_cache(texts, self.embedder, self.cache)
-        if not todo:
+        rows_of = distinct(texts, todo)
+        unique = list(rows_of)
+        if not unique:
             return out, 0
-        todo.sort(key=lambda i: -len(texts[i]))
-        items = [{"row": i, "text": texts[i]} for i in todo]
+        items = [{"row": i, "text": t} for i, t in enumerate(unique)]
         ds = self._dataset(items, self.settings.checkpoint_passages).map_batches(
             EmbedPassages, batch_size=self.settings.batch_size * 4, compute=self._actors(), num_cpus=1,
             fn_constructor_kwargs={**self._model(), "model_name": self.embedder.name,
                                    "batch_size": self.settings.batch_size})
         done = 0
-        with tqdm(total=len(todo), desc="embedding (ray)", unit=" passages", disable=not self.progress) as bar:
+        with tqdm(total=len(unique), desc="embedding (ray)", unit=" passages", disable=not self.progress) as bar:
             for batch in ds.iter_batches(batch_size=self.settings.checkpoint_passages, batch_format="numpy"):
-                rows = [int(r) for r in batch["row"]]
+                chunk = [unique[int(r)] for r in batch["row"]]
                 vectors = np.asarray(batch["vector"], dtype=np.float32)
-                out[rows] = vectors
+                for text, vector in zip(chunk, vectors):
+                    out[rows_of[text]] = vector
                 if self.cache is not None:
-                    self.cache.put([cache_key(self.embedder.name, texts[r]) for r in rows], vectors)
-                done += len(rows)
-                bar.update(len(rows))
+                    self.cache.put([cache_key(self.embedder.name, t) for t in chunk], vectors)
+                done += len(chunk)
+                bar.update(len(chunk))
                 if self.on_progress:
-                    self.on_progress("embedding", done, len(todo))
-        return out, len(todo)
+                    self.on_progress("embedding", done, len(unique))
+        return out, len(unique)

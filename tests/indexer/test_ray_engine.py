@@ -23,7 +23,7 @@ def test_ray_build_and_update_equal_the_local_engine(tmp_path, embedder):
     by_ray = build([tmp_path / "a"], ray_settings, embedder, progress=False)
     by_local = build([tmp_path / "a"], local_settings, embedder, progress=False)
     assert (by_ray.articles, by_ray.passages, by_ray.embedded) == (by_local.articles, by_local.passages,
-                                                                  by_local.passages)
+                                                                  by_local.embedded)
     assert [str(p) for p in by_ray.problems] == [str(p) for p in by_local.problems] != []
     assert_same_index(ray_settings.index_dir, local_settings.index_dir, ray_settings, local_settings, embedder)
 
