@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import pickle
+import socket
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -75,6 +76,18 @@ class EmbedPassages:
         return {"row": batch["row"], "vector": self.embedder.encode([str(t) for t in batch["text"]])}
 
 
+def check_reachable(address: str, timeout: float = 10.0) -> None:
+    """Fail fast, with one line, when a host:port cluster address does not answer (Ray itself retries for minutes)."""
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not port.isdigit():
+        return  # "auto" or another form Ray resolves itself
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise ConfigError(f"no Ray cluster answers at {address} ({exc.strerror or exc}); start one with "
+                          "`ray start --head` or fix --ray-address / NEWSEARCH_RAY_ADDRESS") from None
+
+
 class RayEngine(EngineBase):
     """Runs the heavy steps on a Ray cluster (NEWSEARCH_RAY_ADDRESS) or a local Ray instance."""
 
@@ -89,7 +102,12 @@ class RayEngine(EngineBase):
             raise ConfigError("the ray engine needs Ray: pip install 'newsearch[ray]' (or use --engine local)") from None
         if not ray.is_initialized():
             if self.settings.ray_address:
-                ray.init(address=self.settings.ray_address, logging_level="warning", log_to_driver=False)
+                check_reachable(self.settings.ray_address)
+                try:
+                    ray.init(address=self.settings.ray_address, logging_level="warning", log_to_driver=False)
+                except (ConnectionError, RuntimeError, ValueError) as exc:
+                    raise ConfigError(f"cannot join the Ray cluster at {self.settings.ray_address} ({exc}); "
+                                      "check --ray-address / NEWSEARCH_RAY_ADDRESS") from None
             else:
                 ray.init(num_cpus=2, include_dashboard=False, object_store_memory=LOCAL_OBJECT_STORE,
                          logging_level="warning", log_to_driver=False)

@@ -34,3 +34,13 @@ def test_ray_build_and_update_equal_the_local_engine(tmp_path, embedder):
     local_update = update([tmp_path / "b"], local_settings, embedder, progress=False)
     assert ray_update.counts() == local_update.counts() and ray_update.added == 1 and ray_update.changed == 1
     assert_same_index(ray_settings.index_dir, local_settings.index_dir, ray_settings, local_settings, embedder)
+
+
+def test_unreachable_cluster_is_one_line_and_exit_1(tmp_path):
+    from tests.conftest import SEED, free_port
+    from tests.indexer.test_cli import news_index
+
+    address = f"127.0.0.1:{free_port()}"
+    r = news_index("build", SEED, "--index-dir", tmp_path / "idx", "--engine", "ray", "--ray-address", address)
+    assert r.returncode == 1 and r.stderr.count("\n") == 1
+    assert f"no Ray cluster answers at {address}" in r.stderr and "--ray-address" in r.stderr
