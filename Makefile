@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,ray]'
 	touch $(STAMP)
 
 # Rebuilt when missing or older than any corpus file; publishing rewrites CURRENT.
@@ -39,6 +39,7 @@ lint: install
 bench: install
 	$(BIN)/python -m bench.build_reuters --fields title+body
 	$(BIN)/python -m bench.build_reuters --fields body
+	$(BIN)/python -m bench.update_reuters
 
 clean:
 	rm -rf var $(VENV)

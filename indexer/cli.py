@@ -26,6 +26,8 @@ def add_build_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--chunk-tokens", type=int, help="max word pieces per passage (NEWSEARCH_CHUNK_TOKENS)")
     parser.add_argument("--batch-size", type=int, help="embedding batch size (NEWSEARCH_BATCH_SIZE)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--engine", choices=["local", "ray"], help="batch engine (NEWSEARCH_ENGINE, default local)")
+    parser.add_argument("--ray-address", help="Ray cluster to join (NEWSEARCH_RAY_ADDRESS; default: a local Ray)")
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
@@ -33,7 +35,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
     return Settings.from_env(
         index_dir=getattr(args, "index_dir", None), model_path=getattr(args, "model_path", None),
         fields=getattr(args, "fields", None), chunk_tokens=getattr(args, "chunk_tokens", None),
-        batch_size=getattr(args, "batch_size", None),
+        batch_size=getattr(args, "batch_size", None), engine=getattr(args, "engine", None),
+        ray_address=getattr(args, "ray_address", None),
     )
 
 
@@ -44,6 +47,33 @@ def cmd_build(args: argparse.Namespace) -> int:
 
     settings = settings_from(args)
     report = build(args.paths, settings, Embedder.from_settings(settings), strict=args.strict, progress=not args.quiet)
+    print(report.summary())
+    return 0
+
+
+def cmd_update(args: argparse.Namespace) -> int:
+    """Bring the published version up to date with a corpus."""
+    from indexer.embed import Embedder
+    from indexer.jobs import StatusFile
+    from indexer.update import update
+
+    settings = settings_from(args)
+    status = StatusFile(args.status_file) if args.status_file else None
+    report = update(args.paths, settings, Embedder.from_settings(settings), delete_missing=args.delete_missing,
+                    strict=args.strict, progress=not args.quiet, on_progress=status.progress if status else None)
+    if status:
+        status.finish(report)
+    print(report.summary())
+    return 0
+
+
+def cmd_gc(args: argparse.Namespace) -> int:
+    """Remove old versions, abandoned builds and (with --prune-cache) unneeded cached embeddings."""
+    from indexer.gc import collect
+
+    settings = settings_from(args)
+    report = collect(settings, keep=args.keep, grace_seconds=args.grace, prune_cache_too=args.prune_cache,
+                     dry_run=args.dry_run)
     print(report.summary())
     return 0
 
@@ -72,6 +102,21 @@ def build_parser() -> argparse.ArgumentParser:
     add_common(p)
     add_build_options(p)
     p.set_defaults(func=cmd_build)
+    p = sub.add_parser("update", help="re-index only new and changed articles and publish a new version")
+    add_common(p)
+    add_build_options(p)
+    p.add_argument("--delete-missing", action="store_true",
+                   help="drop indexed articles that are not in the corpus (off: a partial corpus only adds)")
+    p.add_argument("--status-file", type=Path, help=argparse.SUPPRESS)  # progress for POST /admin/reindex
+    p.set_defaults(func=cmd_update)
+    p = sub.add_parser("gc", help="remove old versions (never the published one or one a server uses)")
+    add_common(p)
+    p.add_argument("--keep", type=int, default=2, help="newest complete versions to keep (default 2)")
+    p.add_argument("--grace", type=float, help="age in seconds after which an unfinished build folder is "
+                   "abandoned (NEWSEARCH_GC_GRACE_SECONDS, default 3600)")
+    p.add_argument("--prune-cache", action="store_true", help="also drop cached embeddings no kept version uses")
+    p.add_argument("--dry-run", action="store_true", help="say what would be removed, remove nothing")
+    p.set_defaults(func=cmd_gc)
     p = sub.add_parser("stats", help="show the published version's manifest and counts")
     add_common(p)
     p.add_argument("--fast", action="store_true", help="skip checksum verification")

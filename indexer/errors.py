@@ -71,3 +71,9 @@ class ServerError(NewsearchError):
     """The server could not be reached, or answered 5xx, after the Python client's retries."""
 
     http_status = 503
+
+
+class IndexBusy(NewsearchError):
+    """Another build, update or gc is writing the index folder, or a re-index job is already running."""
+
+    http_status = 409

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,12 +16,13 @@ from indexer.clean import clean_article
 from indexer.dedup import article_vectors, duplicate_groups
 from indexer.embed import Embedder, with_context
 from indexer.errors import SourceError
-from indexer.records import Article, Passage
+from indexer.leases import writer_lock
+from indexer.records import Article, Passage, RawArticle
 from indexer.settings import Settings
 from indexer.sources import CorpusReader, Problem
 from indexer.store import list_versions, publish, write_version
 
-EMBED_BLOCK = 256  # passages per progress update (and, later, per checkpoint)
+EMBED_BLOCK = 256  # passages per cache commit (checkpoint) and progress update
 
 
 @dataclass
@@ -69,46 +70,120 @@ class BuildReport:
         return "\n".join(lines)
 
 
+ProgressFn = Callable[[str, int, int], None]  # (stage, done, total), for job status
+
+
+@dataclass
+class Corpus:
+    """Cleaned articles of a corpus, one per id, sorted by id."""
+
+    articles: list[Article]
+    problems: list[Problem] = field(default_factory=list)
+    files: int = 0
+
+
+def keep_last(articles: Iterable[Article]) -> list[Article]:
+    """One article per id (a later record replaces an earlier one), sorted by id."""
+    by_id: dict[str, Article] = {}
+    for article in articles:
+        by_id.pop(article.id, None)
+        by_id[article.id] = article
+    return sorted(by_id.values(), key=lambda a: a.id)
+
+
+def clean_or_report(raw: RawArticle, strict: bool) -> Article | Problem:
+    """The cleaned article, or the problem to report when no text is left."""
+    article = clean_article(raw)
+    if article.body:
+        return article
+    problem = Problem(raw.origin, "no text left after removing site junk")
+    if strict:
+        raise SourceError(f"{problem}; fix the file or run without --strict to skip it")
+    return problem
+
+
+def no_articles(paths: Sequence[Path], problems: list[Problem]) -> SourceError:
+    """The error for a corpus in which nothing could be read."""
+    return SourceError(f"no articles found in {', '.join(map(str, paths))} "
+                       f"({len(problems)} skipped); supported files: .txt, .jsonl, .jsonl.gz, .html")
+
+
+def read_corpus(paths: Sequence[Path], strict: bool = False, progress: bool = True) -> Corpus:
+    """Read and clean a corpus; a later record with an id seen before replaces it."""
+    reader = CorpusReader(list(paths), strict=strict)
+    cleaned: list[Article] = []
+    for raw in tqdm(reader, desc="reading", unit=" articles", disable=not progress, mininterval=1.0):
+        outcome = clean_or_report(raw, strict)
+        if isinstance(outcome, Problem):
+            reader.problems.append(outcome)
+        else:
+            cleaned.append(outcome)
+    if not cleaned:
+        raise no_articles(paths, reader.problems)
+    return Corpus(keep_last(cleaned), reader.problems, reader.files_read)
+
+
+def chunk_all(articles: Sequence[Article], settings: Settings, embedder: Embedder) -> dict[str, list[Passage]]:
+    """The passages of each article, by article id."""
+    return {a.id: chunk_article(a, embedder.count_tokens, settings.chunk_tokens, settings.chunk_overlap)
+            for a in articles}
+
+
 def prepare(paths: Sequence[Path], settings: Settings, embedder: Embedder, strict: bool = False,
             progress: bool = True) -> Prepared:
     """Read, clean and chunk a corpus; a later record with an id seen before replaces it."""
-    reader = CorpusReader(list(paths), strict=strict)
-    by_id: dict[str, Article] = {}
-    problems = reader.problems
-    for raw in tqdm(reader, desc="reading", unit=" articles", disable=not progress, mininterval=1.0):
-        article = clean_article(raw)
-        if not article.body:
-            problem = Problem(raw.origin, "no text left after removing site junk")
-            if strict:
-                raise SourceError(f"{problem}; fix the file or run without --strict to skip it")
-            problems.append(problem)
-            continue
-        by_id.pop(article.id, None)
-        by_id[article.id] = article
-    if not by_id:
-        raise SourceError(f"no articles found in {', '.join(map(str, paths))} "
-                          f"({len(problems)} skipped); supported files: .txt, .jsonl, .jsonl.gz, .html")
-    articles = sorted(by_id.values(), key=lambda a: a.id)
-    passages_of = {a.id: chunk_article(a, embedder.count_tokens, settings.chunk_tokens, settings.chunk_overlap)
-                   for a in articles}
-    return Prepared(articles, passages_of, problems, reader.files_read)
+    corpus = read_corpus(paths, strict, progress)
+    return Prepared(corpus.articles, chunk_all(corpus.articles, settings, embedder), corpus.problems, corpus.files)
 
 
 def embedding_texts(prepared: Prepared, settings: Settings) -> list[str]:
     """What the model reads for each passage: with the article title as context unless fields=body."""
     titles = {a.id: a.title for a in prepared.articles}
-    use_title = settings.fields == "title+body"
-    return [with_context(titles[p.article_id], p.text) if use_title else p.text for p in prepared.passages]
+    return [embedding_text(titles[p.article_id], p.text, settings) for p in prepared.passages]
+
+
+def embedding_text(title: str, text: str, settings: Settings) -> str:
+    """What the model reads for one passage."""
+    return with_context(title, text) if settings.fields == "title+body" else text
 
 
 def embed_all(texts: list[str], embedder: Embedder, cache: EmbeddingCache | None = None,
-              progress: bool = True) -> tuple[np.ndarray, int]:
-    """Vectors for `texts` in their order, and how many had to be computed.
+              progress: bool = True, block: int = EMBED_BLOCK,
+              on_progress: ProgressFn | None = None) -> tuple[np.ndarray, int]:
+    """Vectors for `texts` in their order, and how many texts had to be encoded.
 
-    Texts already in the cache are not embedded again; the rest are encoded longest first (so
-    each batch pads little) and committed to the cache block by block, which is what makes a
-    killed build resume where it stopped.
+    Texts already in the cache are not embedded again, and a text repeated in the corpus (wire
+    copies) is encoded once, so equal texts always get equal vectors. The rest are encoded longest
+    first (so each batch pads little) and committed to the cache block by block, which is what
+    makes a killed build resume where it stopped.
     """
+    out, todo = from_cache(texts, embedder, cache)
+    rows_of = distinct(texts, todo)
+    unique = list(rows_of)
+    with tqdm(total=len(unique), desc="embedding", unit=" passages", disable=not progress, mininterval=1.0) as bar:
+        for start in range(0, len(unique), block):
+            chunk = unique[start : start + block]
+            vectors = embedder.encode(chunk)
+            for text, vector in zip(chunk, vectors):
+                out[rows_of[text]] = vector
+            if cache is not None:
+                cache.put([cache_key(embedder.name, t) for t in chunk], vectors)
+            bar.update(len(chunk))
+            if on_progress:
+                on_progress("embedding", start + len(chunk), len(unique))
+    return out, len(unique)
+
+
+def distinct(texts: list[str], rows: list[int]) -> dict[str, list[int]]:
+    """The distinct texts among `rows`, longest first (ties in corpus order), each with its rows."""
+    rows_of: dict[str, list[int]] = {}
+    for i in rows:
+        rows_of.setdefault(texts[i], []).append(i)
+    return {t: rows_of[t] for t in sorted(rows_of, key=len, reverse=True)}
+
+
+def from_cache(texts: list[str], embedder: Embedder, cache: EmbeddingCache | None) -> tuple[np.ndarray, list[int]]:
+    """An array holding the cached vectors of `texts`, and the rows still to embed."""
     out = np.zeros((len(texts), embedder.dim), dtype=np.float32)
     keys = [cache_key(embedder.name, t) for t in texts]
     known = cache.get_many(keys) if cache is not None else {}
@@ -118,16 +193,7 @@ def embed_all(texts: list[str], embedder: Embedder, cache: EmbeddingCache | None
             out[i] = known[key]
         else:
             todo.append(i)
-    todo.sort(key=lambda i: -len(texts[i]))
-    with tqdm(total=len(todo), desc="embedding", unit=" passages", disable=not progress, mininterval=1.0) as bar:
-        for start in range(0, len(todo), EMBED_BLOCK):
-            block = todo[start : start + EMBED_BLOCK]
-            vectors = embedder.encode([texts[i] for i in block])
-            out[block] = vectors
-            if cache is not None:
-                cache.put([keys[i] for i in block], vectors)
-            bar.update(len(block))
-    return out, len(todo)
+    return out, todo
 
 
 def model_info(embedder: Embedder) -> dict:
@@ -142,33 +208,40 @@ def chunking_info(settings: Settings) -> dict:
 
 
 def build(paths: Sequence[Path], settings: Settings, embedder: Embedder, strict: bool = False,
-          progress: bool = True) -> BuildReport:
-    """Build a new version of the index from a corpus and publish it."""
+          progress: bool = True, on_progress: ProgressFn | None = None) -> BuildReport:
+    """Build a new version of the index from a corpus and publish it (one writer at a time)."""
+    from indexer.engines import make_engine
+
     started = time.perf_counter()
-    prepared = prepare(paths, settings, embedder, strict, progress)
-    passages = prepared.passages
-    texts = embedding_texts(prepared, settings)
-    t0 = time.perf_counter()
-    cache = open_cache(settings, embedder)
-    try:
-        vectors, embedded = embed_all(texts, embedder, cache, progress)
-    finally:
-        if cache is not None:
-            cache.close()
-    embed_seconds = time.perf_counter() - t0
-    version = write_prepared(settings.index_dir, prepared, passages, vectors, embedder, settings)
-    publish(settings.index_dir, version)
+    CorpusReader(list(paths))  # a missing path fails here, before the index folder is created
+    with writer_lock(settings.index_dir, "build"), make_engine(settings, embedder, progress, on_progress) as engine:
+        corpus = engine.read(paths, strict)
+        prepared = Prepared(corpus.articles, engine.chunk(corpus.articles), corpus.problems, corpus.files)
+        passages = prepared.passages
+        t0 = time.perf_counter()
+        vectors, embedded = engine.embed(embedding_texts(prepared, settings))
+        embed_seconds = time.perf_counter() - t0
+        if on_progress:
+            on_progress("writing", 0, 1)
+        version = write_prepared(settings.index_dir, prepared, passages, vectors, embedder, settings)
+        publish(settings.index_dir, version)
     size = sum(f.stat().st_size for f in (settings.index_dir / version).iterdir())
     return BuildReport(version, len(prepared.articles), len(passages), prepared.problems,
                        time.perf_counter() - started, embed_seconds, embedded, size)
 
 
-def open_cache(settings: Settings, embedder: Embedder) -> EmbeddingCache | None:
-    """The embedding cache the settings name (default: <index_dir>/cache), or None if disabled."""
+def cache_path(settings: Settings) -> Path | None:
+    """Where the embedding cache lives (default <index_dir>/cache), or None if disabled."""
     if settings.cache_dir == "none":
         return None
     folder = Path(settings.cache_dir) if settings.cache_dir else settings.index_dir / "cache"
-    return EmbeddingCache(folder / "embeddings.sqlite", embedder.dim)
+    return folder / "embeddings.sqlite"
+
+
+def open_cache(settings: Settings, embedder: Embedder) -> EmbeddingCache | None:
+    """The embedding cache the settings name, or None if disabled."""
+    path = cache_path(settings)
+    return EmbeddingCache(path, embedder.dim) if path is not None else None
 
 
 def write_prepared(index_dir: Path, prepared: Prepared, passages: list[Passage], vectors: np.ndarray,

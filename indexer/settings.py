@@ -47,6 +47,11 @@ class Settings:
     title_weight: float = 2.0  # BM25 weight of the title column against the body
     reload_interval: float = 5.0  # seconds between checks of CURRENT; 0 disables
     gc_grace_seconds: float = 3600.0
+    lease_seconds: float = 60.0  # a server's or job's claim on a version expires this long after its last heartbeat
+    checkpoint_passages: int = 256  # embedded passages committed to the cache at a time (what a killed job keeps)
+    engine: str = "local"  # batch engine of build/update: local or ray
+    ray_address: str = ""  # empty: start a local Ray instance; else join this cluster (e.g. ray://head:10001)
+    reindex_paths: tuple[str, ...] = ()  # corpus paths POST /admin/reindex reads when the request names none
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -86,6 +91,10 @@ class Settings:
             raise ConfigError("NEWSEARCH_DEFAULT_MODE must be hybrid, dense or keyword")
         if self.max_body_bytes < 1024:
             raise ConfigError("NEWSEARCH_MAX_BODY_BYTES must be at least 1024")
+        if self.engine not in ("local", "ray"):
+            raise ConfigError(f"NEWSEARCH_ENGINE must be local or ray, not {self.engine!r}")
+        if self.checkpoint_passages < 1 or self.lease_seconds <= 0:
+            raise ConfigError("NEWSEARCH_CHECKPOINT_PASSAGES and NEWSEARCH_LEASE_SECONDS must be positive")
         if not 1 <= self.port <= 65535:
             raise ConfigError("NEWSEARCH_PORT must be a TCP port number (1-65535)")
 

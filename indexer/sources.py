@@ -58,6 +58,14 @@ class CorpusReader:
             for path, rel in _walk(root):
                 yield from self._read_file(path, rel)
 
+    def files(self) -> list[tuple[Path, str]]:
+        """Every corpus file under the paths, in reading order, with the name ids are derived from."""
+        return [pair for root in self.paths for pair in _walk(root)]
+
+    def read_file(self, path: Path, rel: str) -> Iterator[RawArticle]:
+        """The articles of one file (as `files` lists it); lets an engine read files in parallel."""
+        return self._read_file(path, rel)
+
     def _read_file(self, path: Path, rel: str) -> Iterator[RawArticle]:
         name = path.name.lower()
         try:

@@ -5,8 +5,7 @@ The model and the index are loaded in `lifespan`, never at import; tests overrid
 
 from __future__ import annotations
 
-import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from typing import Annotated
 
@@ -16,45 +15,17 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from indexer import __version__
-from indexer.embed import Embedder
-from indexer.errors import BadQuery, IndexNotFound, NewsearchError
+from indexer.errors import BadQuery, NewsearchError
+from indexer.jobs import JobRunner
 from indexer.settings import Settings
 from search_api import web
+from search_api.admin import reload_quietly
+from search_api.admin import router as admin_router
 from search_api.auth import CHALLENGE, require_api_key
+from search_api.holder import SearcherHolder
 from search_api.ops import install_operations, served
 from search_api.schemas import ArticleOut, ErrorOut, HealthOut, SearchBody, SearchOut, StatsOut
 from search_api.searcher import Searcher, SearchRequest
-
-
-class SearcherHolder:
-    """The searcher being served; swapped whole so a request keeps the version it started with."""
-
-    def __init__(self, settings: Settings, embedder: Embedder | None = None):
-        self.settings = settings
-        self.embedder = embedder
-        self._searcher: Searcher | None = None
-        self._lock = threading.Lock()
-
-    def load(self) -> Searcher:
-        """Open the published version and serve it."""
-        self.embedder = self.embedder or Embedder.from_settings(self.settings)
-        searcher = Searcher.open(self.settings.index_dir, self.settings, self.embedder)
-        self.swap(searcher)
-        return searcher
-
-    def swap(self, searcher: Searcher) -> None:
-        """Serve `searcher` from now on."""
-        with self._lock:
-            self._searcher = searcher
-
-    @property
-    def current(self) -> Searcher:
-        """The searcher to use for one request."""
-        searcher = self._searcher
-        if searcher is None:
-            raise IndexNotFound(f"no index is loaded from {self.settings.index_dir}; build one with "
-                                f"`news-index build <corpus> --index-dir {self.settings.index_dir}` and restart")
-        return searcher
 
 
 def get_holder(request: Request) -> SearcherHolder:
@@ -62,9 +33,10 @@ def get_holder(request: Request) -> SearcherHolder:
     return request.app.state.holder
 
 
-def get_searcher(holder: Annotated[SearcherHolder, Depends(get_holder)]) -> Searcher:
-    """The searcher for this request."""
-    return holder.current
+def get_searcher(holder: Annotated[SearcherHolder, Depends(get_holder)]) -> Iterator[Searcher]:
+    """The searcher for this request, kept open until the request is done even if a swap happens."""
+    with holder.use() as searcher:
+        yield searcher
 
 
 SearcherDep = Annotated[Searcher, Depends(get_searcher)]
@@ -91,10 +63,12 @@ def create_app(settings: Settings | None = None, holder: SearcherHolder | None =
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.holder = holder or SearcherHolder(settings)
-        if app.state.holder._searcher is None:
+        if not app.state.holder.loaded:
             app.state.holder.load()
+        app.state.holder.start_watching()
+        app.state.jobs = JobRunner(settings, on_done=lambda job: reload_quietly(app.state.holder))
         yield
-        app.state.holder.current.close()
+        app.state.holder.close()
 
     app = FastAPI(title="newsearch", version=__version__, lifespan=lifespan,
                   description="Semantic search over news: ranked passages for natural-language queries.")
@@ -102,6 +76,7 @@ def create_app(settings: Settings | None = None, holder: SearcherHolder | None =
     install_error_handlers(app)
     install_operations(app, settings)
     app.include_router(web.router)
+    app.include_router(admin_router)
     keyed = [Depends(require_api_key)]
 
     @app.get("/search", response_model=SearchOut, responses=ERRORS, dependencies=keyed)

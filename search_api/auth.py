@@ -8,10 +8,10 @@ from __future__ import annotations
 import hmac
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
-from indexer.errors import Unauthorized
+from indexer.errors import NewsearchError, Unauthorized
 
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="newsearch"'}
 _bearer = HTTPBearer(auto_error=False, description="one of NEWSEARCH_API_KEYS (or NEWSEARCH_ADMIN_KEY for /admin)")
@@ -43,10 +43,30 @@ def require_api_key(request: Request, key: Annotated[str | None, Depends(present
                            "or in the X-API-Key header")
 
 
-def require_admin_key(request: Request, key: Annotated[str | None, Depends(presented_key)]) -> None:
-    """/admin/* needs NEWSEARCH_ADMIN_KEY; with no admin key configured the admin routes are closed."""
+class AdminDisabled(NewsearchError):
+    """Admin routes are off: no NEWSEARCH_ADMIN_KEY is configured."""
+
+    http_status = 404
+
+
+class Forbidden(NewsearchError):
+    """A key was sent but it is not the admin key."""
+
+    http_status = 403
+
+
+def require_admin_key(request: Request, key: Annotated[str | None, Depends(presented_key)],
+                      x_admin_key: Annotated[str | None, Header()] = None) -> None:
+    """/admin/* needs NEWSEARCH_ADMIN_KEY in X-Admin-Key (or as a bearer token).
+
+    With no admin key configured the routes answer 404 as if they did not exist; a missing key is
+    401, a wrong one 403.
+    """
     admin = request.app.state.settings.admin_key
     if not admin:
-        raise Unauthorized("admin endpoints are disabled: set NEWSEARCH_ADMIN_KEY on the server to enable them")
-    if not key_matches(key, (admin,)):
-        raise Unauthorized("missing or wrong admin key: send NEWSEARCH_ADMIN_KEY as `Authorization: Bearer KEY`")
+        raise AdminDisabled("admin endpoints are disabled; set NEWSEARCH_ADMIN_KEY on the server to enable them")
+    given = x_admin_key or key
+    if given is None:
+        raise Unauthorized("send the admin key (NEWSEARCH_ADMIN_KEY) in the X-Admin-Key header")
+    if not key_matches(given, (admin,)):
+        raise Forbidden("the admin key sent does not match NEWSEARCH_ADMIN_KEY")

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 import pytest
 
 from indexer.embed import Embedder
@@ -68,3 +76,45 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+@contextmanager
+def serve_process(index_dir: Path, **env: str) -> Iterator[str]:
+    """A real `news-search serve` on a free 127.0.0.1 port, ready; yields its base URL, stops it after.
+
+    `env` sets NEWSEARCH_<NAME> variables. Output goes to a file, not a pipe: a full pipe would block
+    the server's access log and hang it.
+    """
+    port = free_port()
+    log = tempfile.TemporaryFile("w+")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "search_api.cli", "serve", "--index-dir", str(index_dir), "--host", "127.0.0.1",
+         "--port", str(port), "--log-level", "warning"],
+        stdout=log, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, **{f"NEWSEARCH_{k.upper()}": v for k, v in env.items()}})
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 180
+    try:
+        while not _ready(base):
+            if proc.poll() is not None:
+                log.seek(0)
+                pytest.fail(f"news-search serve exited: {log.read()[-3000:]}")
+            if time.monotonic() > deadline:
+                pytest.fail("news-search serve did not become ready within 180 s")
+            time.sleep(0.3)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+def _ready(base: str) -> bool:
+    try:
+        return httpx.get(f"{base}/readyz", timeout=1).status_code == 200
+    except httpx.TransportError:
+        return False

@@ -6,8 +6,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from tests.conftest import ROOT
-from tests.search_api.live_server import serve_process
+from tests.conftest import ROOT, serve_process
 
 NOTEBOOK = ROOT / "notebooks" / "quickstart.ipynb"
 EXECUTED = ROOT / "var" / "notebooks" / "quickstart.executed.ipynb"

@@ -4,38 +4,17 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 
 import httpx
 import pytest
 
-from tests.conftest import free_port
+from tests.conftest import free_port, serve_process
 
 
 @pytest.fixture(scope="module")
 def server(corpus_index):
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "search_api.cli", "serve", "--index-dir", str(corpus_index),
-         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"server exited: {proc.stdout.read()}")
-        try:
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail("server did not become healthy within 120 s")
-    yield base
-    proc.terminate()
-    proc.wait(timeout=30)
+    with serve_process(corpus_index) as base:
+        yield base
 
 
 @pytest.mark.slow

@@ -1,0 +1,127 @@
+"""`news-index gc`: remove old versions, abandoned build folders, stale temporary and lease files,
+and (on request) cached embeddings that no kept version uses. Never the published version, never
+one that a living server or job holds a lease on.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from indexer.cache import EmbeddingCache, cache_key
+from indexer.embed import with_context
+from indexer.errors import ConfigError, IndexNotFound
+from indexer.leases import leased_versions, read_leases, writer_lock
+from indexer.settings import Settings
+from indexer.store import CURRENT, MANIFEST, IndexVersion, current_version, list_versions, read_manifest, stale_folders
+
+
+@dataclass
+class GcReport:
+    """What gc removed and what it kept, and why."""
+
+    published: str
+    kept: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    in_use: list[str] = field(default_factory=list)  # old enough to go, but leased by a server or job
+    abandoned: list[str] = field(default_factory=list)
+    temp_files: int = 0
+    expired_leases: int = 0
+    cache_pruned: int | None = None
+    dry_run: bool = False
+
+    def summary(self) -> str:
+        """A few lines for a human."""
+        verb = "would remove" if self.dry_run else "removed"
+        lines = [f"published {self.published}; kept {len(self.kept)} version(s): {', '.join(self.kept)}",
+                 f"{verb} {len(self.removed)} old version(s)" + (f": {', '.join(self.removed)}" if self.removed else "")]
+        if self.in_use:
+            lines.append(f"still in use by a server or job (kept): {', '.join(self.in_use)}")
+        if self.abandoned or self.temp_files:
+            lines.append(f"{verb} {len(self.abandoned)} unfinished build folder(s) and {self.temp_files} temporary file(s)")
+        if self.expired_leases:
+            lines.append(f"{verb} {self.expired_leases} expired lease(s) of stopped servers")
+        if self.cache_pruned is not None:
+            lines.append(f"{verb} {self.cache_pruned} cached embedding(s) no kept version uses")
+        return "\n".join(lines)
+
+
+def needed_keys(index_dir: Path, versions: list[str]) -> set[bytes]:
+    """Cache keys of every passage of some versions, as their builds computed them."""
+    keys: set[bytes] = set()
+    for name in versions:
+        version = IndexVersion.open(index_dir, name, verify=False)
+        try:
+            model = version.manifest["model"]["name"]
+            titled = version.manifest["chunking"].get("title_context", False)
+            for title, text in version.meta.conn.execute(
+                    "SELECT a.title, p.text FROM passages p JOIN articles a ON a.num = p.article_num"):
+                keys.add(cache_key(model, with_context(title, text) if titled else text))
+        finally:
+            version.close()
+    return keys
+
+
+def prune_cache(settings: Settings, kept: list[str], dry_run: bool) -> int:
+    """Drop cached vectors that none of the kept versions needs; returns how many."""
+    from indexer.pipeline import cache_path
+
+    path = cache_path(settings)
+    if path is None or not path.is_file():
+        return 0
+    keep = needed_keys(settings.index_dir, kept)
+    dim = read_manifest(settings.index_dir / kept[-1])["model"]["dim"]
+    cache = EmbeddingCache(path, dim)
+    try:
+        if dry_run:
+            return sum(1 for (k,) in cache.conn.execute("SELECT key FROM vectors") if k not in keep)
+        return cache.prune(keep)
+    finally:
+        cache.close()
+
+
+def stale_temp_files(index_dir: Path, grace_seconds: float) -> list[Path]:
+    """CURRENT.*.tmp files left by a publish that was killed, older than the grace period."""
+    now = time.time()
+    return [p for p in index_dir.glob(f"{CURRENT}.*.tmp") if now - p.stat().st_mtime > grace_seconds]
+
+
+def collect(settings: Settings, keep: int = 2, grace_seconds: float | None = None, prune_cache_too: bool = False,
+            dry_run: bool = False) -> GcReport:
+    """Remove what is no longer needed (see module doc); holds the writer lock while it works."""
+    index_dir = settings.index_dir
+    if keep < 0:
+        raise ConfigError("--keep must be 0 or more (the published version is always kept)")
+    if not index_dir.is_dir():
+        raise IndexNotFound(f"{index_dir} does not exist; nothing to collect")
+    grace = settings.gc_grace_seconds if grace_seconds is None else grace_seconds
+    with writer_lock(index_dir, "gc"):
+        published = current_version(index_dir)
+        versions = list_versions(index_dir)
+        newest = set(versions[-keep:]) if keep else set()
+        in_use = leased_versions(index_dir, settings.lease_seconds)
+        report = GcReport(published, dry_run=dry_run)
+        for name in versions:
+            if name == published or name in newest:
+                report.kept.append(name)
+            elif name in in_use:
+                report.kept.append(name)
+                report.in_use.append(name)
+            else:
+                report.removed.append(name)
+        report.abandoned = [p.name for p in stale_folders(index_dir, grace)]
+        temps = stale_temp_files(index_dir, grace)
+        expired = [lease for lease in read_leases(index_dir) if not lease.alive(settings.lease_seconds)]
+        report.temp_files, report.expired_leases = len(temps), len(expired)
+        if not dry_run:
+            for name in report.removed + report.abandoned:
+                # The manifest goes first: a half-removed folder is then an incomplete one, never a damaged version.
+                (index_dir / name / MANIFEST).unlink(missing_ok=True)
+                shutil.rmtree(index_dir / name)
+            for path in temps + [lease.path for lease in expired]:
+                path.unlink(missing_ok=True)
+        if prune_cache_too:
+            report.cache_pruned = prune_cache(settings, report.kept, dry_run)
+    return report

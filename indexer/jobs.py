@@ -1,0 +1,149 @@
+"""Background re-index jobs for the server: each runs `news-index update` in its own process (so a
+crash or the model's threads never touch the serving process) and reports progress through a
+status file that the job rewrites atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from indexer.errors import BadQuery, IndexBusy
+from indexer.settings import Settings
+
+JOBS = "jobs"
+
+
+class StatusFile:
+    """A job's progress as JSON, replaced whole on each write so a reader never sees half of it."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.state: dict[str, Any] = {"state": "running", "stage": "starting", "done": 0, "total": 0}
+        self.write()
+
+    def write(self) -> None:
+        """Publish the current state."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        tmp.write_text(json.dumps({**self.state, "updated": time.time()}, default=str))
+        os.replace(tmp, self.path)
+
+    def progress(self, stage: str, done: int, total: int) -> None:
+        """Record the stage and how far it got (used as the pipeline's on_progress)."""
+        self.state.update(stage=stage, done=done, total=total)
+        self.write()
+
+    def finish(self, report: Any) -> None:
+        """Record the update's outcome."""
+        self.state.update(state="succeeded", stage="done", result={
+            "version": report.version, "base": report.base, "published": report.published, **report.counts()})
+        self.write()
+
+
+def read_status(path: Path) -> dict[str, Any]:
+    """A job's last published status ({} before its first write)."""
+    try:
+        return json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+
+
+@dataclass
+class Job:
+    """One re-index job as the admin API reports it."""
+
+    id: str
+    paths: list[str]
+    delete_missing: bool
+    state: str = "running"  # running, succeeded, failed
+    created: float = field(default_factory=time.time)
+    finished: float | None = None
+    error: str | None = None
+    status_path: Path | None = None
+    log_path: Path | None = None
+
+    def view(self) -> dict[str, Any]:
+        """What GET /admin/jobs/{id} returns."""
+        status = read_status(self.status_path) if self.status_path else {}
+        return {"id": self.id, "kind": "update", "state": self.state, "paths": self.paths,
+                "delete_missing": self.delete_missing, "created": self.created, "finished": self.finished,
+                "progress": {k: status.get(k) for k in ("stage", "done", "total")},
+                "result": status.get("result"), "error": self.error}
+
+
+def update_command(settings: Settings, paths: Sequence[str], delete_missing: bool, status: Path) -> list[str]:
+    """The news-index command line of one job, carrying the server's settings as flags."""
+    cmd = [sys.executable, "-m", "indexer.cli", "update", *paths, "--index-dir", str(settings.index_dir),
+           "--fields", settings.fields, "--chunk-tokens", str(settings.chunk_tokens),
+           "--batch-size", str(settings.batch_size), "--engine", settings.engine, "--quiet",
+           "--status-file", str(status)]
+    if settings.model_path:
+        cmd += ["--model-path", settings.model_path]
+    if settings.ray_address:
+        cmd += ["--ray-address", settings.ray_address]
+    return cmd + (["--delete-missing"] if delete_missing else [])
+
+
+class JobRunner:
+    """Runs one update job at a time and keeps the record of each."""
+
+    def __init__(self, settings: Settings, on_done: Callable[[Job], None] | None = None):
+        self.settings = settings
+        self.on_done = on_done
+        self.jobs: dict[str, Job] = {}
+        self._lock = threading.Lock()
+
+    def start(self, paths: Sequence[str], delete_missing: bool = False) -> Job:
+        """Start an update of `paths` (default: NEWSEARCH_REINDEX_PATHS); IndexBusy while one runs."""
+        paths = list(paths) or list(self.settings.reindex_paths)
+        if not paths:
+            raise BadQuery("paths: name the corpus files or folders to read (or set NEWSEARCH_REINDEX_PATHS)",
+                           "paths")
+        missing = [p for p in paths if not Path(p).exists()]
+        if missing:
+            raise BadQuery(f"paths: {missing[0]} does not exist on the server", "paths")
+        with self._lock:
+            running = [j for j in self.jobs.values() if j.state == "running"]
+            if running:
+                raise IndexBusy(f"re-index job {running[0].id} is still running; "
+                                f"follow it at /admin/jobs/{running[0].id} and start another when it is done")
+            job = Job(secrets.token_hex(6), paths, delete_missing)
+            folder = self.settings.index_dir / JOBS
+            folder.mkdir(parents=True, exist_ok=True)
+            job.status_path, job.log_path = folder / f"{job.id}.json", folder / f"{job.id}.log"
+            with open(job.log_path, "wb") as log:
+                proc = subprocess.Popen(update_command(self.settings, paths, delete_missing, job.status_path),
+                                        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            self.jobs[job.id] = job
+        threading.Thread(target=self._wait, args=(job, proc), name=f"job-{job.id}", daemon=True).start()
+        return job
+
+    def _wait(self, job: Job, proc: subprocess.Popen) -> None:
+        code = proc.wait()
+        job.finished = time.time()
+        if code == 0:
+            job.state = "succeeded"
+        else:
+            job.state = "failed"
+            lines = [ln for ln in job.log_path.read_text(errors="replace").splitlines() if ln.strip()]
+            job.error = lines[-1] if lines else f"news-index update exited with code {code}"
+        if self.on_done:
+            self.on_done(job)
+
+    def get(self, job_id: str) -> Job | None:
+        """A job by id."""
+        return self.jobs.get(job_id)
+
+    def running(self) -> bool:
+        """True while a job runs."""
+        return any(j.state == "running" for j in self.jobs.values())

@@ -1,0 +1,198 @@
+"""Incremental update: compare a corpus with the published version by article id and content hash,
+embed only what changed, carry every other vector over, and publish a version that equals a full
+build of the same articles (it is written by the same `write_prepared`).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+
+from indexer.embed import Embedder
+from indexer.engines import make_engine
+from indexer.errors import ConfigError
+from indexer.leases import leased, writer_lock
+from indexer.pipeline import Prepared, ProgressFn, chunking_info, embedding_text, write_prepared
+from indexer.records import Article, Passage
+from indexer.settings import Settings
+from indexer.sources import Problem
+from indexer.store import IndexVersion, check_model, current_version, publish
+
+
+@dataclass
+class Diff:
+    """How a corpus differs from the published version, by article id."""
+
+    added: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)  # in the index, not in the corpus
+
+    @property
+    def to_chunk(self) -> set[str]:
+        """Articles whose passages must be made anew."""
+        return set(self.added) | set(self.changed)
+
+
+@dataclass
+class UpdateReport:
+    """What an update did, for the CLI summary, job status and benchmarks."""
+
+    version: str  # the new version, or the base when nothing changed
+    base: str
+    published: bool
+    added: int
+    changed: int
+    deleted: int
+    unchanged: int
+    kept: int  # missing from the corpus but kept (no --delete-missing)
+    articles: int
+    passages: int
+    embedded: int
+    carried: int
+    problems: list[Problem]
+    seconds: float
+
+    def counts(self) -> dict[str, int]:
+        """The numbers, for JSON."""
+        return {k: getattr(self, k) for k in ("added", "changed", "deleted", "unchanged", "kept", "articles",
+                                              "passages", "embedded", "carried")}
+
+    def summary(self) -> str:
+        """A few lines for a human."""
+        head = (f"published {self.version} (from {self.base})" if self.published
+                else f"nothing changed; {self.base} stays published")
+        lines = [f"{head}: {self.added} added, {self.changed} changed, {self.deleted} deleted, "
+                 f"{self.unchanged} unchanged" + (f", {self.kept} kept (not in the corpus; --delete-missing "
+                                                  "removes them)" if self.kept else "") + ";",
+                 f"{self.articles} articles, {self.passages} passages"
+                 + (f" ({self.embedded} embedded, {self.carried} vectors carried over)" if self.published else "")
+                 + f" in {self.seconds:.1f}s"]
+        if self.problems:
+            lines.append(f"skipped {len(self.problems)}:")
+            lines.extend(f"  {p}" for p in self.problems[:50])
+        return "\n".join(lines)
+
+
+def meta_json(article: Article) -> str:
+    """An article's metadata as meta.sqlite stores it."""
+    return json.dumps(article.meta, ensure_ascii=False, default=str)
+
+
+def diff(articles: Sequence[Article], stored: dict[str, tuple[str, str]]) -> Diff:
+    """Classify corpus articles against the stored (content hash, metadata JSON) of each id."""
+    out = Diff()
+    seen = set()
+    for a in articles:
+        seen.add(a.id)
+        old = stored.get(a.id)
+        if old is None:
+            out.added.append(a.id)
+        elif old != (a.content_hash, meta_json(a)):
+            out.changed.append(a.id)
+        else:
+            out.unchanged.append(a.id)
+    out.missing = sorted(set(stored) - seen)
+    return out
+
+
+class Base:
+    """The published version's records, read back for an update."""
+
+    def __init__(self, version: IndexVersion):
+        self.version = version
+        conn = version.meta.conn
+        self.stored = {aid: (h, m) for aid, h, m in conn.execute("SELECT id, content_hash, meta FROM articles")}
+        self.titles = dict(conn.execute("SELECT id, title FROM articles"))
+        self.passages_of: dict[str, list[Passage]] = {}
+        for pid, aid, ordinal, text, start, end, tokens in conn.execute(
+                "SELECT p.id, a.id, p.ordinal, p.text, p.start, p.end, p.tokens FROM passages p"
+                " JOIN articles a ON a.num = p.article_num ORDER BY a.num, p.ordinal"):
+            self.passages_of.setdefault(aid, []).append(Passage(pid, aid, ordinal, text, start, end, tokens))
+
+    def articles(self, ids: Sequence[str]) -> list[Article]:
+        """Whole stored articles, for those the update keeps without reading them again."""
+        out = []
+        for aid in ids:
+            r = self.version.meta.conn.execute(
+                "SELECT id, title, body, published, source, url, content_hash, meta FROM articles WHERE id = ?",
+                (aid,)).fetchone()
+            out.append(Article(r[0], r[1], r[2], datetime.fromisoformat(r[3]) if r[3] else None, r[4], r[5], r[6],
+                               json.loads(r[7])))
+        return out
+
+
+def check_compatible(version: IndexVersion, settings: Settings, embedder: Embedder) -> None:
+    """An update can only extend a version built with the same model and chunking."""
+    check_model(version.manifest, embedder.name, embedder.dim, settings.index_dir)
+    built, wanted = version.manifest.get("chunking", {}), chunking_info(settings)
+    if built != wanted:
+        differs = ", ".join(f"{k}={built.get(k)!r} (now {wanted[k]!r})" for k in wanted if built.get(k) != wanted[k])
+        raise ConfigError(f"the published version {version.name} was built with {differs}; pass the same settings "
+                          f"to update it, or run `news-index build` to re-index everything with the new ones")
+
+
+def carry_or_embed(passages: list[Passage], titles: dict[str, str], base: Base, engine, settings: Settings,
+                   ) -> tuple[np.ndarray, int, int]:
+    """Vectors for `passages`: the published one when its passage read the same text, else embedded."""
+    texts = [embedding_text(titles[p.article_id], p.text, settings) for p in passages]
+    old_text = {p.id: embedding_text(base.titles[p.article_id], p.text, settings)
+                for ps in base.passages_of.values() for p in ps}
+    carry = [i for i, p in enumerate(passages) if old_text.get(p.id) == texts[i]]
+    vectors = np.zeros((len(passages), base.version.vectors.dim), dtype=np.float32)
+    if carry:
+        vectors[carry] = base.version.vectors.get(np.array([passages[i].id for i in carry], dtype=np.int64))
+    fresh = sorted(set(range(len(passages))) - set(carry))
+    embedded = 0
+    if fresh:
+        new_vectors, embedded = engine.embed([texts[i] for i in fresh])
+        vectors[fresh] = new_vectors
+    return vectors, embedded, len(carry)
+
+
+def update(paths: Sequence[Path], settings: Settings, embedder: Embedder, delete_missing: bool = False,
+           strict: bool = False, progress: bool = True, on_progress: ProgressFn | None = None) -> UpdateReport:
+    """Bring the published version up to date with a corpus and publish the result."""
+    started = time.perf_counter()
+    index_dir = settings.index_dir
+    current_version(index_dir)  # no index: fail before creating anything
+    with writer_lock(index_dir, "update"), make_engine(settings, embedder, progress, on_progress) as engine:
+        base_name = current_version(index_dir)
+        with leased(index_dir, base_name, settings.lease_seconds):
+            version = IndexVersion.open(index_dir, base_name)
+            try:
+                check_compatible(version, settings, embedder)
+                corpus = engine.read(paths, strict)
+                base = Base(version)
+                changes = diff(corpus.articles, base.stored)
+                kept = [] if delete_missing else changes.missing
+                deleted = changes.missing if delete_missing else []
+                if not (changes.added or changes.changed or deleted):
+                    return UpdateReport(base_name, base_name, False, 0, 0, 0, len(changes.unchanged), len(kept),
+                                        len(base.stored), len(version.vectors), 0, 0, corpus.problems,
+                                        time.perf_counter() - started)
+                articles = sorted(corpus.articles + base.articles(kept), key=lambda a: a.id)
+                to_chunk = changes.to_chunk
+                fresh = engine.chunk([a for a in corpus.articles if a.id in to_chunk])
+                passages_of = {a.id: fresh[a.id] if a.id in fresh else base.passages_of.get(a.id, [])
+                               for a in articles}
+                prepared = Prepared(articles, passages_of, corpus.problems, corpus.files)
+                passages = prepared.passages
+                vectors, embedded, carried = carry_or_embed(passages, {a.id: a.title for a in articles}, base,
+                                                            engine, settings)
+            finally:
+                version.close()
+        if on_progress:
+            on_progress("writing", 0, 1)
+        name = write_prepared(index_dir, prepared, passages, vectors, embedder, settings)
+        publish(index_dir, name)
+    return UpdateReport(name, base_name, True, len(changes.added), len(changes.changed), len(deleted),
+                        len(changes.unchanged), len(kept), len(articles), len(passages), embedded, carried,
+                        corpus.problems, time.perf_counter() - started)
+

@@ -1,0 +1,163 @@
+"""The version being served and zero-downtime swaps: a new published version is opened in the
+background and swapped in atomically; requests in flight finish on the version they started
+with, which is closed only when its last request is done. Served versions hold leases so
+`news-index gc` leaves them alone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from indexer.embed import Embedder
+from indexer.errors import IndexNotFound, NewsearchError
+from indexer.leases import drop_lease, renew_lease, take_lease
+from indexer.settings import Settings
+from indexer.store import current_version
+from search_api.searcher import Searcher
+
+log = logging.getLogger("newsearch.reload")
+
+
+@dataclass
+class Served:
+    """One opened version and the requests using it."""
+
+    searcher: Searcher
+    owned: bool  # opened by the holder, so the holder closes it
+    lease: object = None
+    users: int = 0
+    retired: bool = False
+
+
+class SearcherHolder:
+    """The searcher being served; swapped whole so a request keeps the version it started with."""
+
+    def __init__(self, settings: Settings, embedder: Embedder | None = None):
+        self.settings = settings
+        self.embedder = embedder
+        self._served: Served | None = None
+        self._all: list[Served] = []
+        self._lock = threading.Lock()  # guards _served, users, retired
+        self._reload_lock = threading.Lock()  # one load at a time
+        self._stop = threading.Event()
+        self._watcher: threading.Thread | None = None
+        self.last_error: str | None = None
+
+    def load(self) -> Searcher:
+        """Open the published version and serve it."""
+        self.embedder = self.embedder or Embedder.from_settings(self.settings)
+        searcher = Searcher.open(self.settings.index_dir, self.settings, self.embedder)
+        self.swap(searcher, owned=True)
+        return searcher
+
+    def swap(self, searcher: Searcher, owned: bool = False) -> None:
+        """Serve `searcher` from now on; the previous one closes when its last request ends."""
+        served = Served(searcher, owned)
+        with contextlib.suppress(OSError):
+            served.lease = take_lease(searcher.version.path.parent, searcher.name)
+        with self._lock:
+            old, self._served = self._served, served
+            self._all.append(served)
+            if old is not None:
+                old.retired = True
+        if old is not None:
+            self._release_if_idle(old)
+
+    @property
+    def loaded(self) -> bool:
+        """True once a version is being served."""
+        return self._served is not None
+
+    @property
+    def current(self) -> Searcher:
+        """The searcher new requests use (for a whole request, prefer `use`)."""
+        served = self._served
+        if served is None:
+            raise IndexNotFound(f"no index is loaded from {self.settings.index_dir}; build one with "
+                                f"`news-index build <corpus> --index-dir {self.settings.index_dir}` and restart")
+        return served.searcher
+
+    @contextlib.contextmanager
+    def use(self) -> Iterator[Searcher]:
+        """The current searcher, kept open until the block ends even if a swap happens meanwhile."""
+        with self._lock:
+            served = self._served
+            if served is None:
+                self.current  # noqa: B018 - raises the IndexNotFound that explains what to do
+            served.users += 1
+        try:
+            yield served.searcher
+        finally:
+            with self._lock:
+                served.users -= 1
+            self._release_if_idle(served)
+
+    def _release_if_idle(self, served: Served) -> None:
+        with self._lock:
+            if not served.retired or served.users or served not in self._all:
+                return
+            self._all.remove(served)
+        if served.lease is not None:
+            drop_lease(served.lease)
+        if served.owned:
+            served.searcher.close()
+
+    def reload(self) -> dict[str, str | bool | None]:
+        """Serve the published version if it is not the one served; returns what changed."""
+        with self._reload_lock:
+            previous = self._served.searcher.name if self._served else None
+            published = current_version(self.settings.index_dir)
+            if published == previous:
+                return {"previous": previous, "current": published, "changed": False}
+            self.embedder = self.embedder or Embedder.from_settings(self.settings)
+            searcher = Searcher.open(self.settings.index_dir, self.settings, self.embedder, version=published)
+            self.swap(searcher, owned=True)
+            log.info("now serving %s (was %s)", published, previous)
+            return {"previous": previous, "current": published, "changed": True}
+
+    def renew_leases(self) -> None:
+        """Heartbeat of every version still open (served or draining)."""
+        with self._lock:
+            leases = [s.lease for s in self._all if s.lease is not None]
+        for lease in leases:
+            with contextlib.suppress(OSError):
+                renew_lease(lease)
+
+    def _watch(self) -> None:
+        interval = self.settings.reload_interval
+        tick = min(interval, self.settings.lease_seconds / 4) if interval > 0 else self.settings.lease_seconds / 4
+        waited = 0.0
+        while not self._stop.wait(tick):
+            self.renew_leases()
+            waited += tick
+            if interval > 0 and waited >= interval:
+                waited = 0.0
+                try:
+                    self.reload()
+                    self.last_error = None
+                except NewsearchError as exc:  # keep serving the old version; say why once per change
+                    if str(exc) != self.last_error:
+                        log.warning("cannot load the published version, still serving the old one: %s", exc)
+                    self.last_error = str(exc)
+
+    def start_watching(self) -> None:
+        """Poll CURRENT every reload_interval seconds (and renew leases) in a background thread."""
+        if self._watcher is None:
+            self._watcher = threading.Thread(target=self._watch, name="index-watcher", daemon=True)
+            self._watcher.start()
+
+    def close(self) -> None:
+        """Stop watching and release every version this holder opened."""
+        self._stop.set()
+        if self._watcher is not None:
+            self._watcher.join(timeout=10)
+        with self._lock:
+            for served in self._all:
+                served.retired = True
+            pending = list(self._all)
+        for served in pending:
+            self._release_if_idle(served)

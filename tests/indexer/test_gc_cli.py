@@ -1,0 +1,60 @@
+"""`news-index gc` and `update` from the shell: what is removed, what is kept, one-line errors."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+
+import numpy as np
+
+from indexer.cache import EmbeddingCache, cache_key
+from indexer.leases import LOCK_FILE
+from indexer.store import current_version, list_versions, publish
+from tests.indexer.test_cli import news_index
+from tests.indexer.test_resume import tiny_version
+
+
+def test_gc_keeps_published_and_newest_and_removes_the_rest(tmp_path):
+    index = tmp_path / "idx"
+    names = [tiny_version(index, seed) for seed in range(1, 5)]
+    publish(index, names[1])  # an older version published (a rollback): never removed
+    (index / "vabandoned").mkdir()
+    (index / "CURRENT.dead.tmp").write_text("x")
+    dry = news_index("gc", "--keep", "1", "--grace", "0", "--dry-run", "--index-dir", index)
+    assert dry.returncode == 0, dry.stderr
+    assert f"would remove 2 old version(s): {names[0]}, {names[2]}" in dry.stdout
+    assert "would remove 1 unfinished build folder(s) and 1 temporary file(s)" in dry.stdout
+    assert list_versions(index) == names
+    real = news_index("gc", "--keep", "1", "--grace", "0", "--index-dir", index)
+    assert real.returncode == 0 and list_versions(index) == [names[1], names[3]]
+    assert not (index / "vabandoned").exists() and not (index / "CURRENT.dead.tmp").exists()
+    assert current_version(index) == names[1]
+
+    cache = EmbeddingCache(index / "cache" / "embeddings.sqlite", 8)
+    texts = [f"Body number {i}." for i in range(3)] + ["a passage no version holds any more"]
+    cache.put([cache_key("m", t) for t in texts], np.eye(4, 8, dtype=np.float32))
+    cache.close()
+    pruned = news_index("gc", "--prune-cache", "--index-dir", index)
+    assert "removed 1 cached embedding(s)" in pruned.stdout, pruned.stderr
+    cache = EmbeddingCache(index / "cache" / "embeddings.sqlite", 8)
+    assert len(cache) == 3 and cache_key("m", texts[0]) in cache.get_many([cache_key("m", texts[0])])
+    cache.close()
+
+
+def test_gc_and_update_errors_are_one_line(tmp_path):
+    r = news_index("gc", "--index-dir", tmp_path / "none")
+    assert r.returncode == 1 and r.stderr.count("\n") == 1 and "does not exist" in r.stderr
+    r = news_index("update", tmp_path, "--index-dir", tmp_path / "none")
+    assert r.returncode == 1 and "no index published" in r.stderr and "news-index build" in r.stderr
+    index = tmp_path / "idx"
+    publish(index, tiny_version(index, 1))
+    r = news_index("gc", "--keep", "-1", "--index-dir", index)
+    assert r.returncode == 1 and "--keep must be 0 or more" in r.stderr
+    fd = os.open(index / LOCK_FILE, os.O_RDWR | os.O_CREAT)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # as a running build holds it
+        r = news_index("gc", "--index-dir", index)
+        assert r.returncode == 1 and r.stderr.count("\n") == 1 and "is being written" in r.stderr
+    finally:
+        os.close(fd)
+    assert news_index("gc", "--index-dir", index).returncode == 0

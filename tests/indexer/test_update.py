@@ -1,0 +1,129 @@
+"""Incremental update against a full build of the same corpus, on real Wikinews articles with the real model."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from indexer.errors import ConfigError, IndexNotFound
+from indexer.pipeline import build
+from indexer.settings import Settings
+from indexer.store import IndexVersion, current_version, list_versions
+from indexer.update import diff, update
+from search_api.searcher import Searcher, SearchRequest
+from tests.conftest import WIKINEWS, shared_data
+
+QUERIES = ["apartment building collapsed after a gas explosion", "election results", "wildfire evacuation",
+           "football match", "court ruling on appeal"]
+
+
+def wikinews(n: int, start: int = 0) -> list[dict]:
+    lines = shared_data(WIKINEWS).read_text(encoding="utf-8").splitlines()
+    return [json.loads(line) for line in lines[start : start + n]]
+
+
+def write_jsonl(path: Path, records: list[dict]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    return path
+
+
+def dump(index_dir: Path) -> dict:
+    """Everything a reader sees of the published version except its name and creation time."""
+    version = IndexVersion.open(index_dir)
+    conn = sqlite3.connect(version.path / "meta.sqlite")
+    try:
+        tables = {t: conn.execute(f"SELECT * FROM {t} ORDER BY 1").fetchall() for t in ("articles", "passages")}
+        fts = {q: conn.execute("SELECT rowid, bm25(passages_fts) FROM passages_fts WHERE passages_fts MATCH ?"
+                               " ORDER BY 2, 1", (" OR ".join(q.split()),)).fetchall() for q in QUERIES}
+        ids = np.array([r[0] for r in tables["passages"]], dtype=np.int64)
+        vectors = version.vectors.get(ids)
+        manifest = {k: version.manifest[k] for k in ("counts", "model", "chunking")}
+    finally:
+        conn.close()
+        version.close()
+    return {"tables": tables, "fts": fts, "vectors": vectors, "manifest": manifest}
+
+
+def search_results(index_dir: Path, settings: Settings, embedder) -> list:
+    searcher = Searcher.open(index_dir, settings, embedder)
+    try:
+        return [[(h.article_id, h.passage_id) for h in searcher.search(SearchRequest(q=q, k=10, mode=mode)).hits]
+                for q in QUERIES for mode in ("hybrid", "dense", "keyword")]
+    finally:
+        searcher.close()
+
+
+def assert_same_index(a: Path, b: Path, settings_a: Settings, settings_b: Settings, embedder) -> None:
+    da, db = dump(a), dump(b)
+    assert da["tables"] == db["tables"] and da["fts"] == db["fts"] and da["manifest"] == db["manifest"]
+    np.testing.assert_allclose(da["vectors"], db["vectors"], atol=1e-5)
+    assert search_results(a, settings_a, embedder) == search_results(b, settings_b, embedder)
+
+
+def test_diff_classifies_by_id_hash_and_metadata():
+    from indexer.records import Article
+
+    def art(aid, h, meta=None):
+        return Article(aid, "t", "b", None, None, None, h, meta or {})
+
+    stored = {"a": ("h1", "{}"), "b": ("h2", "{}"), "c": ("h3", "{}"), "d": ("h4", '{"topics": ["x"]}')}
+    changes = diff([art("a", "h1"), art("b", "h9"), art("d", "h4", {"topics": ["y"]}), art("e", "h5")], stored)
+    assert (changes.added, changes.changed, changes.unchanged, changes.missing) == (["e"], ["b", "d"], ["a"], ["c"])
+
+
+@pytest.mark.slow
+def test_update_equals_a_full_build_of_the_same_corpus(tmp_path, embedder):
+    old = wikinews(16)
+    write_jsonl(tmp_path / "v1" / "news.jsonl", old)
+    settings = Settings(index_dir=tmp_path / "idx")
+    build([tmp_path / "v1"], settings, embedder, progress=False)
+    base = current_version(settings.index_dir)
+
+    new = [dict(r) for r in old[3:]]  # three withdrawn
+    new[0]["body"] += "\n\nCorrection: an earlier version of this article misstated the number of injured."
+    new[1]["body"] = new[1]["body"].replace(".", ";", 1)
+    new[2]["date"] = "2019-12-31"  # metadata only: the same text, so no embedding needed
+    new += wikinews(3, start=100)  # three new
+    write_jsonl(tmp_path / "v2" / "news.jsonl", new)
+
+    report = update([tmp_path / "v2"], settings, embedder, delete_missing=True, progress=False)
+    assert (report.added, report.changed, report.deleted, report.unchanged) == (3, 3, 3, 10)
+    assert report.published and report.base == base and current_version(settings.index_dir) == report.version
+    assert 0 < report.embedded and report.carried + report.embedded <= report.passages  # repeated texts embed once
+    assert "3 added, 3 changed, 3 deleted, 10 unchanged" in report.summary()
+
+    fresh = Settings(index_dir=tmp_path / "fresh", cache_dir="none")  # cold: every passage embedded anew
+    build([tmp_path / "v2"], fresh, embedder, progress=False)
+    assert_same_index(settings.index_dir, fresh.index_dir, settings, fresh, embedder)
+    assert len(list_versions(settings.index_dir)) == 2  # the base version is untouched beside the new one
+
+    again = update([tmp_path / "v2"], settings, embedder, delete_missing=True, progress=False)
+    assert not again.published and again.unchanged == 16 and again.embedded == 0
+    assert current_version(settings.index_dir) == report.version
+
+
+@pytest.mark.slow
+def test_partial_corpus_only_adds_unless_delete_missing(tmp_path, embedder):
+    write_jsonl(tmp_path / "day1" / "news.jsonl", wikinews(6))
+    write_jsonl(tmp_path / "day2" / "news.jsonl", wikinews(2, start=50))
+    settings = Settings(index_dir=tmp_path / "idx")
+    build([tmp_path / "day1"], settings, embedder, progress=False)
+    report = update([tmp_path / "day2"], settings, embedder, progress=False)
+    assert (report.added, report.kept, report.deleted, report.articles) == (2, 6, 0, 8)
+    assert 0 < report.embedded <= report.passages - report.carried and report.carried > 0
+    both = Settings(index_dir=tmp_path / "both", cache_dir=str(tmp_path / "idx" / "cache"))
+    build([tmp_path / "day1", tmp_path / "day2"], both, embedder, progress=False)
+    assert_same_index(settings.index_dir, both.index_dir, settings, both, embedder)
+
+
+def test_update_refuses_other_chunking_and_missing_index(tmp_path, embedder, corpus_index):
+    with pytest.raises(IndexNotFound, match="news-index build"):
+        update([tmp_path], Settings(index_dir=tmp_path / "none"), embedder, progress=False)
+    other = Settings(index_dir=corpus_index, chunk_tokens=120)
+    with pytest.raises(ConfigError, match=r"max_tokens=200 \(now 120\).*news-index build"):
+        update([tmp_path], other, embedder, progress=False)

@@ -1,0 +1,171 @@
+"""Zero-downtime swaps against a real `news-search serve` process, the admin API, and version leases."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import defaultdict
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from indexer.gc import collect
+from indexer.leases import read_leases
+from indexer.pipeline import build
+from indexer.settings import Settings
+from indexer.store import current_version, list_versions
+from indexer.update import update
+from search_api.app import create_app
+from search_api.holder import SearcherHolder
+from search_api.searcher import SearchRequest
+from tests.conftest import serve_process
+from tests.indexer.test_update import wikinews, write_jsonl
+
+KEY = "test-admin-key"
+QUERIES = ["apartment building collapsed after a gas explosion", "election", "storm damage", "court ruling"]
+
+
+class SearchLoad:
+    """A few threads searching in a bounded loop; records (status, version) per thread."""
+
+    def __init__(self, base: str, threads: int = 4, max_requests: int = 2000, max_seconds: float = 240):
+        self.base, self.max_requests, self.deadline = base, max_requests, time.monotonic() + max_seconds
+        self.results: dict[int, list[tuple[int, str | None]]] = defaultdict(list)
+        self.errors: list[str] = []
+        self.stop = threading.Event()
+        self.threads = [threading.Thread(target=self._run, args=(i,), daemon=True) for i in range(threads)]
+
+    def _run(self, i: int) -> None:
+        with httpx.Client(base_url=self.base, timeout=60) as client:
+            n = 0
+            while not self.stop.is_set() and n < self.max_requests and time.monotonic() < self.deadline:
+                try:
+                    r = client.get("/search", params={"q": QUERIES[n % len(QUERIES)], "k": 5})
+                    self.results[i].append((r.status_code, r.json().get("index_version")))
+                except httpx.HTTPError as exc:
+                    self.errors.append(repr(exc))
+                n += 1
+
+    def __enter__(self) -> SearchLoad:
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        for t in self.threads:
+            t.join()
+
+    def wait_for(self, version: str, timeout: float = 120) -> None:
+        """Until every thread has been answered by `version` at least once."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if all(any(v == version for _, v in self.results[i]) for i in range(len(self.threads))):
+                return
+            time.sleep(0.1)
+        pytest.fail(f"not every thread saw {version} within {timeout} s")
+
+    def versions_per_thread(self) -> list[list[str]]:
+        """Each thread's sequence of answering versions, with repeats collapsed."""
+        out = []
+        for i in range(len(self.threads)):
+            seq: list[str] = []
+            for _, v in self.results[i]:
+                if not seq or seq[-1] != v:
+                    seq.append(v)
+            out.append(seq)
+        return out
+
+
+@pytest.mark.slow
+def test_server_swaps_versions_under_load_without_a_failed_request(tmp_path, embedder):
+    settings = Settings(index_dir=tmp_path / "idx")
+    write_jsonl(tmp_path / "day1" / "news.jsonl", wikinews(6))
+    build([tmp_path / "day1"], settings, embedder, progress=False)
+    v0 = current_version(settings.index_dir)
+    with serve_process(settings.index_dir, reload_interval="1", admin_key=KEY) as base:
+        with SearchLoad(base) as load:
+            load.wait_for(v0)
+            write_jsonl(tmp_path / "day2" / "news.jsonl", wikinews(2, start=60))
+            v1 = update([tmp_path / "day2"], settings, embedder, progress=False).version
+            load.wait_for(v1)  # the server noticed CURRENT by polling
+            admin = {"X-Admin-Key": KEY}
+            assert httpx.post(f"{base}/admin/reload", timeout=30).status_code == 401
+            assert httpx.post(f"{base}/admin/reload", headers={"X-Admin-Key": "nope"}, timeout=30).status_code == 403
+            assert httpx.post(f"{base}/admin/reload", headers=admin, timeout=30).json() == {
+                "previous": v1, "current": v1, "changed": False}
+            write_jsonl(tmp_path / "day3" / "news.jsonl", wikinews(1, start=80))
+            job = httpx.post(f"{base}/admin/reindex", json={"paths": [str(tmp_path / "day3")]}, headers=admin,
+                             timeout=30)
+            assert job.status_code == 202, job.text
+            busy = httpx.post(f"{base}/admin/reindex", json={"paths": [str(tmp_path / "day3")]}, headers=admin,
+                              timeout=30)
+            assert busy.status_code == 409 and job.json()["id"] in busy.json()["detail"]
+            missing = httpx.post(f"{base}/admin/reindex", json={"paths": ["/no/such/dir"]}, headers=admin, timeout=30)
+            assert missing.status_code == 422 and missing.json()["field"] == "paths"
+            state = wait_for_job(base, job.json()["id"])
+            assert state["state"] == "succeeded", state
+            assert state["result"]["added"] == 1 and state["result"]["kept"] == 8 and state["progress"]["stage"] == "done"
+            v2 = state["result"]["version"]
+            load.wait_for(v2, timeout=60)
+        assert load.errors == [] and all(status == 200 for rs in load.results.values() for status, _ in rs)
+        assert all(seq == [v0, v1, v2] for seq in load.versions_per_thread()), load.versions_per_thread()
+        assert httpx.get(f"{base}/admin/jobs/unknown", headers=admin, timeout=30).status_code == 404
+
+
+def wait_for_job(base: str, job_id: str, timeout: float = 300) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = httpx.get(f"{base}/admin/jobs/{job_id}", headers={"X-Admin-Key": KEY}, timeout=30).json()
+        if state["state"] != "running":
+            return state
+        time.sleep(0.5)
+    pytest.fail(f"job {job_id} still running after {timeout} s")
+
+
+def test_admin_routes_are_404_without_a_configured_key(searcher, corpus_settings):
+    holder = SearcherHolder(corpus_settings, searcher.embedder)
+    holder.swap(searcher)
+    with TestClient(create_app(corpus_settings.replace(reload_interval=0.0), holder)) as client:
+        r = client.post("/admin/reload", headers={"X-Admin-Key": "anything"})
+        assert r.status_code == 404 and "NEWSEARCH_ADMIN_KEY" in r.json()["detail"]
+        assert client.get("/admin/jobs/x").status_code == 404
+
+
+@pytest.mark.slow
+def test_gc_keeps_versions_that_a_holder_or_living_process_uses(tmp_path, embedder):
+    settings = Settings(index_dir=tmp_path / "idx", reload_interval=0.0)
+    write_jsonl(tmp_path / "a" / "news.jsonl", wikinews(2))
+    build([tmp_path / "a"], settings, embedder, progress=False)
+    v0 = current_version(settings.index_dir)
+    holder = SearcherHolder(settings, embedder)
+    holder.load()
+    write_jsonl(tmp_path / "b" / "news.jsonl", wikinews(1, start=40))
+    v1 = update([tmp_path / "b"], settings, embedder, progress=False).version
+    report = collect(settings, keep=0)
+    assert report.in_use == [v0] and list_versions(settings.index_dir) == [v0, v1]
+    with holder.use() as searcher:  # a request in flight on v0 while the holder swaps to v1
+        assert holder.reload()["changed"] and holder.current.name == v1
+        assert searcher.search(SearchRequest(q="gas explosion", k=2)).index_version == v0
+        assert collect(settings, keep=0).in_use == [v0]
+    assert collect(settings, keep=0).removed == [v0] and list_versions(settings.index_dir) == [v1]
+    holder.close()
+
+    # A process that takes a lease and dies: its lease expires with it.
+    write_jsonl(tmp_path / "c" / "news.jsonl", wikinews(1, start=41))
+    v2 = update([tmp_path / "c"], settings, embedder, progress=False).version
+    code = (f"from pathlib import Path; from indexer.leases import take_lease; "
+            f"take_lease(Path({str(settings.index_dir)!r}), {v1!r}); import time; print('ok', flush=True); time.sleep(600)")
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert child.stdout.readline().strip() == "ok"
+    assert collect(settings, keep=0).in_use == [v1]
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait()
+    report = collect(settings, keep=0)
+    assert report.removed == [v1] and report.expired_leases == 1 and list_versions(settings.index_dir) == [v2]
+    assert read_leases(settings.index_dir) == []
