@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, get_type_hints
@@ -42,7 +42,8 @@ class Settings:
     dense_weight: float = 1.0
     keyword_weight: float = 1.0
     candidates: int = 200  # results ranked per retriever before fusion; pages reach this deep
-    title_weight: float = 2.0  # BM25 weight of the title column against the body
+    title_weight: float = 1.0  # BM25 weight of the title column against the body
+    lead_weight: float = 1.0  # BM25 weight of the lead (opening sentences), counted on top of the body
     reload_interval: float = 5.0  # seconds between checks of CURRENT; 0 disables
     gc_grace_seconds: float = 3600.0
 
@@ -69,6 +70,18 @@ class Settings:
         new = dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
         new.validate()
         return new
+
+    def assign(self, pairs: Sequence[str]) -> Settings:
+        """A copy with `name=value` pairs applied, each value parsed as its NEWSEARCH_ variable would be."""
+        hints = get_type_hints(type(self))
+        changes: dict[str, Any] = {}
+        for pair in pairs:
+            name, sep, raw = pair.partition("=")
+            name = name.strip().lower()
+            if not sep or name not in hints:
+                raise ConfigError(f"{pair!r} is not NAME=VALUE with NAME a setting (see README, Configuration)")
+            changes[name] = _parse(name, raw.strip(), hints[name])
+        return self.replace(**changes)
 
     def validate(self) -> None:
         """Raise ConfigError naming the variable when a value cannot work."""
