@@ -11,6 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from indexer.chunk import sentence_spans
 from indexer.records import Article, Passage
 
 SCHEMA = """
@@ -38,7 +39,7 @@ CREATE TABLE passages (
     text TEXT NOT NULL
 );
 CREATE INDEX passages_article ON passages(article_num, ordinal);
-CREATE VIRTUAL TABLE articles_fts USING fts5(title, body, content='', tokenize='porter unicode61 remove_diacritics 2');
+CREATE VIRTUAL TABLE articles_fts USING fts5(title, lead, body, content='', tokenize='porter unicode61 remove_diacritics 2');
 CREATE VIRTUAL TABLE passages_fts USING fts5(title, text, content='', tokenize='porter unicode61 remove_diacritics 2');
 """
 
@@ -78,7 +79,8 @@ def write_meta(path: Path, articles: Iterable[Article], passages_of: dict[str, S
                  article.content_hash, json.dumps(article.meta, ensure_ascii=False, default=str),
                  (dup_groups or {}).get(article.id)),
             )
-            conn.execute("INSERT INTO articles_fts (rowid, title, body) VALUES (?,?,?)", (n_articles, title, article.body))
+            conn.execute("INSERT INTO articles_fts (rowid, title, lead, body) VALUES (?,?,?,?)",
+                         (n_articles, title, lead_of(article.body), article.body))
             rows = [(p.id, n_articles, p.ordinal, p.start, p.end, p.tokens, p.text) for p in passages_of.get(article.id, ())]
             conn.executemany("INSERT INTO passages VALUES (?,?,?,?,?,?,?)", rows)
             conn.executemany("INSERT INTO passages_fts (rowid, title, text) VALUES (?,?,?)",
@@ -90,6 +92,16 @@ def write_meta(path: Path, articles: Iterable[Article], passages_of: dict[str, S
     finally:
         conn.close()
     return n_articles, n_passages
+
+
+def lead_of(body: str, max_sentences: int = 2) -> str:
+    """The lead of a news story: the first sentences of its first paragraph, which a headline summarises."""
+    spans = sentence_spans(body)[:max_sentences]
+    if not spans:
+        return ""
+    paragraph_end = body.find("\n\n", spans[0][0])
+    end = max((e for s, e in spans if paragraph_end < 0 or e <= paragraph_end), default=spans[0][1])
+    return body[spans[0][0] : end]
 
 
 def _date(value: str | None) -> datetime | None:

@@ -214,7 +214,8 @@ class Searcher:
             dense_rank, best, scores, matches = self._dense_articles(qvec, depth, allowed)
         if mode == "dense":
             return scores, best, matches
-        kw = keyword.search_articles(conn, req.q, depth, self.settings.title_weight, since, before, req.sources)
+        kw = keyword.search_articles(conn, req.q, depth, self.settings.title_weight, self.settings.lead_weight,
+                                     since, before, req.sources)
         kw_rank = [aid for aid, _ in kw]
         if mode == "keyword":
             scores = dict(kw)
