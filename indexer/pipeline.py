@@ -177,7 +177,8 @@ def write_prepared(index_dir: Path, prepared: Prepared, passages: list[Passage],
     row_of = {a.id: i for i, a in enumerate(prepared.articles)}
     owners = np.array([row_of[p.article_id] for p in passages], dtype=np.int64)
     groups = duplicate_groups([a.id for a in prepared.articles], [a.body for a in prepared.articles],
-                              article_vectors(vectors, owners, len(prepared.articles)))
+                              article_vectors(vectors, owners, len(prepared.articles)),
+                              published=[a.published for a in prepared.articles])
     ids = np.array([p.id for p in passages], dtype=np.int64)
     if len(np.unique(ids)) != len(ids):
         raise SourceError("two articles hash to the same passage ids; give one of them another id")
