@@ -29,12 +29,13 @@ def decay(scores: Mapping[K, float], published: Mapping[K, datetime | None], hal
           now: datetime) -> dict[K, float]:
     """Multiply each score by 0.5 ** (age / half-life); an undated item counts as old as the half-life.
 
-    Ages are clamped at zero, so items dated after `now` get no bonus.
+    Age is the distance from `now` either way, so a `now` in the past favours that period rather
+    than everything after it.
     """
     out: dict[K, float] = {}
     for key, score in scores.items():
         when = published.get(key)
-        age = half_life_days if when is None else max((now - when).total_seconds() / 86400.0, 0.0)
+        age = half_life_days if when is None else abs((now - when).total_seconds()) / 86400.0
         out[key] = score * math.pow(0.5, age / half_life_days)
     return out
 

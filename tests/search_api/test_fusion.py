@@ -20,11 +20,11 @@ def test_ranked_breaks_ties_by_key():
     assert ranked({"z": 1.0, "a": 1.0, "m": 2.0}) == ["m", "a", "z"]
 
 
-def test_decay_halves_per_half_life_and_never_rewards_the_future():
+def test_decay_halves_per_half_life_of_distance_from_now():
     now = datetime(2020, 1, 11)
-    out = decay({"old": 1.0, "new": 1.0, "future": 1.0, "undated": 1.0},
-                {"old": datetime(2020, 1, 1), "new": now, "future": datetime(2021, 1, 1), "undated": None}, 10.0, now)
-    assert out == {"old": pytest.approx(0.5), "new": 1.0, "future": 1.0, "undated": pytest.approx(0.5)}
+    out = decay({"old": 1.0, "new": 1.0, "later": 1.0, "undated": 2.0},
+                {"old": datetime(2020, 1, 1), "new": now, "later": datetime(2020, 1, 31), "undated": None}, 10.0, now)
+    assert out == {"old": pytest.approx(0.5), "new": 1.0, "later": pytest.approx(0.25), "undated": pytest.approx(1.0)}
 
 
 def test_best_per_group_keeps_first_and_lists_others():
