@@ -19,6 +19,7 @@ from indexer.store import IndexVersion, check_model
 from search_api import keyword
 from search_api.fusion import best_per_group, decay, ranked, rrf
 from search_api.highlight import highlight
+from search_api.rerank import Reranker, rerank
 
 Mode = Literal["hybrid", "dense", "keyword"]
 Group = Literal["article", "none"]
@@ -39,6 +40,7 @@ class SearchRequest:
     collapse: bool = True
     recency_half_life_days: float | None = None
     now: datetime | None = None
+    rerank: bool = False  # re-score the top settings.rerank_depth with the searcher's Reranker
 
 
 @dataclass
@@ -83,11 +85,13 @@ def _as_datetime(value: datetime | date | None, end_of_day: bool) -> datetime | 
 class Searcher:
     """Search over one opened index version with one embedder."""
 
-    def __init__(self, version: IndexVersion, embedder: Embedder, settings: Settings):
+    def __init__(self, version: IndexVersion, embedder: Embedder, settings: Settings,
+                 reranker: Reranker | None = None):
         check_model(version.manifest, embedder.name, embedder.dim, version.path.parent)
         self.version = version
         self.embedder = embedder
         self.settings = settings
+        self.reranker = reranker
         conn = version.meta.conn
         rows = conn.execute("SELECT num, id, published, dup_group FROM articles ORDER BY num").fetchall()
         self._article_ids = [""] + [r[1] for r in rows]  # indexed by article num (from 1)
@@ -101,12 +105,13 @@ class Searcher:
 
     @classmethod
     def open(cls, index_dir: str | Path | None = None, settings: Settings | None = None,
-             embedder: Embedder | None = None, version: str | None = None) -> Searcher:
+             embedder: Embedder | None = None, version: str | None = None,
+             reranker: Reranker | None = None) -> Searcher:
         """Open the published index (model loaded unless an embedder is given)."""
         settings = settings or Settings.from_env()
         index_dir = Path(index_dir) if index_dir else settings.index_dir
         embedder = embedder or Embedder.from_settings(settings)
-        return cls(IndexVersion.open(index_dir, version), embedder, settings)
+        return cls(IndexVersion.open(index_dir, version), embedder, settings, reranker)
 
     @property
     def name(self) -> str:
@@ -141,6 +146,9 @@ class Searcher:
             raise BadQuery("since must be before until", "since")
         if req.recency_half_life_days is not None and not req.recency_half_life_days > 0:
             raise BadQuery("recency_half_life_days must be a positive number of days", "recency_half_life_days")
+        if req.rerank and self.reranker is None:
+            raise BadQuery("rerank needs a reranker and none is configured (no cross-encoder is packaged to load "
+                           "offline; see README, Re-ranking)", "rerank")
 
     # -- search -----------------------------------------------------------------------------------
 
@@ -166,6 +174,9 @@ class Searcher:
         duplicates: dict[Any, list[Any]] = {key: [] for key in order}
         if req.group == "article" and req.collapse:
             order, duplicates = best_per_group(order, self._dup_group)
+        if req.rerank:
+            order, new = self._rerank(req, order, best)
+            scores = {**scores, **new}
         order = order[: self.settings.candidates]
         page = order[req.offset : req.offset + req.k]
         hits = self._hits(req, page, scores, best, matches, duplicates)
@@ -239,16 +250,26 @@ class Searcher:
         return rrf([ranked(dense), ranked(kw)], [self.settings.dense_weight, self.settings.keyword_weight],
                    self.settings.rrf_k), {}, {}
 
+    def _passage_ids(self, req, keys: list, best: dict[str, int]) -> list[int]:
+        """The passage shown for each key: itself, or the article's best dense, keyword or first passage."""
+        if req.group != "article":
+            return list(keys)
+        missing = [aid for aid in keys if aid not in best]
+        best = {**best, **keyword.best_passage_per_article(self.version.meta.conn, req.q, missing)}
+        still = [aid for aid in keys if aid not in best]
+        if still:
+            best.update(self._first_passages(still))
+        return [best[aid] for aid in keys]
+
+    def _rerank(self, req, order: list, best: dict[str, int]) -> tuple[list, dict]:
+        top = order[: self.settings.rerank_depth]
+        pids = self._passage_ids(req, top, best)
+        stored = self.version.meta.passages(pids)
+        texts = {key: stored[pid].text for key, pid in zip(top, pids)}
+        return rerank(order, texts, req.q, self.reranker, len(top))
+
     def _hits(self, req, page, scores, best, matches, duplicates) -> list[Hit]:
-        if req.group == "article":
-            missing = [aid for aid in page if aid not in best]
-            best = {**best, **keyword.best_passage_per_article(self.version.meta.conn, req.q, missing)}
-            still = [aid for aid in page if aid not in best]
-            if still:
-                best.update(self._first_passages(still))
-            pids = [best[aid] for aid in page]
-        else:
-            pids = list(page)
+        pids = self._passage_ids(req, page, best)
         stored = self.version.meta.passages(pids)
         hits = []
         for rank, (key, pid) in enumerate(zip(page, pids), req.offset + 1):

@@ -159,3 +159,14 @@ def test_bad_dates_name_the_field(small):
         search(small, "oil", since=date(1987, 5, 1), until=date(1987, 4, 1))
     assert exc.value.field == "since"
 
+
+
+def test_a_reranker_reorders_the_top_fused_hits(small):
+    from tests.search_api.test_rerank import WordOverlap
+
+    reranking = Searcher(small.version, small.embedder, small.settings.replace(rerank_depth=5), WordOverlap())
+    plain = search(reranking, "Ford second quarter output plans", k=8)
+    again = search(reranking, "Ford second quarter output plans", k=8, rerank=True)
+    assert set(ids(again)[:5]) == set(ids(plain)[:5]) and ids(again)[5:] == ids(plain)[5:]
+    top = [h.score for h in again.hits[:5]]
+    assert top == sorted(top, reverse=True) and all(float(s).is_integer() for s in top)  # word-overlap counts
