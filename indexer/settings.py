@@ -41,6 +41,7 @@ class Settings:
     rrf_k: int = 60
     dense_weight: float = 1.0
     keyword_weight: float = 1.0
+    pool_temperature: float = 0.05  # dense article score: soft maximum of its passages' cosines; 0 = best only
     candidates: int = 200  # results ranked per retriever before fusion; pages reach this deep
     title_weight: float = 1.0  # BM25 weight of the title column against the body
     lead_weight: float = 1.0  # BM25 weight of the lead (opening sentences), counted on top of the body
@@ -94,6 +95,8 @@ class Settings:
             raise ConfigError("NEWSEARCH_CHUNK_OVERLAP must be 0 to 3 sentences")
         if self.batch_size < 1:
             raise ConfigError("NEWSEARCH_BATCH_SIZE must be at least 1")
+        if self.pool_temperature < 0:
+            raise ConfigError("NEWSEARCH_POOL_TEMPERATURE must be 0 (best passage only) or more")
         if self.default_mode not in ("hybrid", "dense", "keyword"):
             raise ConfigError("NEWSEARCH_DEFAULT_MODE must be hybrid, dense or keyword")
         if not 1 <= self.port <= 65535:

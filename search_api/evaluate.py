@@ -145,7 +145,7 @@ def evaluate(searcher: Searcher, queries: dict[str, str], qrels: Qrels, modes: S
         "queries": len(judged),
         "collapse": collapse,
         "settings": {k: getattr(s, k) for k in ("rrf_k", "dense_weight", "keyword_weight", "candidates",
-                                                "title_weight", "lead_weight")},
+                                                "title_weight", "lead_weight", "pool_temperature")},
         "modes": {r.mode: {"means": {k: round(v, 4) for k, v in r.means.items()}, "median_query_ms": r.p50_ms,
                            "per_query": r.per_query} for r in results},
     }

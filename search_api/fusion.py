@@ -1,4 +1,4 @@
-"""Pure ranking functions: reciprocal rank fusion, recency decay, grouping and collapse."""
+"""Pure ranking functions: passage pooling, reciprocal rank fusion, recency decay, grouping and collapse."""
 
 from __future__ import annotations
 
@@ -13,6 +13,22 @@ K = TypeVar("K", bound=Hashable)
 def ranked(scores: Mapping[K, float]) -> list[K]:
     """Keys by descending score, ties broken by key, so rankings are deterministic."""
     return sorted(scores, key=lambda key: (-scores[key], key))
+
+
+def soft_max_pool(scores: Mapping[K, Sequence[float]], temperature: float) -> dict[K, float]:
+    """One score per key from its passages' scores: t * log(sum(exp(s / t))), the best score when t is 0.
+
+    A smooth maximum: an article whose several passages match scores a little above one with a single
+    equally good passage (by at most t * log(passages)), so articles about the query beat passing mentions.
+    """
+    out: dict[K, float] = {}
+    for key, values in scores.items():
+        top = max(values)
+        if temperature <= 0 or len(values) == 1:
+            out[key] = top
+        else:
+            out[key] = top + temperature * math.log(sum(math.exp((v - top) / temperature) for v in values))
+    return out
 
 
 def rrf(rankings: Sequence[Sequence[K]], weights: Sequence[float] | None = None, k: float = 60.0) -> dict[K, float]:

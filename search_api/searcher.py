@@ -17,7 +17,7 @@ from indexer.errors import ArticleNotFound, BadQuery
 from indexer.settings import Settings
 from indexer.store import IndexVersion, check_model
 from search_api import keyword
-from search_api.fusion import best_per_group, decay, ranked, rrf
+from search_api.fusion import best_per_group, decay, ranked, rrf, soft_max_pool
 from search_api.highlight import highlight
 from search_api.rerank import Reranker, rerank
 
@@ -196,23 +196,22 @@ class Searcher:
         return self.version.vectors.search(qvec, n, allowed)
 
     def _dense_articles(self, qvec: np.ndarray, depth: int, allowed: np.ndarray | None):
-        """Top `depth` articles by their best passage: (ranking, best pid, score, passages per article)."""
+        """Top `depth` articles by their pooled passage scores: (ranking, best pid, score, passages per article)."""
         total = len(allowed) if allowed is not None else len(self._pids)
         n = min(depth * 4, total)
         while True:
             scores, pids = self._dense_passages(qvec, n, allowed)
-            best: dict[str, tuple[float, int]] = {}
-            counts: dict[str, int] = {}
+            best: dict[str, int] = {}
+            found: dict[str, list[float]] = {}
             for aid, score, pid in zip(self._owner_ids(pids), scores.tolist(), pids.tolist()):
-                counts[aid] = counts.get(aid, 0) + 1
-                if aid not in best:
-                    best[aid] = (score, pid)
-            if len(best) >= depth or n >= total:
+                found.setdefault(aid, []).append(score)
+                best.setdefault(aid, pid)  # FAISS returns passages best first
+            if len(found) >= depth or n >= total:
                 break
             n = min(n * 2, total)
-        article_scores = {aid: s for aid, (s, _) in best.items()}
+        article_scores = soft_max_pool(found, self.settings.pool_temperature)
         top = ranked(article_scores)[:depth]
-        return top, {a: best[a][1] for a in top}, {a: article_scores[a] for a in top}, counts
+        return top, {a: best[a] for a in top}, {a: article_scores[a] for a in top}, {a: len(v) for a, v in found.items()}
 
     def _rank_articles(self, req, mode, qvec, allowed, since, before):
         depth = self.settings.candidates

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 
 import pytest
 
-from search_api.fusion import best_per_group, decay, ranked, rrf
+from search_api.fusion import best_per_group, decay, ranked, rrf, soft_max_pool
 
 
 def test_rrf_sums_reciprocal_ranks_with_weights():
@@ -14,6 +15,14 @@ def test_rrf_sums_reciprocal_ranks_with_weights():
     assert fused["b"] == pytest.approx(1 / 62 + 2 / 61)
     assert fused["a"] == pytest.approx(1 / 61) and fused["c"] == pytest.approx(2 / 62)
     assert ranked(fused) == ["b", "c", "a"]
+
+
+def test_soft_max_pool_rewards_several_matching_passages_a_little():
+    pooled = soft_max_pool({"one": [0.6], "two": [0.6, 0.6], "far": [0.6, 0.1], "flat": [0.5, 0.6]}, 0.05)
+    assert pooled["one"] == 0.6 and pooled["two"] == pytest.approx(0.6 + 0.05 * math.log(2))
+    assert 0.6 < pooled["far"] < 0.6 + 1e-4  # a weak second passage adds next to nothing
+    assert ranked(pooled) == ["two", "flat", "far", "one"]
+    assert soft_max_pool({"a": [0.2, 0.9, 0.5]}, 0.0) == {"a": 0.9}
 
 
 def test_ranked_breaks_ties_by_key():
