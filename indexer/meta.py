@@ -188,12 +188,6 @@ class MetaReader:
         """Article id -> content hash, for incremental updates."""
         return dict(self.conn.execute("SELECT id, content_hash FROM articles"))
 
-    def passage_ids_where(self, since: datetime | None, before: datetime | None, sources: Sequence[str]) -> list[int]:
-        """Ids of passages whose article matches the filters."""
-        where, args = article_filter_sql(since, before, sources)
-        return [r[0] for r in self.conn.execute(
-            f"SELECT p.id FROM passages p JOIN articles a ON a.num = p.article_num WHERE {where}", args)]
-
 
 def article_filter_sql(since: datetime | None, before: datetime | None, sources: Sequence[str]) -> tuple[str, list[Any]]:
     """A WHERE clause over `articles a`: published in [since, before), source in `sources`."""

@@ -24,8 +24,9 @@ def _stemmer() -> snowballstemmer.stemmer:
     return snowballstemmer.stemmer("english")
 
 
+@lru_cache(maxsize=1 << 16)
 def stem(word: str) -> str:
-    """Lower-case English stem of one word."""
+    """Lower-case English stem of one word (cached: news vocabulary repeats)."""
     return _stemmer().stemWord(word.casefold())
 
 

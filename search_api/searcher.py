@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -77,9 +77,21 @@ class SearchResponse:
 
 
 def _as_datetime(value: datetime | date | None, end_of_day: bool) -> datetime | None:
-    if value is None or isinstance(value, datetime):
-        return value
+    """A filter bound as a naive UTC datetime, as dates are stored; a date means its whole day."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo is not None else value
     return datetime(value.year, value.month, value.day) + (timedelta(days=1) if end_of_day else timedelta(0))
+
+
+def _epoch(value: datetime | None) -> float:
+    """Seconds since 1970 of a naive-UTC (or aware) datetime; NaN for None."""
+    if value is None:
+        return float("nan")
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return (value - datetime(1970, 1, 1)).total_seconds()
 
 
 class Searcher:
@@ -93,7 +105,7 @@ class Searcher:
         self.settings = settings
         self.reranker = reranker
         conn = version.meta.conn
-        rows = conn.execute("SELECT num, id, published, dup_group FROM articles ORDER BY num").fetchall()
+        rows = conn.execute("SELECT num, id, published, dup_group, source FROM articles ORDER BY num").fetchall()
         self._article_ids = [""] + [r[1] for r in rows]  # indexed by article num (from 1)
         self._num_of = {r[1]: r[0] for r in rows}
         self._published = [None] + [datetime.fromisoformat(r[2]) if r[2] else None for r in rows]
@@ -102,6 +114,9 @@ class Searcher:
         self._pids = pairs[:, 0] if len(pairs) else np.zeros(0, dtype=np.int64)
         self._owner = pairs[:, 1] if len(pairs) else np.zeros(0, dtype=np.int64)
         self.newest = max((d for d in self._published if d), default=None)
+        # Filters are masks over these per-article arrays (indexed by num), not an SQL query per request.
+        self._time = np.array([_epoch(d) for d in self._published], dtype=np.float64)
+        self._source = np.array([None] + [r[4] for r in rows], dtype=object)
 
     @classmethod
     def open(cls, index_dir: str | Path | None = None, settings: Settings | None = None,
@@ -158,9 +173,7 @@ class Searcher:
         self.validate(req)
         mode = req.mode or self.settings.default_mode
         since, before = _as_datetime(req.since, False), _as_datetime(req.until, True)
-        allowed = None
-        if since or before or req.sources:
-            allowed = np.array(self.version.meta.passage_ids_where(since, before, req.sources), dtype=np.int64)
+        allowed = self._allowed(since, before, req.sources) if since or before or req.sources else None
         qvec = self.embedder.encode_query(req.q) if mode != "keyword" else None
         if req.group == "article":
             scores, best, matches = self._rank_articles(req, mode, qvec, allowed, since, before)
@@ -168,7 +181,7 @@ class Searcher:
             scores, best, matches = self._rank_passages(req, mode, qvec, allowed, since, before)
         if req.recency_half_life_days:
             dates = {key: self._published[self._key_num(key, req.group)] for key in scores}
-            now = req.now or self.newest or datetime.now()
+            now = _as_datetime(req.now, False) or self.newest or datetime.now()
             scores = decay(scores, dates, req.recency_half_life_days, now)
         order = ranked(scores)
         duplicates: dict[Any, list[Any]] = {key: [] for key in order}
@@ -182,6 +195,18 @@ class Searcher:
         hits = self._hits(req, page, scores, best, matches, duplicates)
         took = (time.perf_counter() - started) * 1000
         return SearchResponse(req.q, self.name, round(took, 2), mode, hits, len(order))
+
+    def _allowed(self, since: datetime | None, before: datetime | None, sources: tuple[str, ...]) -> np.ndarray:
+        """Ids of the passages whose article was published in [since, before) by one of `sources`."""
+        keep = np.ones(len(self._time), dtype=bool)
+        with np.errstate(invalid="ignore"):  # undated (NaN) articles fail any date bound
+            if since is not None:
+                keep &= self._time >= _epoch(since)
+            if before is not None:
+                keep &= self._time < _epoch(before)
+        if sources:
+            keep &= np.isin(self._source, list(sources))
+        return self._pids[keep[self._owner]]
 
     def _key_num(self, key: Any, group: str) -> int:
         if group == "article":

@@ -170,3 +170,16 @@ def test_a_reranker_reorders_the_top_fused_hits(small):
     assert set(ids(again)[:5]) == set(ids(plain)[:5]) and ids(again)[5:] == ids(plain)[5:]
     top = [h.score for h in again.hits[:5]]
     assert top == sorted(top, reverse=True) and all(float(s).is_integer() for s in top)  # word-overlap counts
+
+
+def test_time_zone_aware_bounds_and_now_are_taken_as_utc(small):
+    from datetime import timedelta, timezone
+
+    plus2 = timezone(timedelta(hours=2))
+    # 1987-03-03 01:00 at UTC+2 is 1987-03-02 23:00 UTC: the Ford and Fed items of March 2 are in.
+    late = search(small, "oil", mode="dense", k=20, since=datetime(1987, 3, 2, 12, tzinfo=plus2),
+                  until=datetime(1987, 3, 3, 1, tzinfo=plus2))
+    assert {h.article_id for h in late.hits} == {"reuters-491", "reuters-522"}
+    q = "Bundesbank leaves credit policies unchanged"
+    aware = search(small, q, k=3, recency_half_life_days=1.0, now=datetime(1987, 3, 5, 14, tzinfo=plus2))
+    assert ids(aware)[0] == "reuters-1971"
