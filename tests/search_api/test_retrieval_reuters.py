@@ -23,13 +23,14 @@ from tests.conftest import REUTERS, WIKINEWS, shared_data
 # Fed and Bundesbank items are the same boilerplate sent on other days (other news, kept apart).
 COPIES = [("reuters-32", "reuters-55"), ("reuters-491", "reuters-495"), ("reuters-12456", "reuters-12471")]
 REPEATS = ["reuters-522", "reuters-8344", "reuters-1971", "reuters-7031"]
+NEAR = ("reuters-9915", "reuters-10038")  # a story and its "(CORRECTED)" re-send: bodies differ a little
 OTHERS = 22  # further Reuters articles, the first of corpus-00 not listed above
 WIKI = 6
 REUTERS_SOURCE = "Reuters newswire 1987 (Reuters-21578, Distribution 1.0)"
 
 
 def _records() -> list[dict]:
-    wanted = {a for pair in COPIES for a in pair} | set(REPEATS)
+    wanted = {a for pair in COPIES for a in pair} | set(REPEATS) | set(NEAR)
     chosen, others = [], []
     for path in sorted(shared_data(REUTERS).glob("corpus-0*.jsonl.gz")):
         with gzip.open(path, "rt", encoding="utf-8") as fh:
@@ -74,6 +75,14 @@ def test_wire_copies_collapse_into_one_hit_listing_the_other(small, mode):
     apart = search(small, "senators introduce export licensing reform bill", mode=mode, k=5, collapse=False)
     assert ids(apart)[:2] == ["reuters-32", "reuters-55"]  # equal scores, ties by id
     assert all(h.duplicates == [] for h in apart.hits)
+
+
+def test_a_corrected_resend_collapses_with_the_original(small):
+    a, b = (small.article(aid) for aid in NEAR)
+    assert a["body"] != b["body"] and a["duplicates"] == [NEAR[1]] and b["duplicates"] == [NEAR[0]]
+    hits = search(small, "Mobil to upgrade refinery unit", k=5).hits
+    assert {hits[0].article_id, *hits[0].duplicates} == set(NEAR)
+    assert not set(NEAR) & {h.article_id for h in hits[1:]}
 
 
 def test_same_text_sent_on_other_days_stays_apart(small):
