@@ -11,7 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from indexer.chunk import sentence_spans
+from indexer.chunk import lead_span
 from indexer.records import Article, Passage
 
 SCHEMA = """
@@ -95,13 +95,9 @@ def write_meta(path: Path, articles: Iterable[Article], passages_of: dict[str, S
 
 
 def lead_of(body: str, max_sentences: int = 2) -> str:
-    """The lead of a news story: the first sentences of its first paragraph, which a headline summarises."""
-    spans = sentence_spans(body)[:max_sentences]
-    if not spans:
-        return ""
-    paragraph_end = body.find("\n\n", spans[0][0])
-    end = max((e for s, e in spans if paragraph_end < 0 or e <= paragraph_end), default=spans[0][1])
-    return body[spans[0][0] : end]
+    """The lead of a news story (its first sentences), for the keyword index's lead column."""
+    span = lead_span(body, max_sentences)
+    return body[span[0] : span[1]] if span else ""
 
 
 def _date(value: str | None) -> datetime | None:

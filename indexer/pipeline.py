@@ -89,8 +89,8 @@ def prepare(paths: Sequence[Path], settings: Settings, embedder: Embedder, stric
         raise SourceError(f"no articles found in {', '.join(map(str, paths))} "
                           f"({len(problems)} skipped); supported files: .txt, .jsonl, .jsonl.gz, .html")
     articles = sorted(by_id.values(), key=lambda a: a.id)
-    passages_of = {a.id: chunk_article(a, embedder.count_tokens, settings.chunk_tokens, settings.chunk_overlap)
-                   for a in articles}
+    passages_of = {a.id: chunk_article(a, embedder.count_tokens, settings.chunk_tokens, settings.chunk_overlap,
+                                       lead_passage_sentences(settings)) for a in articles}
     return Prepared(articles, passages_of, problems, reader.files_read)
 
 
@@ -138,7 +138,14 @@ def model_info(embedder: Embedder) -> dict:
 def chunking_info(settings: Settings) -> dict:
     """The manifest's description of how passages were made."""
     return {"max_tokens": settings.chunk_tokens, "overlap_sentences": settings.chunk_overlap,
-            "fields": settings.fields, "splitter": "blingfire", "title_context": settings.fields == "title+body"}
+            "fields": settings.fields, "splitter": "blingfire", "title_context": settings.fields == "title+body",
+            "lead_sentences": lead_passage_sentences(settings)}
+
+
+def lead_passage_sentences(settings: Settings) -> int:
+    """Sentences of the lead passage: only when titles are left out, where the lead stands in for the
+    headline; with title+body every passage is already embedded under its title."""
+    return settings.lead_sentences if settings.fields == "body" else 0
 
 
 def build(paths: Sequence[Path], settings: Settings, embedder: Embedder, strict: bool = False,

@@ -27,6 +27,7 @@ class Settings:
     model_name: str = "sentence-transformers/all-MiniLM-L6-v2"
     chunk_tokens: int = 200
     chunk_overlap: int = 1  # sentences repeated at the start of the next passage
+    lead_sentences: int = 2  # with fields=body, the lead (first sentences) is also a passage; 0: never
     fields: str = "title+body"  # what is embedded and keyword-indexed
     batch_size: int = 32
     cache_dir: str = ""  # embedding cache folder; empty: <index_dir>/cache; "none": no cache
@@ -41,7 +42,7 @@ class Settings:
     rrf_k: int = 60
     dense_weight: float = 1.0
     keyword_weight: float = 1.0
-    pool_temperature: float = 0.05  # dense article score: soft maximum of its passages' cosines; 0 = best only
+    pool_temperature: float = 0.03  # dense article score: soft maximum of its passages' cosines; 0 = best only
     candidates: int = 200  # results ranked per retriever before fusion; pages reach this deep
     title_weight: float = 1.0  # BM25 weight of the title column against the body
     lead_weight: float = 1.0  # BM25 weight of the lead (opening sentences), counted on top of the body
@@ -93,6 +94,8 @@ class Settings:
             raise ConfigError("NEWSEARCH_CHUNK_TOKENS must be between 16 and 510 word pieces")
         if not 0 <= self.chunk_overlap <= 3:
             raise ConfigError("NEWSEARCH_CHUNK_OVERLAP must be 0 to 3 sentences")
+        if not 0 <= self.lead_sentences <= 5:
+            raise ConfigError("NEWSEARCH_LEAD_SENTENCES must be 0 (no lead passage) to 5 sentences")
         if self.batch_size < 1:
             raise ConfigError("NEWSEARCH_BATCH_SIZE must be at least 1")
         if self.pool_temperature < 0:

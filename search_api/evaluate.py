@@ -15,6 +15,7 @@ from typing import Any
 
 from indexer.embed import Embedder
 from indexer.errors import SourceError
+from indexer.pipeline import build, lead_passage_sentences
 from indexer.settings import Settings
 from indexer.sources import supported
 from search_api.metrics import Qrels, dedupe, mean_scores, per_query
@@ -77,15 +78,13 @@ def corpus_fingerprint(paths: Sequence[Path], settings: Settings, model: str) ->
             st = p.stat()
             files.append([str(p.resolve()), st.st_size, int(st.st_mtime)])
     described = {"files": files, "model": model, "fields": settings.fields, "chunk_tokens": settings.chunk_tokens,
-                 "chunk_overlap": settings.chunk_overlap}
+                 "chunk_overlap": settings.chunk_overlap, "lead_sentences": lead_passage_sentences(settings)}
     return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def ensure_index(paths: Sequence[Path], settings: Settings, embedder: Embedder, rebuild: bool = False,
                  progress: bool = False) -> bool:
     """Build settings.index_dir from the corpus unless it already holds this corpus so chunked; True if built."""
-    from indexer.pipeline import build
-
     fingerprint = corpus_fingerprint(paths, settings, embedder.name)
     marker = settings.index_dir / MARKER
     if not rebuild and (settings.index_dir / "CURRENT").is_file() and marker.is_file():
