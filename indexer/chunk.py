@@ -130,10 +130,31 @@ def plan_passages(text: str, count: TokenCounter, max_tokens: int, overlap: int 
     return passages
 
 
-def chunk_article(article: Article, count: TokenCounter, max_tokens: int = 200, overlap: int = 1) -> list[Passage]:
-    """The passages of one article, in order, with ids, offsets and token counts."""
+def lead_span(text: str, max_sentences: int = 2) -> Span | None:
+    """The lead of a news story: its first sentences, within the first paragraph (None if no text)."""
+    spans = sentence_spans(text)[: max(max_sentences, 1)]
+    if not spans:
+        return None
+    paragraph_end = text.find("\n\n", spans[0][0])
+    end = max(e for s, e in spans if paragraph_end < 0 or e <= paragraph_end or s == spans[0][0])
+    return spans[0][0], end
+
+
+def chunk_article(article: Article, count: TokenCounter, max_tokens: int = 200, overlap: int = 1,
+                  lead_sentences: int = 0) -> list[Passage]:
+    """The passages of one article, in order, with ids, offsets and token counts.
+
+    With `lead_sentences`, the lead (the first sentences, which a headline sums up) also stands as a
+    passage of its own, first, unless the first passage is no longer than it: matched against the
+    lead alone, a headline-like query is not diluted by the rest of a long first passage.
+    """
     body = article.body
+    planned = plan_passages(body, count, max_tokens, overlap)
+    if lead_sentences and planned:
+        lead = lead_span(body, lead_sentences)
+        if lead and lead != planned[0][0] and count(body[lead[0] : lead[1]]) <= max_tokens:
+            planned = [(lead, count(body[lead[0] : lead[1]])), *planned]
     return [
         Passage(passage_id(article.id, n), article.id, n, body[s:e], s, e, tokens)
-        for n, ((s, e), tokens) in enumerate(plan_passages(body, count, max_tokens, overlap))
+        for n, ((s, e), tokens) in enumerate(planned)
     ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Sequence
+from datetime import datetime
 
 import numpy as np
 
@@ -28,14 +29,22 @@ def jaccard(a: set[str], b: set[str]) -> float:
 
 
 def duplicate_groups(ids: Sequence[str], bodies: Sequence[str], vectors: np.ndarray | None = None,
-                     threshold: float = 0.97, min_jaccard: float = 0.8) -> dict[str, str]:
+                     threshold: float = 0.97, min_jaccard: float = 0.8,
+                     published: Sequence[datetime | None] | None = None, window_days: float = 3.0) -> dict[str, str]:
     """Map each article in a group of two or more to the group's id (its smallest member id).
 
     Articles join a group when their bodies are equal after normalisation, or when the cosine of
     their article vectors (rows of `vectors`, normalised) is at least `threshold` and their word
     3-shingles overlap by `min_jaccard`: vectors alone would merge templated earnings reports.
+    With `published` dates, two copies must also be at most `window_days` apart (or one undated):
+    the same boilerplate sent weeks later ("Bundesbank leaves credit policies unchanged") is news again.
     """
     parent = list(range(len(ids)))
+
+    def close_in_time(i: int, j: int) -> bool:
+        if published is None or published[i] is None or published[j] is None:
+            return True
+        return abs((published[i] - published[j]).total_seconds()) <= window_days * 86400
 
     def find(i: int) -> int:
         while parent[i] != i:
@@ -48,14 +57,18 @@ def duplicate_groups(ids: Sequence[str], bodies: Sequence[str], vectors: np.ndar
         if a != b:
             parent[max(a, b)] = min(a, b)
 
-    first: dict[str, int] = {}
+    same_body: dict[str, list[int]] = {}
     for i, body in enumerate(bodies):
-        j = first.setdefault(body_key(body), i)
-        if j != i:
-            union(i, j)
+        same_body.setdefault(body_key(body), []).append(i)
+    for members in same_body.values():
+        for a, i in enumerate(members):
+            for j in members[:a]:
+                if close_in_time(i, j):
+                    union(i, j)
     if vectors is not None and len(ids) > 1:
         for i, j in _similar_pairs(vectors, threshold):
-            if find(i) != find(j) and jaccard(shingles(bodies[i]), shingles(bodies[j])) >= min_jaccard:
+            if (find(i) != find(j) and close_in_time(i, j)
+                    and jaccard(shingles(bodies[i]), shingles(bodies[j])) >= min_jaccard):
                 union(i, j)
     members: dict[int, list[int]] = {}
     for i in range(len(ids)):

@@ -11,6 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from indexer.chunk import lead_span
 from indexer.records import Article, Passage
 
 SCHEMA = """
@@ -38,7 +39,7 @@ CREATE TABLE passages (
     text TEXT NOT NULL
 );
 CREATE INDEX passages_article ON passages(article_num, ordinal);
-CREATE VIRTUAL TABLE articles_fts USING fts5(title, body, content='', tokenize='porter unicode61 remove_diacritics 2');
+CREATE VIRTUAL TABLE articles_fts USING fts5(title, lead, body, content='', tokenize='porter unicode61 remove_diacritics 2');
 CREATE VIRTUAL TABLE passages_fts USING fts5(title, text, content='', tokenize='porter unicode61 remove_diacritics 2');
 """
 
@@ -78,7 +79,8 @@ def write_meta(path: Path, articles: Iterable[Article], passages_of: dict[str, S
                  article.content_hash, json.dumps(article.meta, ensure_ascii=False, default=str),
                  (dup_groups or {}).get(article.id)),
             )
-            conn.execute("INSERT INTO articles_fts (rowid, title, body) VALUES (?,?,?)", (n_articles, title, article.body))
+            conn.execute("INSERT INTO articles_fts (rowid, title, lead, body) VALUES (?,?,?,?)",
+                         (n_articles, title, lead_of(article.body), article.body))
             rows = [(p.id, n_articles, p.ordinal, p.start, p.end, p.tokens, p.text) for p in passages_of.get(article.id, ())]
             conn.executemany("INSERT INTO passages VALUES (?,?,?,?,?,?,?)", rows)
             conn.executemany("INSERT INTO passages_fts (rowid, title, text) VALUES (?,?,?)",
@@ -90,6 +92,12 @@ def write_meta(path: Path, articles: Iterable[Article], passages_of: dict[str, S
     finally:
         conn.close()
     return n_articles, n_passages
+
+
+def lead_of(body: str, max_sentences: int = 2) -> str:
+    """The lead of a news story (its first sentences), for the keyword index's lead column."""
+    span = lead_span(body, max_sentences)
+    return body[span[0] : span[1]] if span else ""
 
 
 def _date(value: str | None) -> datetime | None:
@@ -175,12 +183,6 @@ class MetaReader:
     def article_hashes(self) -> dict[str, str]:
         """Article id -> content hash, for incremental updates."""
         return dict(self.conn.execute("SELECT id, content_hash FROM articles"))
-
-    def passage_ids_where(self, since: datetime | None, before: datetime | None, sources: Sequence[str]) -> list[int]:
-        """Ids of passages whose article matches the filters."""
-        where, args = article_filter_sql(since, before, sources)
-        return [r[0] for r in self.conn.execute(
-            f"SELECT p.id FROM passages p JOIN articles a ON a.num = p.article_num WHERE {where}", args)]
 
 
 def article_filter_sql(since: datetime | None, before: datetime | None, sources: Sequence[str]) -> tuple[str, list[Any]]:

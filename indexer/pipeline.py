@@ -123,10 +123,16 @@ def read_corpus(paths: Sequence[Path], strict: bool = False, progress: bool = Tr
     return Corpus(keep_last(cleaned), reader.problems, reader.files_read)
 
 
+def chunk_options(settings: Settings) -> dict[str, int]:
+    """chunk_article's keyword arguments from the settings (shared by every engine, so they agree)."""
+    return {"max_tokens": settings.chunk_tokens, "overlap": settings.chunk_overlap,
+            "lead_sentences": lead_passage_sentences(settings)}
+
+
 def chunk_all(articles: Sequence[Article], settings: Settings, embedder: Embedder) -> dict[str, list[Passage]]:
     """The passages of each article, by article id."""
-    return {a.id: chunk_article(a, embedder.count_tokens, settings.chunk_tokens, settings.chunk_overlap)
-            for a in articles}
+    options = chunk_options(settings)
+    return {a.id: chunk_article(a, embedder.count_tokens, **options) for a in articles}
 
 
 def prepare(paths: Sequence[Path], settings: Settings, embedder: Embedder, strict: bool = False,
@@ -204,7 +210,14 @@ def model_info(embedder: Embedder) -> dict:
 def chunking_info(settings: Settings) -> dict:
     """The manifest's description of how passages were made."""
     return {"max_tokens": settings.chunk_tokens, "overlap_sentences": settings.chunk_overlap,
-            "fields": settings.fields, "splitter": "blingfire", "title_context": settings.fields == "title+body"}
+            "fields": settings.fields, "splitter": "blingfire", "title_context": settings.fields == "title+body",
+            "lead_sentences": lead_passage_sentences(settings)}
+
+
+def lead_passage_sentences(settings: Settings) -> int:
+    """Sentences of the lead passage: only when titles are left out, where the lead stands in for the
+    headline; with title+body every passage is already embedded under its title."""
+    return settings.lead_sentences if settings.fields == "body" else 0
 
 
 def build(paths: Sequence[Path], settings: Settings, embedder: Embedder, strict: bool = False,
@@ -250,7 +263,8 @@ def write_prepared(index_dir: Path, prepared: Prepared, passages: list[Passage],
     row_of = {a.id: i for i, a in enumerate(prepared.articles)}
     owners = np.array([row_of[p.article_id] for p in passages], dtype=np.int64)
     groups = duplicate_groups([a.id for a in prepared.articles], [a.body for a in prepared.articles],
-                              article_vectors(vectors, owners, len(prepared.articles)))
+                              article_vectors(vectors, owners, len(prepared.articles)),
+                              published=[a.published for a in prepared.articles])
     ids = np.array([p.id for p in passages], dtype=np.int64)
     if len(np.unique(ids)) != len(ids):
         raise SourceError("two articles hash to the same passage ids; give one of them another id")

@@ -22,7 +22,7 @@ from indexer.chunk import chunk_article
 from indexer.embed import Embedder
 from indexer.engines import EngineBase
 from indexer.errors import ConfigError, SourceError
-from indexer.pipeline import Corpus, clean_or_report, distinct, from_cache, keep_last, no_articles
+from indexer.pipeline import Corpus, chunk_options, clean_or_report, distinct, from_cache, keep_last, no_articles
 from indexer.records import Article, Passage
 from indexer.sources import CorpusReader, Problem
 
@@ -48,21 +48,20 @@ def read_files(batch: dict[str, np.ndarray]) -> dict[str, list]:
 class ChunkArticles:
     """Ray actor: splits articles into passages, sized with the model's own tokenizer (loaded once per actor)."""
 
-    def __init__(self, model_path: str, chunk_tokens: int, overlap: int):
+    def __init__(self, model_path: str, options: dict[str, int]):
         from transformers import AutoTokenizer
 
         # Only the tokenizer: sentence-transformers loads it from the same folder, so counts are identical.
         folder = Embedder(model_path or None).model_path
         self.tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
-        self.chunk_tokens, self.overlap = chunk_tokens, overlap
+        self.options = options
 
     def count_tokens(self, text: str) -> int:
         """Word pieces in `text`, without special tokens (as Embedder.count_tokens)."""
         return len(self.tokenizer(text, add_special_tokens=False, truncation=False)["input_ids"])
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list]:
-        passages = [chunk_article(pickle.loads(blob), self.count_tokens, self.chunk_tokens, self.overlap)
-                    for blob in batch["blob"]]
+        passages = [chunk_article(pickle.loads(blob), self.count_tokens, **self.options) for blob in batch["blob"]]
         return {"row": list(batch["row"]), "blob": [pickle.dumps(p) for p in passages]}
 
 
@@ -176,8 +175,7 @@ class RayEngine(EngineBase):
         items = [{"row": i, "blob": pickle.dumps(a)} for i, a in enumerate(articles)]
         ds = self._dataset(items, 64).map_batches(
             ChunkArticles, batch_size=64, compute=self._actors(), num_cpus=1,
-            fn_constructor_kwargs={**self._model(), "chunk_tokens": self.settings.chunk_tokens,
-                                   "overlap": self.settings.chunk_overlap})
+            fn_constructor_kwargs={**self._model(), "options": chunk_options(self.settings)})
         out: dict[str, list[Passage]] = {}
         for row in ds.take_all():
             out[articles[row["row"]].id] = pickle.loads(row["blob"])

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, get_type_hints
@@ -27,6 +27,7 @@ class Settings:
     model_name: str = "sentence-transformers/all-MiniLM-L6-v2"
     chunk_tokens: int = 200
     chunk_overlap: int = 1  # sentences repeated at the start of the next passage
+    lead_sentences: int = 2  # with fields=body, the lead (first sentences) is also a passage; 0: never
     fields: str = "title+body"  # what is embedded and keyword-indexed
     batch_size: int = 32
     cache_dir: str = ""  # embedding cache folder; empty: <index_dir>/cache; "none": no cache
@@ -43,8 +44,11 @@ class Settings:
     rrf_k: int = 60
     dense_weight: float = 1.0
     keyword_weight: float = 1.0
+    pool_temperature: float = 0.03  # dense article score: soft maximum of its passages' cosines; 0 = best only
     candidates: int = 200  # results ranked per retriever before fusion; pages reach this deep
-    title_weight: float = 2.0  # BM25 weight of the title column against the body
+    title_weight: float = 1.0  # BM25 weight of the title column against the body
+    lead_weight: float = 1.0  # BM25 weight of the lead (opening sentences), counted on top of the body
+    rerank_depth: int = 50  # fused results a Reranker re-scores when a request asks for rerank
     reload_interval: float = 5.0  # seconds between checks of CURRENT; 0 disables
     gc_grace_seconds: float = 3600.0
     lease_seconds: float = 60.0  # a server's or job's claim on a version expires this long after its last heartbeat
@@ -77,6 +81,18 @@ class Settings:
         new.validate()
         return new
 
+    def assign(self, pairs: Sequence[str]) -> Settings:
+        """A copy with `name=value` pairs applied, each value parsed as its NEWSEARCH_ variable would be."""
+        hints = get_type_hints(type(self))
+        changes: dict[str, Any] = {}
+        for pair in pairs:
+            name, sep, raw = pair.partition("=")
+            name = name.strip().lower()
+            if not sep or name not in hints:
+                raise ConfigError(f"{pair!r} is not NAME=VALUE with NAME a setting (see README, Configuration)")
+            changes[name] = _parse(name, raw.strip(), hints[name])
+        return self.replace(**changes)
+
     def validate(self) -> None:
         """Raise ConfigError naming the variable when a value cannot work."""
         if self.fields not in FIELD_CHOICES:
@@ -85,8 +101,12 @@ class Settings:
             raise ConfigError("NEWSEARCH_CHUNK_TOKENS must be between 16 and 510 word pieces")
         if not 0 <= self.chunk_overlap <= 3:
             raise ConfigError("NEWSEARCH_CHUNK_OVERLAP must be 0 to 3 sentences")
+        if not 0 <= self.lead_sentences <= 5:
+            raise ConfigError("NEWSEARCH_LEAD_SENTENCES must be 0 (no lead passage) to 5 sentences")
         if self.batch_size < 1:
             raise ConfigError("NEWSEARCH_BATCH_SIZE must be at least 1")
+        if self.pool_temperature < 0:
+            raise ConfigError("NEWSEARCH_POOL_TEMPERATURE must be 0 (best passage only) or more")
         if self.default_mode not in ("hybrid", "dense", "keyword"):
             raise ConfigError("NEWSEARCH_DEFAULT_MODE must be hybrid, dense or keyword")
         if self.max_body_bytes < 1024:

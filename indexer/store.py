@@ -24,7 +24,7 @@ from indexer.meta import MetaReader
 from indexer.vectors import FaissStore
 
 FORMAT = "newsearch-index"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: articles_fts has a lead column
 CURRENT = "CURRENT"
 MANIFEST = "manifest.json"
 VECTORS = "vectors.faiss"

@@ -9,7 +9,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from indexer.cli import run
-from indexer.settings import Settings
+from indexer.settings import FIELD_CHOICES, Settings
+from search_api.evaluate import COLLAPSE_CHOICES
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -46,6 +47,32 @@ def cmd_query(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    """Score retrieval modes on BEIR queries and qrels over an index of a corpus (built or reused)."""
+    from indexer.embed import Embedder
+    from search_api.evaluate import ensure_index, evaluate, load_qrels, load_queries, table
+    from search_api.searcher import Searcher
+
+    settings = Settings.from_env(fields=args.fields).assign(args.set)
+    index_dir = args.index_dir or Path("var/eval") / f"{args.corpus[0].name.split('.')[0]}-{settings.fields.replace('+', '-')}"
+    settings = settings.replace(index_dir=index_dir)
+    queries, qrels = load_queries(args.queries), load_qrels(args.qrels)
+    embedder = Embedder.from_settings(settings)
+    built = ensure_index(args.corpus, settings, embedder, rebuild=args.rebuild, progress=not args.quiet)
+    searcher = Searcher.open(index_dir, settings, embedder)
+    try:
+        result = evaluate(searcher, queries, qrels, args.mode or ["dense", "keyword", "hybrid"], args.collapse)
+    finally:
+        searcher.close()
+    result.update({"corpus": [str(p) for p in args.corpus], "queries_file": str(args.queries),
+                   "qrels_file": str(args.qrels), "index_dir": str(index_dir), "built": built})
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=2, default=str) + "\n")
+    print(table(result, args.queries.name))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of news-search."""
     parser = argparse.ArgumentParser(prog="news-search", description="Serve or query a newsearch index.")
@@ -63,6 +90,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", choices=["hybrid", "dense", "keyword"])
     p.add_argument("--json", action="store_true", help="print the response as JSON")
     p.set_defaults(func=cmd_query)
+    p = sub.add_parser("eval", help="score dense, keyword and hybrid retrieval on BEIR queries and qrels")
+    p.add_argument("--corpus", type=Path, nargs="+", required=True, help="corpus files or folders to index")
+    p.add_argument("--queries", type=Path, required=True, help="BEIR queries (JSON lines: _id, text)")
+    p.add_argument("--qrels", type=Path, required=True, help="BEIR qrels (TSV: query-id, corpus-id, score)")
+    p.add_argument("--fields", choices=FIELD_CHOICES, help="what is indexed (NEWSEARCH_FIELDS)")
+    p.add_argument("--mode", action="append", choices=["dense", "keyword", "hybrid"],
+                   help="repeatable; default all three")
+    p.add_argument("--index-dir", type=Path, help="where the corpus index is built or reused (default var/eval/...)")
+    p.add_argument("--rebuild", action="store_true", help="build even if the index holds this corpus already")
+    p.add_argument("--collapse", choices=COLLAPSE_CHOICES, default="off",
+                   help="off: score the article ranking; expand: collapse near-duplicates, then credit each "
+                        "hit's duplicates right after it")
+    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                   help="override a setting for this run, e.g. --set rrf_k=30 (repeatable)")
+    p.add_argument("--out", type=Path, help="write the full result (per-query scores too) as JSON here")
+    p.add_argument("--quiet", action="store_true", help="no progress bars while building")
+    p.set_defaults(func=cmd_eval)
     return parser
 
 

@@ -1,4 +1,4 @@
-"""Pure ranking functions: reciprocal rank fusion, recency decay, grouping and collapse."""
+"""Pure ranking functions: passage pooling, reciprocal rank fusion, recency decay, grouping and collapse."""
 
 from __future__ import annotations
 
@@ -15,6 +15,22 @@ def ranked(scores: Mapping[K, float]) -> list[K]:
     return sorted(scores, key=lambda key: (-scores[key], key))
 
 
+def soft_max_pool(scores: Mapping[K, Sequence[float]], temperature: float) -> dict[K, float]:
+    """One score per key from its passages' scores: t * log(sum(exp(s / t))), the best score when t is 0.
+
+    A smooth maximum: an article whose several passages match scores a little above one with a single
+    equally good passage (by at most t * log(passages)), so articles about the query beat passing mentions.
+    """
+    out: dict[K, float] = {}
+    for key, values in scores.items():
+        top = max(values)
+        if temperature <= 0 or len(values) == 1:
+            out[key] = top
+        else:
+            out[key] = top + temperature * math.log(sum(math.exp((v - top) / temperature) for v in values))
+    return out
+
+
 def rrf(rankings: Sequence[Sequence[K]], weights: Sequence[float] | None = None, k: float = 60.0) -> dict[K, float]:
     """Weighted reciprocal rank fusion: score = sum_i w_i / (k + rank_i), ranks from 1."""
     weights = weights or [1.0] * len(rankings)
@@ -29,12 +45,13 @@ def decay(scores: Mapping[K, float], published: Mapping[K, datetime | None], hal
           now: datetime) -> dict[K, float]:
     """Multiply each score by 0.5 ** (age / half-life); an undated item counts as old as the half-life.
 
-    Ages are clamped at zero, so items dated after `now` get no bonus.
+    Age is the distance from `now` either way, so a `now` in the past favours that period rather
+    than everything after it.
     """
     out: dict[K, float] = {}
     for key, score in scores.items():
         when = published.get(key)
-        age = half_life_days if when is None else max((now - when).total_seconds() / 86400.0, 0.0)
+        age = half_life_days if when is None else abs((now - when).total_seconds()) / 86400.0
         out[key] = score * math.pow(0.5, age / half_life_days)
     return out
 

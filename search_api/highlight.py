@@ -6,6 +6,7 @@ import math
 import re
 import threading
 from dataclasses import dataclass
+from functools import lru_cache
 
 import snowballstemmer
 
@@ -31,8 +32,9 @@ def _stemmer() -> snowballstemmer.stemmer:
     return stemmer
 
 
+@lru_cache(maxsize=1 << 16)
 def stem(word: str) -> str:
-    """Lower-case English stem of one word."""
+    """Lower-case English stem of one word (cached: news vocabulary repeats)."""
     return _stemmer().stemWord(word.casefold())
 
 

@@ -1,45 +1,48 @@
 """Keyword (BM25) retrieval with SQLite FTS5 over an index version's meta.sqlite.
 
-User text never reaches FTS5 syntax: words are extracted and each is quoted.
+User text never reaches FTS5 syntax: words are extracted and each is quoted. Articles are scored over
+three columns (title, lead, body), so words of the opening sentences, which a headline sums up, count more.
 """
 
 from __future__ import annotations
 
-import re
 import sqlite3
 from collections.abc import Sequence
 from datetime import datetime
 
 from indexer.meta import article_filter_sql
-
-_WORD = re.compile(r"\w+", re.UNICODE)
+from search_api.highlight import query_terms
 
 
 def fts_query(text: str) -> str | None:
-    """An FTS5 MATCH expression OR-ing the query's words, each quoted; None if it has no words."""
-    words = list(dict.fromkeys(m.group().lower() for m in _WORD.finditer(text)))
+    """An FTS5 MATCH expression OR-ing the query's content words, each quoted; None if it has no words.
+
+    Stop words are left out (unless nothing else is left): they add little to BM25 but make
+    FTS5 score nearly every row.
+    """
+    words = query_terms(text)
     if not words:
         return None
     return " OR ".join(f'"{w}"' for w in words[:64])
 
 
-def search_articles(conn: sqlite3.Connection, text: str, limit: int, title_weight: float = 2.0,
-                    since: datetime | None = None, before: datetime | None = None,
+def search_articles(conn: sqlite3.Connection, text: str, limit: int, title_weight: float = 1.0,
+                    lead_weight: float = 1.0, since: datetime | None = None, before: datetime | None = None,
                     sources: Sequence[str] = ()) -> list[tuple[str, float]]:
-    """Top articles as (article id, score), score = -bm25 (higher is better)."""
+    """Top articles as (article id, score), score = -bm25 over title, lead and body (higher is better)."""
     match = fts_query(text)
     if match is None:
         return []
     where, args = article_filter_sql(since, before, sources)
     rows = conn.execute(
-        f"SELECT a.id, -bm25(articles_fts, ?, 1.0) AS s FROM articles_fts JOIN articles a ON a.num = articles_fts.rowid"
-        f" WHERE articles_fts MATCH ? AND {where} ORDER BY s DESC, a.id LIMIT ?",
-        [title_weight, match, *args, limit],
+        f"SELECT a.id, -bm25(articles_fts, ?, ?, 1.0) AS s FROM articles_fts"
+        f" JOIN articles a ON a.num = articles_fts.rowid WHERE articles_fts MATCH ? AND {where} ORDER BY s DESC, a.id LIMIT ?",
+        [title_weight, lead_weight, match, *args, limit],
     )
     return [(r[0], float(r[1])) for r in rows]
 
 
-def search_passages(conn: sqlite3.Connection, text: str, limit: int, title_weight: float = 2.0,
+def search_passages(conn: sqlite3.Connection, text: str, limit: int, title_weight: float = 1.0,
                     since: datetime | None = None, before: datetime | None = None,
                     sources: Sequence[str] = ()) -> list[tuple[int, float]]:
     """Top passages as (passage id, score), score = -bm25."""

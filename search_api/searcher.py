@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -17,8 +17,9 @@ from indexer.errors import ArticleNotFound, BadQuery
 from indexer.settings import Settings
 from indexer.store import IndexVersion, check_model
 from search_api import keyword
-from search_api.fusion import best_per_group, decay, ranked, rrf
+from search_api.fusion import best_per_group, decay, ranked, rrf, soft_max_pool
 from search_api.highlight import highlight
+from search_api.rerank import Reranker, rerank
 
 Mode = Literal["hybrid", "dense", "keyword"]
 Group = Literal["article", "none"]
@@ -39,6 +40,7 @@ class SearchRequest:
     collapse: bool = True
     recency_half_life_days: float | None = None
     now: datetime | None = None
+    rerank: bool = False  # re-score the top settings.rerank_depth with the searcher's Reranker
 
 
 @dataclass
@@ -75,21 +77,35 @@ class SearchResponse:
 
 
 def _as_datetime(value: datetime | date | None, end_of_day: bool) -> datetime | None:
-    if value is None or isinstance(value, datetime):
-        return value
+    """A filter bound as a naive UTC datetime, as dates are stored; a date means its whole day."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo is not None else value
     return datetime(value.year, value.month, value.day) + (timedelta(days=1) if end_of_day else timedelta(0))
+
+
+def _epoch(value: datetime | None) -> float:
+    """Seconds since 1970 of a naive-UTC (or aware) datetime; NaN for None."""
+    if value is None:
+        return float("nan")
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return (value - datetime(1970, 1, 1)).total_seconds()
 
 
 class Searcher:
     """Search over one opened index version with one embedder."""
 
-    def __init__(self, version: IndexVersion, embedder: Embedder, settings: Settings):
+    def __init__(self, version: IndexVersion, embedder: Embedder, settings: Settings,
+                 reranker: Reranker | None = None):
         check_model(version.manifest, embedder.name, embedder.dim, version.path.parent)
         self.version = version
         self.embedder = embedder
         self.settings = settings
+        self.reranker = reranker
         conn = version.meta.conn
-        rows = conn.execute("SELECT num, id, published, dup_group FROM articles ORDER BY num").fetchall()
+        rows = conn.execute("SELECT num, id, published, dup_group, source FROM articles ORDER BY num").fetchall()
         self._article_ids = [""] + [r[1] for r in rows]  # indexed by article num (from 1)
         self._num_of = {r[1]: r[0] for r in rows}
         self._published = [None] + [datetime.fromisoformat(r[2]) if r[2] else None for r in rows]
@@ -98,15 +114,19 @@ class Searcher:
         self._pids = pairs[:, 0] if len(pairs) else np.zeros(0, dtype=np.int64)
         self._owner = pairs[:, 1] if len(pairs) else np.zeros(0, dtype=np.int64)
         self.newest = max((d for d in self._published if d), default=None)
+        # Filters are masks over these per-article arrays (indexed by num), not an SQL query per request.
+        self._time = np.array([_epoch(d) for d in self._published], dtype=np.float64)
+        self._source = np.array([None] + [r[4] for r in rows], dtype=object)
 
     @classmethod
     def open(cls, index_dir: str | Path | None = None, settings: Settings | None = None,
-             embedder: Embedder | None = None, version: str | None = None) -> Searcher:
+             embedder: Embedder | None = None, version: str | None = None,
+             reranker: Reranker | None = None) -> Searcher:
         """Open the published index (model loaded unless an embedder is given)."""
         settings = settings or Settings.from_env()
         index_dir = Path(index_dir) if index_dir else settings.index_dir
         embedder = embedder or Embedder.from_settings(settings)
-        return cls(IndexVersion.open(index_dir, version), embedder, settings)
+        return cls(IndexVersion.open(index_dir, version), embedder, settings, reranker)
 
     @property
     def name(self) -> str:
@@ -141,6 +161,9 @@ class Searcher:
             raise BadQuery("since must be before until", "since")
         if req.recency_half_life_days is not None and not req.recency_half_life_days > 0:
             raise BadQuery("recency_half_life_days must be a positive number of days", "recency_half_life_days")
+        if req.rerank and self.reranker is None:
+            raise BadQuery("rerank needs a reranker and none is configured (no cross-encoder is packaged to load "
+                           "offline; see README, Re-ranking)", "rerank")
 
     # -- search -----------------------------------------------------------------------------------
 
@@ -150,9 +173,7 @@ class Searcher:
         self.validate(req)
         mode = req.mode or self.settings.default_mode
         since, before = _as_datetime(req.since, False), _as_datetime(req.until, True)
-        allowed = None
-        if since or before or req.sources:
-            allowed = np.array(self.version.meta.passage_ids_where(since, before, req.sources), dtype=np.int64)
+        allowed = self._allowed(since, before, req.sources) if since or before or req.sources else None
         qvec = self.embedder.encode_query(req.q) if mode != "keyword" else None
         if req.group == "article":
             scores, best, matches = self._rank_articles(req, mode, qvec, allowed, since, before)
@@ -160,17 +181,32 @@ class Searcher:
             scores, best, matches = self._rank_passages(req, mode, qvec, allowed, since, before)
         if req.recency_half_life_days:
             dates = {key: self._published[self._key_num(key, req.group)] for key in scores}
-            now = req.now or self.newest or datetime.now()
+            now = _as_datetime(req.now, False) or self.newest or datetime.now()
             scores = decay(scores, dates, req.recency_half_life_days, now)
         order = ranked(scores)
         duplicates: dict[Any, list[Any]] = {key: [] for key in order}
         if req.group == "article" and req.collapse:
             order, duplicates = best_per_group(order, self._dup_group)
+        if req.rerank:
+            order, new = self._rerank(req, order, best)
+            scores = {**scores, **new}
         order = order[: self.settings.candidates]
         page = order[req.offset : req.offset + req.k]
         hits = self._hits(req, page, scores, best, matches, duplicates)
         took = (time.perf_counter() - started) * 1000
         return SearchResponse(req.q, self.name, round(took, 2), mode, hits, len(order))
+
+    def _allowed(self, since: datetime | None, before: datetime | None, sources: tuple[str, ...]) -> np.ndarray:
+        """Ids of the passages whose article was published in [since, before) by one of `sources`."""
+        keep = np.ones(len(self._time), dtype=bool)
+        with np.errstate(invalid="ignore"):  # undated (NaN) articles fail any date bound
+            if since is not None:
+                keep &= self._time >= _epoch(since)
+            if before is not None:
+                keep &= self._time < _epoch(before)
+        if sources:
+            keep &= np.isin(self._source, list(sources))
+        return self._pids[keep[self._owner]]
 
     def _key_num(self, key: Any, group: str) -> int:
         if group == "article":
@@ -185,23 +221,22 @@ class Searcher:
         return self.version.vectors.search(qvec, n, allowed)
 
     def _dense_articles(self, qvec: np.ndarray, depth: int, allowed: np.ndarray | None):
-        """Top `depth` articles by their best passage: (ranking, best pid, score, passages per article)."""
+        """Top `depth` articles by their pooled passage scores: (ranking, best pid, score, passages per article)."""
         total = len(allowed) if allowed is not None else len(self._pids)
         n = min(depth * 4, total)
         while True:
             scores, pids = self._dense_passages(qvec, n, allowed)
-            best: dict[str, tuple[float, int]] = {}
-            counts: dict[str, int] = {}
+            best: dict[str, int] = {}
+            found: dict[str, list[float]] = {}
             for aid, score, pid in zip(self._owner_ids(pids), scores.tolist(), pids.tolist()):
-                counts[aid] = counts.get(aid, 0) + 1
-                if aid not in best:
-                    best[aid] = (score, pid)
-            if len(best) >= depth or n >= total:
+                found.setdefault(aid, []).append(score)
+                best.setdefault(aid, pid)  # FAISS returns passages best first
+            if len(found) >= depth or n >= total:
                 break
             n = min(n * 2, total)
-        article_scores = {aid: s for aid, (s, _) in best.items()}
+        article_scores = soft_max_pool(found, self.settings.pool_temperature)
         top = ranked(article_scores)[:depth]
-        return top, {a: best[a][1] for a in top}, {a: article_scores[a] for a in top}, counts
+        return top, {a: best[a] for a in top}, {a: article_scores[a] for a in top}, {a: len(v) for a, v in found.items()}
 
     def _rank_articles(self, req, mode, qvec, allowed, since, before):
         depth = self.settings.candidates
@@ -214,7 +249,8 @@ class Searcher:
             dense_rank, best, scores, matches = self._dense_articles(qvec, depth, allowed)
         if mode == "dense":
             return scores, best, matches
-        kw = keyword.search_articles(conn, req.q, depth, self.settings.title_weight, since, before, req.sources)
+        kw = keyword.search_articles(conn, req.q, depth, self.settings.title_weight, self.settings.lead_weight,
+                                     since, before, req.sources)
         kw_rank = [aid for aid, _ in kw]
         if mode == "keyword":
             scores = dict(kw)
@@ -238,16 +274,26 @@ class Searcher:
         return rrf([ranked(dense), ranked(kw)], [self.settings.dense_weight, self.settings.keyword_weight],
                    self.settings.rrf_k), {}, {}
 
+    def _passage_ids(self, req, keys: list, best: dict[str, int]) -> list[int]:
+        """The passage shown for each key: itself, or the article's best dense, keyword or first passage."""
+        if req.group != "article":
+            return list(keys)
+        missing = [aid for aid in keys if aid not in best]
+        best = {**best, **keyword.best_passage_per_article(self.version.meta.conn, req.q, missing)}
+        still = [aid for aid in keys if aid not in best]
+        if still:
+            best.update(self._first_passages(still))
+        return [best[aid] for aid in keys]
+
+    def _rerank(self, req, order: list, best: dict[str, int]) -> tuple[list, dict]:
+        top = order[: self.settings.rerank_depth]
+        pids = self._passage_ids(req, top, best)
+        stored = self.version.meta.passages(pids)
+        texts = {key: stored[pid].text for key, pid in zip(top, pids)}
+        return rerank(order, texts, req.q, self.reranker, len(top))
+
     def _hits(self, req, page, scores, best, matches, duplicates) -> list[Hit]:
-        if req.group == "article":
-            missing = [aid for aid in page if aid not in best]
-            best = {**best, **keyword.best_passage_per_article(self.version.meta.conn, req.q, missing)}
-            still = [aid for aid in page if aid not in best]
-            if still:
-                best.update(self._first_passages(still))
-            pids = [best[aid] for aid in page]
-        else:
-            pids = list(page)
+        pids = self._passage_ids(req, page, best)
         stored = self.version.meta.passages(pids)
         hits = []
         for rank, (key, pid) in enumerate(zip(page, pids), req.offset + 1):

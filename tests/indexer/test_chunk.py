@@ -83,3 +83,19 @@ def test_properties_cover_slice_and_limit(count_tokens, body, limit, overlap):
         assert count_tokens(p.text) <= limit
     assert covered(body, passages)
     assert all(a.start < b.start for a, b in zip(passages, passages[1:]))
+
+
+def test_the_lead_is_a_passage_of_its_own_when_asked(count_tokens):
+    body = ("Ford raised its second quarter output plans. The trade paper said so on Monday. "
+            "Analysts had expected a cut.\n\nDealers reported strong sales of trucks in March.")
+    passages = chunk_article(article(body), count_tokens, max_tokens=200, overlap=1, lead_sentences=2)
+    lead, *rest = passages
+    assert lead.text == "Ford raised its second quarter output plans. The trade paper said so on Monday."
+    assert (lead.start, lead.ordinal) == (0, 0) and lead.tokens == count_tokens(lead.text)
+    assert [p.text for p in rest] == [p.text for p in chunk_article(article(body), count_tokens, 200, 1)]
+    assert [p.ordinal for p in passages] == list(range(len(passages)))
+    short = "One sentence only.\n\nA second paragraph."
+    only = chunk_article(article(short), count_tokens, max_tokens=200, overlap=1, lead_sentences=2)
+    assert only[0].text == "One sentence only." and len(only) == 2  # the lead stops at the first paragraph
+    same = chunk_article(article("Just this."), count_tokens, max_tokens=200, overlap=1, lead_sentences=2)
+    assert [p.text for p in same] == ["Just this."]  # no second copy when the first passage is the lead

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 
 import pytest
 
-from search_api.fusion import best_per_group, decay, ranked, rrf
+from search_api.fusion import best_per_group, decay, ranked, rrf, soft_max_pool
 
 
 def test_rrf_sums_reciprocal_ranks_with_weights():
@@ -16,15 +17,23 @@ def test_rrf_sums_reciprocal_ranks_with_weights():
     assert ranked(fused) == ["b", "c", "a"]
 
 
+def test_soft_max_pool_rewards_several_matching_passages_a_little():
+    pooled = soft_max_pool({"one": [0.6], "two": [0.6, 0.6], "far": [0.6, 0.1], "flat": [0.5, 0.6]}, 0.05)
+    assert pooled["one"] == 0.6 and pooled["two"] == pytest.approx(0.6 + 0.05 * math.log(2))
+    assert 0.6 < pooled["far"] < 0.6 + 1e-4  # a weak second passage adds next to nothing
+    assert ranked(pooled) == ["two", "flat", "far", "one"]
+    assert soft_max_pool({"a": [0.2, 0.9, 0.5]}, 0.0) == {"a": 0.9}
+
+
 def test_ranked_breaks_ties_by_key():
     assert ranked({"z": 1.0, "a": 1.0, "m": 2.0}) == ["m", "a", "z"]
 
 
-def test_decay_halves_per_half_life_and_never_rewards_the_future():
+def test_decay_halves_per_half_life_of_distance_from_now():
     now = datetime(2020, 1, 11)
-    out = decay({"old": 1.0, "new": 1.0, "future": 1.0, "undated": 1.0},
-                {"old": datetime(2020, 1, 1), "new": now, "future": datetime(2021, 1, 1), "undated": None}, 10.0, now)
-    assert out == {"old": pytest.approx(0.5), "new": 1.0, "future": 1.0, "undated": pytest.approx(0.5)}
+    out = decay({"old": 1.0, "new": 1.0, "later": 1.0, "undated": 2.0},
+                {"old": datetime(2020, 1, 1), "new": now, "later": datetime(2020, 1, 31), "undated": None}, 10.0, now)
+    assert out == {"old": pytest.approx(0.5), "new": 1.0, "later": pytest.approx(0.25), "undated": pytest.approx(1.0)}
 
 
 def test_best_per_group_keeps_first_and_lists_others():

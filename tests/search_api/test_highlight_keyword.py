@@ -41,5 +41,7 @@ def test_any_text_makes_a_valid_fts_query(text):
 
 
 def test_fts_syntax_in_queries_is_only_words():
-    assert fts_query('IBM AND "NEAR(x" OR col:val* -y ^z') == '"ibm" OR "and" OR "near" OR "x" OR "or" OR "col" OR "val" OR "y" OR "z"'
+    assert fts_query('IBM AND "NEAR(x" OR col:val* -y ^z') == '"ibm" OR "near" OR "x" OR "col" OR "val" OR "y" OR "z"'
+    assert fts_query("<IBM> says") == '"ibm"'  # tickers as the wire prints them; stop words dropped
+    assert fts_query("the of") == '"the" OR "of"'  # unless nothing else is left
     assert fts_query("!!! ...") is None

@@ -1,0 +1,72 @@
+"""Benchmark: retrieval quality on the dev sets over the full Reuters-21578 corpus (19,043 articles).
+
+headlines (500 known-item queries, bodies indexed without titles) and topics (59 subject-code queries,
+title + body), each mode through the real Searcher with the code of `news-search eval`. Writes
+bench/results/eval-<set>[-<tag>].json and prints one Markdown table per set. The indexes are built
+once into var/bench/eval-reuters-<fields> and reused while corpus and chunking are unchanged; set
+NEWSEARCH_CACHE_DIR to share an embedding cache. Run: `.venv/bin/python -m bench.eval_reuters`
+(`--set rrf_k=30` etc. for ablations).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench.build_reuters import REUTERS, ROOT, commit
+from indexer.embed import Embedder
+from indexer.settings import Settings
+from search_api.evaluate import COLLAPSE_CHOICES, ensure_index, evaluate, load_qrels, load_queries, table
+from search_api.searcher import Searcher
+
+EVAL = ROOT.parent / "shared" / "data" / "eval"
+SETS = {"headlines": "body", "topics": "title+body"}  # dev set -> what is indexed (data README)
+
+
+def index_dir(fields: str) -> Path:
+    """Where the full-corpus index for these fields lives."""
+    return ROOT / "var" / "bench" / f"eval-reuters-{fields.replace('+', '-')}"
+
+
+def run_set(name: str, modes: list[str], assignments: list[str], collapse: str, embedder: Embedder) -> dict:
+    """Build or reuse the set's index and score every mode."""
+    fields = SETS[name]
+    settings = Settings.from_env(index_dir=index_dir(fields), fields=fields).assign(assignments)
+    ensure_index(sorted(REUTERS.glob("corpus-*.jsonl.gz")), settings, embedder, progress=True)
+    searcher = Searcher.open(settings.index_dir, settings, embedder)
+    try:
+        result = evaluate(searcher, load_queries(EVAL / f"{name}-queries.jsonl"),
+                          load_qrels(EVAL / f"{name}-qrels.tsv"), modes, collapse)
+    finally:
+        searcher.close()
+    return {"benchmark": "eval_reuters", "dev_set": name, "date": datetime.now(UTC).isoformat(timespec="seconds"),
+            "commit": commit(), "machine": f"{platform.machine()}, {len(os.sched_getaffinity(0))} cores",
+            "overrides": assignments, **result}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--sets", nargs="+", choices=list(SETS), default=list(SETS))
+    parser.add_argument("--modes", nargs="+", choices=["dense", "keyword", "hybrid"],
+                        default=["dense", "keyword", "hybrid"])
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="setting override")
+    parser.add_argument("--collapse", choices=COLLAPSE_CHOICES, default="off")
+    parser.add_argument("--tag", default="", help="suffix of the result files, for ablations")
+    args = parser.parse_args()
+    embedder = Embedder.from_settings(Settings.from_env())
+    for name in args.sets:
+        result = run_set(name, args.modes, args.set, args.collapse, embedder)
+        suffix = f"-{args.tag}" if args.tag else ""
+        out = ROOT / "bench" / "results" / f"eval-{name}{suffix}.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=2, default=str) + "\n")
+        print(table(result, f"{name}{suffix}"))
+        print()
+
+
+if __name__ == "__main__":
+    main()

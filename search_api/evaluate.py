@@ -1,0 +1,161 @@
+"""The evaluation harness: BEIR queries and qrels, an index of the corpus (built or reused), every query
+through the real Searcher (one hit per article), and the metrics of each retrieval mode.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import statistics
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from indexer.embed import Embedder
+from indexer.errors import SourceError
+from indexer.pipeline import build, lead_passage_sentences
+from indexer.settings import Settings
+from indexer.sources import supported
+from search_api.eval_metrics import Qrels, dedupe, mean_scores, per_query
+from search_api.searcher import Searcher, SearchRequest
+
+DEPTH = 100  # hits scored per query: Recall@100 needs a hundred
+MARKER = "eval-corpus.json"  # beside the index: what it was built from
+COLLAPSE_CHOICES = ("off", "expand")
+
+
+def load_queries(path: Path) -> dict[str, str]:
+    """BEIR queries (JSON lines with `_id` and `text`) as id -> text, in file order."""
+    queries: dict[str, str] = {}
+    for n, line in enumerate(_lines(path), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            queries[str(record["_id"])] = str(record["text"])
+        except (json.JSONDecodeError, KeyError, TypeError):
+            raise SourceError(f"{path}:{n}: not a BEIR query (a JSON object with _id and text)") from None
+    if not queries:
+        raise SourceError(f"{path} holds no queries")
+    return queries
+
+
+def load_qrels(path: Path) -> dict[str, dict[str, int]]:
+    """BEIR qrels (TSV `query-id corpus-id score`, header optional) as query id -> doc id -> grade."""
+    qrels: dict[str, dict[str, int]] = {}
+    for n, line in enumerate(_lines(path), 1):
+        parts = line.rstrip("\n").split("\t")
+        if not line.strip() or (n == 1 and parts[0] == "query-id"):
+            continue
+        try:
+            qid, doc, grade = parts[0], parts[1], int(parts[2])
+        except (IndexError, ValueError):
+            raise SourceError(f"{path}:{n}: expected `query-id<TAB>corpus-id<TAB>score`") from None
+        qrels.setdefault(qid, {})[doc] = grade
+    if not qrels:
+        raise SourceError(f"{path} holds no judgements")
+    return qrels
+
+
+def _lines(path: Path) -> list[str]:
+    try:
+        return Path(path).read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise SourceError(f"{path}: no such file; give an existing BEIR queries/qrels file") from None
+
+
+def corpus_fingerprint(paths: Sequence[Path], settings: Settings, model: str) -> str:
+    """Identity of what an index would be built from: corpus files (path, size, mtime), chunking, model."""
+    files = []
+    for root in paths:
+        root = Path(root)
+        found = sorted(p for p in root.rglob("*") if p.is_file() and supported(p)) if root.is_dir() else [root]
+        for p in found:
+            if not p.exists():
+                raise SourceError(f"{p}: no such file or directory; check the corpus path")
+            st = p.stat()
+            files.append([str(p.resolve()), st.st_size, int(st.st_mtime)])
+    described = {"files": files, "model": model, "fields": settings.fields, "chunk_tokens": settings.chunk_tokens,
+                 "chunk_overlap": settings.chunk_overlap, "lead_sentences": lead_passage_sentences(settings)}
+    return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def ensure_index(paths: Sequence[Path], settings: Settings, embedder: Embedder, rebuild: bool = False,
+                 progress: bool = False) -> bool:
+    """Build settings.index_dir from the corpus unless it already holds this corpus so chunked; True if built."""
+    fingerprint = corpus_fingerprint(paths, settings, embedder.name)
+    marker = settings.index_dir / MARKER
+    if not rebuild and (settings.index_dir / "CURRENT").is_file() and marker.is_file():
+        if json.loads(marker.read_text()).get("fingerprint") == fingerprint:
+            return False
+    report = build(list(paths), settings, embedder, progress=progress)
+    marker.write_text(json.dumps({"fingerprint": fingerprint, "version": report.version}) + "\n")
+    return True
+
+
+@dataclass(frozen=True)
+class ModeResult:
+    """One mode's scores: means, per query, and query latency."""
+
+    mode: str
+    means: dict[str, float]
+    per_query: dict[str, dict[str, float]]
+    p50_ms: float
+    runs: dict[str, list[str]]
+
+
+def ranking_of(searcher: Searcher, text: str, mode: str, collapse: str) -> list[str]:
+    """The article ids a query ranks, best first; with collapse=expand, each hit's duplicates follow it."""
+    result = searcher.search(SearchRequest(q=text, k=DEPTH, mode=mode, collapse=collapse == "expand"))
+    ids: list[str] = []
+    for hit in result.hits:
+        ids.append(hit.article_id)
+        if collapse == "expand":
+            ids.extend(hit.duplicates)
+    return dedupe(ids)[:DEPTH]
+
+
+def run_mode(searcher: Searcher, queries: dict[str, str], qrels: Qrels, mode: str, collapse: str = "off") -> ModeResult:
+    """Every judged query through the searcher in one mode."""
+    runs: dict[str, list[str]] = {}
+    took: list[float] = []
+    for qid, text in queries.items():
+        if qid not in qrels:
+            continue
+        t0 = time.perf_counter()
+        runs[qid] = ranking_of(searcher, text, mode, collapse)
+        took.append((time.perf_counter() - t0) * 1000)
+    scores = per_query(runs, qrels)
+    return ModeResult(mode, mean_scores(scores), scores, round(statistics.median(took), 2) if took else 0.0, runs)
+
+
+def evaluate(searcher: Searcher, queries: dict[str, str], qrels: Qrels, modes: Sequence[str],
+             collapse: str = "off") -> dict[str, Any]:
+    """Scores of each mode, with what produced them (index, settings), as one JSON-able dict."""
+    s = searcher.settings
+    results = [run_mode(searcher, queries, qrels, mode, collapse) for mode in modes]
+    judged = [q for q in queries if q in qrels]
+    return {
+        "index_version": searcher.name,
+        "chunking": searcher.version.manifest["chunking"],
+        "articles": searcher.version.manifest["counts"]["articles"],
+        "queries": len(judged),
+        "collapse": collapse,
+        "settings": {k: getattr(s, k) for k in ("rrf_k", "dense_weight", "keyword_weight", "candidates",
+                                                "title_weight", "lead_weight", "pool_temperature")},
+        "modes": {r.mode: {"means": {k: round(v, 4) for k, v in r.means.items()}, "median_query_ms": r.p50_ms,
+                           "per_query": r.per_query} for r in results},
+    }
+
+
+def table(result: dict[str, Any], title: str = "") -> str:
+    """A Markdown table, one row per mode."""
+    names = list(next(iter(result["modes"].values()))["means"])
+    lines = [f"{title} ({result['queries']} queries, {result['articles']} articles, fields "
+             f"{result['chunking']['fields']}, collapse {result['collapse']})" if title else "",
+             "| mode | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    for mode, r in result["modes"].items():
+        lines.append(f"| {mode} | " + " | ".join(f"{r['means'][n]:.4f}" for n in names) + " |")
+    return "\n".join(line for line in lines if line)
