@@ -18,13 +18,17 @@ def test_ray_build_and_update_equal_the_local_engine(tmp_path, embedder):
     first = wikinews(8, start=120)
     write_jsonl(tmp_path / "a" / "news.jsonl", first)
     (tmp_path / "a" / "bad.jsonl").write_text('{"id": "x", "title": "no body"}\n')
-    ray_settings = Settings(index_dir=tmp_path / "ray", cache_dir="none", engine="ray", checkpoint_passages=16)
-    local_settings = Settings(index_dir=tmp_path / "local", cache_dir="none")
+    # Body-only, so the lead passage (chunking the engines must agree on) is exercised too; the
+    # embedded texts (with or without titles) come from one function both engines share.
+    ray_settings = Settings(index_dir=tmp_path / "ray", cache_dir="none", engine="ray", checkpoint_passages=16,
+                            fields="body")
+    local_settings = Settings(index_dir=tmp_path / "local", cache_dir="none", fields="body")
     by_ray = build([tmp_path / "a"], ray_settings, embedder, progress=False)
     by_local = build([tmp_path / "a"], local_settings, embedder, progress=False)
     assert (by_ray.articles, by_ray.passages, by_ray.embedded) == (by_local.articles, by_local.passages,
                                                                   by_local.embedded)
     assert [str(p) for p in by_ray.problems] == [str(p) for p in by_local.problems] != []
+    assert by_local.passages > sum(1 for _ in first) * 2  # lead passages were made
     assert_same_index(ray_settings.index_dir, local_settings.index_dir, ray_settings, local_settings, embedder)
 
     changed = [dict(r) for r in first]
