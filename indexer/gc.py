@@ -1,5 +1,5 @@
-"""`news-index gc`: remove old versions, abandoned build folders, stale temporary and lease files,
-and (on request) cached embeddings that no kept version uses. Never the published version, never
+"""`news-index gc`: remove old versions, abandoned build folders, stale temporary, lease and job
+files, and (on request) cached embeddings that no kept version uses. Never the published version, never
 one that a living server or job holds a lease on.
 """
 
@@ -13,6 +13,7 @@ from pathlib import Path
 from indexer.cache import EmbeddingCache, cache_key
 from indexer.embed import with_context
 from indexer.errors import ConfigError, IndexNotFound
+from indexer.jobs import stale_job_files
 from indexer.leases import leased_versions, read_leases, writer_lock
 from indexer.settings import Settings
 from indexer.store import CURRENT, MANIFEST, IndexVersion, current_version, list_versions, read_manifest, stale_folders
@@ -29,6 +30,7 @@ class GcReport:
     abandoned: list[str] = field(default_factory=list)
     temp_files: int = 0
     expired_leases: int = 0
+    job_records: int = 0
     cache_pruned: int | None = None
     dry_run: bool = False
 
@@ -43,6 +45,8 @@ class GcReport:
             lines.append(f"{verb} {len(self.abandoned)} unfinished build folder(s) and {self.temp_files} temporary file(s)")
         if self.expired_leases:
             lines.append(f"{verb} {self.expired_leases} expired lease(s) of stopped servers")
+        if self.job_records:
+            lines.append(f"{verb} {self.job_records} file(s) of finished re-index jobs")
         if self.cache_pruned is not None:
             lines.append(f"{verb} {self.cache_pruned} cached embedding(s) no kept version uses")
         return "\n".join(lines)
@@ -114,13 +118,14 @@ def collect(settings: Settings, keep: int = 2, grace_seconds: float | None = Non
         report.abandoned = [p.name for p in stale_folders(index_dir, grace)]
         temps = stale_temp_files(index_dir, grace)
         expired = [lease for lease in read_leases(index_dir) if not lease.alive(settings.lease_seconds)]
-        report.temp_files, report.expired_leases = len(temps), len(expired)
+        job_files = stale_job_files(index_dir, grace)
+        report.temp_files, report.expired_leases, report.job_records = len(temps), len(expired), len(job_files)
         if not dry_run:
             for name in report.removed + report.abandoned:
                 # The manifest goes first: a half-removed folder is then an incomplete one, never a damaged version.
                 (index_dir / name / MANIFEST).unlink(missing_ok=True)
                 shutil.rmtree(index_dir / name)
-            for path in temps + [lease.path for lease in expired]:
+            for path in temps + [lease.path for lease in expired] + job_files:
                 path.unlink(missing_ok=True)
         if prune_cache_too:
             report.cache_pruned = prune_cache(settings, report.kept, dry_run)

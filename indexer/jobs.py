@@ -50,6 +50,24 @@ class StatusFile:
         self.write()
 
 
+def stale_job_files(index_dir: Path, grace_seconds: float) -> list[Path]:
+    """Status and log files of jobs that nothing has written for the grace period (finished or dead).
+
+    A running job rewrites its status on every batch and its log as it goes, so a job is only
+    collected when both have been quiet longer than the grace period.
+    """
+    folder = index_dir / JOBS
+    if not folder.is_dir():
+        return []
+    by_job: dict[str, list[Path]] = {}
+    for path in folder.iterdir():
+        if path.is_file():
+            by_job.setdefault(path.name.split(".", 1)[0], []).append(path)
+    now = time.time()
+    return [path for files in by_job.values()
+            if all(now - f.stat().st_mtime > grace_seconds for f in files) for path in files]
+
+
 def read_status(path: Path) -> dict[str, Any]:
     """A job's last published status ({} before its first write)."""
     try:

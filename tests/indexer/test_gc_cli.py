@@ -30,6 +30,18 @@ def test_gc_keeps_published_and_newest_and_removes_the_rest(tmp_path):
     assert not (index / "vabandoned").exists() and not (index / "CURRENT.dead.tmp").exists()
     assert current_version(index) == names[1]
 
+    jobs = index / "jobs"
+    jobs.mkdir()
+    old_job = [jobs / "0123abcd.json", jobs / "0123abcd.log"]
+    live_job = [jobs / "4567ef01.json", jobs / "4567ef01.log"]
+    for path in old_job + live_job:
+        path.write_text("{}")
+    for path in old_job + live_job[:1]:  # the live job's log is still being written
+        os.utime(path, (1_000_000, 1_000_000))
+    swept = news_index("gc", "--grace", "60", "--index-dir", index)
+    assert "removed 2 file(s) of finished re-index jobs" in swept.stdout, swept.stderr
+    assert sorted(jobs.iterdir()) == live_job
+
     cache = EmbeddingCache(index / "cache" / "embeddings.sqlite", 8)
     texts = [f"Body number {i}." for i in range(3)] + ["a passage no version holds any more"]
     cache.put([cache_key("m", t) for t in texts], np.eye(4, 8, dtype=np.float32))

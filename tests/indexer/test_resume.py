@@ -1,5 +1,5 @@
-"""Crash safety and resume: a build killed with SIGKILL mid-embedding leaves the published version
-untouched, and the re-run embeds only what the killed one had not checkpointed. A crash at each
+"""Crash safety and resume: a build or update killed with SIGKILL mid-embedding leaves the published
+version untouched, and the re-run embeds only what the killed one had not checkpointed. A crash at each
 file step of writing and publishing leaves a readable published version.
 """
 
@@ -80,14 +80,15 @@ class CurrentWatcher:
         self._thread.join()
 
 
-def news_index_build(corpus: Path, index_dir: Path) -> subprocess.Popen:
+def news_index_job(command: str, corpus: Path, index_dir: Path) -> subprocess.Popen:
     env = {**os.environ, "NEWSEARCH_CHECKPOINT_PASSAGES": str(CHECKPOINT)}
-    return subprocess.Popen([sys.executable, "-m", "indexer.cli", "build", str(corpus), "--index-dir", str(index_dir),
+    return subprocess.Popen([sys.executable, "-m", "indexer.cli", command, str(corpus), "--index-dir", str(index_dir),
                              "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
 
 @pytest.mark.slow
-def test_build_killed_mid_embedding_keeps_published_version_and_resumes(tmp_path, embedder):
+@pytest.mark.parametrize("command", ["build", "update"])
+def test_job_killed_mid_embedding_keeps_published_version_and_resumes(command, tmp_path, embedder):
     from indexer.pipeline import build
 
     records = short_reuters(204)
@@ -100,7 +101,7 @@ def test_build_killed_mid_embedding_keeps_published_version_and_resumes(tmp_path
     before = cached_rows(cache)
 
     with CurrentWatcher(settings.index_dir) as watcher:
-        proc = news_index_build(corpus.parent, settings.index_dir)
+        proc = news_index_job(command, corpus.parent, settings.index_dir)
         deadline = time.monotonic() + 300
         while cached_rows(cache) < before + 2 * CHECKPOINT and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -115,15 +116,18 @@ def test_build_killed_mid_embedding_keeps_published_version_and_resumes(tmp_path
     assert 2 * CHECKPOINT <= checkpointed
 
     with CurrentWatcher(settings.index_dir) as watcher:
-        proc = news_index_build(corpus.parent, settings.index_dir)
+        proc = news_index_job(command, corpus.parent, settings.index_dir)
         out, err = proc.communicate(timeout=600)
     assert proc.returncode == 0, err
-    embedded = int(re.search(r"\((\d+) embedded\)", out).group(1))
+    embedded = int(re.search(r"\((\d+) embedded[,)]", out).group(1))
     assert watcher.seen == [v0, current_version(settings.index_dir)]
 
     clean = Settings(index_dir=tmp_path / "clean", cache_dir="none")
     fresh = build([corpus.parent], clean, embedder, progress=False)  # what a run without checkpoints embeds
     assert 0 < embedded <= fresh.embedded - checkpointed
+    if command == "update":  # an update keeps the articles it was not given: compare with a build of both
+        clean = Settings(index_dir=tmp_path / "clean-all", cache_dir="none")
+        build([corpus.parent.parent / "first", corpus.parent], clean, embedder, progress=False)
     assert_same_index(settings.index_dir, clean.index_dir, settings, clean, embedder)
 
 
