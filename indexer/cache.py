@@ -13,7 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
+from indexer.errors import ConfigError
+
 SCHEMA = "CREATE TABLE IF NOT EXISTS vectors (key BLOB PRIMARY KEY, vector BLOB NOT NULL) WITHOUT ROWID"
+MODELS = "CREATE TABLE IF NOT EXISTS models (name TEXT PRIMARY KEY, fingerprint TEXT NOT NULL)"
 
 
 def cache_key(model: str, text: str) -> bytes:
@@ -24,7 +27,7 @@ def cache_key(model: str, text: str) -> bytes:
 class EmbeddingCache:
     """Vectors by key; safe against a crash between blocks (each `put` is one transaction)."""
 
-    def __init__(self, path: Path, dim: int):
+    def __init__(self, path: Path, dim: int, model: str | None = None, fingerprint: str | None = None):
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.dim = dim
@@ -32,6 +35,24 @@ class EmbeddingCache:
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=NORMAL")
         self.conn.execute(SCHEMA)
+        self.conn.execute(MODELS)
+        if model and fingerprint:
+            self._claim(model, fingerprint)
+
+    def _claim(self, model: str, fingerprint: str) -> None:
+        """Record which files `model` names here; refuse a cache filled by other files of that name.
+
+        Keys hash the model's name, so without this a model folder swapped under the same name
+        would be served the old model's vectors.
+        """
+        with self.conn:
+            self.conn.execute("INSERT OR IGNORE INTO models VALUES (?, ?)", (model, fingerprint))
+            (stored,) = self.conn.execute("SELECT fingerprint FROM models WHERE name = ?", (model,)).fetchone()
+        if stored != fingerprint:
+            self.conn.close()
+            raise ConfigError(f"the embedding cache {self.path} holds vectors of another model called {model} "
+                              f"(fingerprint {stored}, this one is {fingerprint}); delete that file or point "
+                              "NEWSEARCH_CACHE_DIR elsewhere, then run the job again")
 
     def get_many(self, keys: Sequence[bytes]) -> dict[bytes, np.ndarray]:
         """The cached vectors among `keys`."""

@@ -5,6 +5,7 @@ Passages are embedded with their article title as context; vectors are L2-normal
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -15,6 +16,8 @@ import numpy as np
 
 from indexer.errors import ConfigError
 from indexer.settings import Settings
+
+PACKAGED_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
 
 def packaged_model_path() -> Path:
@@ -42,7 +45,7 @@ class Embedder:
         self.model_path = Path(model_path) if model_path else packaged_model_path()
         if not (self.model_path / "config.json").is_file():
             raise ConfigError(f"{self.model_path} is not a sentence-transformers model folder (no config.json)")
-        self.name = model_name or self.model_path.name
+        self.name = model_name or (self.model_path.name if model_path else PACKAGED_MODEL)
         self.batch_size = batch_size
         self.threads = threads
         self.on_query: Callable[[float], None] | None = None  # told the seconds each query took (metrics)
@@ -70,6 +73,17 @@ class Embedder:
         model = SentenceTransformer(str(self.model_path), device="cpu", local_files_only=True)
         model.eval()
         return model
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """A hash of the model folder's files: two folders with one name but other weights differ here."""
+        digest = hashlib.sha256()
+        for path in sorted(p for p in self.model_path.rglob("*") if p.is_file() and not p.name.startswith(".")):
+            digest.update(str(path.relative_to(self.model_path)).encode() + b"\x00")
+            with open(path, "rb") as fh:
+                for block in iter(lambda fh=fh: fh.read(1 << 20), b""):
+                    digest.update(block)
+        return digest.hexdigest()[:16]
 
     @cached_property
     def tokenizer(self):  # noqa: ANN201

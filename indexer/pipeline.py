@@ -204,7 +204,8 @@ def from_cache(texts: list[str], embedder: Embedder, cache: EmbeddingCache | Non
 
 def model_info(embedder: Embedder) -> dict:
     """The manifest's description of the model."""
-    return {"name": embedder.name, "dim": embedder.dim, "max_seq_length": embedder.max_tokens}
+    return {"name": embedder.name, "dim": embedder.dim, "max_seq_length": embedder.max_tokens,
+            "fingerprint": embedder.fingerprint}
 
 
 def chunking_info(settings: Settings) -> dict:
@@ -254,7 +255,7 @@ def cache_path(settings: Settings) -> Path | None:
 def open_cache(settings: Settings, embedder: Embedder) -> EmbeddingCache | None:
     """The embedding cache the settings name, or None if disabled."""
     path = cache_path(settings)
-    return EmbeddingCache(path, embedder.dim) if path is not None else None
+    return EmbeddingCache(path, embedder.dim, embedder.name, embedder.fingerprint) if path is not None else None
 
 
 def write_prepared(index_dir: Path, prepared: Prepared, passages: list[Passage], vectors: np.ndarray,

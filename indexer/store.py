@@ -119,6 +119,9 @@ def current_version(index_dir: Path) -> str:
     except FileNotFoundError:
         raise IndexNotFound(f"no index published in {index_dir}; build one with "
                             f"`news-index build <corpus> --index-dir {index_dir}`") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise IndexMismatch(f"cannot read {index_dir / CURRENT} ({exc}); check the folder's permissions, "
+                            f"or {rebuild_hint(index_dir)}") from None
     if not name or "/" in name or name.startswith("."):
         raise IndexMismatch(f"{index_dir / CURRENT} is damaged ({name!r}); {rebuild_hint(index_dir)}")
     return name
@@ -158,13 +161,19 @@ def verify_files(folder: Path, manifest: dict[str, Any]) -> None:
                                 f"{rebuild_hint(folder.parent)}")
 
 
-def check_model(manifest: dict[str, Any], model_name: str, dim: int, index_dir: Path) -> None:
-    """Refuse an index built with another embedding model."""
+def check_model(manifest: dict[str, Any], model_name: str, dim: int, index_dir: Path,
+                fingerprint: str | None = None) -> None:
+    """Refuse an index built with another embedding model (by name, dimension and, if known, files)."""
     built = manifest.get("model", {})
+    fix = f"{rebuild_hint(index_dir)}, or set NEWSEARCH_MODEL_PATH to the model it was built with"
     if built.get("name") != model_name or built.get("dim") != dim:
         raise IndexMismatch(
             f"the index was built with model {built.get('name')} (dim {built.get('dim')}) but this process uses "
-            f"{model_name} (dim {dim}); {rebuild_hint(index_dir)}, or set NEWSEARCH_MODEL_PATH to the model it was built with")
+            f"{model_name} (dim {dim}); {fix}")
+    if fingerprint and built.get("fingerprint") and built["fingerprint"] != fingerprint:
+        raise IndexMismatch(
+            f"the index was built with other files of model {model_name} (fingerprint {built['fingerprint']}, "
+            f"this process has {fingerprint}); {fix}")
 
 
 @dataclass
@@ -183,10 +192,10 @@ class IndexVersion:
         index_dir = Path(index_dir)
         name = version or current_version(index_dir)
         folder = index_dir / name
-        manifest = read_manifest(folder)
-        if verify:
-            verify_files(folder, manifest)
         try:
+            manifest = read_manifest(folder)
+            if verify:
+                verify_files(folder, manifest)
             vectors = FaissStore.load(folder / VECTORS)
             meta = MetaReader(folder / META)
         except (RuntimeError, OSError, sqlite3.DatabaseError) as exc:

@@ -130,7 +130,7 @@ class Base:
 
 def check_compatible(version: IndexVersion, settings: Settings, embedder: Embedder) -> None:
     """An update can only extend a version built with the same model and chunking."""
-    check_model(version.manifest, embedder.name, embedder.dim, settings.index_dir)
+    check_model(version.manifest, embedder.name, embedder.dim, settings.index_dir, embedder.fingerprint)
     built, wanted = version.manifest.get("chunking", {}), chunking_info(settings)
     if built != wanted:
         differs = ", ".join(f"{k}={built.get(k)!r} (now {wanted[k]!r})" for k in wanted if built.get(k) != wanted[k])

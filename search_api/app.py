@@ -125,7 +125,14 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0]
-        loc = [str(part) for part in first.get("loc", ()) if part not in ("query", "body", "path", "header")]
-        field = loc[0] if loc else None
-        message = f"{field}: {first.get('msg')}" if field else str(first.get("msg"))
+        # loc is ("query"|"body", field, ...) or, for a body that is not JSON, ("body", character offset).
+        loc = [part for part in first.get("loc", ()) if part not in ("query", "body", "path", "header")]
+        field = loc[0] if loc and isinstance(loc[0], str) else None
+        message = str(first.get("msg"))
+        if first.get("type") == "extra_forbidden":
+            message = "unknown parameter; see /docs for the accepted fields"
+        elif (first.get("ctx") or {}).get("error"):
+            message = f"{message} ({first['ctx']['error']})"
+        if field:
+            message = f"{field}: {message}"
         return JSONResponse({"detail": message, "field": field}, status_code=422)

@@ -49,16 +49,35 @@ class SearcherHolder:
 
     def load(self) -> Searcher:
         """Open the published version and serve it."""
+        return self._open_and_swap(current_version(self.settings.index_dir))
+
+    def _open_and_swap(self, name: str) -> Searcher:
+        """Lease `name`, then open and serve it; the lease comes first so gc cannot remove it mid-open."""
         self.embedder = self.embedder or Embedder.from_settings(self.settings)
-        searcher = Searcher.open(self.settings.index_dir, self.settings, self.embedder)
-        self.swap(searcher, owned=True)
+        lease = self._take_lease(name)
+        try:
+            searcher = Searcher.open(self.settings.index_dir, self.settings, self.embedder, version=name)
+        except BaseException:
+            if lease is not None:
+                drop_lease(lease)
+            raise
+        self.swap(searcher, owned=True, lease=lease)
         return searcher
 
-    def swap(self, searcher: Searcher, owned: bool = False) -> None:
+    def _take_lease(self, name: str) -> object:
+        try:
+            return take_lease(self.settings.index_dir, name)
+        except OSError as exc:  # a read-only index folder can still be served; gc just cannot see us
+            log.warning("cannot write a lease for %s (%s); `news-index gc` will not know this server uses it",
+                        name, exc)
+            return None
+
+    def swap(self, searcher: Searcher, owned: bool = False, lease: object = None) -> None:
         """Serve `searcher` from now on; the previous one closes when its last request ends."""
-        served = Served(searcher, owned)
-        with contextlib.suppress(OSError):
-            served.lease = take_lease(searcher.version.path.parent, searcher.name)
+        served = Served(searcher, owned, lease)
+        if served.lease is None:
+            with contextlib.suppress(OSError):
+                served.lease = take_lease(searcher.version.path.parent, searcher.name)
         with self._lock:
             old, self._served = self._served, served
             self._all.append(served)
@@ -113,9 +132,7 @@ class SearcherHolder:
             published = current_version(self.settings.index_dir)
             if published == previous:
                 return {"previous": previous, "current": published, "changed": False}
-            self.embedder = self.embedder or Embedder.from_settings(self.settings)
-            searcher = Searcher.open(self.settings.index_dir, self.settings, self.embedder, version=published)
-            self.swap(searcher, owned=True)
+            self._open_and_swap(published)
             log.info("now serving %s (was %s)", published, previous)
             return {"previous": previous, "current": published, "changed": True}
 
@@ -139,10 +156,12 @@ class SearcherHolder:
                 try:
                     self.reload()
                     self.last_error = None
-                except NewsearchError as exc:  # keep serving the old version; say why once per change
-                    if str(exc) != self.last_error:
-                        log.warning("cannot load the published version, still serving the old one: %s", exc)
-                    self.last_error = str(exc)
+                except Exception as exc:  # noqa: BLE001 - this thread is also the lease heartbeat: it must live
+                    # Keep serving the old version; say why once per change.
+                    reason = str(exc) if isinstance(exc, NewsearchError) else f"{type(exc).__name__}: {exc}"
+                    if reason != self.last_error:
+                        log.warning("cannot load the published version, still serving the old one: %s", reason)
+                    self.last_error = reason
 
     def start_watching(self) -> None:
         """Poll CURRENT every reload_interval seconds (and renew leases) in a background thread."""

@@ -5,11 +5,14 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class SearchBody(BaseModel):
     """POST /search body: the same fields as the GET query string."""
+
+    # A misspelt filter (`sorce=`) must be an error, not a silently unfiltered result.
+    model_config = ConfigDict(extra="forbid")
 
     q: str = Field(description="natural-language query or keywords (1-1,000 characters)")
     k: int = Field(10, description="hits per page (1-100)")
@@ -17,7 +20,7 @@ class SearchBody(BaseModel):
     group: Literal["article", "none"] = Field("article", description="one hit per article, or raw passages")
     mode: Literal["hybrid", "dense", "keyword"] | None = Field(None, description="retrieval mode; default hybrid")
     since: date | datetime | None = Field(None, description="only articles published on or after (ISO date)")
-    until: date | datetime | None = Field(None, description="only articles published on or before (ISO date)")
+    until: date | datetime | None = Field(None, description="only articles published on or before (ISO date: that whole day; a datetime: that instant)")
     source: list[str] = Field(default_factory=list, description="only these sources (repeatable)")
     collapse: bool = Field(True, description="show wire copies of one story as one hit")
     recency_half_life_days: float | None = Field(None, description="favour recent articles: score halves per this many days of age")

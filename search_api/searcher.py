@@ -4,6 +4,7 @@ group by article, collapse near-duplicates, highlight. Usable in-process: Search
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -76,13 +77,21 @@ class SearchResponse:
     total: int  # ranked results available to page through (capped at the candidate depth)
 
 
-def _as_datetime(value: datetime | date | None, end_of_day: bool) -> datetime | None:
-    """A filter bound as a naive UTC datetime, as dates are stored; a date means its whole day."""
+def _as_datetime(value: datetime | date | None, end: bool) -> datetime | None:
+    """A filter bound as a naive UTC datetime, as dates are stored.
+
+    With `end`, the bound is exclusive and includes `value`: a date means its whole day, a
+    datetime that very instant. Bounds beyond what datetime can hold are clamped, not errors.
+    """
     if value is None:
         return None
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo is not None else value
-    return datetime(value.year, value.month, value.day) + (timedelta(days=1) if end_of_day else timedelta(0))
+    try:
+        if isinstance(value, datetime):
+            naive = value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo is not None else value
+            return naive + timedelta(microseconds=1) if end else naive
+        return datetime(value.year, value.month, value.day) + (timedelta(days=1) if end else timedelta(0))
+    except OverflowError:
+        return datetime.max if value.year > 5000 else datetime.min
 
 
 def _epoch(value: datetime | None) -> float:
@@ -99,7 +108,7 @@ class Searcher:
 
     def __init__(self, version: IndexVersion, embedder: Embedder, settings: Settings,
                  reranker: Reranker | None = None):
-        check_model(version.manifest, embedder.name, embedder.dim, version.path.parent)
+        check_model(version.manifest, embedder.name, embedder.dim, version.path.parent, embedder.fingerprint)
         self.version = version
         self.embedder = embedder
         self.settings = settings
@@ -159,8 +168,9 @@ class Searcher:
         since, before = _as_datetime(req.since, False), _as_datetime(req.until, True)
         if since and before and since >= before:
             raise BadQuery("since must be before until", "since")
-        if req.recency_half_life_days is not None and not req.recency_half_life_days > 0:
-            raise BadQuery("recency_half_life_days must be a positive number of days", "recency_half_life_days")
+        half_life = req.recency_half_life_days
+        if half_life is not None and not (half_life > 0 and math.isfinite(half_life)):
+            raise BadQuery("recency_half_life_days must be a positive, finite number of days", "recency_half_life_days")
         if req.rerank and self.reranker is None:
             raise BadQuery("rerank needs a reranker and none is configured (no cross-encoder is packaged to load "
                            "offline; see README, Re-ranking)", "rerank")

@@ -8,6 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
+from indexer.embed import Embedder
 from indexer.errors import IndexMismatch, IndexNotFound
 from indexer.store import CURRENT, IndexVersion, check_model, current_version, list_versions, publish
 from indexer.vectors import FLAT_LIMIT, FaissStore, index_spec
@@ -33,7 +34,8 @@ def test_corpus_index_layout_and_manifest(corpus_index):
     folder = corpus_index / name
     assert {p.name for p in folder.iterdir()} == {"manifest.json", "vectors.faiss", "meta.sqlite"}
     manifest = json.loads((folder / "manifest.json").read_text())
-    assert manifest["model"] == {"name": "sentence-transformers/all-MiniLM-L6-v2", "dim": 384, "max_seq_length": 256}
+    assert manifest["model"] == {"name": "sentence-transformers/all-MiniLM-L6-v2", "dim": 384, "max_seq_length": 256,
+                                 "fingerprint": Embedder().fingerprint}
     assert manifest["counts"]["articles"] == 51
     assert manifest["chunking"]["max_tokens"] == 200
     assert set(manifest["files"]) == {"vectors.faiss", "meta.sqlite"}
@@ -60,6 +62,9 @@ def test_other_format_or_model_is_refused(corpus_index, tmp_path):
     manifest = json.loads(manifest_path.read_text())
     with pytest.raises(IndexMismatch, match="was built with model"):
         check_model(manifest, "other/model", 768, index)
+    with pytest.raises(IndexMismatch, match="other files of model.*NEWSEARCH_MODEL_PATH"):
+        check_model(manifest, manifest["model"]["name"], 384, index, fingerprint="0123456789abcdef")
+    check_model(manifest, manifest["model"]["name"], 384, index, fingerprint=manifest["model"]["fingerprint"])
     manifest["format_version"] = 99
     manifest_path.write_text(json.dumps(manifest))
     with pytest.raises(IndexMismatch, match="format.*rebuild"):
@@ -96,3 +101,23 @@ def test_embedding_cache_round_trip_and_prune(tmp_path):
     assert set(got) == set(keys) and got[keys[1]].tolist() == [0, 1, 0]
     assert cache.prune({keys[0]}) == 1 and len(cache) == 1
     cache.close()
+
+
+def test_a_model_folder_with_other_files_has_another_fingerprint(tmp_path):
+    packaged = Embedder()
+    copy = shutil.copytree(packaged.model_path, tmp_path / "all-MiniLM-L6-v2")
+    assert Embedder(copy).name == "all-MiniLM-L6-v2"  # a folder is named after itself, not the packaged model
+    assert Embedder(copy, packaged.name).fingerprint == packaged.fingerprint
+    (copy / "config_sentence_transformers.json").write_text("{}")
+    assert Embedder(copy, packaged.name).fingerprint != packaged.fingerprint
+
+
+def test_embedding_cache_refuses_vectors_of_other_model_files(tmp_path):
+    from indexer.cache import EmbeddingCache
+    from indexer.errors import ConfigError
+
+    EmbeddingCache(tmp_path / "c.sqlite", 3, "m", "aaaa").close()
+    EmbeddingCache(tmp_path / "c.sqlite", 3, "m", "aaaa").close()
+    EmbeddingCache(tmp_path / "c.sqlite", 3, "other", "bbbb").close()  # other names share the file
+    with pytest.raises(ConfigError, match="another model called m.*delete that file"):
+        EmbeddingCache(tmp_path / "c.sqlite", 3, "m", "cccc")

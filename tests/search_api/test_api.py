@@ -76,6 +76,27 @@ def test_bad_requests_are_422_naming_the_field(client, params, field):
     assert r.json()["field"] == field and field in r.json()["detail"]
 
 
+@pytest.mark.parametrize("params", [
+    {"until": "9999-12-31"}, {"since": "0001-01-01T00:00:00+01:00"}, {"until": "9999-12-31T23:00:00-05:00"},
+    {"recency_half_life_days": 1, "now": "0001-01-01T00:00:00+01:00"},
+])
+def test_dates_at_the_edge_of_the_calendar_are_answered(client, params):
+    r = client.get("/search", params={"q": "election", **params})
+    assert r.status_code == 200, r.text
+
+
+def test_unknown_parameters_and_broken_bodies_are_422(client):
+    r = client.get("/search", params={"q": "oil", "sorce": "Reuters"})
+    assert r.status_code == 422 and r.json()["field"] == "sorce" and "unknown parameter" in r.json()["detail"]
+    r = client.post("/search", json={"q": "oil", "sources": ["Reuters"]})
+    assert r.status_code == 422 and r.json()["field"] == "sources"
+    r = client.post("/search", content=b'{"q": oil}', headers={"content-type": "application/json"})
+    assert r.status_code == 422 and r.json()["field"] is None and "JSON" in r.json()["detail"]
+    for value in ("inf", "nan", "0", "-1"):
+        r = client.get("/search", params={"q": "oil", "recency_half_life_days": value})
+        assert r.status_code == 422 and r.json()["field"] == "recency_half_life_days", (value, r.text)
+
+
 def test_unknown_article_is_404(client):
     r = client.get("/articles/no-such-id")
     assert r.status_code == 404 and "no-such-id" in r.json()["detail"]

@@ -137,16 +137,21 @@ def test_admin_routes_are_404_without_a_configured_key(searcher, corpus_settings
         assert client.get("/admin/jobs/x").status_code == 404
 
 
-@pytest.mark.slow
-def test_gc_keeps_versions_that_a_holder_or_living_process_uses(tmp_path, embedder):
-    settings = Settings(index_dir=tmp_path / "idx", reload_interval=0.0)
+def served_v0_with_v1_published(tmp_path, settings, embedder) -> tuple[SearcherHolder, str, str]:
+    """A holder serving a first version v0 after an update has published v1."""
     write_jsonl(tmp_path / "a" / "news.jsonl", wikinews(2))
     build([tmp_path / "a"], settings, embedder, progress=False)
     v0 = current_version(settings.index_dir)
     holder = SearcherHolder(settings, embedder)
     holder.load()
     write_jsonl(tmp_path / "b" / "news.jsonl", wikinews(1, start=40))
-    v1 = update([tmp_path / "b"], settings, embedder, progress=False).version
+    return holder, v0, update([tmp_path / "b"], settings, embedder, progress=False).version
+
+
+@pytest.mark.slow
+def test_gc_keeps_versions_that_a_holder_or_living_process_uses(tmp_path, embedder):
+    settings = Settings(index_dir=tmp_path / "idx", reload_interval=0.0)
+    holder, v0, v1 = served_v0_with_v1_published(tmp_path, settings, embedder)
     report = collect(settings, keep=0)
     assert report.in_use == [v0] and list_versions(settings.index_dir) == [v0, v1]
     with holder.use() as searcher:  # a request in flight on v0 while the holder swaps to v1
@@ -169,3 +174,37 @@ def test_gc_keeps_versions_that_a_holder_or_living_process_uses(tmp_path, embedd
     report = collect(settings, keep=0)
     assert report.removed == [v1] and report.expired_leases == 1 and list_versions(settings.index_dir) == [v2]
     assert read_leases(settings.index_dir) == []
+
+
+def test_watcher_survives_unexpected_errors_and_leases_before_opening(tmp_path, embedder, monkeypatch):
+    from search_api import holder as holder_module
+
+    settings = Settings(index_dir=tmp_path / "idx", reload_interval=0.1, lease_seconds=0.8)
+    holder, v0, v1 = served_v0_with_v1_published(tmp_path, settings, embedder)
+
+    real_open, leased_at_open = holder_module.Searcher.open, []
+
+    def failing_open(*args, **kwargs):
+        raise RuntimeError("disk hiccup")
+
+    def recording_open(index_dir, settings, embedder, version=None):
+        leased_at_open.append({lease.version for lease in read_leases(settings.index_dir)})
+        return real_open(index_dir, settings, embedder, version=version)
+
+    monkeypatch.setattr(holder_module.Searcher, "open", failing_open)
+    holder.start_watching()
+    try:
+        deadline = time.monotonic() + 10
+        while holder.last_error is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert holder.last_error == "RuntimeError: disk hiccup" and holder.current.name == v0
+        time.sleep(1.0)  # longer than a lease lives without its heartbeat
+        assert holder._watcher.is_alive()
+        assert collect(settings, keep=0).in_use == [v0]  # still renewed: gc keeps the served version
+        monkeypatch.setattr(holder_module.Searcher, "open", recording_open)
+        while holder.current.name != v1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert holder.current.name == v1 and holder.last_error is None
+        assert v1 in leased_at_open[0]  # the new version was leased before it was opened
+    finally:
+        holder.close()

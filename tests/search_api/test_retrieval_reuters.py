@@ -192,3 +192,10 @@ def test_time_zone_aware_bounds_and_now_are_taken_as_utc(small):
     q = "Bundesbank leaves credit policies unchanged"
     aware = search(small, q, k=3, recency_half_life_days=1.0, now=datetime(1987, 3, 5, 14, tzinfo=plus2))
     assert ids(aware)[0] == "reuters-1971"
+
+
+def test_a_datetime_until_includes_that_instant(small):
+    published = small._published[small._num_of["reuters-491"]]
+    exact = search(small, "oil", mode="dense", k=20, since=published, until=published)
+    assert "reuters-491" in ids(exact)
+    assert all(small._published[small._num_of[a]] == published for a in ids(exact))
