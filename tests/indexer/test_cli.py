@@ -5,9 +5,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
+from indexer.cli import build_parser
+from indexer.jobs import update_command
+from indexer.settings import Settings
 from tests.conftest import SEED
 
 
@@ -46,3 +50,15 @@ def test_stats_without_index_and_bad_setting(tmp_path):
     assert r.returncode == 1 and "no index published" in r.stderr
     r = news_index("build", SEED, "--index-dir", tmp_path, "--chunk-tokens", "5")
     assert r.returncode == 1 and "NEWSEARCH_CHUNK_TOKENS" in r.stderr
+
+
+def test_a_reindex_job_reads_paths_that_look_like_flags_as_paths(tmp_path):
+    settings = Settings(index_dir=tmp_path / "idx", model_path="/models/m")
+    paths = ["--delete-missing", "-h", "corpus/a.jsonl"]
+    cmd = update_command(settings, paths, delete_missing=False, status=tmp_path / "job.json")
+    assert cmd[:4] == [sys.executable, "-m", "indexer.cli", "update"]
+    args = build_parser().parse_args(cmd[3:])
+    assert args.paths == [Path(p) for p in paths] and not args.delete_missing
+    assert (args.index_dir, args.model_path, args.status_file) == (tmp_path / "idx", "/models/m", tmp_path / "job.json")
+    args = build_parser().parse_args(update_command(settings, ["c"], True, tmp_path / "job.json")[3:])
+    assert args.paths == [Path("c")] and args.delete_missing
