@@ -110,7 +110,8 @@ def collect(settings: Settings, keep: int = 2, grace_seconds: float | None = Non
     if keep < 0:
         raise ConfigError("--keep must be 0 or more (the published version is always kept)")
     if not index_dir.is_dir():
-        raise IndexNotFound(f"{index_dir} does not exist; nothing to collect")
+        what = "is not a folder" if index_dir.exists() else "does not exist"
+        raise IndexNotFound(f"{index_dir} {what}; nothing to collect")
     grace = settings.gc_grace_seconds if grace_seconds is None else grace_seconds
     with writer_lock(index_dir, "gc"):
         published = published_or_none(index_dir)
