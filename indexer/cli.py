@@ -1,4 +1,6 @@
-"""`news-index`: build and inspect indexes. User errors are one line on stderr and exit code 1."""
+"""`news-index`: build and inspect indexes. Errors are one line on stderr: exit code 1 when the command
+fails, 2 when the command line itself is wrong. `run` and `OneLineParser` serve news-search too.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +9,21 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from indexer.errors import NewsearchError
 from indexer.settings import FIELD_CHOICES, Settings
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line on stderr (exit code 2); --help stays whole.
+
+    Subcommand parsers inherit the class, so their errors are one line too.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        """Print `prog: error: message` and exit 2, instead of argparse's usage block."""
+        self.exit(2, f"{self.prog}: error: {' '.join(message.splitlines())} (see {self.prog} --help)\n")
 
 
 def add_common(parser: argparse.ArgumentParser) -> None:
@@ -71,9 +85,8 @@ def cmd_gc(args: argparse.Namespace) -> int:
     """Remove old versions, abandoned builds and (with --prune-cache) unneeded cached embeddings."""
     from indexer.gc import collect
 
-    settings = settings_from(args)
-    report = collect(settings, keep=args.keep, grace_seconds=args.grace, prune_cache_too=args.prune_cache,
-                     dry_run=args.dry_run)
+    settings = settings_from(args).replace(gc_grace_seconds=args.grace)  # validated like the variable
+    report = collect(settings, keep=args.keep, prune_cache_too=args.prune_cache, dry_run=args.dry_run)
     print(report.summary())
     return 0
 
@@ -96,7 +109,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of news-index."""
-    parser = argparse.ArgumentParser(prog="news-index", description="Build and manage newsearch indexes.")
+    parser = OneLineParser(prog="news-index", description="Build and manage newsearch indexes.")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("build", help="index a corpus into a new version and publish it")
     add_common(p)
@@ -124,17 +137,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def os_error_line(exc: OSError) -> str:
+    """`path: reason` of a failed file operation, as the shell says it (the reason alone if no path)."""
+    reason = exc.strerror or str(exc)
+    paths = [str(p) for p in (exc.filename, exc.filename2) if p is not None]
+    return f"{' -> '.join(paths)}: {reason}" if paths else reason
+
+
 def run(argv: Sequence[str] | None, parser_factory: Callable[[], argparse.ArgumentParser]) -> int:
-    """Parse, dispatch, and turn NewsearchError into one line on stderr and exit code 1."""
-    args = parser_factory().parse_args(argv)
+    """Parse, dispatch, and turn NewsearchError and OSError into one line on stderr and exit code 1."""
+    parser = parser_factory()
+    args = parser.parse_args(argv)
     try:
         return args.func(args)
     except NewsearchError as exc:
-        print(f"{parser_factory().prog}: error: {exc}", file=sys.stderr)
-        return 1
+        message = str(exc)
+    except OSError as exc:  # an unusable path (a file given as a folder, no permission, disk full...)
+        message = os_error_line(exc)
     except KeyboardInterrupt:
-        print(f"{parser_factory().prog}: interrupted; the published index is unchanged", file=sys.stderr)
+        print(f"{parser.prog}: interrupted; the published index is unchanged", file=sys.stderr)
         return 130
+    print(f"{parser.prog}: error: {message}", file=sys.stderr)
+    return 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,6 +1,6 @@
 """`news-index gc`: remove old versions, abandoned build folders, stale temporary, lease and job
 files, and (on request) cached embeddings that no kept version uses. Never the published version, never
-one that a living server or job holds a lease on.
+one that a living server or job holds a lease on. Works before anything is published too (a killed first build).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from indexer.cache import EmbeddingCache, cache_key
 from indexer.embed import with_context
 from indexer.errors import ConfigError, IndexNotFound
 from indexer.jobs import stale_job_files
-from indexer.leases import leased_versions, read_leases, writer_lock
+from indexer.leases import LEASES, leased_versions, read_leases, writer_lock
 from indexer.settings import Settings
 from indexer.store import CURRENT, MANIFEST, IndexVersion, current_version, list_versions, read_manifest, stale_folders
 
@@ -23,7 +23,7 @@ from indexer.store import CURRENT, MANIFEST, IndexVersion, current_version, list
 class GcReport:
     """What gc removed and what it kept, and why."""
 
-    published: str
+    published: str | None  # None: nothing published yet
     kept: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     in_use: list[str] = field(default_factory=list)  # old enough to go, but leased by a server or job
@@ -33,11 +33,13 @@ class GcReport:
     job_records: int = 0
     cache_pruned: int | None = None
     dry_run: bool = False
+    notes: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         """A few lines for a human."""
         verb = "would remove" if self.dry_run else "removed"
-        lines = [f"published {self.published}; kept {len(self.kept)} version(s): {', '.join(self.kept)}",
+        head = f"published {self.published}" if self.published else "nothing is published yet"
+        lines = [f"{head}; kept {len(self.kept)} version(s)" + (f": {', '.join(self.kept)}" if self.kept else ""),
                  f"{verb} {len(self.removed)} old version(s)" + (f": {', '.join(self.removed)}" if self.removed else "")]
         if self.in_use:
             lines.append(f"still in use by a server or job (kept): {', '.join(self.in_use)}")
@@ -49,7 +51,7 @@ class GcReport:
             lines.append(f"{verb} {self.job_records} file(s) of finished re-index jobs")
         if self.cache_pruned is not None:
             lines.append(f"{verb} {self.cache_pruned} cached embedding(s) no kept version uses")
-        return "\n".join(lines)
+        return "\n".join(lines + self.notes)
 
 
 def needed_keys(index_dir: Path, versions: list[str]) -> set[bytes]:
@@ -87,9 +89,18 @@ def prune_cache(settings: Settings, kept: list[str], dry_run: bool) -> int:
 
 
 def stale_temp_files(index_dir: Path, grace_seconds: float) -> list[Path]:
-    """CURRENT.*.tmp files left by a publish that was killed, older than the grace period."""
+    """Temporary files of a publish or a lease that was killed midway, older than the grace period."""
     now = time.time()
-    return [p for p in index_dir.glob(f"{CURRENT}.*.tmp") if now - p.stat().st_mtime > grace_seconds]
+    found = [*index_dir.glob(f"{CURRENT}.*.tmp"), *(index_dir / LEASES).glob("*.tmp")]
+    return [p for p in found if now - p.stat().st_mtime > grace_seconds]
+
+
+def published_or_none(index_dir: Path) -> str | None:
+    """The published version, or None before the first publish (a damaged CURRENT still raises)."""
+    try:
+        return current_version(index_dir)
+    except IndexNotFound:
+        return None
 
 
 def collect(settings: Settings, keep: int = 2, grace_seconds: float | None = None, prune_cache_too: bool = False,
@@ -99,10 +110,11 @@ def collect(settings: Settings, keep: int = 2, grace_seconds: float | None = Non
     if keep < 0:
         raise ConfigError("--keep must be 0 or more (the published version is always kept)")
     if not index_dir.is_dir():
-        raise IndexNotFound(f"{index_dir} does not exist; nothing to collect")
+        what = "is not a folder" if index_dir.exists() else "does not exist"
+        raise IndexNotFound(f"{index_dir} {what}; nothing to collect")
     grace = settings.gc_grace_seconds if grace_seconds is None else grace_seconds
     with writer_lock(index_dir, "gc"):
-        published = current_version(index_dir)
+        published = published_or_none(index_dir)
         versions = list_versions(index_dir)
         newest = set(versions[-keep:]) if keep else set()
         in_use = leased_versions(index_dir, settings.lease_seconds)
@@ -127,6 +139,8 @@ def collect(settings: Settings, keep: int = 2, grace_seconds: float | None = Non
                 shutil.rmtree(index_dir / name)
             for path in temps + [lease.path for lease in expired] + job_files:
                 path.unlink(missing_ok=True)
-        if prune_cache_too:
+        if prune_cache_too and report.kept:
             report.cache_pruned = prune_cache(settings, report.kept, dry_run)
+        elif prune_cache_too:
+            report.notes.append("cache not pruned: no version is kept, and its embeddings let the next build resume")
     return report

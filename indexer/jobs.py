@@ -100,8 +100,11 @@ class Job:
 
 
 def update_command(settings: Settings, paths: Sequence[str], delete_missing: bool, status: Path) -> list[str]:
-    """The news-index command line of one job, carrying the server's settings as flags."""
-    cmd = [sys.executable, "-m", "indexer.cli", "update", *paths, "--index-dir", str(settings.index_dir),
+    """The news-index command line of one job, carrying the server's settings as flags.
+
+    The paths come last, after `--`, so a path that looks like a flag is still read as a path.
+    """
+    cmd = [sys.executable, "-m", "indexer.cli", "update", "--index-dir", str(settings.index_dir),
            "--fields", settings.fields, "--chunk-tokens", str(settings.chunk_tokens),
            "--batch-size", str(settings.batch_size), "--engine", settings.engine, "--quiet",
            "--status-file", str(status)]
@@ -109,7 +112,9 @@ def update_command(settings: Settings, paths: Sequence[str], delete_missing: boo
         cmd += ["--model-path", settings.model_path]
     if settings.ray_address:
         cmd += ["--ray-address", settings.ray_address]
-    return cmd + (["--delete-missing"] if delete_missing else [])
+    if delete_missing:
+        cmd.append("--delete-missing")
+    return [*cmd, "--", *paths]
 
 
 class JobRunner:

@@ -6,6 +6,7 @@ No other module reads the environment.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
@@ -97,26 +98,47 @@ class Settings:
         """Raise ConfigError naming the variable when a value cannot work."""
         if self.fields not in FIELD_CHOICES:
             raise ConfigError(f"NEWSEARCH_FIELDS must be one of {FIELD_CHOICES}, not {self.fields!r}")
-        if not 16 <= self.chunk_tokens <= 510:
-            raise ConfigError("NEWSEARCH_CHUNK_TOKENS must be between 16 and 510 word pieces")
-        if not 0 <= self.chunk_overlap <= 3:
-            raise ConfigError("NEWSEARCH_CHUNK_OVERLAP must be 0 to 3 sentences")
-        if not 0 <= self.lead_sentences <= 5:
-            raise ConfigError("NEWSEARCH_LEAD_SENTENCES must be 0 (no lead passage) to 5 sentences")
-        if self.batch_size < 1:
-            raise ConfigError("NEWSEARCH_BATCH_SIZE must be at least 1")
-        if self.pool_temperature < 0:
-            raise ConfigError("NEWSEARCH_POOL_TEMPERATURE must be 0 (best passage only) or more")
         if self.default_mode not in ("hybrid", "dense", "keyword"):
             raise ConfigError("NEWSEARCH_DEFAULT_MODE must be hybrid, dense or keyword")
-        if self.max_body_bytes < 1024:
-            raise ConfigError("NEWSEARCH_MAX_BODY_BYTES must be at least 1024")
         if self.engine not in ("local", "ray"):
             raise ConfigError(f"NEWSEARCH_ENGINE must be local or ray, not {self.engine!r}")
-        if self.checkpoint_passages < 1 or self.lease_seconds <= 0:
-            raise ConfigError("NEWSEARCH_CHECKPOINT_PASSAGES and NEWSEARCH_LEASE_SECONDS must be positive")
-        if not 1 <= self.port <= 65535:
-            raise ConfigError("NEWSEARCH_PORT must be a TCP port number (1-65535)")
+        for name, (low, high, note) in RANGES.items():
+            value = getattr(self, name)
+            if not (low <= value <= high and math.isfinite(value)):
+                span = f"at least {low:g}" if high == math.inf else f"between {low:g} and {high:g}"
+                raise ConfigError(f"{ENV_PREFIX}{name.upper()} must be {span} ({note}), not {value!r}")
+        if self.candidates < self.max_k:
+            raise ConfigError(f"NEWSEARCH_CANDIDATES ({self.candidates}) must be at least NEWSEARCH_MAX_K "
+                              f"({self.max_k}), or a page of max_k hits could never be ranked")
+        if self.dense_weight == self.keyword_weight == 0:
+            raise ConfigError("NEWSEARCH_DENSE_WEIGHT and NEWSEARCH_KEYWORD_WEIGHT cannot both be 0 "
+                              "(hybrid search would rank nothing); set one above 0")
+
+
+# Allowed range of every numeric setting: (lowest, highest, what the number means); checked by validate.
+RANGES: dict[str, tuple[float, float, str]] = {
+    "chunk_tokens": (16, 510, "word pieces per passage"),
+    "chunk_overlap": (0, 3, "sentences"),
+    "lead_sentences": (0, 5, "sentences; 0: no lead passage"),
+    "batch_size": (1, 4096, "passages per embedding batch"),
+    "threads": (0, 1024, "torch threads; 0: torch's default"),
+    "port": (1, 65535, "a TCP port number"),
+    "max_body_bytes": (1024, math.inf, "bytes"),
+    "max_query_chars": (1, math.inf, "characters"),
+    "max_k": (1, math.inf, "hits per request"),
+    "rrf_k": (1, math.inf, "rank offset of reciprocal rank fusion; 60 is usual"),
+    "dense_weight": (0, math.inf, "weight of the dense ranking in fusion"),
+    "keyword_weight": (0, math.inf, "weight of the keyword ranking in fusion"),
+    "pool_temperature": (0, math.inf, "0: best passage only"),
+    "candidates": (1, 10000, "results ranked per retriever"),
+    "title_weight": (0, math.inf, "BM25 weight; 0 ignores titles"),
+    "lead_weight": (0, math.inf, "BM25 weight; 0 ignores the lead"),
+    "rerank_depth": (1, math.inf, "hits re-scored"),
+    "reload_interval": (0, math.inf, "seconds; 0: never reload"),
+    "gc_grace_seconds": (0, math.inf, "seconds"),
+    "lease_seconds": (1, math.inf, "seconds"),
+    "checkpoint_passages": (1, math.inf, "passages"),
+}
 
 
 def _parse(name: str, raw: str, kind: Any) -> Any:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,6 +23,7 @@ TEXT_SUFFIXES = (".txt",)
 JSONL_SUFFIXES = (".jsonl", ".jsonl.gz")
 HTML_SUFFIXES = (".html", ".htm")
 KNOWN_FIELDS = ("id", "title", "body", "date", "source", "url")
+MAX_JSON_DEPTH = 32  # nesting of a record's values; deeper ones could not be stored back as JSON metadata
 
 
 @dataclass(frozen=True)
@@ -88,7 +90,7 @@ class CorpusReader:
 
     def _read_jsonl(self, path: Path) -> Iterator[RawArticle]:
         opener = gzip.open if path.name.lower().endswith(".gz") else open
-        records = 0
+        records = lineno = 0
         try:
             with opener(path, "rb") as fh:
                 for lineno, line in enumerate(fh, 1):
@@ -96,15 +98,16 @@ class CorpusReader:
                         continue
                     origin = f"{path}:{lineno}"
                     try:
-                        record = json.loads(_decode(line, origin))
-                        yield _json_article(record, origin, path)
+                        yield _json_article(_json_line(line, origin), origin, path)
                         records += 1
                     except _Skip as skip:
                         self._report(Problem(skip.origin, skip.reason))
-                    except json.JSONDecodeError as exc:
-                        self._report(Problem(origin, f"malformed JSON ({exc.msg} at column {exc.colno})"))
-        except (gzip.BadGzipFile, EOFError) as exc:
-            raise _Skip(str(path), f"damaged gzip file ({exc})") from None
+        except (gzip.BadGzipFile, zlib.error, EOFError) as exc:
+            # The articles before the damage were yielded already and stay indexed.
+            if not lineno:
+                raise _Skip(str(path), f"damaged gzip file ({exc})") from None
+            raise _Skip(f"{path}:{lineno + 1}", f"damaged gzip file ({exc}); the {records} article(s) "
+                        "before this line were read, re-create the file to index the rest") from None
         if records == 0 and not any(p.origin.startswith(f"{path}:") for p in self.problems):
             raise _Skip(str(path), "empty file")
 
@@ -127,6 +130,34 @@ def _walk(root: Path) -> Iterator[tuple[Path, str]]:
     for path in sorted(root.rglob("*")):
         if path.is_file() and supported(path) and not any(part.startswith(".") for part in path.parts):
             yield path, path.relative_to(root).as_posix()
+
+
+def _json_line(line: bytes, origin: str) -> Any:
+    """One JSON value from a line of bytes; _Skip (never another error) if it is not one."""
+    too_deep = _Skip(origin, f"JSON nested more than {MAX_JSON_DEPTH} levels deep")
+    try:
+        value = json.loads(_decode(line, origin))
+    except json.JSONDecodeError as exc:
+        raise _Skip(origin, f"malformed JSON ({exc.msg} at column {exc.colno})") from None
+    except RecursionError:
+        raise too_deep from None
+    except ValueError as exc:  # e.g. an integer of more than 4300 digits
+        raise _Skip(origin, f"unreadable JSON ({exc})") from None
+    if _too_deep(value, MAX_JSON_DEPTH):
+        raise too_deep
+    return value
+
+
+def _too_deep(value: Any, limit: int) -> bool:
+    """True if lists and objects nest more than `limit` levels (walked without recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            if depth > limit:
+                return True
+            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return False
 
 
 def _decode(data: bytes, origin: str) -> str:
@@ -153,7 +184,10 @@ def parse_date(value: Any, origin: str) -> datetime | None:
     except ValueError:
         raise _Skip(origin, f"date {value!r} is not ISO 8601 (e.g. 2019-01-04 or 2019-01-04T10:30:00)") from None
     if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(UTC).replace(tzinfo=None)
+        try:
+            parsed = parsed.astimezone(UTC).replace(tzinfo=None)
+        except OverflowError:  # e.g. 0001-01-01T00:00:00+05:00 is before year 1 in UTC
+            raise _Skip(origin, f"date {value!r} is outside years 1-9999 in UTC") from None
     return parsed
 
 

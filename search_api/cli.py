@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from indexer.cli import run
+from indexer.cli import OneLineParser, run
 from indexer.settings import FIELD_CHOICES, Settings
 from search_api.evaluate import COLLAPSE_CHOICES
 
@@ -56,6 +56,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     settings = Settings.from_env(fields=args.fields).assign(args.set)
     index_dir = args.index_dir or Path("var/eval") / f"{args.corpus[0].name.split('.')[0]}-{settings.fields.replace('+', '-')}"
     settings = settings.replace(index_dir=index_dir)
+    if args.out:
+        check_writable(args.out)  # an evaluation takes minutes: fail before it, not after
     queries, qrels = load_queries(args.queries), load_qrels(args.qrels)
     embedder = Embedder.from_settings(settings)
     built = ensure_index(args.corpus, settings, embedder, rebuild=args.rebuild, progress=not args.quiet)
@@ -67,15 +69,24 @@ def cmd_eval(args: argparse.Namespace) -> int:
     result.update({"corpus": [str(p) for p in args.corpus], "queries_file": str(args.queries),
                    "qrels_file": str(args.qrels), "index_dir": str(index_dir), "built": built})
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(result, indent=2, default=str) + "\n")
     print(table(result, args.queries.name))
     return 0
 
 
+def check_writable(path: Path) -> None:
+    """Raise the OSError that writing `path` would raise (a folder, no permission...), leaving no file behind."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    existed = path.exists()
+    with open(path, "a"):
+        pass
+    if not existed:
+        path.unlink()
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of news-search."""
-    parser = argparse.ArgumentParser(prog="news-search", description="Serve or query a newsearch index.")
+    parser = OneLineParser(prog="news-search", description="Serve or query a newsearch index.")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("serve", help="serve the HTTP API")
     p.add_argument("--index-dir", type=Path, help="index folder (NEWSEARCH_INDEX_DIR)")

@@ -5,9 +5,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
+from indexer.cli import build_parser
+from indexer.jobs import update_command
+from indexer.settings import Settings
 from tests.conftest import SEED
 
 
@@ -46,3 +50,53 @@ def test_stats_without_index_and_bad_setting(tmp_path):
     assert r.returncode == 1 and "no index published" in r.stderr
     r = news_index("build", SEED, "--index-dir", tmp_path, "--chunk-tokens", "5")
     assert r.returncode == 1 and "NEWSEARCH_CHUNK_TOKENS" in r.stderr
+
+
+def test_an_unusable_index_dir_is_one_line_naming_the_path(tmp_path):
+    a_file = tmp_path / "notes.md"
+    a_file.write_text("not a folder")
+    r = news_index("stats", "--index-dir", a_file)
+    assert (r.returncode, r.stderr) == (1, f"news-index: error: {a_file / 'CURRENT'}: Not a directory\n")
+    r = news_index("build", SEED, "--index-dir", a_file, "--quiet")
+    assert (r.returncode, r.stderr) == (1, f"news-index: error: {a_file}: File exists\n")
+    r = news_index("gc", "--index-dir", a_file)
+    assert (r.returncode, r.stderr) == (1, f"news-index: error: {a_file} is not a folder; nothing to collect\n")
+    assert a_file.read_text() == "not a folder"
+
+
+@pytest.mark.skipif(not Path("/sys/kernel").is_dir(), reason="needs Linux sysfs, where nobody may create folders")
+def test_an_index_dir_that_cannot_be_created_is_one_line():
+    r = news_index("build", SEED, "--index-dir", "/sys/newsearch-index", "--quiet")
+    assert r.returncode == 1 and r.stderr.count("\n") == 1, r.stderr
+    assert r.stderr.startswith("news-index: error: /sys/newsearch-index: ")
+    assert "Permission denied" in r.stderr or "Operation not permitted" in r.stderr
+
+
+def test_argument_errors_are_one_line_and_exit_2_but_help_is_whole():
+    r = news_index("build", SEED, "--chunk-tokens", "x")
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr == ("news-index build: error: argument --chunk-tokens: invalid int value: 'x' "
+                        "(see news-index build --help)\n")
+    r = news_index()
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "required: command" in r.stderr
+    r = news_index("gc", "--frobnicate")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "unrecognized arguments: --frobnicate" in r.stderr
+    r = news_index("build", "--help")
+    assert r.returncode == 0 and r.stdout.startswith("usage: news-index build") and "--chunk-tokens" in r.stdout
+
+
+def test_a_negative_gc_grace_is_refused_like_the_variable(tmp_path):
+    r = news_index("gc", "--grace", "-1", "--index-dir", tmp_path)
+    assert r.returncode == 1 and "NEWSEARCH_GC_GRACE_SECONDS must be at least 0" in r.stderr
+
+
+def test_a_reindex_job_reads_paths_that_look_like_flags_as_paths(tmp_path):
+    settings = Settings(index_dir=tmp_path / "idx", model_path="/models/m")
+    paths = ["--delete-missing", "-h", "corpus/a.jsonl"]
+    cmd = update_command(settings, paths, delete_missing=False, status=tmp_path / "job.json")
+    assert cmd[:4] == [sys.executable, "-m", "indexer.cli", "update"]
+    args = build_parser().parse_args(cmd[3:])
+    assert args.paths == [Path(p) for p in paths] and not args.delete_missing
+    assert (args.index_dir, args.model_path, args.status_file) == (tmp_path / "idx", "/models/m", tmp_path / "job.json")
+    args = build_parser().parse_args(update_command(settings, ["c"], True, tmp_path / "job.json")[3:])
+    assert args.paths == [Path("c")] and args.delete_missing

@@ -70,3 +70,46 @@ def test_gc_and_update_errors_are_one_line(tmp_path):
     finally:
         os.close(fd)
     assert news_index("gc", "--index-dir", index).returncode == 0
+
+
+def test_gc_before_anything_is_published_clears_what_a_killed_first_build_left(tmp_path):
+    index = tmp_path / "idx"
+    complete = tiny_version(index, 1)  # written, but killed before publishing
+    dead, live = index / "v20260101T000000000000Z-dead", index / "v20260102T000000000000Z-live"
+    leases = index / "leases"
+    leases.mkdir()
+    dead_tmp, live_tmp = leases / "v1.123.abc.tmp", leases / "v1.456.def.tmp"  # from take_lease
+    for folder in (dead, live):
+        folder.mkdir()
+        (folder / "meta.sqlite.tmp").write_text("half written")
+    for path in (dead_tmp, live_tmp):
+        path.write_text("{}")
+    for path in (dead, dead_tmp):
+        os.utime(path, (1_000_000, 1_000_000))
+    cache = EmbeddingCache(index / "cache" / "embeddings.sqlite", 8)
+    cache.put([cache_key("m", "an embedding the next build resumes from")], np.ones((1, 8), dtype=np.float32))
+    cache.close()
+
+    r = news_index("gc", "--keep", "0", "--prune-cache", "--grace", "3600", "--index-dir", index)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[0] == "nothing is published yet; kept 0 version(s)"
+    assert "removed 1 old version(s)" in r.stdout
+    assert "removed 1 unfinished build folder(s) and 1 temporary file(s)" in r.stdout
+    assert "cache not pruned" in r.stdout
+    assert not (index / complete).exists() and not dead.exists() and not dead_tmp.exists()
+    assert live.exists() and live_tmp.exists()  # younger than the grace period: perhaps still being written
+    cache = EmbeddingCache(index / "cache" / "embeddings.sqlite", 8)
+    assert len(cache) == 1
+    cache.close()
+
+
+def test_gc_sweeps_lease_temp_files_of_a_killed_server_beside_a_published_index(tmp_path):
+    index = tmp_path / "idx"
+    publish(index, tiny_version(index, 1))
+    (index / "leases").mkdir()
+    stale = index / "leases" / "v1.999.abc.tmp"
+    stale.write_text('{"version": "v1"')
+    os.utime(stale, (1_000_000, 1_000_000))
+    r = news_index("gc", "--index-dir", index)
+    assert r.returncode == 0 and "removed 0 unfinished build folder(s) and 1 temporary file(s)" in r.stdout
+    assert not stale.exists()

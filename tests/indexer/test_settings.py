@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
 from pathlib import Path
+from typing import get_type_hints
 
 import pytest
 
 from indexer.errors import ConfigError
-from indexer.settings import Settings
+from indexer.settings import RANGES, Settings
 
 
 def test_env_then_flags():
@@ -26,3 +28,35 @@ def test_env_then_flags():
 def test_bad_values_name_the_variable(env, message):
     with pytest.raises(ConfigError, match=message):
         Settings.from_env(env)
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"NEWSEARCH_RRF_K": "-1"}, r"NEWSEARCH_RRF_K must be at least 1 \(.*\), not -1"),
+    ({"NEWSEARCH_RRF_K": "0"}, "NEWSEARCH_RRF_K must be at least 1"),
+    ({"NEWSEARCH_CANDIDATES": "0"}, "NEWSEARCH_CANDIDATES must be between 1 and 10000"),
+    ({"NEWSEARCH_CANDIDATES": "50"}, r"NEWSEARCH_CANDIDATES \(50\) must be at least NEWSEARCH_MAX_K \(100\)"),
+    ({"NEWSEARCH_DENSE_WEIGHT": "0", "NEWSEARCH_KEYWORD_WEIGHT": "0"}, "cannot both be 0"),
+    ({"NEWSEARCH_KEYWORD_WEIGHT": "-0.5"}, "NEWSEARCH_KEYWORD_WEIGHT must be at least 0"),
+    ({"NEWSEARCH_DENSE_WEIGHT": "nan"}, "NEWSEARCH_DENSE_WEIGHT must be at least 0 .*, not nan"),
+    ({"NEWSEARCH_POOL_TEMPERATURE": "inf"}, "NEWSEARCH_POOL_TEMPERATURE must be at least 0"),
+    ({"NEWSEARCH_MAX_K": "0"}, "NEWSEARCH_MAX_K must be at least 1"),
+    ({"NEWSEARCH_MAX_QUERY_CHARS": "0"}, "NEWSEARCH_MAX_QUERY_CHARS must be at least 1"),
+    ({"NEWSEARCH_RERANK_DEPTH": "0"}, "NEWSEARCH_RERANK_DEPTH must be at least 1"),
+    ({"NEWSEARCH_THREADS": "-2"}, "NEWSEARCH_THREADS must be between 0 and 1024"),
+    ({"NEWSEARCH_RELOAD_INTERVAL": "-5"}, "NEWSEARCH_RELOAD_INTERVAL must be at least 0"),
+    ({"NEWSEARCH_GC_GRACE_SECONDS": "-1"}, "NEWSEARCH_GC_GRACE_SECONDS must be at least 0"),
+    ({"NEWSEARCH_LEASE_SECONDS": "0.1"}, "NEWSEARCH_LEASE_SECONDS must be at least 1"),
+    ({"NEWSEARCH_TITLE_WEIGHT": "-1"}, "NEWSEARCH_TITLE_WEIGHT must be at least 0"),
+])
+def test_numbers_out_of_range_name_the_variable_and_the_range(env, message):
+    with pytest.raises(ConfigError, match=message):
+        Settings.from_env(env)
+
+
+def test_every_numeric_setting_has_a_range_and_the_defaults_are_in_it():
+    numeric = {f.name for f in fields(Settings) if get_type_hints(Settings)[f.name] in (int, float)}
+    assert numeric == set(RANGES)
+    Settings().validate()
+    ok = Settings.from_env({"NEWSEARCH_RRF_K": "1", "NEWSEARCH_KEYWORD_WEIGHT": "0", "NEWSEARCH_CANDIDATES": "100",
+                            "NEWSEARCH_POOL_TEMPERATURE": "0", "NEWSEARCH_RELOAD_INTERVAL": "0"})
+    assert (ok.rrf_k, ok.keyword_weight, ok.candidates) == (1, 0.0, 100)

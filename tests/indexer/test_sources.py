@@ -98,3 +98,50 @@ def test_html_article(tmp_path):
                     "<footer>© 2020 Site</footer></body></html>")
     (a,), _ = read(path)
     assert a.title == "Big story" and a.body == "First & foremost.\n\nSecond."
+
+
+def test_lines_that_break_the_parser_are_skipped_not_fatal(tmp_path):
+    path = tmp_path / "odd.jsonl"
+    lines = ['{"id": "ok", "body": "Fine."}',
+             '{"id": "early", "body": "x", "date": "0001-01-01T00:00:00+05:00"}',  # before year 1 in UTC
+             '{"id": "late", "body": "x", "date": "9999-12-31T23:00:00-05:00"}',  # after year 9999 in UTC
+             "[" * 100_000,
+             '{"id": "deep", "body": "x", "extra": ' + "[" * 900 + "]" * 900 + "}",  # readable, not storable
+             '{"id": ' + "1" * 5000 + ', "body": "x"}',
+             '{"id": "ok2", "body": "Also fine.", "tags": {"a": [1, {"b": 2}]}}']
+    path.write_text("\n".join(lines) + "\n")
+    articles, problems = read(path)
+    assert [a.id for a in articles] == ["ok", "ok2"]
+    reasons = {p.origin.rsplit(":", 1)[1]: p.reason for p in problems}
+    assert set(reasons) == {"2", "3", "4", "5", "6"}
+    assert "outside years 1-9999" in reasons["2"] and "outside years 1-9999" in reasons["3"]
+    assert "nested more than" in reasons["4"] and "nested more than" in reasons["5"]
+    assert "4300 digits" in reasons["6"]
+    with pytest.raises(SourceError, match=r"odd.jsonl:2: date .* outside years 1-9999.*--strict"):
+        read(path, strict=True)
+
+
+def test_a_damaged_gzip_keeps_the_lines_before_the_damage_and_says_where_it_stopped(tmp_path):
+    lines = [json.dumps({"id": f"n{i}", "body": f"Article number {i} " + "word " * 40}) for i in range(2000)]
+    whole = gzip.compress(("\n".join(lines) + "\n").encode(), mtime=0)
+    first_half = gzip.compress(("\n".join(lines[:1000]) + "\n").encode(), mtime=0)
+    bad_crc = bytearray(whole)
+    bad_crc[-8] ^= 0xFF
+    damaged = {
+        "truncated": (whole[: len(whole) // 2], "ended before the end-of-stream marker"),
+        # `cat good.gz bad.gz`: the second member's deflate data starts with a reserved block type
+        "bad-block": (first_half + gzip.compress(b"", mtime=0)[:10] + b"\x07" + bytes(20), "invalid block type"),
+        "bad-crc": (bytes(bad_crc), "CRC check failed"),
+    }
+    for name, (data, expected) in damaged.items():
+        path = tmp_path / f"{name}.jsonl.gz"
+        path.write_bytes(data)
+        articles, problems = read(path)
+        assert [a.id for a in articles] == [f"n{i}" for i in range(len(articles))] and articles, name
+        (problem,) = problems
+        assert problem.origin == f"{path}:{len(articles) + 1}"
+        assert problem.reason.startswith("damaged gzip file") and expected in problem.reason
+        assert f"the {len(articles)} article(s) before" in problem.reason
+        with pytest.raises(SourceError, match="damaged gzip file.*--strict"):
+            read(path, strict=True)
+    assert len(read(tmp_path / "bad-block.jsonl.gz")[0]) == 1000 and len(read(tmp_path / "bad-crc.jsonl.gz")[0]) == 2000

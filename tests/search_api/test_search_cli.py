@@ -1,0 +1,45 @@
+"""news-search from the shell: unusable paths and bad arguments are one line on stderr, before any work."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from tests.conftest import CORPUS
+
+
+def news_search(*args):
+    return subprocess.run([sys.executable, "-m", "search_api.cli", *map(str, args)], capture_output=True, text=True,
+                          timeout=600)
+
+
+def test_serve_with_a_file_as_index_dir_is_one_line(tmp_path):
+    a_file = tmp_path / "README.md"
+    a_file.write_text("not a folder")
+    r = news_search("serve", "--index-dir", a_file, "--port", "1")
+    assert (r.returncode, r.stderr) == (1, f"news-search: error: {a_file / 'CURRENT'}: Not a directory\n")
+
+
+def test_eval_refuses_an_unwritable_out_before_evaluating(tmp_path):
+    queries, qrels = tmp_path / "q.jsonl", tmp_path / "qrels.tsv"
+    queries.write_text('{"_id": "q1", "text": "gas explosion"}\n')
+    qrels.write_text("q1\twikinews-2019-001\t1\n")
+    r = news_search("eval", "--corpus", CORPUS, "--queries", queries, "--qrels", qrels, "--index-dir",
+                    tmp_path / "idx", "--out", tmp_path)
+    assert (r.returncode, r.stderr) == (1, f"news-search: error: {tmp_path}: Is a directory\n")
+    assert not (tmp_path / "idx").exists()  # failed before building or evaluating anything
+    out = tmp_path / "results" / "run.json"
+    assert news_search("eval", "--corpus", CORPUS, "--queries", queries, "--qrels", tmp_path / "missing.tsv",
+                       "--index-dir", tmp_path / "idx",
+                       "--out", out).returncode == 1
+    assert not out.exists()  # the check leaves no empty result file behind
+
+
+def test_argument_errors_are_one_line_and_exit_2_but_help_is_whole():
+    r = news_search("query")
+    assert (r.returncode, r.stderr) == (2, "news-search query: error: the following arguments are required: text "
+                                           "(see news-search query --help)\n")
+    r = news_search("serve", "--port", "eighty")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "invalid int value: 'eighty'" in r.stderr
+    r = news_search("serve", "--help")
+    assert r.returncode == 0 and r.stdout.startswith("usage: news-search serve") and "--port" in r.stdout
