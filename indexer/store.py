@@ -119,9 +119,10 @@ def current_version(index_dir: Path) -> str:
     except FileNotFoundError:
         raise IndexNotFound(f"no index published in {index_dir}; build one with "
                             f"`news-index build <corpus> --index-dir {index_dir}`") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise IndexMismatch(f"cannot read {index_dir / CURRENT} ({exc}); check the folder's permissions, "
-                            f"or {rebuild_hint(index_dir)}") from None
+    except OSError as exc:  # a file where the folder should be, no permission: as the CLIs word an OSError
+        raise IndexMismatch(f"{index_dir / CURRENT}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise IndexMismatch(f"{index_dir / CURRENT} is damaged (not text); {rebuild_hint(index_dir)}") from None
     if not name or "/" in name or name.startswith("."):
         raise IndexMismatch(f"{index_dir / CURRENT} is damaged ({name!r}); {rebuild_hint(index_dir)}")
     return name
