@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sqlite3
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -145,7 +146,7 @@ def os_error_line(exc: OSError) -> str:
 
 
 def run(argv: Sequence[str] | None, parser_factory: Callable[[], argparse.ArgumentParser]) -> int:
-    """Parse, dispatch, and turn NewsearchError and OSError into one line on stderr and exit code 1."""
+    """Parse, dispatch, and turn NewsearchError, OSError and SQLite errors into one line on stderr and exit code 1."""
     parser = parser_factory()
     args = parser.parse_args(argv)
     try:
@@ -154,6 +155,9 @@ def run(argv: Sequence[str] | None, parser_factory: Callable[[], argparse.Argume
         message = str(exc)
     except OSError as exc:  # an unusable path (a file given as a folder, no permission, disk full...)
         message = os_error_line(exc)
+    except sqlite3.Error as exc:  # SQLite reports a full disk, a read-only or damaged file in its own errors
+        message = (f"SQLite: {exc}; check free disk space and that the index folder is writable "
+                   "(a damaged embedding cache under <index>/cache can be deleted: it only saves time)")
     except KeyboardInterrupt:
         print(f"{parser.prog}: interrupted; the published index is unchanged", file=sys.stderr)
         return 130

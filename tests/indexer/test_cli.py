@@ -100,3 +100,12 @@ def test_a_reindex_job_reads_paths_that_look_like_flags_as_paths(tmp_path):
     assert (args.index_dir, args.model_path, args.status_file) == (tmp_path / "idx", "/models/m", tmp_path / "job.json")
     args = build_parser().parse_args(update_command(settings, ["c"], True, tmp_path / "job.json")[3:])
     assert args.paths == [Path("c")] and args.delete_missing
+
+
+def test_a_damaged_embedding_cache_is_one_line(tmp_path):
+    cache = tmp_path / "idx" / "cache" / "embeddings.sqlite"
+    cache.parent.mkdir(parents=True)
+    cache.write_bytes(b"this is not an SQLite database, it was overwritten" * 100)
+    r = news_index("build", SEED, "--index-dir", tmp_path / "idx", "--quiet")
+    assert r.returncode == 1 and r.stderr.count("\n") == 1, r.stderr
+    assert r.stderr.startswith("news-index: error: SQLite: file is not a database;") and "can be deleted" in r.stderr
