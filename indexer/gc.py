@@ -13,7 +13,7 @@ from pathlib import Path
 from indexer.cache import EmbeddingCache, cache_key
 from indexer.embed import with_context
 from indexer.errors import ConfigError, IndexNotFound
-from indexer.jobs import stale_job_files
+from indexer.jobs import modified, stale_job_files
 from indexer.leases import LEASES, leased_versions, read_leases, writer_lock
 from indexer.settings import Settings
 from indexer.store import CURRENT, MANIFEST, IndexVersion, current_version, list_versions, read_manifest, stale_folders
@@ -92,7 +92,7 @@ def stale_temp_files(index_dir: Path, grace_seconds: float) -> list[Path]:
     """Temporary files of a publish or a lease that was killed midway, older than the grace period."""
     now = time.time()
     found = [*index_dir.glob(f"{CURRENT}.*.tmp"), *(index_dir / LEASES).glob("*.tmp")]
-    return [p for p in found if now - p.stat().st_mtime > grace_seconds]
+    return [p for p in found if now - modified(p, now) > grace_seconds]
 
 
 def published_or_none(index_dir: Path) -> str | None:
@@ -120,7 +120,9 @@ def collect(settings: Settings, keep: int = 2, grace_seconds: float | None = Non
         in_use = leased_versions(index_dir, settings.lease_seconds)
         report = GcReport(published, dry_run=dry_run)
         for name in versions:
-            if name == published or name in newest:
+            # Without a published version (CURRENT lost or a first build killed) nothing says which
+            # complete version is wanted, so all stay; only unfinished folders and temp files go.
+            if name == published or name in newest or published is None:
                 report.kept.append(name)
             elif name in in_use:
                 report.kept.append(name)
@@ -139,8 +141,8 @@ def collect(settings: Settings, keep: int = 2, grace_seconds: float | None = Non
                 shutil.rmtree(index_dir / name)
             for path in temps + [lease.path for lease in expired] + job_files:
                 path.unlink(missing_ok=True)
-        if prune_cache_too and report.kept:
+        if prune_cache_too and published is not None:
             report.cache_pruned = prune_cache(settings, report.kept, dry_run)
         elif prune_cache_too:
-            report.notes.append("cache not pruned: no version is kept, and its embeddings let the next build resume")
+            report.notes.append("cache not pruned: nothing is published, and its embeddings let the next build resume")
     return report

@@ -65,7 +65,15 @@ def stale_job_files(index_dir: Path, grace_seconds: float) -> list[Path]:
             by_job.setdefault(path.name.split(".", 1)[0], []).append(path)
     now = time.time()
     return [path for files in by_job.values()
-            if all(now - f.stat().st_mtime > grace_seconds for f in files) for path in files]
+            if all(now - modified(f, now) > grace_seconds for f in files) for path in files]
+
+
+def modified(path: Path, default: float) -> float:
+    """A file's mtime, or `default` if it vanished meanwhile (a writer replacing it): then it is fresh."""
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:
+        return default
 
 
 def read_status(path: Path) -> dict[str, Any]:
@@ -89,10 +97,11 @@ class Job:
     error: str | None = None
     status_path: Path | None = None
     log_path: Path | None = None
+    final_status: dict[str, Any] | None = None  # kept in memory: gc may remove the files of a finished job
 
     def view(self) -> dict[str, Any]:
         """What GET /admin/jobs/{id} returns."""
-        status = read_status(self.status_path) if self.status_path else {}
+        status = self.final_status or (read_status(self.status_path) if self.status_path else {})
         return {"id": self.id, "kind": "update", "state": self.state, "paths": self.paths,
                 "delete_missing": self.delete_missing, "created": self.created, "finished": self.finished,
                 "progress": {k: status.get(k) for k in ("stage", "done", "total")},
@@ -153,12 +162,16 @@ class JobRunner:
 
     def _wait(self, job: Job, proc: subprocess.Popen) -> None:
         code = proc.wait()
+        job.final_status = read_status(job.status_path)
         job.finished = time.time()
         if code == 0:
             job.state = "succeeded"
         else:
             job.state = "failed"
-            lines = [ln for ln in job.log_path.read_text(errors="replace").splitlines() if ln.strip()]
+            try:
+                lines = [ln for ln in job.log_path.read_text(errors="replace").splitlines() if ln.strip()]
+            except FileNotFoundError:  # removed by a `gc --grace 0` run meanwhile
+                lines = []
             job.error = lines[-1] if lines else f"news-index update exited with code {code}"
         if self.on_done:
             self.on_done(job)

@@ -104,7 +104,7 @@ class Settings:
             raise ConfigError(f"NEWSEARCH_ENGINE must be local or ray, not {self.engine!r}")
         for name, (low, high, note) in RANGES.items():
             value = getattr(self, name)
-            if not (low <= value <= high and math.isfinite(value)):
+            if not (low <= value <= high and (isinstance(value, int) or math.isfinite(value))):
                 span = f"at least {low:g}" if high == math.inf else f"between {low:g} and {high:g}"
                 raise ConfigError(f"{ENV_PREFIX}{name.upper()} must be {span} ({note}), not {value!r}")
         if self.candidates < self.max_k:

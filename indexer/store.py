@@ -167,7 +167,8 @@ def check_model(manifest: dict[str, Any], model_name: str, dim: int, index_dir: 
     """Refuse an index built with another embedding model (by name, dimension and, if known, files)."""
     built = manifest.get("model", {})
     fix = f"{rebuild_hint(index_dir)}, or set NEWSEARCH_MODEL_PATH to the model it was built with"
-    if built.get("name") != model_name or built.get("dim") != dim:
+    same_files = bool(fingerprint) and built.get("fingerprint") == fingerprint
+    if (built.get("name") != model_name and not same_files) or built.get("dim") != dim:
         raise IndexMismatch(
             f"the index was built with model {built.get('name')} (dim {built.get('dim')}) but this process uses "
             f"{model_name} (dim {dim}); {fix}")

@@ -166,7 +166,8 @@ class Searcher:
         if req.group not in ("article", "none"):
             raise BadQuery("group must be article or none", "group")
         since, before = _as_datetime(req.since, False), _as_datetime(req.until, True)
-        if since and before and since >= before:
+        clamped = since == before and since in (datetime.min, datetime.max)  # both past the calendar's edge
+        if since and before and since >= before and not clamped:
             raise BadQuery("since must be before until", "since")
         half_life = req.recency_half_life_days
         if half_life is not None and not (half_life > 0 and math.isfinite(half_life)):

@@ -92,11 +92,12 @@ def test_gc_before_anything_is_published_clears_what_a_killed_first_build_left(t
 
     r = news_index("gc", "--keep", "0", "--prune-cache", "--grace", "3600", "--index-dir", index)
     assert r.returncode == 0, r.stderr
-    assert r.stdout.splitlines()[0] == "nothing is published yet; kept 0 version(s)"
-    assert "removed 1 old version(s)" in r.stdout
+    # No CURRENT says which complete version is wanted, so even --keep 0 keeps them all.
+    assert r.stdout.splitlines()[0] == f"nothing is published yet; kept 1 version(s): {complete}"
+    assert "removed 0 old version(s)" in r.stdout
     assert "removed 1 unfinished build folder(s) and 1 temporary file(s)" in r.stdout
     assert "cache not pruned" in r.stdout
-    assert not (index / complete).exists() and not dead.exists() and not dead_tmp.exists()
+    assert (index / complete).exists() and not dead.exists() and not dead_tmp.exists()
     assert live.exists() and live_tmp.exists()  # younger than the grace period: perhaps still being written
     cache = EmbeddingCache(index / "cache" / "embeddings.sqlite", 8)
     assert len(cache) == 1

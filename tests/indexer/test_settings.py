@@ -47,6 +47,7 @@ def test_bad_values_name_the_variable(env, message):
     ({"NEWSEARCH_GC_GRACE_SECONDS": "-1"}, "NEWSEARCH_GC_GRACE_SECONDS must be at least 0"),
     ({"NEWSEARCH_LEASE_SECONDS": "0.1"}, "NEWSEARCH_LEASE_SECONDS must be at least 1"),
     ({"NEWSEARCH_TITLE_WEIGHT": "-1"}, "NEWSEARCH_TITLE_WEIGHT must be at least 0"),
+    ({"NEWSEARCH_MAX_K": "1" + "0" * 400}, r"NEWSEARCH_CANDIDATES \(200\) must be at least NEWSEARCH_MAX_K"),
 ])
 def test_numbers_out_of_range_name_the_variable_and_the_range(env, message):
     with pytest.raises(ConfigError, match=message):

@@ -108,8 +108,19 @@ def test_a_model_folder_with_other_files_has_another_fingerprint(tmp_path):
     copy = shutil.copytree(packaged.model_path, tmp_path / "all-MiniLM-L6-v2")
     assert Embedder(copy).name == "all-MiniLM-L6-v2"  # a folder is named after itself, not the packaged model
     assert Embedder(copy, packaged.name).fingerprint == packaged.fingerprint
+    (copy / ".cache" / "huggingface").mkdir(parents=True)  # a download's etags: not the model
+    (copy / ".cache" / "huggingface" / "model.safetensors.metadata").write_text("etag 2026-11-25")
+    assert Embedder(copy, packaged.name).fingerprint == packaged.fingerprint
     (copy / "config_sentence_transformers.json").write_text("{}")
     assert Embedder(copy, packaged.name).fingerprint != packaged.fingerprint
+    assert Embedder(str(packaged.model_path) + "/").name == packaged.name  # the packaged folder, spelt out
+
+
+def test_one_model_under_two_names_is_accepted_by_its_files(corpus_index):
+    manifest = json.loads((corpus_index / current_version(corpus_index) / "manifest.json").read_text())
+    check_model(manifest, "model", 384, corpus_index, fingerprint=manifest["model"]["fingerprint"])
+    with pytest.raises(IndexMismatch, match="was built with model"):
+        check_model(manifest, "model", 384, corpus_index)
 
 
 def test_embedding_cache_refuses_vectors_of_other_model_files(tmp_path):

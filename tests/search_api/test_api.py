@@ -79,6 +79,7 @@ def test_bad_requests_are_422_naming_the_field(client, params, field):
 @pytest.mark.parametrize("params", [
     {"until": "9999-12-31"}, {"since": "0001-01-01T00:00:00+01:00"}, {"until": "9999-12-31T23:00:00-05:00"},
     {"recency_half_life_days": 1, "now": "0001-01-01T00:00:00+01:00"},
+    {"since": "9999-12-31T23:00:00-05:00", "until": "9999-12-31T23:30:00-05:00"},
 ])
 def test_dates_at_the_edge_of_the_calendar_are_answered(client, params):
     r = client.get("/search", params={"q": "election", **params})
