@@ -152,8 +152,10 @@ def chunk_article(article: Article, count: TokenCounter, max_tokens: int = 200, 
     planned = plan_passages(body, count, max_tokens, overlap)
     if lead_sentences and planned:
         lead = lead_span(body, lead_sentences)
-        if lead and lead != planned[0][0] and count(body[lead[0] : lead[1]]) <= max_tokens:
-            planned = [(lead, count(body[lead[0] : lead[1]])), *planned]
+        if lead and lead != planned[0][0]:
+            lead_tokens = count(body[lead[0] : lead[1]])
+            if lead_tokens <= max_tokens:
+                planned = [(lead, lead_tokens), *planned]
     return [
         Passage(passage_id(article.id, n), article.id, n, body[s:e], s, e, tokens)
         for n, ((s, e), tokens) in enumerate(planned)
