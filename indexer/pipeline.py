@@ -169,11 +169,7 @@ def embed_all(texts: list[str], embedder: Embedder, cache: EmbeddingCache | None
     with tqdm(total=len(unique), desc="embedding", unit=" passages", disable=not progress, mininterval=1.0) as bar:
         for start in range(0, len(unique), block):
             chunk = unique[start : start + block]
-            vectors = embedder.encode(chunk)
-            for text, vector in zip(chunk, vectors):
-                out[rows_of[text]] = vector
-            if cache is not None:
-                cache.put([cache_key(embedder.name, t) for t in chunk], vectors)
+            place_block(out, rows_of, chunk, embedder.encode(chunk), cache, embedder.name)
             bar.update(len(chunk))
             if on_progress:
                 on_progress("embedding", start + len(chunk), len(unique))
@@ -186,6 +182,16 @@ def distinct(texts: list[str], rows: list[int]) -> dict[str, list[int]]:
     for i in rows:
         rows_of.setdefault(texts[i], []).append(i)
     return {t: rows_of[t] for t in sorted(rows_of, key=len, reverse=True)}
+
+
+def place_block(out: np.ndarray, rows_of: dict[str, list[int]], chunk: list[str], vectors: np.ndarray,
+                cache: EmbeddingCache | None, model: str) -> None:
+    """Put one embedded block of distinct texts into every row holding each text, then checkpoint it
+    in the cache (one transaction: a killed job resumes after the last committed block)."""
+    for text, vector in zip(chunk, vectors):
+        out[rows_of[text]] = vector
+    if cache is not None:
+        cache.put([cache_key(model, t) for t in chunk], vectors)
 
 
 def from_cache(texts: list[str], embedder: Embedder, cache: EmbeddingCache | None) -> tuple[np.ndarray, list[int]]:

@@ -17,12 +17,20 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from indexer.cache import cache_key
 from indexer.chunk import chunk_article
 from indexer.embed import Embedder
 from indexer.engines import EngineBase
 from indexer.errors import ConfigError, SourceError
-from indexer.pipeline import Corpus, chunk_options, clean_or_report, distinct, from_cache, keep_last, no_articles
+from indexer.pipeline import (
+    Corpus,
+    chunk_options,
+    clean_or_report,
+    distinct,
+    from_cache,
+    keep_last,
+    no_articles,
+    place_block,
+)
 from indexer.records import Article, Passage
 from indexer.sources import CorpusReader, Problem
 
@@ -198,10 +206,7 @@ class RayEngine(EngineBase):
             for batch in ds.iter_batches(batch_size=self.settings.checkpoint_passages, batch_format="numpy"):
                 chunk = [unique[int(r)] for r in batch["row"]]
                 vectors = np.asarray(batch["vector"], dtype=np.float32)
-                for text, vector in zip(chunk, vectors):
-                    out[rows_of[text]] = vector
-                if self.cache is not None:
-                    self.cache.put([cache_key(self.embedder.name, t) for t in chunk], vectors)
+                place_block(out, rows_of, chunk, vectors, self.cache, self.embedder.name)
                 done += len(chunk)
                 bar.update(len(chunk))
                 if self.on_progress:
