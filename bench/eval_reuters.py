@@ -20,8 +20,7 @@ from pathlib import Path
 from bench.build_reuters import REUTERS, ROOT, commit
 from indexer.embed import Embedder
 from indexer.settings import Settings
-from search_api.evaluate import COLLAPSE_CHOICES, ensure_index, evaluate, load_qrels, load_queries, table
-from search_api.searcher import Searcher
+from search_api.evaluate import COLLAPSE_CHOICES, evaluate_corpus, load_qrels, load_queries, table
 
 EVAL = ROOT.parent / "shared" / "data" / "eval"
 SETS = {"headlines": "body", "topics": "title+body"}  # dev set -> what is indexed (data README)
@@ -36,13 +35,9 @@ def run_set(name: str, modes: list[str], assignments: list[str], collapse: str, 
     """Build or reuse the set's index and score every mode."""
     fields = SETS[name]
     settings = Settings.from_env(index_dir=index_dir(fields), fields=fields).assign(assignments)
-    ensure_index(sorted(REUTERS.glob("corpus-*.jsonl.gz")), settings, embedder, progress=True)
-    searcher = Searcher.open(settings.index_dir, settings, embedder)
-    try:
-        result = evaluate(searcher, load_queries(EVAL / f"{name}-queries.jsonl"),
-                          load_qrels(EVAL / f"{name}-qrels.tsv"), modes, collapse)
-    finally:
-        searcher.close()
+    result, _ = evaluate_corpus(sorted(REUTERS.glob("corpus-*.jsonl.gz")), settings, embedder,
+                                load_queries(EVAL / f"{name}-queries.jsonl"), load_qrels(EVAL / f"{name}-qrels.tsv"),
+                                modes, collapse, progress=True)
     return {"benchmark": "eval_reuters", "dev_set": name, "date": datetime.now(UTC).isoformat(timespec="seconds"),
             "commit": commit(), "machine": f"{platform.machine()}, {len(os.sched_getaffinity(0))} cores",
             "overrides": assignments, **result}

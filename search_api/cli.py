@@ -50,8 +50,7 @@ def cmd_query(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     """Score retrieval modes on BEIR queries and qrels over an index of a corpus (built or reused)."""
     from indexer.embed import Embedder
-    from search_api.evaluate import ensure_index, evaluate, load_qrels, load_queries, table
-    from search_api.searcher import Searcher
+    from search_api.evaluate import evaluate_corpus, load_qrels, load_queries, table
 
     settings = Settings.from_env(fields=args.fields).assign(args.set)
     index_dir = args.index_dir or Path("var/eval") / f"{args.corpus[0].name.split('.')[0]}-{settings.fields.replace('+', '-')}"
@@ -59,13 +58,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.out:
         check_writable(args.out)  # an evaluation takes minutes: fail before it, not after
     queries, qrels = load_queries(args.queries), load_qrels(args.qrels)
-    embedder = Embedder.from_settings(settings)
-    built = ensure_index(args.corpus, settings, embedder, rebuild=args.rebuild, progress=not args.quiet)
-    searcher = Searcher.open(index_dir, settings, embedder)
-    try:
-        result = evaluate(searcher, queries, qrels, args.mode or ["dense", "keyword", "hybrid"], args.collapse)
-    finally:
-        searcher.close()
+    result, built = evaluate_corpus(args.corpus, settings, Embedder.from_settings(settings), queries, qrels,
+                                    args.mode or ["dense", "keyword", "hybrid"], args.collapse, rebuild=args.rebuild,
+                                    progress=not args.quiet)
     result.update({"corpus": [str(p) for p in args.corpus], "queries_file": str(args.queries),
                    "qrels_file": str(args.qrels), "index_dir": str(index_dir), "built": built})
     if args.out:

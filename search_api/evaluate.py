@@ -150,6 +150,18 @@ def evaluate(searcher: Searcher, queries: dict[str, str], qrels: Qrels, modes: S
     }
 
 
+def evaluate_corpus(paths: Sequence[Path], settings: Settings, embedder: Embedder, queries: dict[str, str],
+                    qrels: Qrels, modes: Sequence[str], collapse: str = "off", rebuild: bool = False,
+                    progress: bool = False) -> tuple[dict[str, Any], bool]:
+    """Build (or reuse) the corpus index in settings.index_dir and evaluate it; (result, whether it was built)."""
+    built = ensure_index(paths, settings, embedder, rebuild=rebuild, progress=progress)
+    searcher = Searcher.open(settings.index_dir, settings, embedder)
+    try:
+        return evaluate(searcher, queries, qrels, modes, collapse), built
+    finally:
+        searcher.close()
+
+
 def table(result: dict[str, Any], title: str = "") -> str:
     """A Markdown table, one row per mode."""
     names = list(next(iter(result["modes"].values()))["means"])
