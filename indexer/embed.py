@@ -1,4 +1,4 @@
-"""The embedding model: sentence-transformers loaded offline from a packaged folder.
+"""The embedding model: tokenizing, length-sorted batching and pooling around a backend's forward pass.
 
 Passages are embedded with their article title as context; vectors are L2-normalised float32.
 """
@@ -6,7 +6,8 @@ Passages are embedded with their article title as context; vectors are L2-normal
 from __future__ import annotations
 
 import hashlib
-import os
+import json
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from functools import cached_property
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from indexer.backends import BACKENDS, Runtime, load_runtime
 from indexer.errors import ConfigError
 from indexer.settings import Settings
 
@@ -45,47 +47,54 @@ def is_packaged(path: Path) -> bool:
         return False
 
 
+def model_key(name: str, backend: str) -> str:
+    """Identity of a model's vectors: its name, plus the backend unless that is torch fp32 (whose
+    vectors indexes and caches made before backends existed hold under the bare name)."""
+    return name if backend == "torch" else f"{name}@{backend}"
+
+
 def with_context(title: str, text: str) -> str:
     """The text the model sees for a passage: its article title, then the passage."""
     return f"{title}\n\n{text}" if title else text
 
 
 class Embedder:
-    """Encodes queries and passages; loads the model on first use, never at import."""
+    """Encodes queries and passages on the configured backend; loads the model on first use, never at import."""
 
     def __init__(self, model_path: str | Path | None = None, model_name: str | None = None,
-                 batch_size: int = 32, threads: int = 0):
+                 batch_size: int = 32, threads: int = 0, backend: str = Settings.backend, export_dir: Path | None = None):
         self.model_path = Path(model_path) if model_path else packaged_model_path()
         if not (self.model_path / "config.json").is_file():
             raise ConfigError(f"{self.model_path} is not a sentence-transformers model folder (no config.json)")
+        if backend not in BACKENDS:
+            raise ConfigError(f"NEWSEARCH_BACKEND must be one of {', '.join(BACKENDS)}, not {backend!r}")
         self.name = model_name or (PACKAGED_MODEL if is_packaged(self.model_path) else self.model_path.name)
         self.batch_size = batch_size
         self.threads = threads
+        self.backend = backend
+        self.export_dir = export_dir or Path(tempfile.gettempdir()) / "newsearch-models"
         self.on_query: Callable[[float], None] | None = None  # told the seconds each query took (metrics)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Embedder:
         """The embedder the settings describe."""
-        return cls(settings.model_path or None, settings.model_name, settings.batch_size, settings.threads)
+        return cls(settings.model_path or None, settings.model_name, settings.batch_size, settings.threads,
+                   settings.backend, settings.export_path)
+
+    @property
+    def key(self) -> str:
+        """Whose vectors these are, for cache keys: the model, and the backend unless it is torch fp32."""
+        return model_key(self.name, self.backend)
 
     @cached_property
-    def model(self):  # noqa: ANN201 - SentenceTransformer is imported lazily
-        """The loaded SentenceTransformer (hub access disabled: the machine is offline)."""
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-        import torch
-        import transformers
-        from sentence_transformers import SentenceTransformer
+    def runtime(self) -> Runtime:
+        """The backend's forward pass, loaded (and the model exported, if it needs that) on first use."""
+        return load_runtime(self.backend, self.model_path, self.fingerprint, self.export_dir, self.threads,
+                            list(self.tokenizer.model_input_names))
 
-        # Counting tokens of whole articles is intended; silence "longer than max length" warnings.
-        transformers.logging.set_verbosity_error()
-        transformers.logging.disable_progress_bar()
-
-        if self.threads:
-            torch.set_num_threads(self.threads)
-        model = SentenceTransformer(str(self.model_path), device="cpu", local_files_only=True)
-        model.eval()
-        return model
+    def load(self) -> None:
+        """Load the model now rather than at the first encode (servers and benchmarks time it apart)."""
+        _ = self.dim
 
     @cached_property
     def fingerprint(self) -> str:
@@ -100,32 +109,56 @@ class Embedder:
 
     @cached_property
     def tokenizer(self):  # noqa: ANN201
-        """The model's own tokenizer, for sizing passages in word pieces."""
-        return self.model.tokenizer
+        """The model's own tokenizer (the one sentence-transformers loads), for sizing and encoding."""
+        from transformers import AutoTokenizer
 
-    @property
+        return AutoTokenizer.from_pretrained(str(self.model_path), local_files_only=True)
+
+    @cached_property
     def dim(self) -> int:
         """Embedding dimension."""
-        return int(self.model.get_embedding_dimension())
+        return int(self.runtime(self._feeds([[0]]))[0].shape[0])
 
-    @property
+    @cached_property
     def max_tokens(self) -> int:
         """Word pieces the model reads before truncating (special tokens included)."""
-        return int(self.model.max_seq_length)
+        config = self.model_path / "sentence_bert_config.json"
+        if config.is_file():
+            limit = json.loads(config.read_text()).get("max_seq_length")
+            if limit:
+                return int(limit)
+        return int(min(self.tokenizer.model_max_length, 512))
 
     def count_tokens(self, text: str) -> int:
         """Word pieces in `text`, without the [CLS]/[SEP] the model adds."""
         return len(self.tokenizer(text, add_special_tokens=False, truncation=False)["input_ids"])
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
-        """Normalised float32 vectors, shape (len(texts), dim)."""
+        """Normalised float32 vectors, shape (len(texts), dim).
+
+        Texts are tokenized once, then run longest first in batches padded only to their own longest
+        text, so a batch of short passages costs what short passages cost.
+        """
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        vectors = self.model.encode(
-            list(texts), batch_size=self.batch_size, normalize_embeddings=True,
-            convert_to_numpy=True, show_progress_bar=False,
-        )
-        return np.ascontiguousarray(vectors, dtype=np.float32)
+        ids = self.tokenizer(list(texts), truncation=True, max_length=self.max_tokens)["input_ids"]
+        order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
+        out = np.zeros((len(ids), self.dim), dtype=np.float32)
+        for start in range(0, len(order), self.batch_size):
+            rows = order[start : start + self.batch_size]
+            out[rows] = self.runtime(self._feeds([ids[i] for i in rows]))
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        return np.ascontiguousarray(out / np.maximum(norms, 1e-12), dtype=np.float32)
+
+    def _feeds(self, ids: list[list[int]]) -> dict[str, np.ndarray]:
+        """One padded batch: token ids, attention mask and (for BERT-like models) segment ids."""
+        width = max(len(row) for row in ids)
+        input_ids = np.full((len(ids), width), self.tokenizer.pad_token_id or 0, dtype=np.int64)
+        mask = np.zeros((len(ids), width), dtype=np.int64)
+        for r, row in enumerate(ids):
+            input_ids[r, : len(row)] = row
+            mask[r, : len(row)] = 1
+        return {"input_ids": input_ids, "attention_mask": mask, "token_type_ids": np.zeros_like(input_ids)}
 
     def encode_query(self, query: str) -> np.ndarray:
         """One query vector, shape (dim,)."""

@@ -169,7 +169,7 @@ def embed_all(texts: list[str], embedder: Embedder, cache: EmbeddingCache | None
     with tqdm(total=len(unique), desc="embedding", unit=" passages", disable=not progress, mininterval=1.0) as bar:
         for start in range(0, len(unique), block):
             chunk = unique[start : start + block]
-            place_block(out, rows_of, chunk, embedder.encode(chunk), cache, embedder.name)
+            place_block(out, rows_of, chunk, embedder.encode(chunk), cache, embedder.key)
             bar.update(len(chunk))
             if on_progress:
                 on_progress("embedding", start + len(chunk), len(unique))
@@ -197,7 +197,7 @@ def place_block(out: np.ndarray, rows_of: dict[str, list[int]], chunk: list[str]
 def from_cache(texts: list[str], embedder: Embedder, cache: EmbeddingCache | None) -> tuple[np.ndarray, list[int]]:
     """An array holding the cached vectors of `texts`, and the rows still to embed."""
     out = np.zeros((len(texts), embedder.dim), dtype=np.float32)
-    keys = [cache_key(embedder.name, t) for t in texts]
+    keys = [cache_key(embedder.key, t) for t in texts]
     known = cache.get_many(keys) if cache is not None else {}
     todo = []
     for i, key in enumerate(keys):
@@ -211,7 +211,7 @@ def from_cache(texts: list[str], embedder: Embedder, cache: EmbeddingCache | Non
 def model_info(embedder: Embedder) -> dict:
     """The manifest's description of the model."""
     return {"name": embedder.name, "dim": embedder.dim, "max_seq_length": embedder.max_tokens,
-            "fingerprint": embedder.fingerprint}
+            "fingerprint": embedder.fingerprint, "backend": embedder.backend}
 
 
 def chunking_info(settings: Settings) -> dict:
@@ -261,7 +261,7 @@ def cache_path(settings: Settings) -> Path | None:
 def open_cache(settings: Settings, embedder: Embedder) -> EmbeddingCache | None:
     """The embedding cache the settings name, or None if disabled."""
     path = cache_path(settings)
-    return EmbeddingCache(path, embedder.dim, embedder.name, embedder.fingerprint) if path is not None else None
+    return EmbeddingCache(path, embedder.dim, embedder.key, embedder.fingerprint) if path is not None else None
 
 
 def write_prepared(index_dir: Path, prepared: Prepared, passages: list[Passage], vectors: np.ndarray,

@@ -76,8 +76,9 @@ class ChunkArticles:
 class EmbedPassages:
     """Ray actor: the embedding model, loaded once per actor, encoding batches of passage texts."""
 
-    def __init__(self, model_path: str, model_name: str, batch_size: int):
-        self.embedder = Embedder(model_path or None, model_name, batch_size)
+    def __init__(self, model_path: str, model_name: str, batch_size: int, backend: str, export_dir: str):
+        # One thread per actor: the pool runs one actor per CPU.
+        self.embedder = Embedder(model_path or None, model_name, batch_size, 1, backend, Path(export_dir))
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
         return {"row": batch["row"], "vector": self.embedder.encode([str(t) for t in batch["text"]])}
@@ -200,13 +201,14 @@ class RayEngine(EngineBase):
         ds = self._dataset(items, self.settings.checkpoint_passages).map_batches(
             EmbedPassages, batch_size=self.settings.batch_size * 4, compute=self._actors(), num_cpus=1,
             fn_constructor_kwargs={**self._model(), "model_name": self.embedder.name,
-                                   "batch_size": self.settings.batch_size})
+                                   "batch_size": self.settings.batch_size, "backend": self.embedder.backend,
+                                   "export_dir": str(self.embedder.export_dir)})
         done = 0
         with tqdm(total=len(unique), desc="embedding (ray)", unit=" passages", disable=not self.progress) as bar:
             for batch in ds.iter_batches(batch_size=self.settings.checkpoint_passages, batch_format="numpy"):
                 chunk = [unique[int(r)] for r in batch["row"]]
                 vectors = np.asarray(batch["vector"], dtype=np.float32)
-                place_block(out, rows_of, chunk, vectors, self.cache, self.embedder.name)
+                place_block(out, rows_of, chunk, vectors, self.cache, self.embedder.key)
                 done += len(chunk)
                 bar.update(len(chunk))
                 if self.on_progress:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, get_type_hints
 
+from indexer.backends import BACKENDS
 from indexer.errors import ConfigError
 
 ENV_PREFIX = "NEWSEARCH_"
@@ -32,7 +33,9 @@ class Settings:
     fields: str = "title+body"  # what is embedded and keyword-indexed
     batch_size: int = 32
     cache_dir: str = ""  # embedding cache folder; empty: <index_dir>/cache; "none": no cache
-    threads: int = 0  # torch threads; 0 keeps torch's default
+    threads: int = 0  # threads of the embedding backend; 0: its default (all cores)
+    backend: str = "openvino"  # embedding runtime: openvino, torch, torch-bf16, onnx, onnx-int8 (bench/RESULTS.md)
+    export_dir: str = ""  # where exported ONNX/OpenVINO files are kept; empty: ~/.cache/newsearch/models
     host: str = "127.0.0.1"
     port: int = 8000
     api_keys: tuple[str, ...] = ()  # empty: search is open
@@ -82,6 +85,14 @@ class Settings:
         new.validate()
         return new
 
+    @property
+    def export_path(self) -> Path:
+        """Folder of the model files a backend exports (ONNX, OpenVINO's compiled cache), shared by every
+        index on the machine: exports are keyed by the model's fingerprint."""
+        if self.export_dir:
+            return Path(self.export_dir)
+        return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "newsearch" / "models"
+
     def assign(self, pairs: Sequence[str]) -> Settings:
         """A copy with `name=value` pairs applied, each value parsed as its NEWSEARCH_ variable would be."""
         hints = get_type_hints(type(self))
@@ -100,6 +111,8 @@ class Settings:
             raise ConfigError(f"NEWSEARCH_FIELDS must be one of {FIELD_CHOICES}, not {self.fields!r}")
         if self.default_mode not in ("hybrid", "dense", "keyword"):
             raise ConfigError("NEWSEARCH_DEFAULT_MODE must be hybrid, dense or keyword")
+        if self.backend not in BACKENDS:
+            raise ConfigError(f"NEWSEARCH_BACKEND must be one of {', '.join(BACKENDS)}, not {self.backend!r}")
         if self.engine not in ("local", "ray"):
             raise ConfigError(f"NEWSEARCH_ENGINE must be local or ray, not {self.engine!r}")
         for name, (low, high, note) in RANGES.items():
@@ -121,7 +134,7 @@ RANGES: dict[str, tuple[float, float, str]] = {
     "chunk_overlap": (0, 3, "sentences"),
     "lead_sentences": (0, 5, "sentences; 0: no lead passage"),
     "batch_size": (1, 4096, "passages per embedding batch"),
-    "threads": (0, 1024, "torch threads; 0: torch's default"),
+    "threads": (0, 1024, "embedding threads; 0: the backend's default"),
     "port": (1, 65535, "a TCP port number"),
     "max_body_bytes": (1024, math.inf, "bytes"),
     "max_query_chars": (1, math.inf, "characters"),

@@ -131,6 +131,13 @@ class Base:
 def check_compatible(version: IndexVersion, settings: Settings, embedder: Embedder) -> None:
     """An update can only extend a version built with the same model and chunking."""
     check_model(version.manifest, embedder.name, embedder.dim, settings.index_dir, embedder.fingerprint)
+    built_with = version.manifest.get("model", {}).get("backend", "torch")
+    if built_with != embedder.backend:
+        # Carried vectors come from one backend and new ones would come from another: the result
+        # would no longer equal a rebuild with either.
+        raise ConfigError(f"the published version {version.name} was embedded with backend {built_with}; set "
+                          f"NEWSEARCH_BACKEND={built_with} to update it, or run `news-index build` to re-embed "
+                          f"everything with {embedder.backend}")
     built, wanted = version.manifest.get("chunking", {}), chunking_info(settings)
     if built != wanted:
         differs = ", ".join(f"{k}={built.get(k)!r} (now {wanted[k]!r})" for k in wanted if built.get(k) != wanted[k])

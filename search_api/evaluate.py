@@ -85,7 +85,7 @@ def corpus_fingerprint(paths: Sequence[Path], settings: Settings, model: str) ->
 def ensure_index(paths: Sequence[Path], settings: Settings, embedder: Embedder, rebuild: bool = False,
                  progress: bool = False) -> bool:
     """Build settings.index_dir from the corpus unless it already holds this corpus so chunked; True if built."""
-    fingerprint = corpus_fingerprint(paths, settings, f"{embedder.name}@{embedder.fingerprint}")
+    fingerprint = corpus_fingerprint(paths, settings, f"{embedder.key}@{embedder.fingerprint}")
     marker = settings.index_dir / MARKER
     if not rebuild and (settings.index_dir / "CURRENT").is_file() and marker.is_file():
         if json.loads(marker.read_text()).get("fingerprint") == fingerprint:

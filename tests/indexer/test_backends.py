@@ -1,0 +1,93 @@
+"""Embedding backends: each agrees with torch fp32, exports are kept and reused, and mixing is refused."""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+from indexer.embed import Embedder
+from indexer.errors import ConfigError
+from indexer.pipeline import build
+from indexer.settings import Settings
+from indexer.update import update
+from tests.indexer.test_update import wikinews, write_jsonl
+
+PASSAGES = [
+    "Syrian army retakes Palmyra with Russian air support",
+    "An apartment block in a Ural city collapsed after a gas explosion, killing at least 37 people. " * 6,
+    "Oil",
+]
+
+
+@pytest.fixture(scope="module")
+def reference() -> np.ndarray:
+    return Embedder(backend="torch").encode(PASSAGES)
+
+
+@pytest.mark.parametrize("backend", ["openvino", "onnx"])
+def test_backend_vectors_match_torch_fp32(backend, reference, tmp_path):
+    vectors = Embedder(backend=backend, export_dir=tmp_path).encode(PASSAGES)
+    assert vectors.shape == (3, 384) and vectors.dtype == np.float32
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
+    assert (vectors * reference).sum(axis=1).min() > 0.9999
+
+
+def test_int8_backend_runs_and_stays_close(reference, tmp_path):
+    vectors = Embedder(backend="onnx-int8", export_dir=tmp_path).encode(PASSAGES)
+    # int8 moves vectors more than the float backends (bench/RESULTS.md has its quality gate).
+    assert (vectors * reference).sum(axis=1).min() > 0.9
+
+
+def test_export_is_kept_and_reused(tmp_path):
+    Embedder(backend="onnx", export_dir=tmp_path).encode(["first"])
+    (exported,) = tmp_path.glob("*/model.onnx")
+    stamp = exported.stat().st_mtime_ns
+    Embedder(backend="onnx", export_dir=tmp_path).encode(["second"])
+    assert exported.stat().st_mtime_ns == stamp
+    assert not list(tmp_path.glob("*/.model.onnx.*"))  # no staging file left behind
+
+
+def test_batches_sorted_by_length_give_the_same_vectors_as_one_by_one(embedder):
+    together = embedder.encode(PASSAGES)
+    alone = np.stack([embedder.encode([p])[0] for p in PASSAGES])
+    assert np.allclose(together, alone, atol=1e-5)
+
+
+def test_concurrent_queries_are_safe(embedder):
+    queries = [f"query number {i} about oil prices" for i in range(24)]
+    serial = [embedder.encode_query(q) for q in queries]
+    with ThreadPoolExecutor(4) as pool:
+        parallel = list(pool.map(embedder.encode_query, queries))
+    assert all(np.allclose(a, b, atol=1e-6) for a, b in zip(serial, parallel))
+
+
+def test_unknown_backend_is_refused_with_the_choices():
+    with pytest.raises(ConfigError, match="NEWSEARCH_BACKEND must be one of openvino"):
+        Settings.from_env({"NEWSEARCH_BACKEND": "tensorrt"})
+    with pytest.raises(ConfigError, match="tensorrt"):
+        Embedder(backend="tensorrt")
+
+
+def test_manifest_records_the_backend_and_update_refuses_another(tmp_path, embedder):
+    settings = Settings(index_dir=tmp_path / "idx")
+    write_jsonl(tmp_path / "a" / "news.jsonl", wikinews(2))
+    version = build([tmp_path / "a"], settings, embedder, progress=False).version
+    manifest = json.loads((settings.index_dir / version / "manifest.json").read_text())
+    assert manifest["model"]["backend"] == embedder.backend == "openvino"
+    write_jsonl(tmp_path / "b" / "news.jsonl", wikinews(1, start=50))
+    with pytest.raises(ConfigError, match="NEWSEARCH_BACKEND=openvino"):
+        update([tmp_path / "b"], settings.replace(backend="onnx"), Embedder(backend="onnx"), progress=False)
+
+
+def test_cache_keys_are_per_backend(tmp_path, embedder):
+    # One cache shared by builds on two backends must not hand one backend's vectors to the other.
+    write_jsonl(tmp_path / "a" / "news.jsonl", wikinews(2))
+    shared = str(tmp_path / "cache")
+    first = build([tmp_path / "a"], Settings(index_dir=tmp_path / "x", cache_dir=shared), embedder, progress=False)
+    onnx = Embedder(backend="onnx", export_dir=tmp_path / "exp")
+    second = build([tmp_path / "a"], Settings(index_dir=tmp_path / "y", cache_dir=shared, backend="onnx"), onnx,
+                   progress=False)
+    assert first.embedded == second.embedded > 0
