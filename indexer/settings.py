@@ -59,7 +59,7 @@ class Settings:
     ray_address: str = ""  # empty: start a local Ray instance; else join this cluster (e.g. ray://head:10001)
     reindex_paths: tuple[str, ...] = ()  # corpus paths POST /admin/reindex reads when the request names none
     flat_limit: int = FLAT_LIMIT  # passages from which builds use the approximate IVF-SQ8 index instead of exact
-    nprobe: int = 0  # IVF lists probed per query; 0: an eighth of them (recall@10 >= 0.95, bench/RESULTS.md)
+    nprobe: int = 0  # IVF lists probed per query; 0: a quarter of them (recall@10 >= 0.95, bench/RESULTS.md)
     mmap: bool = False  # memory-map the vector index instead of reading it into memory
 
     @classmethod

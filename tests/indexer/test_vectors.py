@@ -25,7 +25,7 @@ def test_index_spec_at_its_boundaries():
     assert index_spec(FLAT_LIMIT) == f"IVF{ivf_lists(FLAT_LIMIT)},SQ8"
     assert index_spec(100_000) == "IVF1024,SQ8" and index_spec(1_000_000) == "IVF4096,SQ8"
     assert index_spec(10, flat_limit=0) == "IVF16,SQ8" and index_spec(10**6, flat_limit=10**7) == "IDMap2,Flat"
-    assert default_nprobe(4096) == 512 and default_nprobe(4) == 1
+    assert default_nprobe(4096) == 1024 and default_nprobe(2) == 1
 
 
 @pytest.fixture(scope="module")
