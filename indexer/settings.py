@@ -15,6 +15,7 @@ from typing import Any, get_type_hints
 
 from indexer.backends import BACKENDS
 from indexer.errors import ConfigError
+from indexer.vectors import FLAT_LIMIT
 
 ENV_PREFIX = "NEWSEARCH_"
 FIELD_CHOICES = ("title+body", "body")
@@ -60,6 +61,9 @@ class Settings:
     engine: str = "local"  # batch engine of build/update: local or ray
     ray_address: str = ""  # empty: start a local Ray instance; else join this cluster (e.g. ray://head:10001)
     reindex_paths: tuple[str, ...] = ()  # corpus paths POST /admin/reindex reads when the request names none
+    flat_limit: int = FLAT_LIMIT  # passages from which builds use the approximate IVF-SQ8 index instead of exact
+    nprobe: int = 0  # IVF lists probed per query; 0: a quarter of them (recall@10 >= 0.95, bench/RESULTS.md)
+    mmap: bool = False  # memory-map the vector index instead of reading it into memory
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -151,13 +155,26 @@ RANGES: dict[str, tuple[float, float, str]] = {
     "gc_grace_seconds": (0, math.inf, "seconds"),
     "lease_seconds": (1, math.inf, "seconds"),
     "checkpoint_passages": (1, math.inf, "passages"),
+    "flat_limit": (0, math.inf, "passages; 0: always approximate"),
+    "nprobe": (0, 65536, "IVF lists probed per query; 0: automatic"),
 }
+
+
+def _boolean(raw: str) -> bool:
+    word = raw.strip().lower()
+    if word in ("1", "true", "yes", "on"):
+        return True
+    if word in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(raw)
 
 
 def _parse(name: str, raw: str, kind: Any) -> Any:
     try:
         if kind is Path:
             return Path(raw)
+        if kind is bool:
+            return _boolean(raw)
         if kind is int:
             return int(raw)
         if kind is float:

@@ -1,6 +1,7 @@
 """The vector store behind a small interface, and its FAISS implementation.
 
-The index type is chosen from the passage count in one function, `index_spec`.
+The index type is chosen from the passage count in one function, `index_spec` (measured in
+bench/index_by_scale.py; see bench/RESULTS.md, "Index by scale").
 """
 
 from __future__ import annotations
@@ -12,8 +13,13 @@ from typing import Protocol
 import faiss
 import numpy as np
 
-FLAT_LIMIT = 200_000  # exact search is fast enough below this many passages on a laptop CPU
-EXACT_FILTER_LIMIT = 50_000  # filtered IVF searches over fewer ids than this are scored exactly
+from indexer.errors import ConfigError
+
+# Exact search scans every vector: 2.5 ms a query at 28k passages, 10-18 ms at 100k on one core here,
+# while IVF-SQ8 answers 100k in 1-2 ms at recall@10 0.96. From this many passages, the approximate index.
+FLAT_LIMIT = 50_000
+EXACT_FILTER_LIMIT = 20_000  # filtered IVF searches over at most this many ids are scored exactly
+TRAIN_PER_LIST = 64  # k-means training points per inverted list (FAISS warns below 39)
 
 
 class VectorStore(Protocol):
@@ -25,63 +31,88 @@ class VectorStore(Protocol):
     def remove(self, ids: np.ndarray) -> int: ...
     def search(self, query: np.ndarray, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]: ...
     def get(self, ids: np.ndarray) -> np.ndarray: ...
-    def _exact(self, query: np.ndarray, k: int, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        scores = self.get(allowed) @ np.asarray(query, dtype=np.float32)
-        top = np.lexsort((allowed, -scores))[:k]
-        return scores[top], allowed[top]
-
     def save(self, path: Path) -> None: ...
     def __len__(self) -> int: ...
 
 
-def index_spec(n_passages: int) -> str:
-    """FAISS factory string for a corpus of `n_passages`: exact below FLAT_LIMIT, else IVF."""
-    if n_passages < FLAT_LIMIT:
+def index_spec(n_passages: int, flat_limit: int = FLAT_LIMIT) -> str:
+    """FAISS factory string for a corpus of `n_passages`: exact below `flat_limit`, else IVF with 8-bit codes."""
+    if n_passages < flat_limit:
         return "IDMap2,Flat"
-    # ~4*sqrt(n) lists keeps lists a few hundred long, as FAISS's guidelines suggest.
-    nlist = 1 << int(round(math.log2(4 * math.sqrt(n_passages))))
-    return f"IVF{nlist},Flat"
+    return f"IVF{ivf_lists(n_passages)},SQ8"
+
+
+def ivf_lists(n_passages: int) -> int:
+    """Inverted lists for an IVF index: the power of two nearest 4*sqrt(n) (lists a few hundred long)."""
+    return 1 << int(round(math.log2(4 * math.sqrt(max(n_passages, 1)))))
+
+
+def default_nprobe(nlist: int) -> int:
+    """Lists probed per query: a quarter of them. On real MiniLM embeddings an eighth gives recall@10 0.964
+    against exact search but only 0.940-0.945 on the dev queries alone; a quarter gives 0.97 on them
+    (bench/results/index_by_scale-real.json, -100k.json)."""
+    return max(1, nlist // 4)
 
 
 class FaissStore:
     """Normalised vectors under inner product (= cosine) keyed by passage id."""
 
-    def __init__(self, index: faiss.Index, nprobe: int = 16):
+    def __init__(self, index: faiss.Index, nprobe: int = 0, mapped: bool = False, spec: str = ""):
         self.index = index
         self.dim = index.d
-        if hasattr(index, "nprobe"):
-            index.nprobe = nprobe
+        self.mapped = mapped  # memory-mapped from its file: read-only
+        self.spec = spec
+        self._ids: np.ndarray | None = None  # sorted stored ids, made on first need, dropped on change
+        self.ivf = faiss.try_extract_index_ivf(index)
+        if self.ivf is not None:
+            self.ivf.nprobe = min(nprobe or default_nprobe(self.ivf.nlist), self.ivf.nlist)
 
     @classmethod
-    def build(cls, ids: np.ndarray, vectors: np.ndarray, dim: int) -> FaissStore:
+    def build(cls, ids: np.ndarray, vectors: np.ndarray, dim: int, flat_limit: int = FLAT_LIMIT,
+              nprobe: int = 0) -> FaissStore:
         """A new index holding `vectors` under `ids`, of the type index_spec chooses."""
-        spec = index_spec(len(ids))
+        spec = index_spec(len(ids), flat_limit)
         index = faiss.index_factory(dim, spec, faiss.METRIC_INNER_PRODUCT)
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         if not index.is_trained:
-            index.train(vectors)
-        if isinstance(index, faiss.IndexIVF):
-            # Lets `get` reconstruct vectors by passage id, as IDMap2 does for flat indexes.
-            index.set_direct_map_type(faiss.DirectMap.Hashtable)
-        store = cls(index)
+            ivf = faiss.extract_index_ivf(index)
+            # A fixed-seed sample: k-means on more points costs time and gains nothing measurable.
+            size = min(len(vectors), TRAIN_PER_LIST * ivf.nlist)
+            index.train(vectors[np.random.default_rng(0).choice(len(vectors), size, replace=False)])
+            # Lets `get` reconstruct and `remove` delete by passage id, as IDMap2 does for flat indexes.
+            ivf.set_direct_map_type(faiss.DirectMap.Hashtable)
+        store = cls(index, nprobe, spec=spec)
         store.add(ids, vectors)
         return store
 
     @classmethod
-    def load(cls, path: Path) -> FaissStore:
-        """Read an index written by `save`."""
-        return cls(faiss.read_index(str(path)))
+    def load(cls, path: Path, nprobe: int = 0, mmap: bool = False) -> FaissStore:
+        """Read an index written by `save`; with `mmap` its arrays stay in the file's pages (read-only)."""
+        index = faiss.read_index(str(path), faiss.IO_FLAG_MMAP_IFC if mmap else 0)
+        return cls(index, nprobe, mapped=mmap)
+
+    def _writable(self) -> None:
+        if self.mapped:
+            raise ConfigError("this index is memory-mapped (NEWSEARCH_MMAP=1) and cannot be changed; "
+                              "open it without mmap to add or remove vectors")
+        self._ids = None
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         """Add vectors under int64 ids."""
+        self._writable()
         if len(ids):
             self.index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), np.asarray(ids, dtype=np.int64))
 
     def remove(self, ids: np.ndarray) -> int:
         """Remove ids; returns how many were present."""
-        return int(self.index.remove_ids(faiss.IDSelectorBatch(np.asarray(ids, dtype=np.int64))))
+        self._writable()
+        ids = np.unique(np.asarray(ids, dtype=np.int64))
+        # IVF's hashtable direct map removes only by an explicit id array.
+        selector = faiss.IDSelectorArray(ids) if self.ivf is not None else faiss.IDSelectorBatch(ids)
+        return int(self.index.remove_ids(selector))
 
     def get(self, ids: np.ndarray) -> np.ndarray:
-        """The stored vectors of some ids."""
+        """The stored vectors of some ids (decoded from 8-bit codes on IVF-SQ8)."""
         ids = np.asarray(ids, dtype=np.int64)
         if len(ids) == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
@@ -92,23 +123,51 @@ class FaissStore:
         k = min(k, len(self))
         if k <= 0 or (allowed is not None and len(allowed) == 0):
             return np.zeros(0, dtype=np.float32), np.zeros(0, dtype=np.int64)
+        query = np.asarray(query, dtype=np.float32).reshape(1, -1)
         params = None
-        if allowed is not None and hasattr(self.index, "nprobe") and len(allowed) <= EXACT_FILTER_LIMIT:
-            # IVF probes only a few lists, which may hold none of a selective filter's ids:
-            # score the allowed vectors exactly instead.
-            return self._exact(query, k, np.asarray(allowed, dtype=np.int64))
         if allowed is not None:
-            selector = faiss.IDSelectorBatch(np.asarray(allowed, dtype=np.int64))
-            params = faiss.SearchParametersIVF(sel=selector) if hasattr(self.index, "nprobe") else faiss.SearchParameters(sel=selector)
+            allowed = np.asarray(allowed, dtype=np.int64)
+            if self.ivf is not None and len(allowed) <= EXACT_FILTER_LIMIT:
+                # The probed lists may hold none of a selective filter's ids: score those ids exactly.
+                return self._exact(query[0], k, allowed)
+            params = self._filter_params(allowed)
             k = min(k, len(allowed))
-        scores, ids = self.index.search(np.asarray(query, dtype=np.float32).reshape(1, -1), k, params=params)
+        scores, ids = self.index.search(query, k, params=params)
         keep = ids[0] >= 0
         return scores[0][keep], ids[0][keep]
 
+    def _filter_params(self, allowed: np.ndarray) -> faiss.SearchParameters:
+        selector = faiss.IDSelectorBatch(allowed)
+        if self.ivf is None:
+            return faiss.SearchParameters(sel=selector)
+        # The probed lists hold a share of allowed ids: probe 1/share as many lists to find as many.
+        share = len(allowed) / max(len(self), 1)
+        nprobe = min(self.ivf.nlist, math.ceil(self.ivf.nprobe / max(share, 1e-9)))
+        return faiss.SearchParametersIVF(sel=selector, nprobe=nprobe)
+
     def _exact(self, query: np.ndarray, k: int, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        scores = self.get(allowed) @ np.asarray(query, dtype=np.float32)
+        allowed = np.unique(allowed)
+        allowed = allowed[self._present(allowed)]
+        scores = self.get(allowed) @ query
         top = np.lexsort((allowed, -scores))[:k]
         return scores[top], allowed[top]
+
+    def _present(self, ids: np.ndarray) -> np.ndarray:
+        """Mask of the ids this index holds (a filter may name passages removed since)."""
+        if self._ids is None:
+            self._ids = np.sort(self._all_ids())
+        if len(self._ids) == 0:
+            return np.zeros(len(ids), dtype=bool)
+        at = np.minimum(np.searchsorted(self._ids, ids), len(self._ids) - 1)
+        return self._ids[at] == ids
+
+    def _all_ids(self) -> np.ndarray:
+        if self.ivf is None:
+            return faiss.vector_to_array(faiss.downcast_index(self.index).id_map).astype(np.int64)
+        lists = self.ivf.invlists
+        parts = [faiss.rev_swig_ptr(lists.get_ids(i), lists.list_size(i)).copy()
+                 for i in range(self.ivf.nlist) if lists.list_size(i)]
+        return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, dtype=np.int64)
 
     def save(self, path: Path) -> None:
         """Write the index to one file."""

@@ -135,7 +135,8 @@ class Searcher:
         settings = settings or Settings.from_env()
         index_dir = Path(index_dir) if index_dir else settings.index_dir
         embedder = embedder or Embedder.from_settings(settings)
-        return cls(IndexVersion.open(index_dir, version), embedder, settings, reranker)
+        return cls(IndexVersion.open(index_dir, version, nprobe=settings.nprobe, mmap=settings.mmap),
+                   embedder, settings, reranker)
 
     @property
     def name(self) -> str:

@@ -11,13 +11,7 @@ import pytest
 from indexer.embed import Embedder
 from indexer.errors import IndexMismatch, IndexNotFound
 from indexer.store import CURRENT, IndexVersion, check_model, current_version, list_versions, publish
-from indexer.vectors import FLAT_LIMIT, FaissStore, index_spec
-
-
-def test_index_spec_by_size():
-    assert index_spec(10) == "IDMap2,Flat"
-    assert index_spec(FLAT_LIMIT - 1) == "IDMap2,Flat"
-    assert index_spec(FLAT_LIMIT).startswith("IVF") and index_spec(4_000_000) == "IVF8192,Flat"
+from indexer.vectors import FaissStore
 
 
 def test_filtered_search_returns_only_allowed_ids_with_deterministic_ties():

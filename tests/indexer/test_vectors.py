@@ -1,0 +1,127 @@
+"""The index chooser and FaissStore on every type it chooses: real vectors of corpus/ (real model, real FAISS),
+filters, deletions, save/load and memory-mapping."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from indexer import vectors as vec
+from indexer.errors import ConfigError
+from indexer.pipeline import build
+from indexer.settings import Settings
+from indexer.store import IndexVersion, current_version
+from indexer.vectors import FLAT_LIMIT, FaissStore, default_nprobe, index_spec, ivf_lists
+from search_api.searcher import Searcher, SearchRequest
+from tests.conftest import CORPUS
+
+TYPES = {"flat": FLAT_LIMIT, "ivf-sq8": 0}  # flat_limit that makes FaissStore.build choose each type
+
+
+def test_index_spec_at_its_boundaries():
+    assert index_spec(0) == index_spec(FLAT_LIMIT - 1) == "IDMap2,Flat"
+    assert index_spec(FLAT_LIMIT) == f"IVF{ivf_lists(FLAT_LIMIT)},SQ8"
+    assert index_spec(100_000) == "IVF1024,SQ8" and index_spec(1_000_000) == "IVF4096,SQ8"
+    assert index_spec(10, flat_limit=0) == "IVF16,SQ8" and index_spec(10**6, flat_limit=10**7) == "IDMap2,Flat"
+    assert default_nprobe(4096) == 1024 and default_nprobe(2) == 1
+
+
+@pytest.fixture(scope="module")
+def real(corpus_index):
+    """(ids, vectors) of every passage of the corpus index: real MiniLM embeddings."""
+    version = IndexVersion.open(corpus_index)
+    ids = np.sort(np.array([r[0] for r in version.meta.conn.execute("SELECT id FROM passages")], dtype=np.int64))
+    vectors = version.vectors.get(ids)
+    version.close()
+    return ids, vectors
+
+
+def exact_top(ids, vectors, query, k, allowed=None):
+    keep = np.isin(ids, allowed) if allowed is not None else np.ones(len(ids), dtype=bool)
+    scores = vectors[keep] @ query
+    return ids[keep][np.lexsort((ids[keep], -scores))][:k]
+
+
+@pytest.mark.parametrize("kind", TYPES)
+def test_each_type_finds_a_passage_by_its_own_vector_and_probes_all_lists_exactly(real, kind):
+    ids, vectors = real
+    store = FaissStore.build(ids, vectors, vectors.shape[1], flat_limit=TYPES[kind])
+    assert store.spec == index_spec(len(ids), TYPES[kind]) and len(store) == len(ids)
+    if store.ivf is not None:
+        store.ivf.nprobe = store.ivf.nlist  # every list: only the 8-bit codes differ from exact search
+    for row in range(0, len(ids), 17):
+        _, found = store.search(vectors[row], 5)
+        assert found[0] == ids[row]
+        assert len(set(found) & set(exact_top(ids, vectors, vectors[row], 5))) >= 4
+
+
+@pytest.mark.parametrize("kind", TYPES)
+@pytest.mark.parametrize("exact_limit", [0, 10**6])  # the selector path and the exact-scoring path
+def test_filters_return_only_allowed_ids_ranked_as_exact_search(real, kind, exact_limit, monkeypatch):
+    monkeypatch.setattr(vec, "EXACT_FILTER_LIMIT", exact_limit)
+    ids, vectors = real
+    store = FaissStore.build(ids, vectors, vectors.shape[1], flat_limit=TYPES[kind])
+    rng = np.random.default_rng(3)
+    for share in (0.05, 0.5):
+        allowed = rng.choice(ids, max(3, int(share * len(ids))), replace=False)
+        for row in rng.choice(len(ids), 5, replace=False):
+            scores, found = store.search(vectors[row], 10, allowed)
+            assert set(found) <= set(allowed) and len(found) == min(10, len(allowed))
+            assert list(scores) == sorted(scores, reverse=True)
+            assert len(set(found) & set(exact_top(ids, vectors, vectors[row], 10, allowed))) >= 8
+
+
+@pytest.mark.parametrize("kind", TYPES)
+def test_removed_passages_are_never_found_even_when_a_filter_names_them(real, kind):
+    ids, vectors = real
+    store = FaissStore.build(ids, vectors, vectors.shape[1], flat_limit=TYPES[kind])
+    gone = ids[::3]
+    assert store.remove(gone) == len(gone) and store.remove(gone) == 0
+    assert len(store) == len(ids) - len(gone)
+    for row in range(0, len(ids), 3):  # each removed passage's own vector
+        _, found = store.search(vectors[row], 10)
+        assert not set(found) & set(gone)
+        _, found = store.search(vectors[row], 10, allowed=ids[:40])
+        assert not set(found) & set(gone) and set(found) <= set(ids[:40])
+
+
+@pytest.mark.parametrize("kind", TYPES)
+def test_memory_mapped_index_answers_as_the_loaded_one_and_is_read_only(real, kind, tmp_path):
+    ids, vectors = real
+    FaissStore.build(ids, vectors, vectors.shape[1], flat_limit=TYPES[kind]).save(tmp_path / "v.faiss")
+    loaded, mapped = FaissStore.load(tmp_path / "v.faiss"), FaissStore.load(tmp_path / "v.faiss", mmap=True)
+    allowed = ids[::2]
+    for row in range(0, len(ids), 11):
+        for filt in (None, allowed):
+            a, b = loaded.search(vectors[row], 10, filt), mapped.search(vectors[row], 10, filt)
+            assert np.array_equal(a[1], b[1]) and np.array_equal(a[0], b[0])
+    assert np.array_equal(loaded.get(ids[:7]), mapped.get(ids[:7]))
+    with pytest.raises(ConfigError, match="memory-mapped"):
+        mapped.remove(ids[:1])
+
+
+def test_nprobe_setting_reaches_the_loaded_index(real, tmp_path):
+    ids, vectors = real
+    FaissStore.build(ids, vectors, vectors.shape[1], flat_limit=0).save(tmp_path / "v.faiss")
+    nlist = ivf_lists(len(ids))
+    assert FaissStore.load(tmp_path / "v.faiss").ivf.nprobe == default_nprobe(nlist)
+    assert FaissStore.load(tmp_path / "v.faiss", nprobe=3).ivf.nprobe == 3
+    assert FaissStore.load(tmp_path / "v.faiss", nprobe=10**4).ivf.nprobe == nlist
+
+
+@pytest.mark.slow
+def test_build_records_the_chosen_type_and_a_searcher_serves_it_memory_mapped(corpus_index, embedder, tmp_path):
+    """A whole build past the threshold (forced low): the manifest names IVF-SQ8 and search works mmapped."""
+    settings = Settings(index_dir=tmp_path / "idx", flat_limit=10, mmap=True, cache_dir=str(corpus_index / "cache"))
+    build([CORPUS], settings, embedder, progress=False)
+    manifest = json.loads((settings.index_dir / current_version(settings.index_dir) / "manifest.json").read_text())
+    assert manifest["faiss"]["spec"] == index_spec(manifest["counts"]["passages"], 10) != "IDMap2,Flat"
+    searcher = Searcher.open(settings.index_dir, settings, embedder)
+    try:
+        assert searcher.version.vectors.mapped
+        hits = searcher.search(SearchRequest(q="interest rates", k=5, mode="dense")).hits
+        assert len(hits) == 5
+    finally:
+        searcher.close()
