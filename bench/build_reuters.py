@@ -1,7 +1,7 @@
 """Benchmark: a cold build of the full Reuters-21578 corpus (19,043 articles) with the real model.
 
-Writes bench/results/build_reuters-<fields>.json (articles/s, passages/s, index size, peak memory)
-and prints two example queries with their top hits. Run: `make bench` or
+Writes bench/results/build_reuters-<fields>-<backend>.json (articles/s, passages/s, index size, peak
+memory, achieved GFLOP/s against the measured GEMM rate) and prints two example queries with their top hits. Run: `make bench` or
 `.venv/bin/python -m bench.build_reuters [--fields body]`.
 """
 
@@ -18,9 +18,12 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from indexer.embed import Embedder
+from bench.flops import ceiling_rate, gemm_rates, model_shape, passage_flops, total_flops
+from bench.machine import machine_facts
+from indexer.embed import Embedder, with_context
 from indexer.pipeline import build
 from indexer.settings import Settings
+from indexer.store import IndexVersion
 from search_api.searcher import Searcher, SearchRequest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,6 +35,31 @@ def commit() -> str:
     """The checkout's commit, for the record."""
     out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
     return out.stdout.strip() or "unknown"
+
+
+def embedded_lengths(index_dir: Path, embedder: Embedder) -> list[int]:
+    """Word pieces (special tokens included, truncated as the model truncates) of each distinct text
+    the build embedded, read back from the published version."""
+    version = IndexVersion.open(index_dir, verify=False)
+    try:
+        titled = version.manifest["chunking"].get("title_context", False)
+        texts = {with_context(t, x) if titled else x for t, x in version.meta.conn.execute(
+            "SELECT a.title, p.text FROM passages p JOIN articles a ON a.num = p.article_num")}
+    finally:
+        version.close()
+    ids = embedder.tokenizer(sorted(texts), truncation=True, max_length=embedder.max_tokens)["input_ids"]
+    return [len(i) for i in ids]
+
+
+def efficiency(report, lengths: list[int], embedder: Embedder, rates: dict, facts: dict) -> dict:  # noqa: ANN001
+    """Achieved GFLOP/s of the embedding stage against the GEMM rate of the backend's precision."""
+    shape = model_shape(embedder.model_path)
+    achieved = total_flops(lengths, shape) / max(report.embed_seconds, 1e-9) / 1e9
+    ceiling = ceiling_rate(embedder.backend, rates, "avx512_bf16" in facts["simd"])
+    return {"gemm_gflops": rates, "ceiling_gflops": ceiling, "achieved_gflops": round(achieved, 1),
+            "fraction_of_ceiling": round(achieved / ceiling, 3),
+            "mean_word_pieces": round(sum(lengths) / len(lengths), 1),
+            "ceiling_passages_per_second_at_256": round(ceiling * 1e9 / passage_flops(256, shape), 1)}
 
 
 def main() -> None:
@@ -46,6 +74,7 @@ def main() -> None:
         shutil.rmtree(index_dir)
     settings = Settings.from_env(index_dir=index_dir, fields=args.fields)
     embedder = Embedder.from_settings(settings)
+    facts, rates = machine_facts(), gemm_rates()
     t0 = time.perf_counter()
     embedder.load()  # model load timed separately from the build
     load_seconds = time.perf_counter() - t0
@@ -61,6 +90,7 @@ def main() -> None:
     result = {
         "benchmark": "build_reuters", "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "commit": commit(), "machine": f"{platform.machine()}, {len(os.sched_getaffinity(0))} cores",
+        "machine_facts": facts, "backend": embedder.backend, "batch_size": embedder.batch_size,
         "fields": args.fields, "cold": not args.keep, "model_load_seconds": round(load_seconds, 2),
         "articles": report.articles, "passages": report.passages, "embedded": report.embedded,
         "skipped": len(report.problems), "seconds": round(report.seconds, 1),
@@ -70,8 +100,9 @@ def main() -> None:
         "index_mb": round(report.index_bytes / 1e6, 1),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "examples": examples,
+        "efficiency": efficiency(report, embedded_lengths(index_dir, embedder), embedder, rates, facts),
     }
-    out = ROOT / "bench" / "results" / f"build_reuters-{tag}.json"
+    out = ROOT / "bench" / "results" / f"build_reuters-{tag}-{embedder.backend}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2, default=str) + "\n")
     print(report.summary())

@@ -5,7 +5,7 @@ index and embedding cache `bench.build_reuters` leaves, or --base DIR), then upd
 in which 1% of the articles changed: half corrected (a paragraph appended), half new (new ids, new
 titles). Then (unless --no-verify) builds the same corpus from scratch with vectors from the same
 embedding cache and checks that both indexes are identical. Writes bench/results/update_reuters.json;
-the full-build time comes from bench/results/build_reuters-title-body.json (or --full-build-json). Run:
+the full-build time comes from bench/results/build_reuters-title-body-torch.json (or --full-build-json). Run:
 `.venv/bin/python -m bench.update_reuters [--base DIR] [--full-build-json FILE]`.
 """
 
@@ -104,7 +104,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--base", type=Path, default=ROOT / "var" / "bench" / "reuters-title-body",
                         help="a published full build of Reuters (title+body) to copy and update")
-    parser.add_argument("--full-build-json", type=Path, default=ROOT / "bench" / "results" / "build_reuters-title-body.json")
+    parser.add_argument("--full-build-json", type=Path, default=ROOT / "bench" / "results" / "build_reuters-title-body-torch.json")
     parser.add_argument("--share", type=float, default=0.01, help="fraction of the corpus touched")
     parser.add_argument("--no-verify", action="store_true", help="skip rebuilding the corpus to compare")
     args = parser.parse_args()
