@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
 
+from indexer.backends import BACKENDS
 from indexer.errors import NewsearchError
 from indexer.settings import FIELD_CHOICES, Settings
 
@@ -40,6 +41,7 @@ def add_build_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fields", choices=FIELD_CHOICES, help="what is indexed (NEWSEARCH_FIELDS)")
     parser.add_argument("--chunk-tokens", type=int, help="max word pieces per passage (NEWSEARCH_CHUNK_TOKENS)")
     parser.add_argument("--batch-size", type=int, help="embedding batch size (NEWSEARCH_BATCH_SIZE)")
+    parser.add_argument("--backend", choices=BACKENDS, help="embedding runtime (NEWSEARCH_BACKEND, default openvino)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument("--engine", choices=["local", "ray"], help="batch engine (NEWSEARCH_ENGINE, default local)")
     parser.add_argument("--ray-address", help="Ray cluster to join (NEWSEARCH_RAY_ADDRESS; default: a local Ray)")
@@ -51,6 +53,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         index_dir=getattr(args, "index_dir", None), model_path=getattr(args, "model_path", None),
         fields=getattr(args, "fields", None), chunk_tokens=getattr(args, "chunk_tokens", None),
         batch_size=getattr(args, "batch_size", None), engine=getattr(args, "engine", None),
+        backend=getattr(args, "backend", None),
         ray_address=getattr(args, "ray_address", None),
     )
 
