@@ -230,7 +230,7 @@ def table(name: str, data: dict, results: dict[str, dict]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--articles", type=int, default=1500, help="subset size (the headline-judged articles first)")
+    parser.add_argument("--articles", type=int, default=1000, help="subset size (the headline-judged articles first)")
     parser.add_argument("--seed", type=int, default=20261125)
     parser.add_argument("--threads", type=int, default=2, help="torch and BLAS threads of every engine")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "compare.json")
