@@ -8,7 +8,7 @@ CORPUS_FILES := $(shell find corpus -type f 2>/dev/null)
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install serve test index lint bench clean
+.PHONY: install serve test index lint bench bench-compare clean
 
 install: $(STAMP)
 
@@ -40,6 +40,22 @@ bench: install
 	$(BIN)/python -m bench.build_reuters --fields title+body
 	$(BIN)/python -m bench.build_reuters --fields body
 	$(BIN)/python -m bench.update_reuters
+
+# Side by side with txtai, Chroma and LanceDB (bench/compare.py). The competitors live in their own venv,
+# torch pinned and installed first there too. COMPARE_ARGS e.g. "--articles 5000".
+COMPARE_VENV := var/compare-venv
+COMPARE_STAMP := $(COMPARE_VENV)/.installed
+COMPARE_ARGS ?=
+
+$(COMPARE_STAMP): bench/compare-requirements.txt
+	test -x $(COMPARE_VENV)/bin/python || $(PYTHON) -m venv $(COMPARE_VENV)
+	$(COMPARE_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(COMPARE_VENV)/bin/python -m pip install --quiet torch==2.13.0
+	$(COMPARE_VENV)/bin/python -m pip install --quiet -r bench/compare-requirements.txt
+	touch $(COMPARE_STAMP)
+
+bench-compare: install $(COMPARE_STAMP)
+	$(BIN)/python -m bench.compare $(COMPARE_ARGS)
 
 clean:
 	rm -rf var $(VENV)
