@@ -70,7 +70,8 @@ def measure(index_dir: Path, queries: list[str], embedder: Embedder, k: int) -> 
         manifest = searcher.version.manifest
         return {"index_version": searcher.name, "articles": manifest["counts"]["articles"],
                 "passages": manifest["counts"]["passages"], "faiss_spec": manifest["faiss"]["spec"],
-                "nprobe": getattr(searcher.version.vectors.ivf, "nprobe", None), "open_s": round(open_s, 1),
+                "nprobe": getattr(searcher.version.vectors.ivf, "nprobe", None),
+                "ef_search": getattr(searcher.version.vectors.hnsw, "efSearch", None), "open_s": round(open_s, 1),
                 "resident_mb_added": round(resident_mb() - before, 1), "modes": {n: stats(t) for n, t in took.items()},
                 "query_embedding": stats(embed)}
     finally:

@@ -120,7 +120,8 @@ def synthesise(source: Path, out: Path, n: int, settings: Settings, noise: float
     t1 = time.perf_counter()
     embedder = Embedder.from_settings(settings)
     name = write_version(out, articles, passages_of, ids, vectors, model=model_info(embedder),
-                         chunking=chunking_info(settings), dup_groups=groups, flat_limit=settings.flat_limit)
+                         chunking=chunking_info(settings), dup_groups=groups, flat_limit=settings.flat_limit,
+                         hnsw_limit=settings.hnsw_limit)
     publish(out, name)
     t2 = time.perf_counter()
     manifest = json.loads((out / name / "manifest.json").read_text())
