@@ -18,11 +18,13 @@ from indexer.errors import ConfigError
 # Exact search scans every vector: 2.5 ms a query at 28k passages, 10-18 ms at 100k on one core here,
 # while IVF-SQ8 answers 100k in 1-2 ms at recall@10 0.96. From this many passages, the approximate index.
 FLAT_LIMIT = 50_000
-# From this many, HNSW over 8-bit codes: IVF-SQ8 needs a fixed share of its lists probed for recall@10
-# 0.95 on real queries, so its scan grows with the corpus; the graph's search grows about as log n.
-HNSW_LIMIT = 300_000
+# IVF-SQ8 meets recall@10 >= 0.95 at p50 3 ms up to 1M passages here, with exact deletions, 0.44 KB a
+# passage and a build 6x faster than HNSW's; HNSW over 8-bit codes is faster per query but only on request
+# (NEWSEARCH_HNSW_LIMIT: passages from which to use it; 0, the default: never).
+HNSW_LIMIT = 0
 HNSW_SPEC = "IDMap2,HNSW32,SQ8"
 EF_SEARCH = 128  # HNSW candidates kept per query (bench/RESULTS.md, "Index by scale")
+SCAN_CODES = 1 << 15  # 8-bit codes an IVF search scans by default: about 3 ms at 1M passages here
 EXACT_FILTER_LIMIT = 20_000  # filtered approximate searches over at most this many ids are scored exactly
 TRAIN_PER_LIST = 64  # k-means training points per inverted list (FAISS warns below 39)
 TRAIN_MAX = 1 << 18  # k-means costs points x lists: at most this many points
@@ -47,9 +49,9 @@ def index_spec(n_passages: int, flat_limit: int = FLAT_LIMIT, hnsw_limit: int = 
     below `hnsw_limit`, else an HNSW graph over 8-bit codes."""
     if n_passages < flat_limit:
         return "IDMap2,Flat"
-    if n_passages < hnsw_limit:
-        return f"IVF{ivf_lists(n_passages)},SQ8"
-    return HNSW_SPEC
+    if hnsw_limit and n_passages >= hnsw_limit:
+        return HNSW_SPEC
+    return f"IVF{ivf_lists(n_passages)},SQ8"
 
 
 def ivf_lists(n_passages: int) -> int:
@@ -57,11 +59,15 @@ def ivf_lists(n_passages: int) -> int:
     return 1 << int(round(math.log2(4 * math.sqrt(max(n_passages, 1)))))
 
 
-def default_nprobe(nlist: int) -> int:
-    """Lists probed per query: a quarter of them. On real MiniLM embeddings an eighth gives recall@10 0.964
-    against exact search but only 0.940-0.945 on the dev queries alone; a quarter gives 0.97 on them
-    (bench/results/index_by_scale-real.json, -100k.json)."""
-    return max(1, nlist // 4)
+def default_nprobe(nlist: int, n_passages: int) -> int:
+    """Lists probed per query: those holding about SCAN_CODES codes (a power of two), at most a quarter.
+
+    Small corpora need the quarter: an eighth gives recall@10 0.940-0.945 on the dev queries at 28k and
+    100k passages. The share needed falls as lists multiply: at 1M (4,096 lists) 128 give 0.958 on them
+    at p50 3.0 ms, 256 give 0.969 at 5.6 ms (bench/results/index_by_scale-*.json).
+    """
+    share = SCAN_CODES * nlist / max(n_passages, 1)
+    return max(1, min(nlist // 4, 1 << max(0, round(math.log2(share)))))
 
 
 class FaissStore:
@@ -76,7 +82,7 @@ class FaissStore:
         self._ids: np.ndarray | None = None  # sorted stored ids, made on first need, dropped on change
         self.ivf = faiss.try_extract_index_ivf(index)
         if self.ivf is not None:
-            self.ivf.nprobe = min(nprobe or default_nprobe(self.ivf.nlist), self.ivf.nlist)
+            self.ivf.nprobe = min(nprobe or default_nprobe(self.ivf.nlist, index.ntotal), self.ivf.nlist)
         self.hnsw = hnsw_of(index)
         self.removed = 0  # HNSW nodes of removed passages (label -1): FAISS cannot take them out of the graph
         if self.hnsw is not None:

@@ -27,17 +27,19 @@ from search_api.searcher import Searcher, SearchRequest
 from tests.conftest import CORPUS
 
 # limits that make FaissStore.build choose each type for the few hundred passages of corpus/
-TYPES = {"flat": {"flat_limit": FLAT_LIMIT}, "ivf-sq8": {"flat_limit": 0}, "hnsw-sq8": {"flat_limit": 0, "hnsw_limit": 0}}
+TYPES = {"flat": {"flat_limit": FLAT_LIMIT}, "ivf-sq8": {"flat_limit": 0}, "hnsw-sq8": {"flat_limit": 0, "hnsw_limit": 1}}
 
 
 def test_index_spec_at_its_boundaries():
     assert index_spec(0) == index_spec(FLAT_LIMIT - 1) == "IDMap2,Flat"
     assert index_spec(FLAT_LIMIT) == f"IVF{ivf_lists(FLAT_LIMIT)},SQ8"
-    assert index_spec(100_000) == "IVF1024,SQ8" and index_spec(HNSW_LIMIT - 1) == f"IVF{ivf_lists(HNSW_LIMIT - 1)},SQ8"
-    assert index_spec(HNSW_LIMIT) == index_spec(1_000_000) == HNSW_SPEC == "IDMap2,HNSW32,SQ8"
+    assert index_spec(100_000) == "IVF1024,SQ8" and index_spec(1_000_000) == "IVF4096,SQ8" and HNSW_LIMIT == 0
     assert index_spec(10, flat_limit=0) == "IVF16,SQ8" and index_spec(10**6, flat_limit=10**7) == "IDMap2,Flat"
-    assert index_spec(10, flat_limit=0, hnsw_limit=0) == HNSW_SPEC
-    assert default_nprobe(4096) == 1024 and default_nprobe(2) == 1
+    assert index_spec(10**6, hnsw_limit=10**6) == index_spec(10, flat_limit=0, hnsw_limit=1) == HNSW_SPEC
+    assert index_spec(10**6 - 1, hnsw_limit=10**6) == "IVF4096,SQ8"
+    # the measured points: a quarter of the lists at 28k and 100k passages, 128 of 4,096 at 1M
+    assert default_nprobe(512, 27_805) == 128 and default_nprobe(1024, 100_000) == 256
+    assert default_nprobe(4096, 1_000_000) == 128 and default_nprobe(2, 10) == 1 and default_nprobe(4096, 0) == 1024
 
 
 @pytest.fixture(scope="module")
@@ -137,7 +139,7 @@ def test_nprobe_setting_reaches_the_loaded_index(real, tmp_path):
     ids, vectors = real
     FaissStore.build(ids, vectors, vectors.shape[1], flat_limit=0).save(tmp_path / "v.faiss")
     nlist = ivf_lists(len(ids))
-    assert FaissStore.load(tmp_path / "v.faiss").ivf.nprobe == default_nprobe(nlist)
+    assert FaissStore.load(tmp_path / "v.faiss").ivf.nprobe == default_nprobe(nlist, len(ids))
     assert FaissStore.load(tmp_path / "v.faiss", nprobe=3).ivf.nprobe == 3
     assert FaissStore.load(tmp_path / "v.faiss", nprobe=10**4).ivf.nprobe == nlist
     FaissStore.build(ids, vectors, vectors.shape[1], **TYPES["hnsw-sq8"]).save(tmp_path / "h.faiss")
@@ -146,7 +148,7 @@ def test_nprobe_setting_reaches_the_loaded_index(real, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("hnsw_limit", [HNSW_LIMIT, 10])
+@pytest.mark.parametrize("hnsw_limit", [HNSW_LIMIT, 10])  # the default (never), and HNSW on request
 def test_build_records_the_chosen_type_and_a_searcher_serves_it_memory_mapped(corpus_index, embedder, tmp_path,
                                                                                hnsw_limit):
     """A whole build past the thresholds (forced low): the manifest names IVF-SQ8 (HNSW) and search works mmapped."""
