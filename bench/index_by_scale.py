@@ -178,15 +178,17 @@ def run_size(label: str, families: list[str], source: Path | None) -> dict:
     scores, truth = exact.search(vs.all_queries, K)
     del exact
     print(f"{label}: {n} passages, {len(vs.all_queries)} queries", flush=True)
-    rows: list[dict] = []
+    out = ROOT / "bench" / "results" / f"index_by_scale-{label}.json"
+    # Types not measured in this run keep their earlier rows (each row says when and at which commit).
+    rows: list[dict] = [r for r in json.loads(out.read_text())["types"] if r["family"] not in families] if out.exists() else []
     result = {"benchmark": "index_by_scale", "date": datetime.now(UTC).isoformat(timespec="seconds"), "commit": commit(),
               "machine": machine_facts(), "size": label, "passages": n, "synthetic": n > 28_805,
               "noise": NOISE if n > 28_805 else None, "queries": {"dev": len(vs.queries), "held_out": len(vs.held_out)},
               "k": K, "timed_queries": TIMED, "realism": realism(vs, scores), "types": rows}
-    out = ROOT / "bench" / "results" / f"index_by_scale-{label}.json"
     with tempfile.TemporaryDirectory(dir=ROOT / "var") as tmp:
         for family, spec, param, values in candidates(n, families):
-            rows.append(measure(family, spec, param, values, vs, truth, Path(tmp)))
+            row = measure(family, spec, param, values, vs, truth, Path(tmp))
+            rows.append({**row, "date": result["date"], "commit": result["commit"]})
             out.write_text(json.dumps(result, indent=2) + "\n")  # each type as it finishes: big sizes take long
     return result
 
