@@ -277,7 +277,7 @@ def write_prepared(index_dir: Path, prepared: Prepared, passages: list[Passage],
         raise SourceError("two articles hash to the same passage ids; give one of them another id")
     return write_version(index_dir, prepared.articles, prepared.passages_of, ids, vectors,
                          model=model_info(embedder), chunking=chunking_info(settings), dup_groups=groups,
-                         flat_limit=settings.flat_limit)
+                         flat_limit=settings.flat_limit, hnsw_limit=settings.hnsw_limit)
 
 
 __all__ = ["build", "prepare", "BuildReport", "Prepared", "list_versions"]

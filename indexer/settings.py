@@ -15,7 +15,7 @@ from typing import Any, get_type_hints
 
 from indexer.backends import BACKENDS
 from indexer.errors import ConfigError
-from indexer.vectors import FLAT_LIMIT
+from indexer.vectors import FLAT_LIMIT, HNSW_LIMIT
 
 ENV_PREFIX = "NEWSEARCH_"
 FIELD_CHOICES = ("title+body", "body")
@@ -62,7 +62,9 @@ class Settings:
     ray_address: str = ""  # empty: start a local Ray instance; else join this cluster (e.g. ray://head:10001)
     reindex_paths: tuple[str, ...] = ()  # corpus paths POST /admin/reindex reads when the request names none
     flat_limit: int = FLAT_LIMIT  # passages from which builds use the approximate IVF-SQ8 index instead of exact
-    nprobe: int = 0  # IVF lists probed per query; 0: a quarter of them (recall@10 >= 0.95, bench/RESULTS.md)
+    hnsw_limit: int = HNSW_LIMIT  # passages from which builds use an HNSW graph over 8-bit codes; 0: never
+    nprobe: int = 0  # IVF lists probed per query; 0: by corpus size (recall@10 >= 0.95, bench/RESULTS.md)
+    ef_search: int = 0  # HNSW candidates kept per query; 0: the measured default (recall@10 >= 0.95)
     mmap: bool = False  # memory-map the vector index instead of reading it into memory
 
     @classmethod
@@ -156,7 +158,9 @@ RANGES: dict[str, tuple[float, float, str]] = {
     "lease_seconds": (1, math.inf, "seconds"),
     "checkpoint_passages": (1, math.inf, "passages"),
     "flat_limit": (0, math.inf, "passages; 0: always approximate"),
+    "hnsw_limit": (0, math.inf, "passages; 0: never HNSW"),
     "nprobe": (0, 65536, "IVF lists probed per query; 0: automatic"),
+    "ef_search": (0, 65536, "HNSW candidates per query; 0: automatic"),
 }
 
 

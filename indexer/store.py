@@ -21,7 +21,7 @@ import faiss
 from indexer import __version__
 from indexer.errors import IndexMismatch, IndexNotFound
 from indexer.meta import MetaReader
-from indexer.vectors import FLAT_LIMIT, FaissStore
+from indexer.vectors import FLAT_LIMIT, HNSW_LIMIT, FaissStore
 
 FORMAT = "newsearch-index"
 FORMAT_VERSION = 2  # 2: articles_fts has a lead column
@@ -190,9 +190,9 @@ class IndexVersion:
 
     @classmethod
     def open(cls, index_dir: Path, version: str | None = None, verify: bool = True, nprobe: int = 0,
-             mmap: bool = False) -> IndexVersion:
-        """Open the published version (or a named one), checking format and checksums; `nprobe` and
-        `mmap` are passed to FaissStore.load."""
+             mmap: bool = False, ef_search: int = 0) -> IndexVersion:
+        """Open the published version (or a named one), checking format and checksums; `nprobe`, `mmap`
+        and `ef_search` are passed to FaissStore.load."""
         index_dir = Path(index_dir)
         name = version or current_version(index_dir)
         folder = index_dir / name
@@ -200,7 +200,7 @@ class IndexVersion:
             manifest = read_manifest(folder)
             if verify:
                 verify_files(folder, manifest)
-            vectors = FaissStore.load(folder / VECTORS, nprobe, mmap)
+            vectors = FaissStore.load(folder / VECTORS, nprobe, mmap, ef_search)
             meta = MetaReader(folder / META)
         except (RuntimeError, OSError, sqlite3.DatabaseError) as exc:
             raise IndexMismatch(f"cannot read {folder}: {exc}; {rebuild_hint(index_dir)}") from None
@@ -231,7 +231,8 @@ def stale_folders(index_dir: Path, grace_seconds: float) -> list[Path]:
 
 
 def write_version(index_dir: Path, articles: list, passages_of: dict, ids, vectors, *, model: dict[str, Any],
-                  chunking: dict[str, Any], dup_groups: dict[str, str], flat_limit: int = FLAT_LIMIT) -> str:
+                  chunking: dict[str, Any], dup_groups: dict[str, str], flat_limit: int = FLAT_LIMIT,
+                  hnsw_limit: int = HNSW_LIMIT) -> str:
     """Write a complete new version folder beside the others (not yet published); returns its name.
 
     Files are written under .tmp names, fsynced and renamed; the manifest comes last, so a crash
@@ -247,7 +248,7 @@ def write_version(index_dir: Path, articles: list, passages_of: dict, ids, vecto
     n_articles, n_passages = write_meta(meta_tmp, articles, passages_of,
                                         index_titles=chunking["fields"] == "title+body", dup_groups=dup_groups)
     commit_file(meta_tmp, folder / META)
-    store = FaissStore.build(ids, vectors, model["dim"], flat_limit)
+    store = FaissStore.build(ids, vectors, model["dim"], flat_limit, hnsw_limit=hnsw_limit)
     vec_tmp = folder / (VECTORS + ".tmp")
     store.save(vec_tmp)
     commit_file(vec_tmp, folder / VECTORS)

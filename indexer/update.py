@@ -18,7 +18,7 @@ from indexer.embed import Embedder
 from indexer.engines import make_engine
 from indexer.errors import ConfigError
 from indexer.leases import leased, writer_lock
-from indexer.pipeline import Prepared, ProgressFn, chunking_info, embedding_text, write_prepared
+from indexer.pipeline import Prepared, ProgressFn, chunking_info, embedding_text, from_cache, write_prepared
 from indexer.records import Article, Passage
 from indexer.settings import Settings
 from indexer.sources import Problem
@@ -154,13 +154,28 @@ def carry_or_embed(passages: list[Passage], titles: dict[str, str], base: Base, 
     carry = [i for i, p in enumerate(passages) if old_text.get(p.id) == texts[i]]
     vectors = np.zeros((len(passages), base.version.vectors.dim), dtype=np.float32)
     if carry:
-        vectors[carry] = base.version.vectors.get(np.array([passages[i].id for i in carry], dtype=np.int64))
+        vectors[carry] = carried_vectors([passages[i].id for i in carry], [texts[i] for i in carry], base, engine)
     fresh = sorted(set(range(len(passages))) - set(carry))
     embedded = 0
     if fresh:
         new_vectors, embedded = engine.embed([texts[i] for i in fresh])
         vectors[fresh] = new_vectors
     return vectors, embedded, len(carry)
+
+
+def carried_vectors(ids: list[int], texts: list[str], base: Base, engine) -> np.ndarray:
+    """The vectors of passages whose text is unchanged: exact float32 from the embedding cache, from the
+    published index only for texts the cache lacks.
+
+    The index alone would do on an exact (flat) index, but IVF-SQ8 stores 8-bit codes: decoded vectors
+    carried into a new version (coded again after k-means trained on a different sample) would make an
+    update differ from a rebuild. With NEWSEARCH_CACHE_DIR=none, or a cache deleted or pruned since the
+    base was built, that is what happens to those passages (bench/RESULTS.md, "Index by scale").
+    """
+    vectors, missing = from_cache(texts, engine.embedder, engine.cache)
+    if missing:
+        vectors[missing] = base.version.vectors.get(np.array([ids[i] for i in missing], dtype=np.int64))
+    return vectors
 
 
 def update(paths: Sequence[Path], settings: Settings, embedder: Embedder, delete_missing: bool = False,

@@ -18,8 +18,17 @@ from indexer.errors import ConfigError
 # Exact search scans every vector: 2.5 ms a query at 28k passages, 10-18 ms at 100k on one core here,
 # while IVF-SQ8 answers 100k in 1-2 ms at recall@10 0.96. From this many passages, the approximate index.
 FLAT_LIMIT = 50_000
-EXACT_FILTER_LIMIT = 20_000  # filtered IVF searches over at most this many ids are scored exactly
+# IVF-SQ8 meets recall@10 >= 0.95 at p50 3 ms up to 1M passages here, with exact deletions, 0.44 KB a
+# passage and a build 6x faster than HNSW's; HNSW over 8-bit codes is faster per query but only on request
+# (NEWSEARCH_HNSW_LIMIT: passages from which to use it; 0, the default: never).
+HNSW_LIMIT = 0
+HNSW_SPEC = "IDMap2,HNSW32,SQ8"
+EF_SEARCH = 256  # HNSW candidates per query: recall@10 0.958 on the dev queries at 1M (128: 0.942)
+SCAN_CODES = 1 << 15  # 8-bit codes an IVF search scans by default: about 3 ms at 1M passages here
+EXACT_FILTER_LIMIT = 20_000  # filtered approximate searches over at most this many ids are scored exactly
 TRAIN_PER_LIST = 64  # k-means training points per inverted list (FAISS warns below 39)
+TRAIN_MAX = 1 << 18  # k-means costs points x lists: at most this many points
+LIVE = faiss.IDSelectorRange(0, 1 << 62)  # every passage id (they are >= 0); not the -1 of a removed HNSW node
 
 
 class VectorStore(Protocol):
@@ -35,10 +44,13 @@ class VectorStore(Protocol):
     def __len__(self) -> int: ...
 
 
-def index_spec(n_passages: int, flat_limit: int = FLAT_LIMIT) -> str:
-    """FAISS factory string for a corpus of `n_passages`: exact below `flat_limit`, else IVF with 8-bit codes."""
+def index_spec(n_passages: int, flat_limit: int = FLAT_LIMIT, hnsw_limit: int = HNSW_LIMIT) -> str:
+    """FAISS factory string for a corpus of `n_passages`: exact below `flat_limit`, IVF with 8-bit codes
+    below `hnsw_limit`, else an HNSW graph over 8-bit codes."""
     if n_passages < flat_limit:
         return "IDMap2,Flat"
+    if hnsw_limit and n_passages >= hnsw_limit:
+        return HNSW_SPEC
     return f"IVF{ivf_lists(n_passages)},SQ8"
 
 
@@ -47,17 +59,22 @@ def ivf_lists(n_passages: int) -> int:
     return 1 << int(round(math.log2(4 * math.sqrt(max(n_passages, 1)))))
 
 
-def default_nprobe(nlist: int) -> int:
-    """Lists probed per query: a quarter of them. On real MiniLM embeddings an eighth gives recall@10 0.964
-    against exact search but only 0.940-0.945 on the dev queries alone; a quarter gives 0.97 on them
-    (bench/results/index_by_scale-real.json, -100k.json)."""
-    return max(1, nlist // 4)
+def default_nprobe(nlist: int, n_passages: int) -> int:
+    """Lists probed per query: those holding about SCAN_CODES codes (a power of two), at most a quarter.
+
+    Small corpora need the quarter: an eighth gives recall@10 0.940-0.945 on the dev queries at 28k and
+    100k passages. The share needed falls as lists multiply: at 1M (4,096 lists) 128 give 0.958 on them
+    at p50 3.0 ms, 256 give 0.969 at 5.6 ms (bench/results/index_by_scale-*.json).
+    """
+    share = SCAN_CODES * nlist / max(n_passages, 1)
+    return max(1, min(nlist // 4, 1 << max(0, round(math.log2(share)))))
 
 
 class FaissStore:
     """Normalised vectors under inner product (= cosine) keyed by passage id."""
 
-    def __init__(self, index: faiss.Index, nprobe: int = 0, mapped: bool = False, spec: str = ""):
+    def __init__(self, index: faiss.Index, nprobe: int = 0, mapped: bool = False, spec: str = "",
+                 ef_search: int = 0):
         self.index = index
         self.dim = index.d
         self.mapped = mapped  # memory-mapped from its file: read-only
@@ -65,31 +82,39 @@ class FaissStore:
         self._ids: np.ndarray | None = None  # sorted stored ids, made on first need, dropped on change
         self.ivf = faiss.try_extract_index_ivf(index)
         if self.ivf is not None:
-            self.ivf.nprobe = min(nprobe or default_nprobe(self.ivf.nlist), self.ivf.nlist)
+            self.ivf.nprobe = min(nprobe or default_nprobe(self.ivf.nlist, index.ntotal), self.ivf.nlist)
+        self.hnsw = hnsw_of(index)
+        self.removed = 0  # HNSW nodes of removed passages (label -1): FAISS cannot take them out of the graph
+        if self.hnsw is not None:
+            self.hnsw.efSearch = ef_search or EF_SEARCH
+            self.removed = int((self._labels() < 0).sum())
 
     @classmethod
     def build(cls, ids: np.ndarray, vectors: np.ndarray, dim: int, flat_limit: int = FLAT_LIMIT,
-              nprobe: int = 0) -> FaissStore:
+              nprobe: int = 0, hnsw_limit: int = HNSW_LIMIT, ef_search: int = 0) -> FaissStore:
         """A new index holding `vectors` under `ids`, of the type index_spec chooses."""
-        spec = index_spec(len(ids), flat_limit)
+        spec = index_spec(len(ids), flat_limit, hnsw_limit)
         index = faiss.index_factory(dim, spec, faiss.METRIC_INNER_PRODUCT)
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         if not index.is_trained:
-            ivf = faiss.extract_index_ivf(index)
-            # A fixed-seed sample: k-means on more points costs time and gains nothing measurable.
-            size = min(len(vectors), TRAIN_PER_LIST * ivf.nlist)
-            index.train(vectors[np.random.default_rng(0).choice(len(vectors), size, replace=False)])
-            # Lets `get` reconstruct and `remove` delete by passage id, as IDMap2 does for flat indexes.
-            ivf.set_direct_map_type(faiss.DirectMap.Hashtable)
-        store = cls(index, nprobe, spec=spec)
+            ivf = faiss.try_extract_index_ivf(index)
+            if ivf is None:  # 8-bit codes of HNSW: per-dimension ranges, cheap on every vector
+                index.train(vectors)
+            else:
+                # A fixed-seed sample: k-means on more points costs time and gains nothing measurable.
+                size = min(len(vectors), TRAIN_PER_LIST * ivf.nlist, TRAIN_MAX)
+                index.train(vectors[np.random.default_rng(0).choice(len(vectors), size, replace=False)])
+                # Lets `get` reconstruct and `remove` delete by passage id, as IDMap2 does for flat indexes.
+                ivf.set_direct_map_type(faiss.DirectMap.Hashtable)
+        store = cls(index, nprobe, spec=spec, ef_search=ef_search)
         store.add(ids, vectors)
         return store
 
     @classmethod
-    def load(cls, path: Path, nprobe: int = 0, mmap: bool = False) -> FaissStore:
+    def load(cls, path: Path, nprobe: int = 0, mmap: bool = False, ef_search: int = 0) -> FaissStore:
         """Read an index written by `save`; with `mmap` its arrays stay in the file's pages (read-only)."""
         index = faiss.read_index(str(path), faiss.IO_FLAG_MMAP_IFC if mmap else 0)
-        return cls(index, nprobe, mapped=mmap)
+        return cls(index, nprobe, mapped=mmap, ef_search=ef_search)
 
     def _writable(self) -> None:
         if self.mapped:
@@ -107,9 +132,26 @@ class FaissStore:
         """Remove ids; returns how many were present."""
         self._writable()
         ids = np.unique(np.asarray(ids, dtype=np.int64))
+        if self.hnsw is not None:
+            return self._unlabel(ids)
         # IVF's hashtable direct map removes only by an explicit id array.
         selector = faiss.IDSelectorArray(ids) if self.ivf is not None else faiss.IDSelectorBatch(ids)
         return int(self.index.remove_ids(selector))
+
+    def _unlabel(self, ids: np.ndarray) -> int:
+        """Remove from an HNSW index: the node stays in the graph (a waypoint) under label -1, which searches
+        skip; the labels are saved with the index, so the removal persists."""
+        labels = self._labels()
+        gone = np.isin(labels, ids[ids >= 0])
+        labels[gone] = -1  # a view of the index's own id map
+        self.index.construct_rev_map()
+        self.removed += int(gone.sum())
+        return int(gone.sum())
+
+    def _labels(self) -> np.ndarray:
+        """The passage id of each stored vector, in storage order (-1: removed), as a view of the index's map."""
+        id_map = self.index.id_map
+        return faiss.rev_swig_ptr(id_map.data(), id_map.size()) if id_map.size() else np.zeros(0, dtype=np.int64)
 
     def get(self, ids: np.ndarray) -> np.ndarray:
         """The stored vectors of some ids (decoded from 8-bit codes on IVF-SQ8)."""
@@ -127,21 +169,26 @@ class FaissStore:
         params = None
         if allowed is not None:
             allowed = np.asarray(allowed, dtype=np.int64)
-            if self.ivf is not None and len(allowed) <= EXACT_FILTER_LIMIT:
-                # The probed lists may hold none of a selective filter's ids: score those ids exactly.
+            if (self.ivf is not None or self.hnsw is not None) and len(allowed) <= EXACT_FILTER_LIMIT:
+                # The probed lists (the graph's neighbourhood) may hold none of a selective filter's ids:
+                # score those ids exactly.
                 return self._exact(query[0], k, allowed)
             params = self._filter_params(allowed)
             k = min(k, len(allowed))
+        elif self.removed:
+            params = faiss.SearchParametersHNSW(sel=LIVE, efSearch=self.hnsw.efSearch)
         scores, ids = self.index.search(query, k, params=params)
         keep = ids[0] >= 0
         return scores[0][keep], ids[0][keep]
 
     def _filter_params(self, allowed: np.ndarray) -> faiss.SearchParameters:
         selector = faiss.IDSelectorBatch(allowed)
+        # The probed lists (visited nodes) hold a share of allowed ids: probe 1/share as many to find as many.
+        share = len(allowed) / max(len(self), 1)
+        if self.hnsw is not None:
+            return faiss.SearchParametersHNSW(sel=selector, efSearch=min(len(self), math.ceil(self.hnsw.efSearch / share)))
         if self.ivf is None:
             return faiss.SearchParameters(sel=selector)
-        # The probed lists hold a share of allowed ids: probe 1/share as many lists to find as many.
-        share = len(allowed) / max(len(self), 1)
         nprobe = min(self.ivf.nlist, math.ceil(self.ivf.nprobe / max(share, 1e-9)))
         return faiss.SearchParametersIVF(sel=selector, nprobe=nprobe)
 
@@ -163,7 +210,8 @@ class FaissStore:
 
     def _all_ids(self) -> np.ndarray:
         if self.ivf is None:
-            return faiss.vector_to_array(faiss.downcast_index(self.index).id_map).astype(np.int64)
+            labels = faiss.vector_to_array(faiss.downcast_index(self.index).id_map).astype(np.int64)
+            return labels[labels >= 0]
         lists = self.ivf.invlists
         parts = [faiss.rev_swig_ptr(lists.get_ids(i), lists.list_size(i)).copy()
                  for i in range(self.ivf.nlist) if lists.list_size(i)]
@@ -174,4 +222,11 @@ class FaissStore:
         faiss.write_index(self.index, str(path))
 
     def __len__(self) -> int:
-        return int(self.index.ntotal)
+        return int(self.index.ntotal) - self.removed
+
+
+def hnsw_of(index: faiss.Index):  # noqa: ANN201 (a SWIG faiss.HNSW)
+    """The HNSW graph under an IDMap2 wrapper, or None for other index types."""
+    inner = getattr(index, "index", None)
+    inner = faiss.downcast_index(inner) if inner is not None else None
+    return inner.hnsw if isinstance(inner, faiss.IndexHNSW) else None

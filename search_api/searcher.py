@@ -135,7 +135,8 @@ class Searcher:
         settings = settings or Settings.from_env()
         index_dir = Path(index_dir) if index_dir else settings.index_dir
         embedder = embedder or Embedder.from_settings(settings)
-        return cls(IndexVersion.open(index_dir, version, nprobe=settings.nprobe, mmap=settings.mmap),
+        return cls(IndexVersion.open(index_dir, version, nprobe=settings.nprobe, mmap=settings.mmap,
+                                     ef_search=settings.ef_search),
                    embedder, settings, reranker)
 
     @property

@@ -127,3 +127,31 @@ def test_update_refuses_other_chunking_and_missing_index(tmp_path, embedder, cor
     other = Settings(index_dir=corpus_index, chunk_tokens=120)
     with pytest.raises(ConfigError, match=r"max_tokens=200 \(now 120\).*news-index build"):
         update([tmp_path], other, embedder, progress=False)
+
+
+@pytest.mark.slow
+def test_update_of_an_approximate_index_equals_a_rebuild_through_the_embedding_cache(tmp_path, embedder):
+    old = wikinews(8)
+    write_jsonl(tmp_path / "v1" / "news.jsonl", old)
+    settings = Settings(index_dir=tmp_path / "idx", flat_limit=0)  # IVF-SQ8: the index holds 8-bit codes
+    build([tmp_path / "v1"], settings, embedder, progress=False)
+    new = [dict(r) for r in old[1:]] + wikinews(2, start=60)
+    new[0]["body"] += "\n\nThis article was updated."
+    write_jsonl(tmp_path / "v2" / "news.jsonl", new)
+    report = update([tmp_path / "v2"], settings, embedder, delete_missing=True, progress=False)
+    assert report.carried > 0 and IndexVersion.open(settings.index_dir).manifest["faiss"]["spec"].startswith("IVF")
+
+    rebuilt = Settings(index_dir=tmp_path / "rebuilt", flat_limit=0, cache_dir=str(settings.index_dir / "cache"))
+    build([tmp_path / "v2"], rebuilt, embedder, progress=False)
+    a, b = dump(settings.index_dir), dump(rebuilt.index_dir)
+    assert a["tables"] == b["tables"] and a["manifest"] == b["manifest"]
+    np.testing.assert_array_equal(a["vectors"], b["vectors"])  # carried from the cache: bit for bit
+
+    # Without the cache, carried vectors are the base's decoded codes: close to the rebuild, not equal.
+    cold = Settings(index_dir=tmp_path / "cold", flat_limit=0, cache_dir="none")
+    build([tmp_path / "v1"], cold, embedder, progress=False)
+    update([tmp_path / "v2"], cold, embedder, delete_missing=True, progress=False)
+    c = dump(cold.index_dir)
+    assert c["tables"] == b["tables"]
+    cosines = (c["vectors"] * b["vectors"]).sum(1) / np.linalg.norm(c["vectors"], axis=1) / np.linalg.norm(b["vectors"], axis=1)
+    assert cosines.min() > 0.999

@@ -13,19 +13,33 @@ from indexer.errors import ConfigError
 from indexer.pipeline import build
 from indexer.settings import Settings
 from indexer.store import IndexVersion, current_version
-from indexer.vectors import FLAT_LIMIT, FaissStore, default_nprobe, index_spec, ivf_lists
+from indexer.vectors import (
+    EF_SEARCH,
+    FLAT_LIMIT,
+    HNSW_LIMIT,
+    HNSW_SPEC,
+    FaissStore,
+    default_nprobe,
+    index_spec,
+    ivf_lists,
+)
 from search_api.searcher import Searcher, SearchRequest
 from tests.conftest import CORPUS
 
-TYPES = {"flat": FLAT_LIMIT, "ivf-sq8": 0}  # flat_limit that makes FaissStore.build choose each type
+# limits that make FaissStore.build choose each type for the few hundred passages of corpus/
+TYPES = {"flat": {"flat_limit": FLAT_LIMIT}, "ivf-sq8": {"flat_limit": 0}, "hnsw-sq8": {"flat_limit": 0, "hnsw_limit": 1}}
 
 
 def test_index_spec_at_its_boundaries():
     assert index_spec(0) == index_spec(FLAT_LIMIT - 1) == "IDMap2,Flat"
     assert index_spec(FLAT_LIMIT) == f"IVF{ivf_lists(FLAT_LIMIT)},SQ8"
-    assert index_spec(100_000) == "IVF1024,SQ8" and index_spec(1_000_000) == "IVF4096,SQ8"
+    assert index_spec(100_000) == "IVF1024,SQ8" and index_spec(1_000_000) == "IVF4096,SQ8" and HNSW_LIMIT == 0
     assert index_spec(10, flat_limit=0) == "IVF16,SQ8" and index_spec(10**6, flat_limit=10**7) == "IDMap2,Flat"
-    assert default_nprobe(4096) == 1024 and default_nprobe(2) == 1
+    assert index_spec(10**6, hnsw_limit=10**6) == index_spec(10, flat_limit=0, hnsw_limit=1) == HNSW_SPEC
+    assert index_spec(10**6 - 1, hnsw_limit=10**6) == "IVF4096,SQ8"
+    # the measured points: a quarter of the lists at 28k and 100k passages, 128 of 4,096 at 1M
+    assert default_nprobe(512, 27_805) == 128 and default_nprobe(1024, 100_000) == 256
+    assert default_nprobe(4096, 1_000_000) == 128 and default_nprobe(2, 10) == 1 and default_nprobe(4096, 0) == 1024
 
 
 @pytest.fixture(scope="module")
@@ -47,10 +61,12 @@ def exact_top(ids, vectors, query, k, allowed=None):
 @pytest.mark.parametrize("kind", TYPES)
 def test_each_type_finds_a_passage_by_its_own_vector_and_probes_all_lists_exactly(real, kind):
     ids, vectors = real
-    store = FaissStore.build(ids, vectors, vectors.shape[1], flat_limit=TYPES[kind])
-    assert store.spec == index_spec(len(ids), TYPES[kind]) and len(store) == len(ids)
+    store = FaissStore.build(ids, vectors, vectors.shape[1], **TYPES[kind])
+    assert store.spec == index_spec(len(ids), **TYPES[kind]) and len(store) == len(ids)
     if store.ivf is not None:
         store.ivf.nprobe = store.ivf.nlist  # every list: only the 8-bit codes differ from exact search
+    if store.hnsw is not None:
+        store.hnsw.efSearch = len(ids)  # every node a candidate: likewise
     for row in range(0, len(ids), 17):
         _, found = store.search(vectors[row], 5)
         assert found[0] == ids[row]
@@ -62,7 +78,7 @@ def test_each_type_finds_a_passage_by_its_own_vector_and_probes_all_lists_exactl
 def test_filters_return_only_allowed_ids_ranked_as_exact_search(real, kind, exact_limit, monkeypatch):
     monkeypatch.setattr(vec, "EXACT_FILTER_LIMIT", exact_limit)
     ids, vectors = real
-    store = FaissStore.build(ids, vectors, vectors.shape[1], flat_limit=TYPES[kind])
+    store = FaissStore.build(ids, vectors, vectors.shape[1], **TYPES[kind])
     rng = np.random.default_rng(3)
     for share in (0.05, 0.5):
         allowed = rng.choice(ids, max(3, int(share * len(ids))), replace=False)
@@ -76,7 +92,7 @@ def test_filters_return_only_allowed_ids_ranked_as_exact_search(real, kind, exac
 @pytest.mark.parametrize("kind", TYPES)
 def test_removed_passages_are_never_found_even_when_a_filter_names_them(real, kind):
     ids, vectors = real
-    store = FaissStore.build(ids, vectors, vectors.shape[1], flat_limit=TYPES[kind])
+    store = FaissStore.build(ids, vectors, vectors.shape[1], **TYPES[kind])
     gone = ids[::3]
     assert store.remove(gone) == len(gone) and store.remove(gone) == 0
     assert len(store) == len(ids) - len(gone)
@@ -90,7 +106,7 @@ def test_removed_passages_are_never_found_even_when_a_filter_names_them(real, ki
 @pytest.mark.parametrize("kind", TYPES)
 def test_memory_mapped_index_answers_as_the_loaded_one_and_is_read_only(real, kind, tmp_path):
     ids, vectors = real
-    FaissStore.build(ids, vectors, vectors.shape[1], flat_limit=TYPES[kind]).save(tmp_path / "v.faiss")
+    FaissStore.build(ids, vectors, vectors.shape[1], **TYPES[kind]).save(tmp_path / "v.faiss")
     loaded, mapped = FaissStore.load(tmp_path / "v.faiss"), FaissStore.load(tmp_path / "v.faiss", mmap=True)
     allowed = ids[::2]
     for row in range(0, len(ids), 11):
@@ -102,22 +118,47 @@ def test_memory_mapped_index_answers_as_the_loaded_one_and_is_read_only(real, ki
         mapped.remove(ids[:1])
 
 
+def test_removals_on_hnsw_persist_and_the_graph_still_finds_k(real, tmp_path):
+    """HNSW nodes cannot leave FAISS's graph: a removed passage keeps its node under label -1, saved with it."""
+    ids, vectors = real
+    store = FaissStore.build(ids, vectors, vectors.shape[1], **TYPES["hnsw-sq8"])
+    gone = ids[: len(ids) // 2]
+    store.remove(gone)
+    store.save(tmp_path / "v.faiss")
+    loaded = FaissStore.load(tmp_path / "v.faiss")
+    assert len(loaded) == len(ids) - len(gone) and loaded.removed == len(gone)
+    for row in range(0, len(gone), 7):
+        _, found = loaded.search(vectors[row], 10)
+        assert len(found) == 10 and not set(found) & set(gone)
+    assert loaded.remove(gone) == 0 and np.array_equal(loaded.get(ids[-3:]), store.get(ids[-3:]))
+    loaded.add(gone[:1], vectors[:1])  # a removed passage can come back
+    assert loaded.search(vectors[0], 1)[1][0] == gone[0] and len(loaded) == len(ids) - len(gone) + 1
+
+
 def test_nprobe_setting_reaches_the_loaded_index(real, tmp_path):
     ids, vectors = real
     FaissStore.build(ids, vectors, vectors.shape[1], flat_limit=0).save(tmp_path / "v.faiss")
     nlist = ivf_lists(len(ids))
-    assert FaissStore.load(tmp_path / "v.faiss").ivf.nprobe == default_nprobe(nlist)
+    assert FaissStore.load(tmp_path / "v.faiss").ivf.nprobe == default_nprobe(nlist, len(ids))
     assert FaissStore.load(tmp_path / "v.faiss", nprobe=3).ivf.nprobe == 3
     assert FaissStore.load(tmp_path / "v.faiss", nprobe=10**4).ivf.nprobe == nlist
+    FaissStore.build(ids, vectors, vectors.shape[1], **TYPES["hnsw-sq8"]).save(tmp_path / "h.faiss")
+    assert FaissStore.load(tmp_path / "h.faiss").hnsw.efSearch == EF_SEARCH
+    assert FaissStore.load(tmp_path / "h.faiss", ef_search=300).hnsw.efSearch == 300
 
 
 @pytest.mark.slow
-def test_build_records_the_chosen_type_and_a_searcher_serves_it_memory_mapped(corpus_index, embedder, tmp_path):
-    """A whole build past the threshold (forced low): the manifest names IVF-SQ8 and search works mmapped."""
-    settings = Settings(index_dir=tmp_path / "idx", flat_limit=10, mmap=True, cache_dir=str(corpus_index / "cache"))
+@pytest.mark.parametrize("hnsw_limit", [HNSW_LIMIT, 10])  # the default (never), and HNSW on request
+def test_build_records_the_chosen_type_and_a_searcher_serves_it_memory_mapped(corpus_index, embedder, tmp_path,
+                                                                               hnsw_limit):
+    """A whole build past the thresholds (forced low): the manifest names IVF-SQ8 (HNSW) and search works mmapped."""
+    settings = Settings(index_dir=tmp_path / "idx", flat_limit=10, hnsw_limit=hnsw_limit, mmap=True,
+                        cache_dir=str(corpus_index / "cache"))
     build([CORPUS], settings, embedder, progress=False)
     manifest = json.loads((settings.index_dir / current_version(settings.index_dir) / "manifest.json").read_text())
-    assert manifest["faiss"]["spec"] == index_spec(manifest["counts"]["passages"], 10) != "IDMap2,Flat"
+    spec = manifest["faiss"]["spec"]
+    assert spec == index_spec(manifest["counts"]["passages"], 10, hnsw_limit) != "IDMap2,Flat"
+    assert (spec == HNSW_SPEC) == (hnsw_limit == 10)
     searcher = Searcher.open(settings.index_dir, settings, embedder)
     try:
         assert searcher.version.vectors.mapped
