@@ -171,13 +171,16 @@ def get_json(port: int, path: str) -> tuple[int, dict]:
         conn.close()
 
 
-def start_server(index_dir: Path, port: int, env: dict[str, str], log: Path, timeout: float) -> subprocess.Popen:
-    """`news-search serve` on 127.0.0.1:port, returned once /readyz says ready."""
-    command = [sys.executable, "-m", "search_api.cli", "serve", "--index-dir", str(index_dir), "--host", "127.0.0.1",
+def start_server(index_dir: Path, port: int, env: dict[str, str], log: Path, timeout: float,
+                 source: Path | None = None) -> subprocess.Popen:
+    """`news-search serve` on 127.0.0.1:port (of the code in `source`, default this tree), once /readyz says ready."""
+    if source is not None:
+        env = {**env, "PYTHONPATH": str(source.resolve())}
+    command = [sys.executable, "-m", "search_api.cli", "serve", "--index-dir", str(index_dir.resolve()), "--host", "127.0.0.1",
                "--port", str(port), "--log-level", "warning"]
     # The access log (one JSON line per request) is part of serving: it is written, to a file.
     server = subprocess.Popen(command, env={**os.environ, **env}, stdout=subprocess.DEVNULL,
-                              stderr=open(log, "w"), cwd=ROOT)  # noqa: SIM115 - the child owns it
+                              stderr=open(log, "w"), cwd=source or ROOT)  # noqa: SIM115 - the child owns it
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.poll() is not None:
@@ -232,14 +235,14 @@ def benchmark(args: argparse.Namespace) -> None:
     queries = dev_queries()
     result: dict = {"benchmark": "http_load", "label": args.label, "date": datetime.now(UTC).isoformat(timespec="seconds"),
                     "commit": commit(), "machine": machine_facts(), "index_dir": str(args.index_dir),
-                    "server_env": env, "query": "GET /search?q=<dev query>&k=10 (default mode, group=article)",
+                    "server_env": env, "server_code": str(args.source or ROOT), "query": "GET /search?q=<dev query>&k=10 (default mode, group=article)",
                     "queries": len(queries), "bounds": {"requests": args.requests, "seconds": args.seconds}}
     if args.in_process:
         result["in_process"] = in_process(args.index_dir, env, queries, min(args.requests, len(queries)))
     port = free_port()
     log = ROOT / "var" / f"http_load-{args.label}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
-    server = start_server(args.index_dir, port, env, log, args.ready_timeout)
+    server = start_server(args.index_dir, port, env, log, args.ready_timeout, args.source)
     try:
         stats = get_json(port, "/stats")[1]
         result["index"] = {k: stats.get(k) for k in ("index_version", "articles", "passages", "faiss")}
@@ -287,7 +290,9 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=60, help="requests before the timed runs")
     parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
                         help="environment of the server (and the in-process run), e.g. NEWSEARCH_THREADS=1")
-    parser.add_argument("--in-process", action="store_true", help="also time Searcher.search without HTTP")
+    parser.add_argument("--source", type=Path, help="serve the code of this folder (e.g. an older commit, unpacked "
+                        "with `git archive`) instead of this tree, for before/after figures")
+    parser.add_argument("--in-process", action="store_true", help="also time Searcher.search without HTTP (always this tree's code)")
     parser.add_argument("--ready-timeout", type=float, default=600.0, help="seconds to wait for /readyz")
     args = parser.parse_args()
     if args.command == "generate":

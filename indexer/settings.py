@@ -64,6 +64,9 @@ class Settings:
     flat_limit: int = FLAT_LIMIT  # passages from which builds use the approximate IVF-SQ8 index instead of exact
     nprobe: int = 0  # IVF lists probed per query; 0: a quarter of them (recall@10 >= 0.95, bench/RESULTS.md)
     mmap: bool = False  # memory-map the vector index instead of reading it into memory
+    # Keyword (BM25) search over articles runs in memory when the index holds at most this many tokens
+    # (about 6 bytes each, read when a version is opened); larger indexes, and filtered searches, ask SQLite.
+    keyword_memory_tokens: int = 50_000_000
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -157,6 +160,7 @@ RANGES: dict[str, tuple[float, float, str]] = {
     "checkpoint_passages": (1, math.inf, "passages"),
     "flat_limit": (0, math.inf, "passages; 0: always approximate"),
     "nprobe": (0, 65536, "IVF lists probed per query; 0: automatic"),
+    "keyword_memory_tokens": (0, 10**10, "indexed tokens; 0: keyword search always asks SQLite"),
 }
 
 

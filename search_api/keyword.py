@@ -15,16 +15,21 @@ from indexer.meta import article_filter_sql
 from search_api.highlight import query_terms
 
 
+def query_words(text: str) -> list[str]:
+    """The words of a query that keyword search looks for (at most 64)."""
+    return query_terms(text)[:64]
+
+
 def fts_query(text: str) -> str | None:
     """An FTS5 MATCH expression OR-ing the query's content words, each quoted; None if it has no words.
 
     Stop words are left out (unless nothing else is left): they add little to BM25 but make
     FTS5 score nearly every row.
     """
-    words = query_terms(text)
+    words = query_words(text)
     if not words:
         return None
-    return " OR ".join(f'"{w}"' for w in words[:64])
+    return " OR ".join(f'"{w}"' for w in words)
 
 
 def search_articles(conn: sqlite3.Connection, text: str, limit: int, title_weight: float = 1.0,
