@@ -234,7 +234,7 @@ def benchmark(args: argparse.Namespace) -> None:
     env = dict(pair.split("=", 1) for pair in args.env)
     queries = dev_queries()
     result: dict = {"benchmark": "http_load", "label": args.label, "date": datetime.now(UTC).isoformat(timespec="seconds"),
-                    "commit": commit(), "machine": machine_facts(), "index_dir": str(args.index_dir),
+                    "commit": commit(), "uncommitted_code": uncommitted(), "machine": machine_facts(), "index_dir": str(args.index_dir),
                     "server_env": env, "server_code": str(args.source or ROOT), "query": "GET /search?q=<dev query>&k=10 (default mode, group=article)",
                     "queries": len(queries), "bounds": {"requests": args.requests, "seconds": args.seconds}}
     if args.in_process:
@@ -256,6 +256,13 @@ def benchmark(args: argparse.Namespace) -> None:
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(table(result))
     print(f"wrote {out}")
+
+
+def uncommitted() -> bool:
+    """Whether the served packages differ from the commit recorded (then the figures are not that commit's)."""
+    out = subprocess.run(["git", "status", "--porcelain", "--", "indexer", "search_api"], cwd=ROOT,
+                         capture_output=True, text=True)
+    return bool(out.stdout.strip())
 
 
 def table(result: dict) -> str:
