@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
+from indexer.pipeline import build
+from indexer.settings import Settings
 from indexer.store import IndexVersion
+from indexer.update import update
 from search_api import keyword
 from search_api.bm25 import KeywordIndex, instances, varints
 from search_api.searcher import Searcher, SearchRequest
+from tests.conftest import WIKINEWS, shared_data
 
 QUERIES = ["oil prices", "Syrian army Palmyra", "the of", "rates rate RATES interest", "zzzqqq nothing",
            "President said on Tuesday", "naïve café résumé", "2016 election results"]
@@ -68,3 +74,31 @@ def test_searcher_answers_alike_with_and_without_the_memory_index(corpus_index, 
     finally:
         memory.close()
         sql.close()
+
+
+@pytest.mark.slow
+def test_memory_scores_equal_fts5_after_an_incremental_update(tmp_path, embedder):
+    """Deleted and changed articles leave FTS5 with delete markers; the memory index must read past them."""
+    lines = shared_data(WIKINEWS).read_text(encoding="utf-8").splitlines()
+    old = [json.loads(line) for line in lines[:12]]
+    (tmp_path / "v1").mkdir()
+    (tmp_path / "v1" / "news.jsonl").write_text("".join(json.dumps(r) + "\n" for r in old))
+    settings = Settings(index_dir=tmp_path / "idx")
+    build([tmp_path / "v1"], settings, embedder, progress=False)
+    new = [dict(r) for r in old[2:]]
+    new[0]["body"] += "\n\nCorrection: the election results were misreported."
+    (tmp_path / "v2").mkdir()
+    (tmp_path / "v2" / "news.jsonl").write_text("".join(json.dumps(r) + "\n" for r in new))
+    update([tmp_path / "v2"], settings, embedder, delete_missing=True, progress=False)
+    version = IndexVersion.open(settings.index_dir)
+    try:
+        conn = version.meta.conn
+        index = KeywordIndex.load(conn, "articles_fts", [1.0, 1.0, 1.0])
+        ids = dict(conn.execute("SELECT num, id FROM articles"))
+        assert len(index.rowids) == len(ids) == 10
+        words = {w for r in old for w in keyword.query_words(r["title"])}
+        for query in [*QUERIES, *sorted(words)[:40]]:
+            expected = keyword.search_articles(conn, query, 200)
+            assert memory_top(index, ids, query, 200) == expected, query
+    finally:
+        version.close()
