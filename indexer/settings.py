@@ -66,6 +66,9 @@ class Settings:
     nprobe: int = 0  # IVF lists probed per query; 0: by corpus size (recall@10 >= 0.95, bench/RESULTS.md)
     ef_search: int = 0  # HNSW candidates kept per query; 0: the measured default (recall@10 >= 0.95)
     mmap: bool = False  # memory-map the vector index instead of reading it into memory
+    # Keyword (BM25) search over articles runs in memory when the index holds at most this many tokens
+    # (about 6 bytes each, read when a version is opened); larger indexes, and filtered searches, ask SQLite.
+    keyword_memory_tokens: int = 50_000_000
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -161,6 +164,7 @@ RANGES: dict[str, tuple[float, float, str]] = {
     "hnsw_limit": (0, math.inf, "passages; 0: never HNSW"),
     "nprobe": (0, 65536, "IVF lists probed per query; 0: automatic"),
     "ef_search": (0, 65536, "HNSW candidates per query; 0: automatic"),
+    "keyword_memory_tokens": (0, 10**10, "indexed tokens; 0: keyword search always asks SQLite"),
 }
 
 

@@ -5,7 +5,7 @@ The model and the index are loaded in `lifespan`, never at import; tests overrid
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated
 
@@ -28,12 +28,14 @@ from search_api.schemas import ArticleOut, ErrorOut, HealthOut, SearchBody, Sear
 from search_api.searcher import Searcher, SearchRequest
 
 
-def get_holder(request: Request) -> SearcherHolder:
+# The dependencies are `async def`: they never block, and FastAPI runs a plain `def` dependency in the thread
+# pool, one hand-off per dependency per request; only the route itself (the search) runs in a thread.
+async def get_holder(request: Request) -> SearcherHolder:
     """The app's holder (set in lifespan)."""
     return request.app.state.holder
 
 
-def get_searcher(holder: Annotated[SearcherHolder, Depends(get_holder)]) -> Iterator[Searcher]:
+async def get_searcher(holder: Annotated[SearcherHolder, Depends(get_holder)]) -> AsyncIterator[Searcher]:
     """The searcher for this request, kept open until the request is done even if a swap happens."""
     with holder.use() as searcher:
         yield searcher

@@ -1,4 +1,5 @@
 """API keys: `Authorization: Bearer KEY` (or `X-API-Key: KEY`) checked in constant time; keys are never logged.
+The checks are `async def` so FastAPI runs them on the event loop, not through the thread pool.
 
 NEWSEARCH_API_KEYS protects the search routes when set; NEWSEARCH_ADMIN_KEY protects /admin/*.
 """
@@ -19,7 +20,7 @@ _header = APIKeyHeader(name="X-API-Key", auto_error=False, description="the same
                                                                         "send a bearer token")
 
 
-def presented_key(bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+async def presented_key(bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
                   header: Annotated[str | None, Depends(_header)]) -> str | None:
     """The key a request carries: the bearer token, else the X-API-Key header."""
     return bearer.credentials if bearer else header
@@ -34,7 +35,7 @@ def key_matches(key: str | None, keys: tuple[str, ...]) -> bool:
     return found and key is not None
 
 
-def require_api_key(request: Request, key: Annotated[str | None, Depends(presented_key)]) -> None:
+async def require_api_key(request: Request, key: Annotated[str | None, Depends(presented_key)]) -> None:
     """When NEWSEARCH_API_KEYS is set, the request must carry one of them (else 401)."""
     keys = request.app.state.settings.api_keys
     if keys and not key_matches(key, keys):
@@ -55,7 +56,7 @@ class Forbidden(NewsearchError):
     http_status = 403
 
 
-def require_admin_key(request: Request, key: Annotated[str | None, Depends(presented_key)],
+async def require_admin_key(request: Request, key: Annotated[str | None, Depends(presented_key)],
                       x_admin_key: Annotated[str | None, Header()] = None) -> None:
     """/admin/* needs NEWSEARCH_ADMIN_KEY in X-Admin-Key (or as a bearer token).
 

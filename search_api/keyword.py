@@ -10,8 +10,14 @@ import sqlite3
 from collections.abc import Sequence
 from datetime import datetime
 
+from indexer.chunk import MAX_PASSAGES_PER_ARTICLE, passage_id
 from indexer.meta import article_filter_sql
 from search_api.highlight import query_terms
+
+
+def query_words(text: str) -> list[str]:
+    """The words of a query that keyword search looks for (at most 64)."""
+    return query_terms(text)[:64]
 
 
 def fts_query(text: str) -> str | None:
@@ -20,10 +26,10 @@ def fts_query(text: str) -> str | None:
     Stop words are left out (unless nothing else is left): they add little to BM25 but make
     FTS5 score nearly every row.
     """
-    words = query_terms(text)
+    words = query_words(text)
     if not words:
         return None
-    return " OR ".join(f'"{w}"' for w in words[:64])
+    return " OR ".join(f'"{w}"' for w in words)
 
 
 def search_articles(conn: sqlite3.Connection, text: str, limit: int, title_weight: float = 1.0,
@@ -34,12 +40,35 @@ def search_articles(conn: sqlite3.Connection, text: str, limit: int, title_weigh
     if match is None:
         return []
     where, args = article_filter_sql(since, before, sources)
+    if not args:
+        return _top_unfiltered(conn, "articles_fts", "bm25(articles_fts, ?, ?, 1.0)", [title_weight, lead_weight],
+                               "JOIN articles a ON a.num = r.rowid", "a.id", match, limit)
     rows = conn.execute(
         f"SELECT a.id, -bm25(articles_fts, ?, ?, 1.0) AS s FROM articles_fts"
         f" JOIN articles a ON a.num = articles_fts.rowid WHERE articles_fts MATCH ? AND {where} ORDER BY s DESC, a.id LIMIT ?",
         [title_weight, lead_weight, match, *args, limit],
     )
     return [(r[0], float(r[1])) for r in rows]
+
+
+def _top_unfiltered(conn: sqlite3.Connection, table: str, bm25: str, weights: list[float], join: str, key: str,
+                    match: str, limit: int) -> list[tuple]:
+    """The top `limit` rows by (-bm25, key) of an unfiltered match, joining only the best rows, not every match.
+
+    FTS5 keeps the best rows by score alone, so rows tied with the last one kept may be cut arbitrarily;
+    asking for more than `limit` until the last row fetched scores below the last row returned makes
+    the tie-break by `key` exact.
+    """
+    fetch = 2 * limit
+    while True:
+        rows = conn.execute(
+            f"SELECT {key}, -r.s FROM (SELECT rowid, {bm25} AS s FROM {table} WHERE {table} MATCH ?"
+            f" ORDER BY s LIMIT ?) r {join} ORDER BY r.s, {key}",
+            [*weights, match, fetch + 1],
+        ).fetchall()
+        if len(rows) <= fetch or rows[-1][1] < rows[limit - 1][1]:
+            return [(r[0], float(r[1])) for r in rows[:limit]]
+        fetch *= 4
 
 
 def search_passages(conn: sqlite3.Connection, text: str, limit: int, title_weight: float = 1.0,
@@ -50,6 +79,9 @@ def search_passages(conn: sqlite3.Connection, text: str, limit: int, title_weigh
     if match is None:
         return []
     where, args = article_filter_sql(since, before, sources)
+    if not args:
+        return [(int(pid), score) for pid, score in _top_unfiltered(
+            conn, "passages_fts", "bm25(passages_fts, ?, 1.0)", [title_weight], "", "r.rowid", match, limit)]
     rows = conn.execute(
         "SELECT p.id, -bm25(passages_fts, ?, 1.0) AS s FROM passages_fts"
         " JOIN passages p ON p.id = passages_fts.rowid JOIN articles a ON a.num = p.article_num"
@@ -64,16 +96,17 @@ def best_passage_per_article(conn: sqlite3.Connection, text: str, article_ids: S
     match = fts_query(text)
     if match is None or not article_ids:
         return {}
-    out: dict[str, tuple[float, int]] = {}
-    for start in range(0, len(article_ids), 500):
-        chunk = list(article_ids[start : start + 500])
-        rows = conn.execute(
-            "SELECT a.id, p.id, -bm25(passages_fts) AS s FROM passages_fts"
-            " JOIN passages p ON p.id = passages_fts.rowid JOIN articles a ON a.num = p.article_num"
-            f" WHERE passages_fts MATCH ? AND a.id IN ({','.join('?' * len(chunk))})",
-            [match, *chunk],
-        )
-        for aid, pid, score in rows:
-            if aid not in out or (score, -pid) > (out[aid][0], -out[aid][1]):
-                out[aid] = (score, pid)
-    return {aid: pid for aid, (_, pid) in out.items()}
+    out: dict[str, int] = {}
+    for aid in article_ids:
+        # An article's passage ids share its hash and differ in the low bits (indexer.chunk.passage_id), so a
+        # rowid range lets FTS5 seek to its passages instead of scoring every passage that matches.
+        first = passage_id(aid, 0)
+        row = conn.execute(
+            "SELECT p.id FROM passages_fts JOIN passages p ON p.id = passages_fts.rowid"
+            " JOIN articles a ON a.num = p.article_num WHERE passages_fts MATCH ? AND passages_fts.rowid BETWEEN ? AND ?"
+            " AND a.id = ? ORDER BY bm25(passages_fts), p.id LIMIT 1",
+            [match, first, first + MAX_PASSAGES_PER_ARTICLE - 1, aid],
+        ).fetchone()
+        if row is not None:
+            out[aid] = int(row[0])
+    return out

@@ -18,6 +18,7 @@ from indexer.errors import ArticleNotFound, BadQuery
 from indexer.settings import Settings
 from indexer.store import IndexVersion, check_model
 from search_api import keyword
+from search_api.bm25 import KeywordIndex, instances
 from search_api.fusion import best_per_group, decay, ranked, rrf, soft_max_pool
 from search_api.highlight import highlight
 from search_api.rerank import Reranker, rerank
@@ -126,6 +127,13 @@ class Searcher:
         # Filters are masks over these per-article arrays (indexed by num), not an SQL query per request.
         self._time = np.array([_epoch(d) for d in self._published], dtype=np.float64)
         self._source = np.array([None] + [r[4] for r in rows], dtype=object)
+        self._keyword = self._load_keyword(conn)
+
+    def _load_keyword(self, conn) -> KeywordIndex | None:  # noqa: ANN001
+        """The article keyword index in memory, unless it holds more tokens than settings.keyword_memory_tokens."""
+        if instances(conn, "articles_fts") > self.settings.keyword_memory_tokens:
+            return None
+        return KeywordIndex.load(conn, "articles_fts", [self.settings.title_weight, self.settings.lead_weight, 1.0])
 
     @classmethod
     def open(cls, index_dir: str | Path | None = None, settings: Settings | None = None,
@@ -253,7 +261,6 @@ class Searcher:
 
     def _rank_articles(self, req, mode, qvec, allowed, since, before):
         depth = self.settings.candidates
-        conn = self.version.meta.conn
         dense_rank: list[str] = []
         best: dict[str, int] = {}
         matches: dict[str, int] = {}
@@ -262,8 +269,7 @@ class Searcher:
             dense_rank, best, scores, matches = self._dense_articles(qvec, depth, allowed)
         if mode == "dense":
             return scores, best, matches
-        kw = keyword.search_articles(conn, req.q, depth, self.settings.title_weight, self.settings.lead_weight,
-                                     since, before, req.sources)
+        kw = self._keyword_articles(req.q, depth, since, before, req.sources)
         kw_rank = [aid for aid, _ in kw]
         if mode == "keyword":
             scores = dict(kw)
@@ -271,6 +277,16 @@ class Searcher:
             scores = rrf([dense_rank, kw_rank], [self.settings.dense_weight, self.settings.keyword_weight],
                          self.settings.rrf_k)
         return scores, best, matches
+
+    def _keyword_articles(self, q: str, depth: int, since, before, sources) -> list[tuple[str, float]]:
+        """keyword.search_articles, from the in-memory index when one is loaded and the request has no filter."""
+        terms = self._keyword.terms(keyword.query_words(q)) if self._keyword and not (since or before or sources) else None
+        if terms is None:
+            return keyword.search_articles(self.version.meta.conn, q, depth, self.settings.title_weight,
+                                           self.settings.lead_weight, since, before, sources)
+        nums, scores = self._keyword.top(terms, depth)
+        found = sorted(zip((self._article_ids[n] for n in nums.tolist()), scores.tolist()), key=lambda p: (-p[1], p[0]))
+        return found[:depth]
 
     def _rank_passages(self, req, mode, qvec, allowed, since, before):
         depth = self.settings.candidates

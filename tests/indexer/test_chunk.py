@@ -99,3 +99,18 @@ def test_the_lead_is_a_passage_of_its_own_when_asked(count_tokens):
     assert only[0].text == "One sentence only." and len(only) == 2  # the lead stops at the first paragraph
     same = chunk_article(article("Just this."), count_tokens, max_tokens=200, overlap=1, lead_sentences=2)
     assert [p.text for p in same] == ["Just this."]  # no second copy when the first passage is the lead
+
+
+def test_sentence_ends_fast_path_agrees_with_blingfire():
+    import blingfire
+
+    from indexer.chunk import _sentence_ends
+    from tests.conftest import CORPUS
+
+    texts = [clean_article(raw).body for raw in CorpusReader([CORPUS])]
+    texts += ["One.", "Mr. Smith went to Washington. He left at 5 p.m. sharp!", "x" * 3000, "Café au lait. Très bon."]
+    ascii_texts = 0
+    for text in texts:
+        assert _sentence_ends(text) == [end for _, end in blingfire.text_to_sentences_and_offsets(text)[1]]
+        ascii_texts += text.isascii()
+    assert ascii_texts > 10
