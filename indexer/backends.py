@@ -177,11 +177,16 @@ def openvino_runtime(path: Path, threads: int) -> Runtime:
     return run
 
 
+def check_backend(backend: str) -> None:
+    """Refuse a backend name that is not one of BACKENDS, listing them."""
+    if backend not in BACKENDS:
+        raise ConfigError(f"NEWSEARCH_BACKEND must be one of {', '.join(BACKENDS)}, not {backend!r}")
+
+
 def load_runtime(backend: str, model_path: Path, fingerprint: str, export_dir: Path, threads: int,
                  input_names: list[str]) -> Runtime:
     """The runtime a backend names, ready to run."""
-    if backend not in BACKENDS:
-        raise ConfigError(f"NEWSEARCH_BACKEND must be one of {', '.join(BACKENDS)}, not {backend!r}")
+    check_backend(backend)
     if backend in ("torch", "torch-bf16"):
         return torch_runtime(model_path, threads, bf16=backend == "torch-bf16")
     _require(backend)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from functools import cached_property
@@ -15,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from indexer.backends import BACKENDS, Runtime, load_runtime
+from indexer.backends import Runtime, check_backend, load_runtime
 from indexer.errors import ConfigError
 from indexer.settings import Settings
 
@@ -66,13 +65,12 @@ class Embedder:
         self.model_path = Path(model_path) if model_path else packaged_model_path()
         if not (self.model_path / "config.json").is_file():
             raise ConfigError(f"{self.model_path} is not a sentence-transformers model folder (no config.json)")
-        if backend not in BACKENDS:
-            raise ConfigError(f"NEWSEARCH_BACKEND must be one of {', '.join(BACKENDS)}, not {backend!r}")
+        check_backend(backend)
         self.name = model_name or (PACKAGED_MODEL if is_packaged(self.model_path) else self.model_path.name)
         self.batch_size = batch_size
         self.threads = threads
         self.backend = backend
-        self.export_dir = export_dir or Path(tempfile.gettempdir()) / "newsearch-models"
+        self.export_dir = export_dir or Settings().export_path
         self.on_query: Callable[[float], None] | None = None  # told the seconds each query took (metrics)
 
     @classmethod

@@ -13,7 +13,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, get_type_hints
 
-from indexer.backends import BACKENDS
+from indexer.backends import check_backend
 from indexer.errors import ConfigError
 from indexer.vectors import FLAT_LIMIT, HNSW_LIMIT
 
@@ -120,8 +120,7 @@ class Settings:
             raise ConfigError(f"NEWSEARCH_FIELDS must be one of {FIELD_CHOICES}, not {self.fields!r}")
         if self.default_mode not in ("hybrid", "dense", "keyword"):
             raise ConfigError("NEWSEARCH_DEFAULT_MODE must be hybrid, dense or keyword")
-        if self.backend not in BACKENDS:
-            raise ConfigError(f"NEWSEARCH_BACKEND must be one of {', '.join(BACKENDS)}, not {self.backend!r}")
+        check_backend(self.backend)
         if self.engine not in ("local", "ray"):
             raise ConfigError(f"NEWSEARCH_ENGINE must be local or ray, not {self.engine!r}")
         for name, (low, high, note) in RANGES.items():
