@@ -22,6 +22,7 @@ from bench.flops import ceiling_rate, gemm_rates, model_shape, passage_flops
 from bench.machine import machine_facts
 from indexer.backends import BACKENDS
 from indexer.embed import Embedder, with_context
+from search_api.evaluate import load_queries
 
 EVAL = ROOT.parent / "shared" / "data" / "eval"
 RESULTS = ROOT / "bench" / "results"
@@ -44,11 +45,7 @@ def reuters_texts(limit: int, min_words: int = 0) -> list[str]:
 
 def dev_queries() -> list[str]:
     """Every dev query text (headlines and topics)."""
-    out = []
-    for name in ("headlines", "topics"):
-        with open(EVAL / f"{name}-queries.jsonl", encoding="utf-8") as fh:
-            out.extend(json.loads(line)["text"] for line in fh if line.strip())
-    return out
+    return [text for name in ("headlines", "topics") for text in load_queries(EVAL / f"{name}-queries.jsonl").values()]
 
 
 def throughput(embedder: Embedder, texts: list[str], batch: int) -> float:
