@@ -68,7 +68,7 @@ def highlight(text: str, query: str, max_sentences: int = 1) -> Highlight:
     found: set[str] = set()
     scored: list[tuple[float, int]] = []
     for i, (start, end) in enumerate(spans):
-        words = {stem(m.group()) for m in _TOKEN.finditer(text, start, end)}
+        words = set(map(stem, _TOKEN.findall(text, start, end)))
         hit = words & stems.keys()
         found |= hit
         scored.append((sum(weight[s] for s in hit), i))

@@ -45,3 +45,22 @@ def test_fts_syntax_in_queries_is_only_words():
     assert fts_query("<IBM> says") == '"ibm"'  # tickers as the wire prints them; stop words dropped
     assert fts_query("the of") == '"the" OR "of"'  # unless nothing else is left
     assert fts_query("!!! ...") is None
+
+
+def test_stems_are_snowball_english_from_the_c_stemmer():
+    # PyStemmer (C) is what snowballstemmer runs when installed; it must stem exactly as the pure-Python
+    # algorithm the highlights were written against.
+    import re
+
+    import Stemmer
+    from snowballstemmer.english_stemmer import EnglishStemmer
+
+    from indexer.sources import CorpusReader
+    from search_api.highlight import _stemmer, stem
+    from tests.conftest import CORPUS
+
+    assert isinstance(_stemmer(), Stemmer.Stemmer)
+    words = {w.casefold() for raw in CorpusReader([CORPUS]) for w in re.findall(r"\w+", raw.body)}
+    assert len(words) > 1000
+    reference = EnglishStemmer()
+    assert {w: stem(w) for w in words} == {w: reference.stemWord(w) for w in words}
