@@ -8,6 +8,7 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import re
+import threading
 from collections.abc import Callable
 
 import blingfire
@@ -19,7 +20,8 @@ TokenCounter = Callable[[str], int]
 Span = tuple[int, int]
 
 MAX_PASSAGES_PER_ARTICLE = 1 << 12
-_PARAGRAPH = re.compile(r"\S(?:.*?\S)?(?=\n\s*\n|\s*$)", re.DOTALL)
+# A whitespace run right after a line's last character; with a second line break in it, a paragraph break.
+_LINE_END = re.compile(r"(?<=\S)\n\s*")
 _WORD = re.compile(r"\S+")
 
 
@@ -37,6 +39,22 @@ def passage_id(article_id: str, ordinal: int) -> int:
     return (prefix << 12) | ordinal
 
 
+class _Buffers(threading.local):
+    """Output buffers for blingfire's C splitter, one set per thread, grown as texts need and reused: making
+    ctypes arrays for every paragraph cost more than splitting it."""
+
+    size = 0
+
+    def fit(self, size: int) -> None:
+        if size > self.size:
+            self.size = max(size, 2 * self.size, 4096)
+            self.out = ctypes.create_string_buffer(self.size)
+            self.starts, self.ends = (ctypes.c_int32 * self.size)(), (ctypes.c_int32 * self.size)()
+
+
+_buffers = _Buffers()
+
+
 def _sentence_ends(text: str) -> list[int]:
     """End offsets of blingfire's sentences in `text`.
 
@@ -46,15 +64,46 @@ def _sentence_ends(text: str) -> list[int]:
     if not text.isascii():
         return [end for _, end in blingfire.text_to_sentences_and_offsets(text)[1]]
     data = text.encode()
-    size = len(data) * 2
-    out = ctypes.create_string_buffer(size)
-    starts, ends = (ctypes.c_int32 * size)(), (ctypes.c_int32 * size)()
+    size = len(data) * 2  # what blingfire's wrapper allows for the text with its sentence breaks
+    buf = _buffers
+    buf.fit(size)
     split = blingfire.blingfire.TextToSentencesWithOffsets  # the C library blingfire's wrapper calls (pinned 0.1.8)
-    length = split(ctypes.c_char_p(data), ctypes.c_int(len(data)), ctypes.byref(out), ctypes.byref(starts),
-                   ctypes.byref(ends), ctypes.c_int(size))
+    length = split(ctypes.c_char_p(data), ctypes.c_int(len(data)), ctypes.byref(buf.out), ctypes.byref(buf.starts),
+                   ctypes.byref(buf.ends), ctypes.c_int(size))
     if length == -1 or length > size:
         return []
-    return [end + 1 for end in ends[: out.value.count(b"\n") + 1]]
+    return [end + 1 for end in buf.ends[: ctypes.string_at(buf.out, length).split(b"\0", 1)[0].count(b"\n") + 1]]
+
+
+def _paragraphs(text: str) -> list[Span]:
+    """(start, end) of each paragraph without its surrounding whitespace; paragraphs are parted by a blank line.
+
+    A paragraph of one character (a bullet, a table's row label) is joined to the next one.
+    """
+    pieces: list[Span] = []
+    start = 0
+    for gap in _LINE_END.finditer(text):
+        if gap.group().count("\n") > 1:
+            pieces.append((start, gap.start()))
+            start = gap.end()
+    pieces.append((start, len(text)))
+    spans: list[Span] = []
+    joining = -1
+    for a, b in pieces:
+        piece = text[a:b]
+        lead = len(piece) - len(piece.lstrip())
+        if lead == len(piece):
+            continue
+        a, b = (a + lead, b - (len(piece) - len(piece.rstrip())))
+        if joining >= 0:
+            a, joining = joining, -1
+        elif b - a == 1:
+            joining = a
+            continue
+        spans.append((a, b))
+    if joining >= 0:
+        spans.append((joining, joining + 1))
+    return spans
 
 
 def sentence_spans(text: str) -> list[Span]:
@@ -64,9 +113,8 @@ def sentence_spans(text: str) -> list[Span]:
     points, so nothing it skips can fall out of the passages.
     """
     spans: list[Span] = []
-    for para in _PARAGRAPH.finditer(text):
-        p_start, p_end = para.span()
-        cuts = sorted({p_start + end for end in _sentence_ends(para.group()) if 0 < end < p_end - p_start})
+    for p_start, p_end in _paragraphs(text):
+        cuts = sorted({p_start + end for end in _sentence_ends(text[p_start:p_end]) if 0 < end < p_end - p_start})
         start = p_start
         for cut in [*cuts, p_end]:
             piece = text[start:cut]

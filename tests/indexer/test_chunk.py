@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import re
+
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from indexer.chunk import MAX_PASSAGES_PER_ARTICLE, chunk_article, passage_id, plan_passages, sentence_spans
+from indexer.chunk import (
+    MAX_PASSAGES_PER_ARTICLE,
+    _paragraphs,
+    chunk_article,
+    passage_id,
+    plan_passages,
+    sentence_spans,
+)
 from indexer.clean import clean_article
 from indexer.records import Article
 from indexer.sources import CorpusReader
@@ -114,3 +123,20 @@ def test_sentence_ends_fast_path_agrees_with_blingfire():
         assert _sentence_ends(text) == [end for _, end in blingfire.text_to_sentences_and_offsets(text)[1]]
         ascii_texts += text.isascii()
     assert ascii_texts > 10
+
+
+# The paragraph rule as a regular expression: clear, but it spends more time than the splitter itself.
+_PARAGRAPH = re.compile(r"\S(?:.*?\S)?(?=\n\s*\n|\s*$)", re.DOTALL)
+
+
+@settings(max_examples=400, deadline=None)
+@given(text=st.text(alphabet=st.sampled_from(["a", "b", ".", " ", "\n", "\t", "\r", "\xa0", "\u2028", "\x0c"]),
+                    max_size=30))
+def test_paragraphs_part_at_blank_lines_and_join_one_character_ones(text):
+    assert _paragraphs(text) == [m.span() for m in _PARAGRAPH.finditer(text)]
+
+
+def test_paragraph_examples():
+    assert _paragraphs("  First one.\n\n\nSecond\none.\n \n") == [(2, 12), (15, 26)]
+    assert _paragraphs("*\n\nA bullet's text.\n\nNext.") == [(0, 19), (21, 26)]  # the bullet joins its text
+    assert _paragraphs(" \n\n \t") == []
