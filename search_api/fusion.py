@@ -4,10 +4,23 @@ from __future__ import annotations
 
 import math
 from collections.abc import Hashable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
 
+import numpy as np
+
 K = TypeVar("K", bound=Hashable)
+
+
+@dataclass(frozen=True)
+class Pooled:
+    """Per distinct group (ascending): the index of its best passage, its pooled score, its passage count."""
+
+    groups: np.ndarray
+    best: np.ndarray
+    scores: np.ndarray
+    counts: np.ndarray
 
 
 def ranked(scores: Mapping[K, float]) -> list[K]:
@@ -15,20 +28,25 @@ def ranked(scores: Mapping[K, float]) -> list[K]:
     return sorted(scores, key=lambda key: (-scores[key], key))
 
 
-def soft_max_pool(scores: Mapping[K, Sequence[float]], temperature: float) -> dict[K, float]:
-    """One score per key from its passages' scores: t * log(sum(exp(s / t))), the best score when t is 0.
+def soft_max_pool(groups: np.ndarray, scores: np.ndarray, temperature: float) -> Pooled:
+    """One score per group from its passages' scores: t * log(sum(exp(s / t))), the best score when t is 0.
 
     A smooth maximum: an article whose several passages match scores a little above one with a single
     equally good passage (by at most t * log(passages)), so articles about the query beat passing mentions.
+    `groups` and `scores` are parallel arrays; among equal scores the earlier passage counts as the best.
     """
-    out: dict[K, float] = {}
-    for key, values in scores.items():
-        top = max(values)
-        if temperature <= 0 or len(values) == 1:
-            out[key] = top
-        else:
-            out[key] = top + temperature * math.log(sum(math.exp((v - top) / temperature) for v in values))
-    return out
+    scores = np.asarray(scores, dtype=np.float64)
+    order = np.lexsort((-scores, groups))  # stable: by group, then best score first
+    ordered = np.asarray(groups)[order]
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]]) if len(order) else np.zeros(0, dtype=np.int64)
+    counts = np.diff(np.r_[starts, len(order)])
+    best = order[starts]
+    top = scores[best]
+    pooled = top
+    if temperature > 0 and len(order):
+        spread = np.exp((scores[order] - np.repeat(top, counts)) / temperature)
+        pooled = top + temperature * np.log(np.add.reduceat(spread, starts))
+    return Pooled(ordered[starts], best, pooled, counts)
 
 
 def rrf(rankings: Sequence[Sequence[K]], weights: Sequence[float] | None = None, k: float = 60.0) -> dict[K, float]:

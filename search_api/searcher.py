@@ -118,6 +118,9 @@ class Searcher:
         rows = conn.execute("SELECT num, id, published, dup_group, source FROM articles ORDER BY num").fetchall()
         self._article_ids = [""] + [r[1] for r in rows]  # indexed by article num (from 1)
         self._num_of = {r[1]: r[0] for r in rows}
+        self._id_rank = np.zeros(len(self._article_ids), dtype=np.int64)  # article num -> place of its id in id order
+        self._id_rank[sorted(range(len(self._article_ids)), key=self._article_ids.__getitem__)] = np.arange(
+            len(self._article_ids))
         self._published = [None] + [datetime.fromisoformat(r[2]) if r[2] else None for r in rows]
         self._dup_group = {r[1]: r[3] for r in rows if r[3]}
         pairs = np.array(conn.execute("SELECT id, article_num FROM passages ORDER BY id").fetchall(), dtype=np.int64)
@@ -196,10 +199,8 @@ class Searcher:
         since, before = _as_datetime(req.since, False), _as_datetime(req.until, True)
         allowed = self._allowed(since, before, req.sources) if since or before or req.sources else None
         qvec = self.embedder.encode_query(req.q) if mode != "keyword" else None
-        if req.group == "article":
-            scores, best, matches = self._rank_articles(req, mode, qvec, allowed, since, before)
-        else:
-            scores, best, matches = self._rank_passages(req, mode, qvec, allowed, since, before)
+        rank = self._rank_articles if req.group == "article" else self._rank_passages
+        scores, best, matches = rank(req, mode, qvec, allowed, since, before)
         if req.recency_half_life_days:
             dates = {key: self._published[self._key_num(key, req.group)] for key in scores}
             now = _as_datetime(req.now, False) or self.newest or datetime.now()
@@ -234,10 +235,6 @@ class Searcher:
             return self._num_of[key]
         return int(self._owner[np.searchsorted(self._pids, key)])
 
-    def _owner_ids(self, pids: np.ndarray) -> list[str]:
-        nums = self._owner[np.searchsorted(self._pids, pids)]
-        return [self._article_ids[n] for n in nums]
-
     def _dense_passages(self, qvec: np.ndarray, n: int, allowed: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         return self.version.vectors.search(qvec, n, allowed)
 
@@ -247,35 +244,29 @@ class Searcher:
         n = min(depth * 4, total)
         while True:
             scores, pids = self._dense_passages(qvec, n, allowed)
-            best: dict[str, int] = {}
-            found: dict[str, list[float]] = {}
-            for aid, score, pid in zip(self._owner_ids(pids), scores.tolist(), pids.tolist()):
-                found.setdefault(aid, []).append(score)
-                best.setdefault(aid, pid)  # FAISS returns passages best first
-            if len(found) >= depth or n >= total:
+            pooled = soft_max_pool(self._owner[np.searchsorted(self._pids, pids)], scores,
+                                   self.settings.pool_temperature)
+            if len(pooled.groups) >= depth or n >= total:
                 break
             n = min(n * 2, total)
-        article_scores = soft_max_pool(found, self.settings.pool_temperature)
-        top = ranked(article_scores)[:depth]
-        return top, {a: best[a] for a in top}, {a: article_scores[a] for a in top}, {a: len(v) for a, v in found.items()}
+        # Ties go to the smaller article id, as `ranked` breaks them.
+        order = np.lexsort((self._id_rank[pooled.groups], -pooled.scores))[:depth]
+        ids = self._article_ids
+        top = [ids[num] for num in pooled.groups[order].tolist()]
+        matches = dict(zip([ids[num] for num in pooled.groups.tolist()], pooled.counts.tolist()))
+        return (top, dict(zip(top, pids[pooled.best[order]].tolist())), dict(zip(top, pooled.scores[order].tolist())),
+                matches)
 
     def _rank_articles(self, req, mode, qvec, allowed, since, before):
         depth = self.settings.candidates
-        dense_rank: list[str] = []
-        best: dict[str, int] = {}
-        matches: dict[str, int] = {}
-        scores: dict[str, float] = {}
-        if mode != "keyword":
-            dense_rank, best, scores, matches = self._dense_articles(qvec, depth, allowed)
+        kw = self._keyword_articles(req.q, depth, since, before, req.sources) if mode != "dense" else []
+        if mode == "keyword":
+            return dict(kw), {}, {}
+        dense_rank, best, scores, matches = self._dense_articles(qvec, depth, allowed)
         if mode == "dense":
             return scores, best, matches
-        kw = self._keyword_articles(req.q, depth, since, before, req.sources)
-        kw_rank = [aid for aid, _ in kw]
-        if mode == "keyword":
-            scores = dict(kw)
-        else:
-            scores = rrf([dense_rank, kw_rank], [self.settings.dense_weight, self.settings.keyword_weight],
-                         self.settings.rrf_k)
+        scores = rrf([dense_rank, [aid for aid, _ in kw]], [self.settings.dense_weight, self.settings.keyword_weight],
+                     self.settings.rrf_k)
         return scores, best, matches
 
     def _keyword_articles(self, q: str, depth: int, since, before, sources) -> list[tuple[str, float]]:
