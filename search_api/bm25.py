@@ -85,8 +85,7 @@ class KeywordIndex:
     def terms(self, words: Sequence[str]) -> list[str] | None:
         """The index term of each quoted query word, or None if one is not exactly one token (a phrase)."""
         out = []
-        for word in words:
-            tokens = _tokens(self.tokenize, word)
+        for tokens in _tokens(self.tokenize, words):
             if len(tokens) != 1:
                 return None
             out.append(tokens[0])
@@ -162,8 +161,8 @@ def _quote(text: str) -> str:
 _local = threading.local()
 
 
-def _tokens(tokenize: str, word: str) -> list[str]:
-    """The terms FTS5 makes of `word` with this tokenizer, from a small in-memory table (one per thread)."""
+def _tokens(tokenize: str, words: Sequence[str]) -> list[list[str]]:
+    """The terms FTS5 makes of each word with this tokenizer, from a small in-memory table (one per thread)."""
     conns = getattr(_local, "conns", None)
     if conns is None:
         conns = _local.conns = {}
@@ -172,7 +171,9 @@ def _tokens(tokenize: str, word: str) -> list[str]:
         conn = conns[tokenize] = sqlite3.connect(":memory:")
         conn.execute(f"CREATE VIRTUAL TABLE t USING fts5(x, tokenize={_quote(tokenize)})")
         conn.execute("CREATE VIRTUAL TABLE v USING fts5vocab(t, instance)")
-    conn.execute("INSERT INTO t(rowid, x) VALUES (1, ?)", (word,))
-    tokens = [r[0] for r in conn.execute("SELECT term FROM v ORDER BY offset")]
+    conn.executemany("INSERT INTO t(rowid, x) VALUES (?, ?)", enumerate(words))
+    tokens: list[list[str]] = [[] for _ in words]
+    for row, term in conn.execute("SELECT doc, term FROM v ORDER BY doc, offset"):
+        tokens[row].append(term)
     conn.execute("DELETE FROM t")
     return tokens
