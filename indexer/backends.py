@@ -20,8 +20,9 @@ import numpy as np
 from indexer.errors import ConfigError
 
 BACKENDS = ("openvino", "torch", "torch-bf16", "onnx", "onnx-int8")
-# How to install what a backend needs (openvino and onnx, for the export, are core dependencies).
-INSTALL = {"onnx": "pip install -e '.[onnx]'", "onnx-int8": "pip install -e '.[onnx]'", "openvino": "make install"}
+# What a backend needs is a core dependency (openvino; onnx for the export; onnxruntime): a missing one means
+# the install did not finish.
+INSTALL = {"onnx": "make install", "onnx-int8": "make install", "openvino": "make install"}
 EXPORT_FORMAT = 1  # bump when the exported graph changes, so old exports are not reused
 
 Feeds = dict[str, np.ndarray]
@@ -142,13 +143,16 @@ class _staging:
             self.tmp.unlink(missing_ok=True)
 
 
-def onnx_runtime(path: Path, threads: int) -> Runtime:
-    """An ONNX Runtime session on the CPU."""
+def onnx_runtime(path: Path, threads: int, spin: bool = True) -> Runtime:
+    """An ONNX Runtime session on the CPU; without `spin`, idle threads sleep at once rather than poll."""
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = threads or (os.cpu_count() or 1)
     options.log_severity_level = 3
+    if not spin:
+        # Queries come one by one: between them a polling thread only takes CPU from the rest of the search.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     names = {i.name for i in session.get_inputs()}
     return lambda feeds: session.run(None, {k: v for k, v in feeds.items() if k in names})[0]
@@ -177,15 +181,15 @@ def openvino_runtime(path: Path, threads: int) -> Runtime:
     return run
 
 
-def check_backend(backend: str) -> None:
+def check_backend(backend: str, variable: str = "NEWSEARCH_BACKEND") -> None:
     """Refuse a backend name that is not one of BACKENDS, listing them."""
     if backend not in BACKENDS:
-        raise ConfigError(f"NEWSEARCH_BACKEND must be one of {', '.join(BACKENDS)}, not {backend!r}")
+        raise ConfigError(f"{variable} must be one of {', '.join(BACKENDS)}, not {backend!r}")
 
 
 def load_runtime(backend: str, model_path: Path, fingerprint: str, export_dir: Path, threads: int,
-                 input_names: list[str]) -> Runtime:
-    """The runtime a backend names, ready to run."""
+                 input_names: list[str], queries: bool = False) -> Runtime:
+    """The runtime a backend names, ready to run (`queries`: tuned for one short text at a time)."""
     check_backend(backend)
     if backend in ("torch", "torch-bf16"):
         return torch_runtime(model_path, threads, bf16=backend == "torch-bf16")
@@ -193,11 +197,11 @@ def load_runtime(backend: str, model_path: Path, fingerprint: str, export_dir: P
     path = exported_onnx(model_path, fingerprint, export_dir, input_names, int8=backend == "onnx-int8")
     if backend == "openvino":
         return openvino_runtime(path, threads)
-    return onnx_runtime(path, threads)
+    return onnx_runtime(path, threads, spin=not queries)
 
 
 def _require(backend: str) -> None:
-    # The export itself needs onnx (a core dependency); onnxruntime is the `onnx` extra.
+    # All core dependencies: a missing one means the install did not finish.
     needs = ["onnx", "openvino" if backend == "openvino" else "onnxruntime"]
     for module in needs:
         try:

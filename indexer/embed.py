@@ -61,15 +61,18 @@ class Embedder:
     """Encodes queries and passages on the configured backend; loads the model on first use, never at import."""
 
     def __init__(self, model_path: str | Path | None = None, model_name: str | None = None,
-                 batch_size: int = 32, threads: int = 0, backend: str = Settings.backend, export_dir: Path | None = None):
+                 batch_size: int = 32, threads: int = 0, backend: str = Settings.backend, export_dir: Path | None = None,
+                 query_backend: str = Settings.query_backend):
         self.model_path = Path(model_path) if model_path else packaged_model_path()
         if not (self.model_path / "config.json").is_file():
             raise ConfigError(f"{self.model_path} is not a sentence-transformers model folder (no config.json)")
         check_backend(backend)
+        check_backend(query_backend, "NEWSEARCH_QUERY_BACKEND")
         self.name = model_name or (PACKAGED_MODEL if is_packaged(self.model_path) else self.model_path.name)
         self.batch_size = batch_size
         self.threads = threads
         self.backend = backend
+        self.query_backend = query_backend
         self.export_dir = export_dir or Settings().export_path
         self.on_query: Callable[[float], None] | None = None  # told the seconds each query took (metrics)
 
@@ -77,7 +80,7 @@ class Embedder:
     def from_settings(cls, settings: Settings) -> Embedder:
         """The embedder the settings describe."""
         return cls(settings.model_path or None, settings.model_name, settings.batch_size, settings.threads,
-                   settings.backend, settings.export_path)
+                   settings.backend, settings.export_path, settings.query_backend)
 
     @property
     def key(self) -> str:
@@ -90,9 +93,17 @@ class Embedder:
         return load_runtime(self.backend, self.model_path, self.fingerprint, self.export_dir, self.threads,
                             list(self.tokenizer.model_input_names))
 
+    @cached_property
+    def query_runtime(self) -> Runtime:
+        """The forward pass for queries: the query backend's, tuned for one short text at a time."""
+        if self.query_backend == self.backend:
+            return self.runtime
+        return load_runtime(self.query_backend, self.model_path, self.fingerprint, self.export_dir, self.threads,
+                            list(self.tokenizer.model_input_names), queries=True)
+
     def load(self) -> None:
         """Load the model now rather than at the first encode (servers and benchmarks time it apart)."""
-        _ = self.dim
+        _ = self.dim, self.query_runtime
 
     @cached_property
     def fingerprint(self) -> str:
@@ -137,6 +148,9 @@ class Embedder:
         Texts are tokenized once, then run longest first in batches padded only to their own longest
         text, so a batch of short passages costs what short passages cost.
         """
+        return self._encode(texts, self.runtime)
+
+    def _encode(self, texts: Sequence[str], runtime: Runtime) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         ids = self.tokenizer(list(texts), truncation=True, max_length=self.max_tokens)["input_ids"]
@@ -144,7 +158,7 @@ class Embedder:
         out = np.zeros((len(ids), self.dim), dtype=np.float32)
         for start in range(0, len(order), self.batch_size):
             rows = order[start : start + self.batch_size]
-            out[rows] = self.runtime(self._feeds([ids[i] for i in rows]))
+            out[rows] = runtime(self._feeds([ids[i] for i in rows]))
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         return np.ascontiguousarray(out / np.maximum(norms, 1e-12), dtype=np.float32)
 
@@ -161,7 +175,7 @@ class Embedder:
     def encode_query(self, query: str) -> np.ndarray:
         """One query vector, shape (dim,)."""
         started = time.perf_counter()
-        vector = self.encode([query])[0]
+        vector = self._encode([query], self.query_runtime)[0]
         if self.on_query is not None:
             self.on_query(time.perf_counter() - started)
         return vector

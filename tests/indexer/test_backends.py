@@ -69,6 +69,19 @@ def test_unknown_backend_is_refused_with_the_choices():
         Settings.from_env({"NEWSEARCH_BACKEND": "tensorrt"})
     with pytest.raises(ConfigError, match="tensorrt"):
         Embedder(backend="tensorrt")
+    with pytest.raises(ConfigError, match="NEWSEARCH_QUERY_BACKEND must be one of openvino"):
+        Settings.from_env({"NEWSEARCH_QUERY_BACKEND": "tensorrt"})
+
+
+def test_queries_run_on_the_query_backend_and_land_beside_their_passages(embedder, reference):
+    # The default: passages on OpenVINO, queries on ONNX Runtime (same exported model, fp32 both).
+    assert (embedder.backend, embedder.query_backend) == ("openvino", "onnx")
+    assert embedder.query_runtime is not embedder.runtime
+    as_queries = np.stack([embedder.encode_query(p) for p in PASSAGES])
+    assert np.all(np.sum(as_queries * embedder.encode(PASSAGES), axis=1) > 0.99999)
+    assert np.all(np.sum(as_queries * reference, axis=1) > 0.99999)
+    same = Embedder(backend="openvino", query_backend="openvino")
+    assert same.query_runtime is same.runtime
 
 
 def test_manifest_records_the_backend_and_update_refuses_another(tmp_path, embedder):
