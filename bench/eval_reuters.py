@@ -26,15 +26,16 @@ EVAL = ROOT.parent / "shared" / "data" / "eval"
 SETS = {"headlines": "body", "topics": "title+body"}  # dev set -> what is indexed (data README)
 
 
-def index_dir(fields: str) -> Path:
-    """Where the full-corpus index for these fields lives."""
-    return ROOT / "var" / "bench" / f"eval-reuters-{fields.replace('+', '-')}"
+def index_dir(fields: str, tag: str = "") -> Path:
+    """Where the full-corpus index for these fields (and an index tag, e.g. another backend's) lives."""
+    return ROOT / "var" / "bench" / f"eval-reuters-{fields.replace('+', '-')}{'-' + tag if tag else ''}"
 
 
-def run_set(name: str, modes: list[str], assignments: list[str], collapse: str, embedder: Embedder) -> dict:
+def run_set(name: str, modes: list[str], assignments: list[str], collapse: str, embedder: Embedder,
+            index_tag: str = "") -> dict:
     """Build or reuse the set's index and score every mode."""
     fields = SETS[name]
-    settings = Settings.from_env(index_dir=index_dir(fields), fields=fields).assign(assignments)
+    settings = Settings.from_env(index_dir=index_dir(fields, index_tag), fields=fields).assign(assignments)
     result, _ = evaluate_corpus(sorted(REUTERS.glob("corpus-*.jsonl.gz")), settings, embedder,
                                 load_queries(EVAL / f"{name}-queries.jsonl"), load_qrels(EVAL / f"{name}-qrels.tsv"),
                                 modes, collapse, progress=True)
@@ -51,10 +52,12 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="setting override")
     parser.add_argument("--collapse", choices=COLLAPSE_CHOICES, default="off")
     parser.add_argument("--tag", default="", help="suffix of the result files, for ablations")
+    parser.add_argument("--index-tag", default="", help="suffix of the index folders, to keep e.g. another "
+                        "backend's indexes beside the default ones instead of rebuilding over them")
     args = parser.parse_args()
     embedder = Embedder.from_settings(Settings.from_env())
     for name in args.sets:
-        result = run_set(name, args.modes, args.set, args.collapse, embedder)
+        result = run_set(name, args.modes, args.set, args.collapse, embedder, args.index_tag)
         suffix = f"-{args.tag}" if args.tag else ""
         out = ROOT / "bench" / "results" / f"eval-{name}{suffix}.json"
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -242,12 +242,15 @@ def benchmark(args: argparse.Namespace) -> None:
     port = free_port()
     log = ROOT / "var" / f"http_load-{args.label}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
     server = start_server(args.index_dir, port, env, log, args.ready_timeout, args.source)
+    result["server_ready_s"] = round(time.perf_counter() - started, 1)
     try:
         stats = get_json(port, "/stats")[1]
         result["index"] = {k: stats.get(k) for k in ("index_version", "articles", "passages", "faiss")}
         run_load(port, server, 2, args.warmup, 120, len(queries) // 2)  # warm-up: model, caches, FTS pages
         result["runs"] = [run_load(port, server, n, args.requests, args.seconds, 0) for n in args.clients]
+        result["server_memory_mb"] = memory_mb(server.pid)
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -256,6 +259,13 @@ def benchmark(args: argparse.Namespace) -> None:
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(table(result))
     print(f"wrote {out}")
+
+
+def memory_mb(pid: int) -> dict[str, float]:
+    """The server's resident memory now and at its peak, and the anonymous (private, not file-backed) part."""
+    status = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
+    return {name: round(int(status[key].split()[0]) / 1024, 1)
+            for name, key in (("resident", "VmRSS"), ("peak_resident", "VmHWM"), ("anonymous", "RssAnon"))}
 
 
 def uncommitted() -> bool:
