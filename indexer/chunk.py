@@ -45,14 +45,23 @@ class _Buffers(threading.local):
 
     size = 0
 
-    def fit(self, size: int) -> None:
+    def fit(self, size: int) -> _Buffers:
+        """Buffers of at least `size`: this thread's, or fresh ones kept only for this call if `size` is large."""
+        if size > KEEP_BUFFER:
+            return _Buffers().fit_once(size)
         if size > self.size:
-            self.size = max(size, 2 * self.size, 4096)
-            self.out = ctypes.create_string_buffer(self.size)
-            self.starts, self.ends = (ctypes.c_int32 * self.size)(), (ctypes.c_int32 * self.size)()
+            self.fit_once(max(size, 2 * self.size, 4096))
+        return self
+
+    def fit_once(self, size: int) -> _Buffers:
+        self.size = size
+        self.out = ctypes.create_string_buffer(size)
+        self.starts, self.ends = (ctypes.c_int32 * size)(), (ctypes.c_int32 * size)()
+        return self
 
 
 _buffers = _Buffers()
+KEEP_BUFFER = 1 << 18  # larger texts get buffers of their own, so a thread never holds megabytes for one text
 
 
 def _sentence_ends(text: str) -> list[int]:
@@ -64,9 +73,10 @@ def _sentence_ends(text: str) -> list[int]:
     if not text.isascii():
         return [end for _, end in blingfire.text_to_sentences_and_offsets(text)[1]]
     data = text.encode()
+    if not data:
+        return []
     size = len(data) * 2  # what blingfire's wrapper allows for the text with its sentence breaks
-    buf = _buffers
-    buf.fit(size)
+    buf = _buffers.fit(size)
     split = blingfire.blingfire.TextToSentencesWithOffsets  # the C library blingfire's wrapper calls (pinned 0.1.8)
     length = split(ctypes.c_char_p(data), ctypes.c_int(len(data)), ctypes.byref(buf.out), ctypes.byref(buf.starts),
                    ctypes.byref(buf.ends), ctypes.c_int(size))

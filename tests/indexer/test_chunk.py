@@ -117,12 +117,14 @@ def test_sentence_ends_fast_path_agrees_with_blingfire():
     from tests.conftest import CORPUS
 
     texts = [clean_article(raw).body for raw in CorpusReader([CORPUS])]
-    texts += ["One.", "Mr. Smith went to Washington. He left at 5 p.m. sharp!", "x" * 3000, "Café au lait. Très bon."]
+    texts += ["One.", "Mr. Smith went to Washington. He left at 5 p.m. sharp!", "x" * 3000, "Café au lait. Très bon.",
+              "A sentence of a long text. " * 12000, "Short again. Two."]  # beyond the kept buffer, then back
     ascii_texts = 0
     for text in texts:
         assert _sentence_ends(text) == [end for _, end in blingfire.text_to_sentences_and_offsets(text)[1]]
         ascii_texts += text.isascii()
     assert ascii_texts > 10
+    assert _sentence_ends("") == []  # (blingfire's own wrapper fails on an empty text)
 
 
 # The paragraph rule as a regular expression: clear, but it spends more time than the splitter itself.
