@@ -108,7 +108,7 @@ def main() -> None:
     per_passage = passage_flops(256, shape)
     rows = {}
     for backend in args.backends:
-        embedder = Embedder(backend=backend)
+        embedder = Embedder(backend=backend, query_backend=backend)
         embedder.load()
         timed = long_texts
         if backend == "torch-bf16" and not bf16_hw:

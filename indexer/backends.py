@@ -20,9 +20,9 @@ import numpy as np
 from indexer.errors import ConfigError
 
 BACKENDS = ("openvino", "torch", "torch-bf16", "onnx", "onnx-int8")
-# What a backend needs is a core dependency (openvino; onnx for the export; onnxruntime): a missing one means
-# the install did not finish.
-INSTALL = {"onnx": "make install", "onnx-int8": "make install", "openvino": "make install"}
+# Backends whose vectors equal fp32 ONNX Runtime's to 1e-7 on this model (bench/RESULTS.md "Query embedding"),
+# so their indexes take queries embedded by ONNX Runtime; others embed queries as their passages.
+FP32_EXPORTS = ("openvino", "onnx")
 EXPORT_FORMAT = 1  # bump when the exported graph changes, so old exports are not reused
 
 Feeds = dict[str, np.ndarray]
@@ -187,25 +187,31 @@ def check_backend(backend: str, variable: str = "NEWSEARCH_BACKEND") -> None:
         raise ConfigError(f"{variable} must be one of {', '.join(BACKENDS)}, not {backend!r}")
 
 
+def query_backend_for(backend: str) -> str:
+    """The default query backend for passages on `backend`: ONNX Runtime (least latency and CPU per query) where
+    it gives the passages' vectors, else the passages' backend itself."""
+    return "onnx" if backend in FP32_EXPORTS else backend
+
+
 def load_runtime(backend: str, model_path: Path, fingerprint: str, export_dir: Path, threads: int,
-                 input_names: list[str], queries: bool = False) -> Runtime:
+                 input_names: list[str], queries: bool = False, variable: str = "NEWSEARCH_BACKEND") -> Runtime:
     """The runtime a backend names, ready to run (`queries`: tuned for one short text at a time)."""
-    check_backend(backend)
+    check_backend(backend, variable)
     if backend in ("torch", "torch-bf16"):
         return torch_runtime(model_path, threads, bf16=backend == "torch-bf16")
-    _require(backend)
+    _require(backend, variable)
     path = exported_onnx(model_path, fingerprint, export_dir, input_names, int8=backend == "onnx-int8")
     if backend == "openvino":
         return openvino_runtime(path, threads)
     return onnx_runtime(path, threads, spin=not queries)
 
 
-def _require(backend: str) -> None:
+def _require(backend: str, variable: str) -> None:
     # All core dependencies: a missing one means the install did not finish.
     needs = ["onnx", "openvino" if backend == "openvino" else "onnxruntime"]
     for module in needs:
         try:
             __import__(module)
         except ImportError:
-            raise ConfigError(f"backend {backend} needs the package {module}: {INSTALL[backend]}, "
-                              "or set NEWSEARCH_BACKEND=torch") from None
+            raise ConfigError(f"backend {backend} needs the package {module}: run `make install`, "
+                              f"or set {variable}=torch") from None

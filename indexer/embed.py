@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from indexer.backends import Runtime, check_backend, load_runtime
+from indexer.backends import Runtime, check_backend, load_runtime, query_backend_for
 from indexer.errors import ConfigError
 from indexer.settings import Settings
 
@@ -58,15 +58,17 @@ def with_context(title: str, text: str) -> str:
 
 
 class Embedder:
-    """Encodes queries and passages on the configured backend; loads the model on first use, never at import."""
+    """Encodes passages on the configured backend and queries on the query backend; loads each runtime on first
+    use, never at import."""
 
     def __init__(self, model_path: str | Path | None = None, model_name: str | None = None,
                  batch_size: int = 32, threads: int = 0, backend: str = Settings.backend, export_dir: Path | None = None,
-                 query_backend: str = Settings.query_backend):
+                 query_backend: str = Settings.query_backend):  # empty: backends.query_backend_for(backend)
         self.model_path = Path(model_path) if model_path else packaged_model_path()
         if not (self.model_path / "config.json").is_file():
             raise ConfigError(f"{self.model_path} is not a sentence-transformers model folder (no config.json)")
         check_backend(backend)
+        query_backend = query_backend or query_backend_for(backend)
         check_backend(query_backend, "NEWSEARCH_QUERY_BACKEND")
         self.name = model_name or (PACKAGED_MODEL if is_packaged(self.model_path) else self.model_path.name)
         self.batch_size = batch_size
@@ -99,11 +101,13 @@ class Embedder:
         if self.query_backend == self.backend:
             return self.runtime
         return load_runtime(self.query_backend, self.model_path, self.fingerprint, self.export_dir, self.threads,
-                            list(self.tokenizer.model_input_names), queries=True)
+                            list(self.tokenizer.model_input_names), queries=True, variable="NEWSEARCH_QUERY_BACKEND")
 
-    def load(self) -> None:
-        """Load the model now rather than at the first encode (servers and benchmarks time it apart)."""
-        _ = self.dim, self.query_runtime
+    def load(self, queries: bool = False) -> None:
+        """Load the passages' runtime (with `queries`, the queries' one) now rather than at first use (servers
+        and benchmarks time it apart)."""
+        _ = self.query_runtime if queries else self.runtime
+        _ = self.dim
 
     @cached_property
     def fingerprint(self) -> str:
@@ -125,8 +129,9 @@ class Embedder:
 
     @cached_property
     def dim(self) -> int:
-        """Embedding dimension."""
-        return int(self.runtime(self._feeds([[0]]))[0].shape[0])
+        """Embedding dimension, from a runtime already loaded (a server loads only the queries' one)."""
+        loaded = "runtime" in self.__dict__ or "query_runtime" not in self.__dict__
+        return int((self.runtime if loaded else self.query_runtime)(self._feeds([[0]]))[0].shape[0])
 
     @cached_property
     def max_tokens(self) -> int:

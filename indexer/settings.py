@@ -36,7 +36,7 @@ class Settings:
     cache_dir: str = ""  # embedding cache folder; empty: <index_dir>/cache; "none": no cache
     threads: int = 0  # threads of the embedding backend; 0: its default (all cores)
     backend: str = "openvino"  # embedding runtime: openvino, torch, torch-bf16, onnx, onnx-int8 (bench/RESULTS.md)
-    query_backend: str = "onnx"  # runtime for queries, one at a time (ONNX Runtime: least latency and CPU per query)
+    query_backend: str = ""  # runtime for queries; empty: onnx for openvino/onnx passages, else the passages' backend
     export_dir: str = ""  # where exported ONNX/OpenVINO files are kept; empty: ~/.cache/newsearch/models
     host: str = "127.0.0.1"
     port: int = 8000
@@ -122,7 +122,8 @@ class Settings:
         if self.default_mode not in ("hybrid", "dense", "keyword"):
             raise ConfigError("NEWSEARCH_DEFAULT_MODE must be hybrid, dense or keyword")
         check_backend(self.backend)
-        check_backend(self.query_backend, "NEWSEARCH_QUERY_BACKEND")
+        if self.query_backend:
+            check_backend(self.query_backend, "NEWSEARCH_QUERY_BACKEND")
         if self.engine not in ("local", "ray"):
             raise ConfigError(f"NEWSEARCH_ENGINE must be local or ray, not {self.engine!r}")
         for name, (low, high, note) in RANGES.items():

@@ -53,7 +53,9 @@ class SearcherHolder:
 
     def _open_and_swap(self, name: str) -> Searcher:
         """Lease `name`, then open and serve it; the lease comes first so gc cannot remove it mid-open."""
-        self.embedder = self.embedder or Embedder.from_settings(self.settings)
+        if self.embedder is None:
+            self.embedder = Embedder.from_settings(self.settings)
+            self.embedder.load(queries=True)  # a server embeds queries only: never load the passages' runtime
         lease = self._take_lease(name)
         try:
             searcher = Searcher.open(self.settings.index_dir, self.settings, self.embedder, version=name)

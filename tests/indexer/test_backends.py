@@ -82,6 +82,14 @@ def test_queries_run_on_the_query_backend_and_land_beside_their_passages(embedde
     assert np.all(np.sum(as_queries * reference, axis=1) > 0.99999)
     same = Embedder(backend="openvino", query_backend="openvino")
     assert same.query_runtime is same.runtime
+    # Passages on a backend whose vectors are not fp32 ONNX Runtime's embed queries the same way by default.
+    assert [Embedder(backend=b).query_backend for b in ("onnx", "torch", "onnx-int8")] == ["onnx", "torch", "onnx-int8"]
+
+
+def test_a_server_loads_only_the_query_runtime():
+    server = Embedder()
+    server.load(queries=True)
+    assert server.dim == 384 and "runtime" not in vars(server)
 
 
 def test_manifest_records_the_backend_and_update_refuses_another(tmp_path, embedder):
