@@ -18,13 +18,12 @@ from datetime import UTC, datetime
 import numpy as np
 
 from bench.build_reuters import REUTERS, ROOT, commit
+from bench.eval_reuters import dev_queries
 from bench.flops import ceiling_rate, gemm_rates, model_shape, passage_flops
 from bench.machine import machine_facts
 from indexer.backends import BACKENDS
 from indexer.embed import Embedder, with_context
-from search_api.evaluate import load_queries
 
-EVAL = ROOT.parent / "shared" / "data" / "eval"
 RESULTS = ROOT / "bench" / "results"
 
 
@@ -41,11 +40,6 @@ def reuters_texts(limit: int, min_words: int = 0) -> list[str]:
                 if len(texts) >= limit:
                     return texts
     return texts
-
-
-def dev_queries() -> list[str]:
-    """Every dev query text (headlines and topics)."""
-    return [text for name in ("headlines", "topics") for text in load_queries(EVAL / f"{name}-queries.jsonl").values()]
 
 
 def throughput(embedder: Embedder, texts: list[str], batch: int) -> float:

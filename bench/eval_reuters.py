@@ -26,6 +26,11 @@ EVAL = ROOT.parent / "shared" / "data" / "eval"
 SETS = {"headlines": "body", "topics": "title+body"}  # dev set -> what is indexed (data README)
 
 
+def dev_queries() -> list[str]:
+    """Every dev query text, headlines then topics (559)."""
+    return [text for name in SETS for text in load_queries(EVAL / f"{name}-queries.jsonl").values()]
+
+
 def index_dir(fields: str, tag: str = "") -> Path:
     """Where the full-corpus index for these fields (and an index tag, e.g. another backend's) lives."""
     return ROOT / "var" / "bench" / f"eval-reuters-{fields.replace('+', '-')}{'-' + tag if tag else ''}"

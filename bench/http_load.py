@@ -28,19 +28,17 @@ import urllib.parse
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bench import eval_reuters
 from bench.build_reuters import ROOT, commit
 from bench.latency import percentile
-from bench.machine import machine_facts
+from bench.machine import machine_facts, memory_kb
 
-EVAL = ROOT.parent / "shared" / "data" / "eval"
-QUERY_FILES = ("headlines-queries.jsonl", "topics-queries.jsonl")
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def dev_queries(seed: int = 7) -> list[str]:
     """The dev queries of every eval set, shuffled once (the same order for every run)."""
-    queries = [json.loads(line)["text"] for name in QUERY_FILES for line in (EVAL / name).read_text().splitlines()
-               if line.strip()]
+    queries = eval_reuters.dev_queries()
     random.Random(seed).shuffle(queries)
     return queries
 
@@ -263,8 +261,8 @@ def benchmark(args: argparse.Namespace) -> None:
 
 def memory_mb(pid: int) -> dict[str, float]:
     """The server's resident memory now and at its peak, and the anonymous (private, not file-backed) part."""
-    status = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
-    return {name: round(int(status[key].split()[0]) / 1024, 1)
+    status = memory_kb(pid)
+    return {name: round(status[key] / 1024, 1)
             for name, key in (("resident", "VmRSS"), ("peak_resident", "VmHWM"), ("anonymous", "RssAnon"))}
 
 

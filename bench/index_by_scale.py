@@ -27,7 +27,7 @@ import numpy as np
 
 from bench.build_reuters import ROOT, commit
 from bench.latency import percentile
-from bench.machine import machine_facts
+from bench.machine import machine_facts, memory_kb
 from bench.vector_data import NOISE, VectorSet, vector_set
 from indexer.vectors import ivf_lists
 
@@ -116,8 +116,7 @@ def resident(path: Path, flag: int) -> dict:
 def probe(path: str, flag: int) -> None:
     """The child side of `resident`: prints anonymous and file-backed resident MB it added."""
     def rss() -> dict[str, int]:
-        with open("/proc/self/status") as fh:
-            return {k: int(v.split()[0]) for k, v in (line.split(":", 1) for line in fh) if k in ("RssAnon", "RssFile")}
+        return {k: v for k, v in memory_kb().items() if k in ("RssAnon", "RssFile")}
 
     from bench.vector_data import query_vectors
 

@@ -19,10 +19,10 @@ import time
 from datetime import UTC, date, datetime
 
 from bench.build_reuters import REUTERS, ROOT, commit
-from bench.eval_reuters import EVAL, index_dir
+from bench.eval_reuters import dev_queries, index_dir
 from indexer.embed import Embedder
 from indexer.settings import Settings
-from search_api.evaluate import ensure_index, load_queries
+from search_api.evaluate import ensure_index
 from search_api.searcher import Searcher, SearchRequest
 
 SOURCE = "Reuters newswire 1987 (Reuters-21578, Distribution 1.0)"
@@ -52,7 +52,7 @@ def main() -> None:
     embedder = Embedder.from_settings(settings)
     ensure_index(sorted(REUTERS.glob("corpus-*.jsonl.gz")), settings, embedder, progress=True)
     searcher = Searcher.open(settings.index_dir, settings, embedder)
-    queries = [*load_queries(EVAL / "headlines-queries.jsonl").values(), *load_queries(EVAL / "topics-queries.jsonl").values()]
+    queries = dev_queries()
     took: dict[str, list[float]] = {name: [] for name in CONFIGS}
     hits: dict[str, int] = {name: 0 for name in CONFIGS}
     for q in queries[:20]:

@@ -12,6 +12,13 @@ import numpy as np
 SIMD = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile")
 
 
+def memory_kb(pid: int | str = "self") -> dict[str, int]:
+    """A process's memory figures from /proc/<pid>/status in kB (VmRSS, VmHWM, RssAnon, RssFile, ...)."""
+    with open(f"/proc/{pid}/status") as fh:
+        fields = (line.split(":", 1) for line in fh if line.rstrip().endswith(" kB"))
+        return {name: int(value.split()[0]) for name, value in fields}
+
+
 def machine_facts() -> dict:
     """CPU model, which SIMD extensions it has, cores usable, RAM, and the numpy/FAISS builds."""
     lscpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 import numpy as np
 
 from bench.build_reuters import ROOT, commit
-from bench.embed_backends import dev_queries
+from bench.eval_reuters import dev_queries
 from bench.latency import percentile
 from bench.machine import machine_facts
 from indexer.embed import Embedder

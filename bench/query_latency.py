@@ -19,12 +19,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.build_reuters import ROOT, commit
-from bench.eval_reuters import EVAL
+from bench.eval_reuters import dev_queries
 from bench.latency import percentile
-from bench.machine import machine_facts
+from bench.machine import machine_facts, memory_kb
 from indexer.embed import Embedder
 from indexer.settings import Settings
-from search_api.evaluate import load_queries
 from search_api.searcher import Searcher, SearchRequest
 
 OUT = ROOT / "bench" / "results" / "query_latency.json"
@@ -35,8 +34,7 @@ MODES = {"hybrid+grouping": {"mode": "hybrid", "group": "article"}, "dense": {"m
 
 def resident_mb() -> float:
     """Anonymous resident memory of this process, MB (what the index and model hold privately)."""
-    with open("/proc/self/status") as fh:
-        return round(int(next(line for line in fh if line.startswith("RssAnon")).split()[1]) / 1024, 1)
+    return round(memory_kb()["RssAnon"] / 1024, 1)
 
 
 def stats(took: list[float]) -> dict:
@@ -87,8 +85,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
     targets = dict(item.split("=", 1) for item in args.index)
-    queries = [*load_queries(EVAL / "headlines-queries.jsonl").values(), *load_queries(EVAL / "topics-queries.jsonl").values()]
-    queries = queries[: args.queries or None]
+    queries = dev_queries()[: args.queries or None]
     embedder = Embedder.from_settings(Settings.from_env())
     result = json.loads(args.out.read_text()) if args.out.exists() else {"benchmark": "query_latency", "indexes": {}}
     for label, folder in targets.items():

@@ -12,7 +12,7 @@ import faiss
 import numpy as np
 
 from bench.build_reuters import ROOT
-from bench.eval_reuters import EVAL
+from bench.eval_reuters import dev_queries
 from indexer.store import VECTORS, current_version
 
 CACHE = ROOT / "var" / "bench-vectors"
@@ -64,12 +64,8 @@ def query_vectors() -> np.ndarray:
     if not path.exists():
         from indexer.embed import Embedder
         from indexer.settings import Settings
-        from search_api.evaluate import load_queries
-
-        texts = [*load_queries(EVAL / "headlines-queries.jsonl").values(),
-                 *load_queries(EVAL / "topics-queries.jsonl").values()]
         CACHE.mkdir(parents=True, exist_ok=True)
-        np.save(path, Embedder.from_settings(Settings.from_env()).encode(texts))
+        np.save(path, Embedder.from_settings(Settings.from_env()).encode(dev_queries()))
     return np.load(path)
 
 
