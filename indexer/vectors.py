@@ -210,8 +210,8 @@ class FaissStore:
 
     def _all_ids(self) -> np.ndarray:
         if self.ivf is None:
-            labels = faiss.vector_to_array(faiss.downcast_index(self.index).id_map).astype(np.int64)
-            return labels[labels >= 0]
+            labels = self._labels()
+            return labels[labels >= 0]  # a copy, without removed HNSW nodes
         lists = self.ivf.invlists
         parts = [faiss.rev_swig_ptr(lists.get_ids(i), lists.list_size(i)).copy()
                  for i in range(self.ivf.nlist) if lists.list_size(i)]
