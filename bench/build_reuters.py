@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.flops import ceiling_rate, gemm_rates, model_shape, passage_flops, total_flops
-from bench.machine import machine_facts
+from bench.machine import bf16_hardware, machine_facts
 from indexer.embed import Embedder, with_context
 from indexer.pipeline import build
 from indexer.settings import Settings
@@ -55,7 +55,7 @@ def efficiency(report, lengths: list[int], embedder: Embedder, rates: dict, fact
     """Achieved GFLOP/s of the embedding stage against the GEMM rate of the backend's precision."""
     shape = model_shape(embedder.model_path)
     achieved = total_flops(lengths, shape) / max(report.embed_seconds, 1e-9) / 1e9
-    ceiling = ceiling_rate(embedder.backend, rates, "avx512_bf16" in facts["simd"])
+    ceiling = ceiling_rate(embedder.backend, rates, bf16_hardware(facts))
     return {"gemm_gflops": rates, "ceiling_gflops": ceiling, "achieved_gflops": round(achieved, 1),
             "fraction_of_ceiling": round(achieved / ceiling, 3),
             "mean_word_pieces": round(sum(lengths) / len(lengths), 1),
@@ -74,7 +74,8 @@ def main() -> None:
         shutil.rmtree(index_dir)
     settings = Settings.from_env(index_dir=index_dir, fields=args.fields)
     embedder = Embedder.from_settings(settings)
-    facts, rates = machine_facts(), gemm_rates()
+    facts = machine_facts()
+    rates = gemm_rates(bf16_hardware=bf16_hardware(facts))
     t0 = time.perf_counter()
     embedder.load()  # model load timed separately from the build
     load_seconds = time.perf_counter() - t0
@@ -90,7 +91,8 @@ def main() -> None:
     result = {
         "benchmark": "build_reuters", "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "commit": commit(), "machine": f"{platform.machine()}, {len(os.sched_getaffinity(0))} cores",
-        "machine_facts": facts, "backend": embedder.backend, "batch_size": embedder.batch_size,
+        "machine_facts": facts, "backend": embedder.backend, "precision": embedder.precision,
+        "batch_size": embedder.batch_size,
         "fields": args.fields, "cold": not args.keep, "model_load_seconds": round(load_seconds, 2),
         "articles": report.articles, "passages": report.passages, "embedded": report.embedded,
         "skipped": len(report.problems), "seconds": round(report.seconds, 1),
@@ -102,7 +104,7 @@ def main() -> None:
         "examples": examples,
         "efficiency": efficiency(report, embedded_lengths(index_dir, embedder), embedder, rates, facts),
     }
-    out = ROOT / "bench" / "results" / f"build_reuters-{tag}-{embedder.backend}.json"
+    out = ROOT / "bench" / "results" / f"build_reuters-{tag}-{embedder.kind}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2, default=str) + "\n")
     print(report.summary())

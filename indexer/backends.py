@@ -7,6 +7,7 @@ The ONNX file the other runtimes read is exported from the sentence-transformers
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import tempfile
@@ -20,9 +21,11 @@ import numpy as np
 from indexer.errors import ConfigError
 
 BACKENDS = ("openvino", "torch", "torch-bf16", "onnx", "onnx-int8")
-# Backends whose vectors equal fp32 ONNX Runtime's to 1e-7 on this model (bench/RESULTS.md "Query embedding"),
-# so their indexes take queries embedded by ONNX Runtime; others embed queries as their passages.
+# Backends whose vectors equal fp32 ONNX Runtime's to 1e-7 on this model when they run in fp32 (bench/RESULTS.md
+# "Query embedding"), so their indexes take queries embedded by ONNX Runtime; others embed queries as their passages.
 FP32_EXPORTS = ("openvino", "onnx")
+# The arithmetic each backend's name implies; OpenVINO's depends on the CPU (see `precision`).
+NOMINAL_PRECISION = {"torch-bf16": "bf16", "onnx-int8": "int8"}
 EXPORT_FORMAT = 1  # bump when the exported graph changes, so old exports are not reused
 
 Feeds = dict[str, np.ndarray]
@@ -158,27 +161,85 @@ def onnx_runtime(path: Path, threads: int, spin: bool = True) -> Runtime:
     return lambda feeds: session.run(None, {k: v for k, v in feeds.items() if k in names})[0]
 
 
-def openvino_runtime(path: Path, threads: int) -> Runtime:
-    """OpenVINO on the CPU at its default precision for this CPU (bf16 where the CPU has it, else fp32)."""
+@functools.cache
+def openvino_precision() -> str:
+    """The precision OpenVINO runs this model at here: bf16 where the CPU has bf16 instructions (its own
+    default there), else fp32."""
     import openvino
 
-    core = openvino.Core()
-    # LATENCY: one stream using every thread, which is how batches arrive here (one at a time).
-    config = {"PERFORMANCE_HINT": "LATENCY", "CACHE_DIR": str(path.parent / "openvino-cache")}
+    return "bf16" if "BF16" in openvino.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES") else "fp32"
+
+
+def nominal_precision(backend: str) -> str:
+    """The precision a backend's name implies (and what manifests written before the field recorded)."""
+    return NOMINAL_PRECISION.get(backend, "fp32")
+
+
+def precision(backend: str) -> str:
+    """The arithmetic a backend computes vectors in on this machine: fp32, bf16 or int8."""
+    return openvino_precision() if backend == "openvino" else nominal_precision(backend)
+
+
+def vectors_kind(backend: str, precision: str) -> str:
+    """What identifies a backend's vectors in cache keys and update checks: the backend's name, with the
+    precision appended when the CPU chose one the name does not imply (OpenVINO on bf16 hardware)."""
+    return backend if precision == nominal_precision(backend) else f"{backend}-{precision}"
+
+
+def openvino_runtime(path: Path, threads: int, queries: bool = False) -> Runtime:
+    """OpenVINO on the CPU at `openvino_precision()`, asked for explicitly so the manifest's record is what ran.
+
+    For queries, one stream on every thread (the least latency for one short text); for passages, one stream
+    per core, so batches run side by side (`OpenVinoRuntime.many`): on two cores 1.1-1.2x the passages/s of
+    one stream on both (bench/RESULTS.md "Embedding backends").
+    """
+    import openvino
+
+    config = {"PERFORMANCE_HINT": "LATENCY" if queries else "THROUGHPUT",
+              "CACHE_DIR": str(path.parent / "openvino-cache"),
+              "INFERENCE_PRECISION_HINT": "bf16" if openvino_precision() == "bf16" else "f32"}
     if threads:
         config["INFERENCE_NUM_THREADS"] = threads
-    compiled = core.compile_model(core.read_model(str(path)), "CPU", config)
-    names = {i.get_any_name() for i in compiled.inputs}
-    # An infer request is not safe to share between threads (the server embeds queries in a thread
-    # pool): each thread gets its own; the compiled model is shared.
-    local = threading.local()
+    core = openvino.Core()
+    return OpenVinoRuntime(core.compile_model(core.read_model(str(path)), "CPU", config))
 
-    def run(feeds: Feeds) -> np.ndarray:
-        if not hasattr(local, "request"):
-            local.request = compiled.create_infer_request()
-        return local.request.infer({k: v for k, v in feeds.items() if k in names})[0].copy()
 
-    return run
+class OpenVinoRuntime:
+    """A compiled OpenVINO model: one batch at a time from any thread, or many batches through all its streams."""
+
+    def __init__(self, compiled) -> None:  # noqa: ANN001 - openvino.CompiledModel, imported lazily
+        self.compiled = compiled
+        self.names = {i.get_any_name() for i in compiled.inputs}
+        self.streams = int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
+        # An infer request is not safe to share between threads (the server embeds queries in a thread
+        # pool): each thread gets its own; the compiled model is shared.
+        self.local = threading.local()
+
+    def _inputs(self, feeds: Feeds) -> Feeds:
+        return {k: v for k, v in feeds.items() if k in self.names}
+
+    def __call__(self, feeds: Feeds) -> np.ndarray:
+        if not hasattr(self.local, "request"):
+            self.local.request = self.compiled.create_infer_request()
+        return self.local.request.infer(self._inputs(feeds))[0].copy()
+
+    def many(self, batches: list[Feeds]) -> list[np.ndarray]:
+        """Outputs of every batch, in order; the batches run on all the model's streams at once."""
+        import openvino
+
+        if self.streams < 2 or len(batches) < 2:
+            return [self(feeds) for feeds in batches]
+        out: list[np.ndarray] = [np.empty(0)] * len(batches)
+
+        def done(request, index: int) -> None:  # noqa: ANN001 - called on OpenVINO's threads
+            out[index] = request.get_output_tensor(0).data.copy()
+
+        queue = openvino.AsyncInferQueue(self.compiled, self.streams)
+        queue.set_callback(done)
+        for index, feeds in enumerate(batches):
+            queue.start_async(self._inputs(feeds), index)
+        queue.wait_all()
+        return out
 
 
 def check_backend(backend: str, variable: str = "NEWSEARCH_BACKEND") -> None:
@@ -188,9 +249,10 @@ def check_backend(backend: str, variable: str = "NEWSEARCH_BACKEND") -> None:
 
 
 def query_backend_for(backend: str) -> str:
-    """The default query backend for passages on `backend`: ONNX Runtime (least latency and CPU per query) where
-    it gives the passages' vectors, else the passages' backend itself."""
-    return "onnx" if backend in FP32_EXPORTS else backend
+    """The default query backend for passages on `backend`: ONNX Runtime (least latency and CPU per query of the
+    fp32 runtimes) where it gives the passages' vectors, else the passages' backend itself (OpenVINO in bf16 is
+    faster still for one query: bench/RESULTS.md "Query embedding")."""
+    return "onnx" if backend in FP32_EXPORTS and precision(backend) == "fp32" else backend
 
 
 def load_runtime(backend: str, model_path: Path, fingerprint: str, export_dir: Path, threads: int,
@@ -202,7 +264,7 @@ def load_runtime(backend: str, model_path: Path, fingerprint: str, export_dir: P
     _require(backend, variable)
     path = exported_onnx(model_path, fingerprint, export_dir, input_names, int8=backend == "onnx-int8")
     if backend == "openvino":
-        return openvino_runtime(path, threads)
+        return openvino_runtime(path, threads, queries)
     return onnx_runtime(path, threads, spin=not queries)
 
 

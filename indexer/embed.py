@@ -14,11 +14,24 @@ from pathlib import Path
 
 import numpy as np
 
-from indexer.backends import Runtime, check_backend, load_runtime, query_backend_for
+from indexer.backends import (
+    Runtime,
+    check_backend,
+    load_runtime,
+    nominal_precision,
+    precision,
+    query_backend_for,
+    vectors_kind,
+)
 from indexer.errors import ConfigError
 from indexer.settings import Settings
 
 PACKAGED_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+# Batches are padded to a multiple of this many word pieces. In bf16 a text's vector otherwise depends on how
+# far its batch was padded (the attention sum over positions ends in a tail the kernel rounds differently:
+# up to 8e-4 apart); with whole blocks of 16 a text gets the same vector in any batch, alone or as a query,
+# for about 3% of throughput (bench/RESULTS.md "Embedding backends").
+PAD_MULTIPLE = 16
 
 
 def packaged_model_path() -> Path:
@@ -46,10 +59,16 @@ def is_packaged(path: Path) -> bool:
         return False
 
 
-def model_key(name: str, backend: str) -> str:
-    """Identity of a model's vectors: its name, plus the backend unless that is torch fp32 (whose
-    vectors indexes and caches made before backends existed hold under the bare name)."""
-    return name if backend == "torch" else f"{name}@{backend}"
+def model_key(name: str, kind: str) -> str:
+    """Identity of a model's vectors: its name, plus their kind (backends.vectors_kind) unless that is torch
+    fp32 (whose vectors indexes and caches made before backends existed hold under the bare name)."""
+    return name if kind == "torch" else f"{name}@{kind}"
+
+
+def built_kind(model: dict) -> str:
+    """The vectors kind a manifest's model section records (versions older than the field: torch, fp32)."""
+    backend = model.get("backend", "torch")
+    return vectors_kind(backend, model.get("precision") or nominal_precision(backend))
 
 
 def with_context(title: str, text: str) -> str:
@@ -62,7 +81,7 @@ class Embedder:
     use, never at import."""
 
     def __init__(self, model_path: str | Path | None = None, model_name: str | None = None,
-                 batch_size: int = 32, threads: int = 0, backend: str = Settings.backend, export_dir: Path | None = None,
+                 batch_size: int = Settings.batch_size, threads: int = 0, backend: str = Settings.backend, export_dir: Path | None = None,
                  query_backend: str = Settings.query_backend):  # empty: backends.query_backend_for(backend)
         self.model_path = Path(model_path) if model_path else packaged_model_path()
         if not (self.model_path / "config.json").is_file():
@@ -84,10 +103,20 @@ class Embedder:
         return cls(settings.model_path or None, settings.model_name, settings.batch_size, settings.threads,
                    settings.backend, settings.export_path, settings.query_backend)
 
+    @cached_property
+    def precision(self) -> str:
+        """The arithmetic the passages' backend runs in on this machine (fp32, bf16 or int8)."""
+        return precision(self.backend)
+
+    @property
+    def kind(self) -> str:
+        """The passages' backend, with the precision when the CPU picked one its name does not say."""
+        return vectors_kind(self.backend, self.precision)
+
     @property
     def key(self) -> str:
-        """Whose vectors these are, for cache keys: the model, and the backend unless it is torch fp32."""
-        return model_key(self.name, self.backend)
+        """Whose vectors these are, for cache keys: the model, and their kind unless it is torch fp32."""
+        return model_key(self.name, self.kind)
 
     @cached_property
     def runtime(self) -> Runtime:
@@ -98,7 +127,7 @@ class Embedder:
     @cached_property
     def query_runtime(self) -> Runtime:
         """The forward pass for queries: the query backend's, tuned for one short text at a time."""
-        if self.query_backend == self.backend:
+        if self.query_backend == self.backend and self.backend != "openvino":
             return self.runtime
         return load_runtime(self.query_backend, self.model_path, self.fingerprint, self.export_dir, self.threads,
                             list(self.tokenizer.model_input_names), queries=True, variable="NEWSEARCH_QUERY_BACKEND")
@@ -151,7 +180,7 @@ class Embedder:
         """Normalised float32 vectors, shape (len(texts), dim).
 
         Texts are tokenized once, then run longest first in batches padded only to their own longest
-        text, so a batch of short passages costs what short passages cost.
+        text (rounded up to PAD_MULTIPLE), so a batch of short passages costs what short passages cost.
         """
         return self._encode(texts, self.runtime)
 
@@ -161,15 +190,17 @@ class Embedder:
         ids = self.tokenizer(list(texts), truncation=True, max_length=self.max_tokens)["input_ids"]
         order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
         out = np.zeros((len(ids), self.dim), dtype=np.float32)
-        for start in range(0, len(order), self.batch_size):
-            rows = order[start : start + self.batch_size]
-            out[rows] = runtime(self._feeds([ids[i] for i in rows]))
+        batches = [order[start : start + self.batch_size] for start in range(0, len(order), self.batch_size)]
+        feeds = [self._feeds([ids[i] for i in rows]) for rows in batches]
+        many = getattr(runtime, "many", None)  # runtimes with several streams run batches side by side
+        for rows, vectors in zip(batches, many(feeds) if many else map(runtime, feeds)):
+            out[rows] = vectors
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         return np.ascontiguousarray(out / np.maximum(norms, 1e-12), dtype=np.float32)
 
     def _feeds(self, ids: list[list[int]]) -> dict[str, np.ndarray]:
         """One padded batch: token ids, attention mask and (for BERT-like models) segment ids."""
-        width = max(len(row) for row in ids)
+        width = -(-max(len(row) for row in ids) // PAD_MULTIPLE) * PAD_MULTIPLE
         input_ids = np.full((len(ids), width), self.tokenizer.pad_token_id or 0, dtype=np.int64)
         mask = np.zeros((len(ids), width), dtype=np.int64)
         for r, row in enumerate(ids):

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from indexer.cache import EmbeddingCache, cache_key
-from indexer.embed import model_key, with_context
+from indexer.embed import built_kind, model_key, with_context
 from indexer.errors import ConfigError, IndexNotFound
 from indexer.jobs import modified, stale_job_files
 from indexer.leases import LEASES, leased_versions, read_leases, writer_lock
@@ -61,7 +61,7 @@ def needed_keys(index_dir: Path, versions: list[str]) -> set[bytes]:
         version = IndexVersion.open(index_dir, name, verify=False)
         try:
             built = version.manifest["model"]
-            model = model_key(built["name"], built.get("backend", "torch"))
+            model = model_key(built["name"], built_kind(built))
             titled = version.manifest["chunking"].get("title_context", False)
             for title, text in version.meta.conn.execute(
                     "SELECT a.title, p.text FROM passages p JOIN articles a ON a.num = p.article_num"):

@@ -211,7 +211,7 @@ def from_cache(texts: list[str], embedder: Embedder, cache: EmbeddingCache | Non
 def model_info(embedder: Embedder) -> dict:
     """The manifest's description of the model."""
     return {"name": embedder.name, "dim": embedder.dim, "max_seq_length": embedder.max_tokens,
-            "fingerprint": embedder.fingerprint, "backend": embedder.backend}
+            "fingerprint": embedder.fingerprint, "backend": embedder.backend, "precision": embedder.precision}
 
 
 def chunking_info(settings: Settings) -> dict:

@@ -32,11 +32,11 @@ class Settings:
     chunk_overlap: int = 1  # sentences repeated at the start of the next passage
     lead_sentences: int = 2  # with fields=body, the lead (first sentences) is also a passage; 0: never
     fields: str = "title+body"  # what is embedded and keyword-indexed
-    batch_size: int = 32
+    batch_size: int = 16  # passages per batch; 16 beat 32 and 64 on every backend (bench/RESULTS.md)
     cache_dir: str = ""  # embedding cache folder; empty: <index_dir>/cache; "none": no cache
     threads: int = 0  # threads of the embedding backend; 0: its default (all cores)
     backend: str = "openvino"  # embedding runtime: openvino, torch, torch-bf16, onnx, onnx-int8 (bench/RESULTS.md)
-    query_backend: str = ""  # runtime for queries; empty: onnx for openvino/onnx passages, else the passages' backend
+    query_backend: str = ""  # runtime for queries; empty: onnx for fp32 openvino/onnx passages, else the passages' backend
     export_dir: str = ""  # where exported ONNX/OpenVINO files are kept; empty: ~/.cache/newsearch/models
     host: str = "127.0.0.1"
     port: int = 8000

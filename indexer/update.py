@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from indexer.embed import Embedder
+from indexer.embed import Embedder, built_kind
 from indexer.engines import make_engine
 from indexer.errors import ConfigError
 from indexer.leases import leased, writer_lock
@@ -131,13 +131,18 @@ class Base:
 def check_compatible(version: IndexVersion, settings: Settings, embedder: Embedder) -> None:
     """An update can only extend a version built with the same model and chunking."""
     check_model(version.manifest, embedder.name, embedder.dim, settings.index_dir, embedder.fingerprint)
-    built_with = version.manifest.get("model", {}).get("backend", "torch")
-    if built_with != embedder.backend:
-        # Carried vectors come from one backend and new ones would come from another: the result
-        # would no longer equal a rebuild with either.
-        raise ConfigError(f"the published version {version.name} was embedded with backend {built_with}; set "
-                          f"NEWSEARCH_BACKEND={built_with} to update it, or run `news-index build` to re-embed "
-                          f"everything with {embedder.backend}")
+    built = version.manifest.get("model", {})
+    built_with = built.get("backend", "torch")
+    if built_kind(built) != embedder.kind:
+        # Carried vectors come from one backend (or precision) and new ones would come from another: the
+        # result would no longer equal a rebuild with either.
+        if built_with != embedder.backend:
+            todo = f"set NEWSEARCH_BACKEND={built_with} to update it"
+        else:  # same backend, other precision: another CPU (OpenVINO uses bf16 where the CPU has it)
+            todo = f"update it on a CPU where {built_with} runs in {built.get('precision')}"
+        raise ConfigError(f"the published version {version.name} was embedded with {built_kind(built)} and this "
+                          f"machine embeds with {embedder.kind}; {todo}, or run `news-index build` to re-embed "
+                          f"everything with {embedder.kind}")
     built, wanted = version.manifest.get("chunking", {}), chunking_info(settings)
     if built != wanted:
         differs = ", ".join(f"{k}={built.get(k)!r} (now {wanted[k]!r})" for k in wanted if built.get(k) != wanted[k])

@@ -8,11 +8,12 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from indexer.embed import Embedder
+from indexer.embed import Embedder, with_context
 from indexer.errors import ConfigError
 from indexer.pipeline import build
 from indexer.settings import Settings
 from indexer.update import update
+from tests.indexer.test_resume import short_reuters
 from tests.indexer.test_update import wikinews, write_jsonl
 
 PASSAGES = [
@@ -56,6 +57,24 @@ def test_batches_sorted_by_length_give_the_same_vectors_as_one_by_one(embedder):
     assert np.allclose(together, alone, atol=1e-5)
 
 
+def test_a_text_gets_the_same_vector_in_any_batch_and_as_a_query(embedder):
+    # Real passages of many lengths: in bf16 a text padded further used to come out up to 8e-4 apart.
+    texts = [with_context(r["title"], r["body"]) for r in short_reuters(40)]
+    together = embedder.encode(texts)
+    blocks = np.vstack([embedder.encode(texts[i : i + 7]) for i in range(0, len(texts), 7)])
+    alone = np.stack([embedder.encode_query(t) for t in texts[:8]])
+    assert np.allclose(together, blocks, atol=1e-6) and np.allclose(together[:8], alone, atol=1e-6)
+
+
+def test_batches_on_several_streams_come_back_in_their_places(embedder):
+    # One text per batch: every batch goes through OpenVINO's queue of streams, finishing in any order.
+    texts = [" ".join(["wheat"] * n) + f" harvest {n}" for n in (3, 90, 1, 40, 7, 150, 12, 60)]
+    streamed = Embedder(batch_size=1)
+    vectors = streamed.encode(texts)
+    assert streamed.runtime.streams >= 1
+    assert np.allclose(vectors, np.stack([embedder.encode([t])[0] for t in texts]), atol=1e-6)
+
+
 def test_concurrent_queries_are_safe(embedder):
     queries = [f"query number {i} about oil prices" for i in range(24)]
     serial = [embedder.encode_query(q) for q in queries]
@@ -74,20 +93,41 @@ def test_unknown_backend_is_refused_with_the_choices():
 
 
 def test_queries_run_on_the_query_backend_and_land_beside_their_passages(embedder, reference):
-    # The default: passages on OpenVINO, queries on ONNX Runtime (same exported model, fp32 both).
-    assert (embedder.backend, embedder.query_backend) == ("openvino", "onnx")
-    assert embedder.query_runtime is not embedder.runtime
+    # The default: passages on OpenVINO; queries on ONNX Runtime where OpenVINO runs fp32 (same vectors, less
+    # CPU per query), on OpenVINO itself where it runs bf16 (the passages' own vectors, and faster still).
+    expected = "openvino" if embedder.precision == "bf16" else "onnx"
+    assert (embedder.backend, embedder.query_backend) == ("openvino", expected)
+    assert embedder.query_runtime is not embedder.runtime  # OpenVINO compiles queries for latency apart
     as_queries = np.stack([embedder.encode_query(p) for p in PASSAGES])
     assert np.all(np.sum(as_queries * embedder.encode(PASSAGES), axis=1) > 0.99999)
-    assert np.all(np.sum(as_queries * reference, axis=1) > 0.99999)
-    same = Embedder(backend="openvino", query_backend="openvino")
-    assert same.query_runtime is same.runtime
+    # fp32 queries beside bf16 passages (a choice NEWSEARCH_QUERY_BACKEND allows) stay within bf16's rounding.
+    onnx = Embedder(backend="openvino", query_backend="onnx")
+    as_fp32 = np.stack([onnx.encode_query(p) for p in PASSAGES])
+    assert np.all(np.sum(as_fp32 * reference, axis=1) > 0.99999)
+    assert np.all(np.sum(as_fp32 * embedder.encode(PASSAGES), axis=1) > 0.9999)
     # Passages on a backend whose vectors are not fp32 ONNX Runtime's embed queries the same way by default.
     assert [Embedder(backend=b).query_backend for b in ("onnx", "torch", "onnx-int8")] == ["onnx", "torch", "onnx-int8"]
 
 
+def test_precision_is_what_the_cpu_runs_and_names_the_vectors():
+    from indexer.backends import openvino_precision, vectors_kind
+    from indexer.embed import built_kind, model_key
+
+    assert openvino_precision() in ("fp32", "bf16")
+    assert [Embedder(backend=b).precision for b in ("torch", "torch-bf16", "onnx", "onnx-int8")] == [
+        "fp32", "bf16", "fp32", "int8"]
+    assert Embedder(backend="openvino").precision == openvino_precision()
+    # A name's own precision adds nothing (older caches keep their keys); a precision the CPU chose is named.
+    assert [vectors_kind(b, p) for b, p in [("openvino", "fp32"), ("openvino", "bf16"), ("torch-bf16", "bf16"),
+                                            ("torch", "fp32")]] == ["openvino", "openvino-bf16", "torch-bf16", "torch"]
+    assert model_key("m", "torch") == "m" and model_key("m", "openvino-bf16") == "m@openvino-bf16"
+    # Manifests written before the field: every OpenVINO index then was fp32 (the CPUs had no bf16).
+    assert built_kind({"backend": "openvino"}) == "openvino" and built_kind({}) == "torch"
+    assert built_kind({"backend": "openvino", "precision": "bf16"}) == "openvino-bf16"
+
+
 def test_a_server_loads_only_the_query_runtime():
-    server = Embedder()
+    server = Embedder(backend="openvino", query_backend="onnx")
     server.load(queries=True)
     assert server.dim == 384 and "runtime" not in vars(server)
 
@@ -98,9 +138,16 @@ def test_manifest_records_the_backend_and_update_refuses_another(tmp_path, embed
     version = build([tmp_path / "a"], settings, embedder, progress=False).version
     manifest = json.loads((settings.index_dir / version / "manifest.json").read_text())
     assert manifest["model"]["backend"] == embedder.backend == "openvino"
+    assert manifest["model"]["precision"] == embedder.precision
     write_jsonl(tmp_path / "b" / "news.jsonl", wikinews(1, start=50))
     with pytest.raises(ConfigError, match="NEWSEARCH_BACKEND=openvino"):
         update([tmp_path / "b"], settings.replace(backend="onnx"), Embedder(backend="onnx"), progress=False)
+    # The same backend on a CPU that ran another precision (as if built elsewhere) is refused too.
+    other = "fp32" if embedder.precision == "bf16" else "bf16"
+    path = settings.index_dir / version / "manifest.json"
+    path.write_text(json.dumps({**manifest, "model": {**manifest["model"], "precision": other}}))
+    with pytest.raises(ConfigError, match=f"on a CPU where openvino runs in {other}"):
+        update([tmp_path / "b"], settings, embedder, progress=False)
 
 
 def test_cache_keys_are_per_backend(tmp_path, embedder):

@@ -29,7 +29,8 @@ def test_corpus_index_layout_and_manifest(corpus_index):
     assert {p.name for p in folder.iterdir()} == {"manifest.json", "vectors.faiss", "meta.sqlite"}
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["model"] == {"name": "sentence-transformers/all-MiniLM-L6-v2", "dim": 384, "max_seq_length": 256,
-                                 "fingerprint": Embedder().fingerprint, "backend": "openvino"}
+                                 "fingerprint": Embedder().fingerprint, "backend": "openvino",
+                                 "precision": Embedder().precision}
     assert manifest["counts"]["articles"] == 51
     assert manifest["chunking"]["max_tokens"] == 200
     assert set(manifest["files"]) == {"vectors.faiss", "meta.sqlite"}
