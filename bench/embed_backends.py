@@ -73,11 +73,12 @@ def drift(vectors: np.ndarray, reference: np.ndarray, queries: np.ndarray, ref_q
             "mean_top10_overlap": round(float(overlap.mean()), 4), "worst_top10_overlap": float(overlap.min())}
 
 
-def dev_quality(backend: str) -> dict:
-    """nDCG@10 and MRR@10 of dense and hybrid per dev set from the eval runs of this backend, when they exist."""
+def dev_quality(kind: str) -> dict:
+    """nDCG@10 and MRR@10 of dense and hybrid per dev set from the eval runs of this kind of vectors (backend,
+    with the precision where the CPU chose it: `--tag openvino-bf16`), when they exist."""
     out = {}
     for name in ("headlines", "topics"):
-        path = RESULTS / (f"eval-{name}.json" if backend == "torch" else f"eval-{name}-{backend}.json")
+        path = RESULTS / (f"eval-{name}.json" if kind == "torch" else f"eval-{name}-{kind}.json")
         if path.is_file():
             modes = json.loads(path.read_text())["modes"]
             out[name] = {m: {k: modes[m]["means"][k] for k in ("ndcg@10", "mrr@10")}
@@ -89,7 +90,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--backends", nargs="+", choices=BACKENDS, default=list(BACKENDS))
     parser.add_argument("--passages", type=int, default=256, help="256-word-piece passages timed per batch size")
-    parser.add_argument("--batches", nargs="+", type=int, default=[16, 32, 64])
+    parser.add_argument("--batches", nargs="+", type=int, default=[8, 16, 32, 64])
     parser.add_argument("--drift-passages", type=int, default=1000)
     args = parser.parse_args()
     facts = machine_facts()
@@ -111,14 +112,14 @@ def main() -> None:
         speeds = {b: round(throughput(embedder, timed, b), 2) for b in args.batches}
         best = max(speeds.values())
         ceiling = ceiling_rate(backend, rates, bf16_hw)
-        row = {"passages_per_second_256": speeds, "best": best,
+        row = {"precision": embedder.precision, "passages_per_second_256": speeds, "best": best,
                "achieved_gflops": round(best * per_passage / 1e9, 1), "ceiling_gflops": ceiling,
                "fraction_of_ceiling": round(best * per_passage / 1e9 / ceiling, 3),
                "query_ms_p50": query_ms(embedder, queries)}
         if not (backend == "torch-bf16" and not bf16_hw):
             embedder.batch_size = 32
             row["drift"] = drift(embedder.encode(sample), ref_vectors, embedder.encode(queries), ref_queries)
-        row["dev_quality"] = dev_quality(backend)
+        row["dev_quality"] = dev_quality(embedder.kind)
         rows[backend] = row
         print(backend, json.dumps(row), flush=True)
     result = {"benchmark": "embed_backends", "date": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -1,9 +1,9 @@
 """Benchmark: embedding one query at a time, per runtime: latency and CPU per query, alone and with callers
-in parallel (as a server's threads call it), and the vectors' cosine to the passages' backend (OpenVINO).
+in parallel (as a server's threads call it), and the vectors' cosine to the passages' backend (OpenVINO, batched).
 
-Runtimes: OpenVINO as passages use it (latency hint, all cores), ONNX Runtime as the default query backend
-uses it (threads sleep between runs), ONNX Runtime with its default polling threads (as NEWSEARCH_BACKEND=onnx
-runs it), and torch fp32. Every dev query (559) goes through `Embedder.encode_query`: tokenize, pad, run,
+Runtimes: OpenVINO compiled for queries (latency hint, all cores, at the CPU's precision), ONNX Runtime as a
+query backend uses it (threads sleep between runs), ONNX Runtime with its default polling threads (as
+NEWSEARCH_BACKEND=onnx runs it), and torch fp32. Every dev query (559) goes through `Embedder.encode_query`: tokenize, pad, run,
 normalise. Writes bench/results/query_embedding.json. Run: `.venv/bin/python -m bench.query_embedding`.
 """
 
@@ -29,9 +29,10 @@ OUT = ROOT / "bench" / "results" / "query_embedding.json"
 
 
 def runtimes() -> dict[str, Embedder]:
-    """One embedder per measured query runtime, all on the same model files."""
-    out = {name: Embedder(backend="openvino", query_backend=backend)
-           for name, backend in (("openvino", "openvino"), ("onnx (default)", "onnx"), ("torch fp32", "torch"))}
+    """One embedder per measured query runtime, all on the same model files; the default one is marked."""
+    default = Embedder(backend="openvino").query_backend
+    out = {f"{name}{' (default)' if backend == default else ''}": Embedder(backend="openvino", query_backend=backend)
+           for name, backend in (("openvino", "openvino"), ("onnx", "onnx"), ("torch fp32", "torch"))}
     # Queries on the passages' own ONNX Runtime session, whose threads poll for work between runs.
     out["onnx, polling threads"] = Embedder(backend="onnx", query_backend="onnx")
     return out

@@ -63,7 +63,7 @@ def test_a_text_gets_the_same_vector_in_any_batch_and_as_a_query(embedder):
     together = embedder.encode(texts)
     blocks = np.vstack([embedder.encode(texts[i : i + 7]) for i in range(0, len(texts), 7)])
     alone = np.stack([embedder.encode_query(t) for t in texts[:8]])
-    assert np.allclose(together, blocks, atol=1e-6) and np.allclose(together[:8], alone, atol=1e-6)
+    assert np.allclose(together, blocks, atol=1e-5) and np.allclose(together[:8], alone, atol=1e-5)
 
 
 def test_batches_on_several_streams_come_back_in_their_places(embedder):
