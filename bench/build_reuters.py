@@ -37,9 +37,8 @@ def commit() -> str:
     return out.stdout.strip() or "unknown"
 
 
-def embedded_lengths(index_dir: Path, embedder: Embedder) -> list[int]:
-    """Word pieces (special tokens included, truncated as the model truncates) of each distinct text
-    the build embedded, read back from the published version."""
+def embedded_texts(index_dir: Path) -> list[str]:
+    """Each distinct text the build of the published version embedded (title in context where it was), sorted."""
     version = IndexVersion.open(index_dir, verify=False)
     try:
         titled = version.manifest["chunking"].get("title_context", False)
@@ -47,15 +46,21 @@ def embedded_lengths(index_dir: Path, embedder: Embedder) -> list[int]:
             "SELECT a.title, p.text FROM passages p JOIN articles a ON a.num = p.article_num")}
     finally:
         version.close()
-    ids = embedder.tokenizer(sorted(texts), truncation=True, max_length=embedder.max_tokens)["input_ids"]
+    return sorted(texts)
+
+
+def embedded_lengths(index_dir: Path, embedder: Embedder) -> list[int]:
+    """Word pieces (special tokens included, truncated as the model truncates) of each distinct text
+    the build embedded, read back from the published version."""
+    ids = embedder.tokenizer(embedded_texts(index_dir), truncation=True, max_length=embedder.max_tokens)["input_ids"]
     return [len(i) for i in ids]
 
 
-def efficiency(report, lengths: list[int], embedder: Embedder, rates: dict, facts: dict) -> dict:  # noqa: ANN001
+def efficiency(report, lengths: list[int], embedder: Embedder, rates: dict) -> dict:  # noqa: ANN001
     """Achieved GFLOP/s of the embedding stage against the GEMM rate of the backend's precision."""
     shape = model_shape(embedder.model_path)
     achieved = total_flops(lengths, shape) / max(report.embed_seconds, 1e-9) / 1e9
-    ceiling = ceiling_rate(embedder.backend, rates, bf16_hardware(facts))
+    ceiling = ceiling_rate(embedder.precision, rates)
     return {"gemm_gflops": rates, "ceiling_gflops": ceiling, "achieved_gflops": round(achieved, 1),
             "fraction_of_ceiling": round(achieved / ceiling, 3),
             "mean_word_pieces": round(sum(lengths) / len(lengths), 1),
@@ -102,7 +107,7 @@ def main() -> None:
         "index_mb": round(report.index_bytes / 1e6, 1),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "examples": examples,
-        "efficiency": efficiency(report, embedded_lengths(index_dir, embedder), embedder, rates, facts),
+        "efficiency": efficiency(report, embedded_lengths(index_dir, embedder), embedder, rates),
     }
     out = ROOT / "bench" / "results" / f"build_reuters-{tag}-{embedder.kind}.json"
     out.parent.mkdir(parents=True, exist_ok=True)

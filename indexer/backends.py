@@ -6,6 +6,7 @@ The ONNX file the other runtimes read is exported from the sentence-transformers
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import functools
 import logging
@@ -13,7 +14,7 @@ import os
 import tempfile
 import threading
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
@@ -161,13 +162,31 @@ def onnx_runtime(path: Path, threads: int, spin: bool = True) -> Runtime:
     return lambda feeds: session.run(None, {k: v for k, v in feeds.items() if k in names})[0]
 
 
-@functools.cache
-def openvino_precision() -> str:
-    """The precision OpenVINO runs this model at here: bf16 where the CPU has bf16 instructions (its own
-    default there), else fp32."""
-    import openvino
+# NEWSEARCH_OPENVINO_PRECISION: auto is OpenVINO's own default for the CPU (bf16 where it has AVX512-BF16 or AMX).
+OPENVINO_PRECISIONS = ("auto", "fp32", "bf16")
+_HINTS = {"fp32": "f32", "bf16": "bf16"}  # our names -> OpenVINO's element types
+_NAMES = {"f32": "fp32", "bf16": "bf16", "f16": "fp16"}
 
-    return "bf16" if "BF16" in openvino.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES") else "fp32"
+
+def _openvino():  # noqa: ANN202 - the openvino module, imported lazily
+    try:
+        import openvino
+    except ImportError:  # a core dependency: missing means the install did not finish
+        raise ConfigError("backend openvino needs the package openvino: run `make install`, or set "
+                          "NEWSEARCH_BACKEND=onnx") from None
+    return openvino
+
+
+@functools.cache
+def openvino_default_precision() -> str:
+    """OpenVINO's own default precision on this CPU: bf16 where it has bf16 instructions, else fp32."""
+    return _NAMES.get(_openvino().Core().get_property("CPU", "INFERENCE_PRECISION_HINT").to_string(), "fp32")
+
+
+@functools.cache
+def openvino_bf16_capable() -> bool:
+    """True when OpenVINO can run bf16 on this CPU (it may still default to fp32 on some such CPUs)."""
+    return "BF16" in _openvino().Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
 
 
 def nominal_precision(backend: str) -> str:
@@ -175,33 +194,44 @@ def nominal_precision(backend: str) -> str:
     return NOMINAL_PRECISION.get(backend, "fp32")
 
 
-def precision(backend: str) -> str:
-    """The arithmetic a backend computes vectors in on this machine: fp32, bf16 or int8."""
-    return openvino_precision() if backend == "openvino" else nominal_precision(backend)
+def precision(backend: str, openvino: str = "auto") -> str:
+    """The arithmetic a backend computes vectors in on this machine (fp32, bf16 or int8); `openvino` is
+    NEWSEARCH_OPENVINO_PRECISION."""
+    if backend != "openvino":
+        return nominal_precision(backend)
+    check_openvino_precision(openvino)
+    if openvino == "bf16" and not openvino_bf16_capable():
+        raise ConfigError("NEWSEARCH_OPENVINO_PRECISION=bf16 needs a CPU with bf16 instructions (AVX512-BF16 or "
+                          "AMX) and this one has none; set it to auto or fp32")
+    return openvino_default_precision() if openvino == "auto" else openvino
 
 
-def vectors_kind(backend: str, precision: str) -> str:
+def vectors_kind(backend: str, used: str) -> str:
     """What identifies a backend's vectors in cache keys and update checks: the backend's name, with the
-    precision appended when the CPU chose one the name does not imply (OpenVINO on bf16 hardware)."""
-    return backend if precision == nominal_precision(backend) else f"{backend}-{precision}"
+    precision `used` appended when the name does not imply it (OpenVINO in bf16)."""
+    return backend if used == nominal_precision(backend) else f"{backend}-{used}"
 
 
-def openvino_runtime(path: Path, threads: int, queries: bool = False) -> Runtime:
-    """OpenVINO on the CPU at `openvino_precision()`, asked for explicitly so the manifest's record is what ran.
+def openvino_runtime(path: Path, threads: int, queries: bool = False, used: str = "fp32") -> Runtime:
+    """OpenVINO on the CPU in precision `used`, asked for explicitly and read back, so the manifest's record
+    is what ran.
 
     For queries, one stream on every thread (the least latency for one short text); for passages, one stream
     per core, so batches run side by side (`OpenVinoRuntime.many`): on two cores 1.1-1.2x the passages/s of
-    one stream on both (bench/RESULTS.md "Embedding backends").
+    one stream on both (bench/RESULTS.md, bf16 section, "Embedding backends").
     """
-    import openvino
-
+    openvino = _openvino()
     config = {"PERFORMANCE_HINT": "LATENCY" if queries else "THROUGHPUT",
-              "CACHE_DIR": str(path.parent / "openvino-cache"),
-              "INFERENCE_PRECISION_HINT": "bf16" if openvino_precision() == "bf16" else "f32"}
+              "CACHE_DIR": str(path.parent / "openvino-cache"), "INFERENCE_PRECISION_HINT": _HINTS[used]}
     if threads:
         config["INFERENCE_NUM_THREADS"] = threads
     core = openvino.Core()
-    return OpenVinoRuntime(core.compile_model(core.read_model(str(path)), "CPU", config))
+    compiled = core.compile_model(core.read_model(str(path)), "CPU", config)
+    ran = _NAMES.get(compiled.get_property("INFERENCE_PRECISION_HINT").to_string())
+    if ran != used:
+        raise ConfigError(f"OpenVINO compiled the model for {ran} on this CPU, not the {used} asked for; set "
+                          "NEWSEARCH_OPENVINO_PRECISION=auto")
+    return OpenVinoRuntime(compiled)
 
 
 class OpenVinoRuntime:
@@ -223,23 +253,45 @@ class OpenVinoRuntime:
             self.local.request = self.compiled.create_infer_request()
         return self.local.request.infer(self._inputs(feeds))[0].copy()
 
-    def many(self, batches: list[Feeds]) -> list[np.ndarray]:
-        """Outputs of every batch, in order; the batches run on all the model's streams at once."""
-        import openvino
-
-        if self.streams < 2 or len(batches) < 2:
+    def many(self, batches: Iterable[Feeds]) -> list[np.ndarray]:
+        """Outputs of every batch, in order. Up to `streams` batches run at once, each on a request of this
+        call's own (so callers in several threads do not share one); a failed batch raises once every
+        request it started has stopped."""
+        if self.streams < 2:
             return [self(feeds) for feeds in batches]
-        out: list[np.ndarray] = [np.empty(0)] * len(batches)
-
-        def done(request, index: int) -> None:  # noqa: ANN001 - called on OpenVINO's threads
-            out[index] = request.get_output_tensor(0).data.copy()
-
-        queue = openvino.AsyncInferQueue(self.compiled, self.streams)
-        queue.set_callback(done)
-        for index, feeds in enumerate(batches):
-            queue.start_async(self._inputs(feeds), index)
-        queue.wait_all()
+        free = [self.compiled.create_infer_request() for _ in range(self.streams)]
+        running: collections.deque = collections.deque()  # in submission order, so outputs come out in order
+        out: list[np.ndarray] = []
+        try:
+            for feeds in batches:
+                if not free:
+                    out.append(_finished(running[0]))
+                    free.append(running.popleft())
+                request = free.pop()
+                request.start_async(self._inputs(feeds))
+                running.append(request)
+            while running:
+                out.append(_finished(running[0]))
+                running.popleft()
+        except BaseException:
+            for request in running:  # let every started batch end before its inputs and request go away
+                with contextlib.suppress(Exception):
+                    request.wait()
+            raise
         return out
+
+
+def _finished(request) -> np.ndarray:  # noqa: ANN001 - openvino.InferRequest
+    """Wait for a started request (raising its error, if it failed) and copy its output."""
+    request.wait()
+    return request.get_output_tensor(0).data.copy()
+
+
+def check_openvino_precision(value: str) -> None:
+    """Refuse a NEWSEARCH_OPENVINO_PRECISION that is not one of OPENVINO_PRECISIONS, listing them."""
+    if value not in OPENVINO_PRECISIONS:
+        raise ConfigError(f"NEWSEARCH_OPENVINO_PRECISION must be one of {', '.join(OPENVINO_PRECISIONS)}, "
+                          f"not {value!r}")
 
 
 def check_backend(backend: str, variable: str = "NEWSEARCH_BACKEND") -> None:
@@ -248,15 +300,16 @@ def check_backend(backend: str, variable: str = "NEWSEARCH_BACKEND") -> None:
         raise ConfigError(f"{variable} must be one of {', '.join(BACKENDS)}, not {backend!r}")
 
 
-def query_backend_for(backend: str) -> str:
+def query_backend_for(backend: str, openvino: str = "auto") -> str:
     """The default query backend for passages on `backend`: ONNX Runtime (least latency and CPU per query of the
     fp32 runtimes) where it gives the passages' vectors, else the passages' backend itself (OpenVINO in bf16 is
-    faster still for one query: bench/RESULTS.md "Query embedding")."""
-    return "onnx" if backend in FP32_EXPORTS and precision(backend) == "fp32" else backend
+    the fastest allowed one for one query: bench/RESULTS.md, bf16 section, "Query embedding")."""
+    return "onnx" if backend in FP32_EXPORTS and precision(backend, openvino) == "fp32" else backend
 
 
 def load_runtime(backend: str, model_path: Path, fingerprint: str, export_dir: Path, threads: int,
-                 input_names: list[str], queries: bool = False, variable: str = "NEWSEARCH_BACKEND") -> Runtime:
+                 input_names: list[str], queries: bool = False, variable: str = "NEWSEARCH_BACKEND",
+                 openvino: str = "auto") -> Runtime:
     """The runtime a backend names, ready to run (`queries`: tuned for one short text at a time)."""
     check_backend(backend, variable)
     if backend in ("torch", "torch-bf16"):
@@ -264,7 +317,7 @@ def load_runtime(backend: str, model_path: Path, fingerprint: str, export_dir: P
     _require(backend, variable)
     path = exported_onnx(model_path, fingerprint, export_dir, input_names, int8=backend == "onnx-int8")
     if backend == "openvino":
-        return openvino_runtime(path, threads, queries)
+        return openvino_runtime(path, threads, queries, precision(backend, openvino))
     return onnx_runtime(path, threads, spin=not queries)
 
 

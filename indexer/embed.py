@@ -66,7 +66,8 @@ def model_key(name: str, kind: str) -> str:
 
 
 def built_kind(model: dict) -> str:
-    """The vectors kind a manifest's model section records (versions older than the field: torch, fp32)."""
+    """The vectors kind a manifest's model section records. Versions older than the field hold torch's
+    vectors (no backend recorded) or fp32 ones: until the field came, every build ran on CPUs without bf16."""
     backend = model.get("backend", "torch")
     return vectors_kind(backend, model.get("precision") or nominal_precision(backend))
 
@@ -80,14 +81,18 @@ class Embedder:
     """Encodes passages on the configured backend and queries on the query backend; loads each runtime on first
     use, never at import."""
 
+    pad_multiple = PAD_MULTIPLE  # bench/embed_batching.py measures others
+
     def __init__(self, model_path: str | Path | None = None, model_name: str | None = None,
                  batch_size: int = Settings.batch_size, threads: int = 0, backend: str = Settings.backend, export_dir: Path | None = None,
-                 query_backend: str = Settings.query_backend):  # empty: backends.query_backend_for(backend)
+                 query_backend: str = Settings.query_backend,  # empty: backends.query_backend_for(backend)
+                 openvino_precision: str = Settings.openvino_precision):
         self.model_path = Path(model_path) if model_path else packaged_model_path()
         if not (self.model_path / "config.json").is_file():
             raise ConfigError(f"{self.model_path} is not a sentence-transformers model folder (no config.json)")
         check_backend(backend)
-        query_backend = query_backend or query_backend_for(backend)
+        self.openvino_precision = openvino_precision
+        query_backend = query_backend or query_backend_for(backend, openvino_precision)
         check_backend(query_backend, "NEWSEARCH_QUERY_BACKEND")
         self.name = model_name or (PACKAGED_MODEL if is_packaged(self.model_path) else self.model_path.name)
         self.batch_size = batch_size
@@ -101,12 +106,12 @@ class Embedder:
     def from_settings(cls, settings: Settings) -> Embedder:
         """The embedder the settings describe."""
         return cls(settings.model_path or None, settings.model_name, settings.batch_size, settings.threads,
-                   settings.backend, settings.export_path, settings.query_backend)
+                   settings.backend, settings.export_path, settings.query_backend, settings.openvino_precision)
 
     @cached_property
     def precision(self) -> str:
         """The arithmetic the passages' backend runs in on this machine (fp32, bf16 or int8)."""
-        return precision(self.backend)
+        return precision(self.backend, self.openvino_precision)
 
     @property
     def kind(self) -> str:
@@ -122,7 +127,7 @@ class Embedder:
     def runtime(self) -> Runtime:
         """The backend's forward pass, loaded (and the model exported, if it needs that) on first use."""
         return load_runtime(self.backend, self.model_path, self.fingerprint, self.export_dir, self.threads,
-                            list(self.tokenizer.model_input_names))
+                            list(self.tokenizer.model_input_names), openvino=self.openvino_precision)
 
     @cached_property
     def query_runtime(self) -> Runtime:
@@ -130,7 +135,8 @@ class Embedder:
         if self.query_backend == self.backend and self.backend != "openvino":
             return self.runtime
         return load_runtime(self.query_backend, self.model_path, self.fingerprint, self.export_dir, self.threads,
-                            list(self.tokenizer.model_input_names), queries=True, variable="NEWSEARCH_QUERY_BACKEND")
+                            list(self.tokenizer.model_input_names), queries=True, variable="NEWSEARCH_QUERY_BACKEND",
+                            openvino=self.openvino_precision)
 
     def load(self, queries: bool = False) -> None:
         """Load the passages' runtime (with `queries`, the queries' one) now rather than at first use (servers
@@ -180,7 +186,7 @@ class Embedder:
         """Normalised float32 vectors, shape (len(texts), dim).
 
         Texts are tokenized once, then run longest first in batches padded only to their own longest
-        text (rounded up to PAD_MULTIPLE), so a batch of short passages costs what short passages cost.
+        text (rounded up to `pad_multiple`), so a batch of short passages costs what short passages cost.
         """
         return self._encode(texts, self.runtime)
 
@@ -190,9 +196,12 @@ class Embedder:
         ids = self.tokenizer(list(texts), truncation=True, max_length=self.max_tokens)["input_ids"]
         order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
         out = np.zeros((len(ids), self.dim), dtype=np.float32)
-        batches = [order[start : start + self.batch_size] for start in range(0, len(order), self.batch_size)]
-        feeds = [self._feeds([ids[i] for i in rows]) for rows in batches]
-        many = getattr(runtime, "many", None)  # runtimes with several streams run batches side by side
+        # A runtime with several streams runs batches side by side: give each stream one when there are few.
+        streams = getattr(runtime, "streams", 1)
+        size = max(1, min(self.batch_size, -(-len(ids) // streams)))
+        batches = [order[start : start + size] for start in range(0, len(order), size)]
+        feeds = (self._feeds([ids[i] for i in rows]) for rows in batches)  # made as the runtime takes them
+        many = getattr(runtime, "many", None)
         for rows, vectors in zip(batches, many(feeds) if many else map(runtime, feeds)):
             out[rows] = vectors
         norms = np.linalg.norm(out, axis=1, keepdims=True)
@@ -200,7 +209,9 @@ class Embedder:
 
     def _feeds(self, ids: list[list[int]]) -> dict[str, np.ndarray]:
         """One padded batch: token ids, attention mask and (for BERT-like models) segment ids."""
-        width = -(-max(len(row) for row in ids) // PAD_MULTIPLE) * PAD_MULTIPLE
+        longest = max(len(row) for row in ids)
+        # Never past what the model reads (its position table may end there).
+        width = min(-(-longest // self.pad_multiple) * self.pad_multiple, max(self.max_tokens, longest))
         input_ids = np.full((len(ids), width), self.tokenizer.pad_token_id or 0, dtype=np.int64)
         mask = np.zeros((len(ids), width), dtype=np.int64)
         for r, row in enumerate(ids):

@@ -76,13 +76,15 @@ class ChunkArticles:
 class EmbedPassages:
     """Ray actor: the embedding model, loaded once per actor, encoding batches of passage texts."""
 
-    def __init__(self, model_path: str, model_name: str, batch_size: int, backend: str, export_dir: str, kind: str):
+    def __init__(self, model_path: str, model_name: str, batch_size: int, backend: str, export_dir: str, kind: str,
+                 openvino_precision: str = "auto"):
         # One thread per actor: the pool runs one actor per CPU.
-        self.embedder = Embedder(model_path or None, model_name, batch_size, 1, backend, Path(export_dir))
+        self.embedder = Embedder(model_path or None, model_name, batch_size, 1, backend, Path(export_dir),
+                                 openvino_precision=openvino_precision)
         if self.embedder.kind != kind:
             # A node whose CPU picks another precision would mix its vectors into the job's under the job's key.
             raise ConfigError(f"a Ray worker embeds with {self.embedder.kind} but the job embeds with {kind}; run "
-                              f"the job on nodes of one CPU kind, or set NEWSEARCH_BACKEND=onnx (fp32 everywhere)")
+                              f"the job on nodes of one CPU kind, or set NEWSEARCH_OPENVINO_PRECISION=fp32")
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
         return {"row": batch["row"], "vector": self.embedder.encode([str(t) for t in batch["text"]])}
@@ -206,7 +208,8 @@ class RayEngine(EngineBase):
             EmbedPassages, batch_size=self.settings.batch_size * 4, compute=self._actors(), num_cpus=1,
             fn_constructor_kwargs={**self._model(), "model_name": self.embedder.name,
                                    "batch_size": self.settings.batch_size, "backend": self.embedder.backend,
-                                   "export_dir": str(self.embedder.export_dir), "kind": self.embedder.kind})
+                                   "export_dir": str(self.embedder.export_dir), "kind": self.embedder.kind,
+                                   "openvino_precision": self.embedder.openvino_precision})
         done = 0
         with tqdm(total=len(unique), desc="embedding (ray)", unit=" passages", disable=not self.progress) as bar:
             for batch in ds.iter_batches(batch_size=self.settings.checkpoint_passages, batch_format="numpy"):

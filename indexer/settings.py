@@ -13,7 +13,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, get_type_hints
 
-from indexer.backends import check_backend
+from indexer.backends import check_backend, check_openvino_precision
 from indexer.errors import ConfigError
 from indexer.vectors import FLAT_LIMIT, HNSW_LIMIT
 
@@ -37,6 +37,7 @@ class Settings:
     threads: int = 0  # threads of the embedding backend; 0: its default (all cores)
     backend: str = "openvino"  # embedding runtime: openvino, torch, torch-bf16, onnx, onnx-int8 (bench/RESULTS.md)
     query_backend: str = ""  # runtime for queries; empty: onnx for fp32 openvino/onnx passages, else the passages' backend
+    openvino_precision: str = "auto"  # OpenVINO's arithmetic: auto (bf16 where the CPU has it, else fp32), fp32, bf16
     export_dir: str = ""  # where exported ONNX/OpenVINO files are kept; empty: ~/.cache/newsearch/models
     host: str = "127.0.0.1"
     port: int = 8000
@@ -122,6 +123,7 @@ class Settings:
         if self.default_mode not in ("hybrid", "dense", "keyword"):
             raise ConfigError("NEWSEARCH_DEFAULT_MODE must be hybrid, dense or keyword")
         check_backend(self.backend)
+        check_openvino_precision(self.openvino_precision)
         if self.query_backend:
             check_backend(self.query_backend, "NEWSEARCH_QUERY_BACKEND")
         if self.engine not in ("local", "ray"):

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from indexer.backends import nominal_precision
 from indexer.embed import Embedder, built_kind
 from indexer.engines import make_engine
 from indexer.errors import ConfigError
@@ -128,6 +129,14 @@ class Base:
         return out
 
 
+def _how_to_match(built_with: str, built: dict) -> str:
+    """What setting makes this process embed as a version's build did."""
+    if built_with != "openvino":
+        return f"set NEWSEARCH_BACKEND={built_with}"
+    used = built.get("precision") or nominal_precision(built_with)
+    return f"set NEWSEARCH_BACKEND=openvino and NEWSEARCH_OPENVINO_PRECISION={used} (bf16 needs a CPU that has it)"
+
+
 def check_compatible(version: IndexVersion, settings: Settings, embedder: Embedder) -> None:
     """An update can only extend a version built with the same model and chunking."""
     check_model(version.manifest, embedder.name, embedder.dim, settings.index_dir, embedder.fingerprint)
@@ -136,13 +145,9 @@ def check_compatible(version: IndexVersion, settings: Settings, embedder: Embedd
     if built_kind(built) != embedder.kind:
         # Carried vectors come from one backend (or precision) and new ones would come from another: the
         # result would no longer equal a rebuild with either.
-        if built_with != embedder.backend:
-            todo = f"set NEWSEARCH_BACKEND={built_with} to update it"
-        else:  # same backend, other precision: another CPU (OpenVINO uses bf16 where the CPU has it)
-            todo = f"update it on a CPU where {built_with} runs in {built.get('precision')}"
         raise ConfigError(f"the published version {version.name} was embedded with {built_kind(built)} and this "
-                          f"machine embeds with {embedder.kind}; {todo}, or run `news-index build` to re-embed "
-                          f"everything with {embedder.kind}")
+                          f"process embeds with {embedder.kind}; {_how_to_match(built_with, built)} to update it, "
+                          f"or run `news-index build` to re-embed everything with {embedder.kind}")
     built, wanted = version.manifest.get("chunking", {}), chunking_info(settings)
     if built != wanted:
         differs = ", ".join(f"{k}={built.get(k)!r} (now {wanted[k]!r})" for k in wanted if built.get(k) != wanted[k])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -67,12 +68,25 @@ def test_a_text_gets_the_same_vector_in_any_batch_and_as_a_query(embedder):
 
 
 def test_batches_on_several_streams_come_back_in_their_places(embedder):
-    # One text per batch: every batch goes through OpenVINO's queue of streams, finishing in any order.
+    # One text per batch: the batches run on OpenVINO's streams side by side and finish in any order.
     texts = [" ".join(["wheat"] * n) + f" harvest {n}" for n in (3, 90, 1, 40, 7, 150, 12, 60)]
     streamed = Embedder(batch_size=1)
     vectors = streamed.encode(texts)
-    assert streamed.runtime.streams >= 1
+    assert streamed.runtime.streams >= min(2, os.cpu_count() or 1)
     assert np.allclose(vectors, np.stack([embedder.encode([t])[0] for t in texts]), atol=1e-6)
+
+
+def test_a_failed_batch_among_streamed_ones_raises_and_leaves_the_runtime_usable(embedder):
+    runtime = embedder.runtime
+    good = embedder._feeds([[101, 2054, 102], [101, 102]])
+    bad = {name: array[:, :, None] for name, array in good.items()}  # a rank the model cannot take
+    with ThreadPoolExecutor(1) as pool:  # a hang would show as a timeout, not a stuck test run
+        failed = pool.submit(runtime.many, [good, good, bad, good, good])
+        with pytest.raises(Exception) as caught:
+            failed.result(timeout=60)
+    assert not isinstance(caught.value, TimeoutError)
+    again = runtime.many([good, good, good])
+    assert len(again) == 3 and all(np.array_equal(v, again[0]) for v in again)
 
 
 def test_concurrent_queries_are_safe(embedder):
@@ -110,20 +124,50 @@ def test_queries_run_on_the_query_backend_and_land_beside_their_passages(embedde
 
 
 def test_precision_is_what_the_cpu_runs_and_names_the_vectors():
-    from indexer.backends import openvino_precision, vectors_kind
+    from indexer.backends import openvino_default_precision, vectors_kind
     from indexer.embed import built_kind, model_key
 
-    assert openvino_precision() in ("fp32", "bf16")
+    assert openvino_default_precision() in ("fp32", "bf16")
     assert [Embedder(backend=b).precision for b in ("torch", "torch-bf16", "onnx", "onnx-int8")] == [
         "fp32", "bf16", "fp32", "int8"]
-    assert Embedder(backend="openvino").precision == openvino_precision()
+    assert Embedder(backend="openvino").precision == openvino_default_precision()
     # A name's own precision adds nothing (older caches keep their keys); a precision the CPU chose is named.
     assert [vectors_kind(b, p) for b, p in [("openvino", "fp32"), ("openvino", "bf16"), ("torch-bf16", "bf16"),
                                             ("torch", "fp32")]] == ["openvino", "openvino-bf16", "torch-bf16", "torch"]
     assert model_key("m", "torch") == "m" and model_key("m", "openvino-bf16") == "m@openvino-bf16"
-    # Manifests written before the field: every OpenVINO index then was fp32 (the CPUs had no bf16).
+    # Manifests written before the field: OpenVINO indexes then were built on CPUs without bf16, so fp32.
     assert built_kind({"backend": "openvino"}) == "openvino" and built_kind({}) == "torch"
     assert built_kind({"backend": "openvino", "precision": "bf16"}) == "openvino-bf16"
+
+
+@pytest.mark.parametrize("cpu", ["fp32", "bf16"])
+def test_defaults_follow_the_cpus_precision(cpu, monkeypatch):
+    # Both kinds of CPU, whichever this one is: fp32 OpenVINO passages take ONNX Runtime queries (same vectors).
+    monkeypatch.setattr("indexer.backends.openvino_default_precision", lambda: cpu)
+    embedder = Embedder()
+    assert (embedder.precision, embedder.kind) == (cpu, "openvino" if cpu == "fp32" else "openvino-bf16")
+    assert embedder.query_backend == ("onnx" if cpu == "fp32" else "openvino")
+
+
+def test_openvino_precision_can_be_set(reference, monkeypatch):
+    fp32 = Embedder(openvino_precision="fp32")
+    assert (fp32.precision, fp32.kind, fp32.query_backend) == ("fp32", "openvino", "onnx")
+    assert (fp32.encode(PASSAGES) * reference).sum(axis=1).min() > 0.99999  # fp32 OpenVINO is fp32 torch's
+    with pytest.raises(ConfigError, match="NEWSEARCH_OPENVINO_PRECISION must be one of auto, fp32, bf16"):
+        Settings.from_env({"NEWSEARCH_OPENVINO_PRECISION": "int4"})
+    monkeypatch.setattr("indexer.backends.openvino_bf16_capable", lambda: False)
+    with pytest.raises(ConfigError, match="needs a CPU with bf16 instructions"):
+        _ = Embedder(openvino_precision="bf16").precision
+
+
+def test_a_ray_worker_of_another_precision_refuses_to_embed():
+    pytest.importorskip("ray")
+    from indexer.ray_engine import EmbedPassages
+
+    ours = Embedder()
+    with pytest.raises(ConfigError, match="a Ray worker embeds with"):
+        EmbedPassages("", ours.name, 16, "openvino", str(ours.export_dir), kind="openvino-fp16")
+    assert EmbedPassages("", ours.name, 16, "openvino", str(ours.export_dir), kind=ours.kind).embedder.kind == ours.kind
 
 
 def test_a_server_loads_only_the_query_runtime():
@@ -142,12 +186,28 @@ def test_manifest_records_the_backend_and_update_refuses_another(tmp_path, embed
     write_jsonl(tmp_path / "b" / "news.jsonl", wikinews(1, start=50))
     with pytest.raises(ConfigError, match="NEWSEARCH_BACKEND=openvino"):
         update([tmp_path / "b"], settings.replace(backend="onnx"), Embedder(backend="onnx"), progress=False)
-    # The same backend on a CPU that ran another precision (as if built elsewhere) is refused too.
+    # The same backend in another precision (as if built on another CPU) is refused too, saying how to match it.
     other = "fp32" if embedder.precision == "bf16" else "bf16"
     path = settings.index_dir / version / "manifest.json"
     path.write_text(json.dumps({**manifest, "model": {**manifest["model"], "precision": other}}))
-    with pytest.raises(ConfigError, match=f"on a CPU where openvino runs in {other}"):
+    with pytest.raises(ConfigError, match=f"NEWSEARCH_OPENVINO_PRECISION={other}"):
         update([tmp_path / "b"], settings, embedder, progress=False)
+
+
+def test_an_index_from_before_the_precision_field_updates_in_fp32(tmp_path, embedder):
+    settings = Settings(index_dir=tmp_path / "idx", openvino_precision="fp32")
+    fp32 = Embedder.from_settings(settings)
+    write_jsonl(tmp_path / "a" / "news.jsonl", wikinews(2))
+    version = build([tmp_path / "a"], settings, fp32, progress=False).version
+    path = settings.index_dir / version / "manifest.json"
+    manifest = json.loads(path.read_text())
+    del manifest["model"]["precision"]  # as every version written before the field
+    path.write_text(json.dumps(manifest))
+    write_jsonl(tmp_path / "b" / "news.jsonl", wikinews(1, start=50))
+    if embedder.precision != "fp32":  # this CPU's default differs: refused, naming the setting that matches
+        with pytest.raises(ConfigError, match="NEWSEARCH_OPENVINO_PRECISION=fp32"):
+            update([tmp_path / "b"], settings.replace(openvino_precision="auto"), embedder, progress=False)
+    assert update([tmp_path / "b"], settings, fp32, progress=False).embedded > 0
 
 
 def test_cache_keys_are_per_backend(tmp_path, embedder):
