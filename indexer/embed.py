@@ -65,11 +65,15 @@ def model_key(name: str, kind: str) -> str:
     return name if kind == "torch" else f"{name}@{kind}"
 
 
+def built_precision(model: dict) -> str:
+    """The precision a manifest's model section records. Versions older than the field hold torch's vectors
+    (no backend recorded) or fp32 ones: until the field came, every build ran on CPUs without bf16."""
+    return model.get("precision") or nominal_precision(model.get("backend", "torch"))
+
+
 def built_kind(model: dict) -> str:
-    """The vectors kind a manifest's model section records. Versions older than the field hold torch's
-    vectors (no backend recorded) or fp32 ones: until the field came, every build ran on CPUs without bf16."""
-    backend = model.get("backend", "torch")
-    return vectors_kind(backend, model.get("precision") or nominal_precision(backend))
+    """The vectors kind a manifest's model section records (see built_precision for older versions)."""
+    return vectors_kind(model.get("backend", "torch"), built_precision(model))
 
 
 def with_context(title: str, text: str) -> str:

@@ -14,8 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from indexer.backends import nominal_precision
-from indexer.embed import Embedder, built_kind
+from indexer.embed import Embedder, built_kind, built_precision
 from indexer.engines import make_engine
 from indexer.errors import ConfigError
 from indexer.leases import leased, writer_lock
@@ -133,21 +132,21 @@ def _how_to_match(built_with: str, built: dict) -> str:
     """What setting makes this process embed as a version's build did."""
     if built_with != "openvino":
         return f"set NEWSEARCH_BACKEND={built_with}"
-    used = built.get("precision") or nominal_precision(built_with)
-    return f"set NEWSEARCH_BACKEND=openvino and NEWSEARCH_OPENVINO_PRECISION={used} (bf16 needs a CPU that has it)"
+    return (f"set NEWSEARCH_BACKEND=openvino and NEWSEARCH_OPENVINO_PRECISION={built_precision(built)} "
+            "(bf16 needs a CPU that has it)")
 
 
 def check_compatible(version: IndexVersion, settings: Settings, embedder: Embedder) -> None:
     """An update can only extend a version built with the same model and chunking."""
     check_model(version.manifest, embedder.name, embedder.dim, settings.index_dir, embedder.fingerprint)
     built = version.manifest.get("model", {})
-    built_with = built.get("backend", "torch")
-    if built_kind(built) != embedder.kind:
+    kind = built_kind(built)
+    if kind != embedder.kind:
         # Carried vectors come from one backend (or precision) and new ones would come from another: the
         # result would no longer equal a rebuild with either.
-        raise ConfigError(f"the published version {version.name} was embedded with {built_kind(built)} and this "
-                          f"process embeds with {embedder.kind}; {_how_to_match(built_with, built)} to update it, "
-                          f"or run `news-index build` to re-embed everything with {embedder.kind}")
+        raise ConfigError(f"the published version {version.name} was embedded with {kind} and this process "
+                          f"embeds with {embedder.kind}; {_how_to_match(built.get('backend', 'torch'), built)} to "
+                          f"update it, or run `news-index build` to re-embed everything with {embedder.kind}")
     built, wanted = version.manifest.get("chunking", {}), chunking_info(settings)
     if built != wanted:
         differs = ", ".join(f"{k}={built.get(k)!r} (now {wanted[k]!r})" for k in wanted if built.get(k) != wanted[k])
