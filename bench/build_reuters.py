@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.flops import ceiling_rate, gemm_rates, model_shape, passage_flops, total_flops
-from bench.machine import bf16_hardware, machine_facts
+from bench.machine import machine_facts
 from indexer.embed import Embedder, with_context
 from indexer.pipeline import build
 from indexer.settings import Settings
@@ -79,8 +79,7 @@ def main() -> None:
         shutil.rmtree(index_dir)
     settings = Settings.from_env(index_dir=index_dir, fields=args.fields)
     embedder = Embedder.from_settings(settings)
-    facts = machine_facts()
-    rates = gemm_rates(bf16_hardware=bf16_hardware(facts))
+    facts, rates = machine_facts(), gemm_rates()
     t0 = time.perf_counter()
     embedder.load()  # model load timed separately from the build
     load_seconds = time.perf_counter() - t0

@@ -20,8 +20,8 @@ import numpy as np
 from bench.build_reuters import REUTERS, ROOT, commit
 from bench.eval_reuters import dev_queries
 from bench.flops import ceiling_rate, gemm_rates, model_shape, passage_flops
-from bench.machine import bf16_hardware, machine_facts
-from indexer.backends import BACKENDS
+from bench.machine import machine_facts
+from indexer.backends import BACKENDS, openvino_bf16_capable
 from indexer.embed import Embedder, with_context
 from indexer.settings import Settings
 
@@ -94,9 +94,8 @@ def main() -> None:
     parser.add_argument("--batches", nargs="+", type=int, default=[8, 16, 32, 64])
     parser.add_argument("--drift-passages", type=int, default=1000)
     args = parser.parse_args()
-    facts = machine_facts()
-    bf16_hw = bf16_hardware(facts)
-    rates = gemm_rates(bf16_hardware=bf16_hw)
+    facts, rates = machine_facts(), gemm_rates()
+    bf16_hw = openvino_bf16_capable()
     long_texts = reuters_texts(args.passages, min_words=260)
     sample, queries = reuters_texts(args.drift_passages), dev_queries()
     reference = Embedder(backend="torch")

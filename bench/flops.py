@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from indexer.backends import openvino_bf16_capable
+
 
 def model_shape(model_path: Path) -> tuple[int, int, int]:
     """(layers, hidden size, feed-forward size) from a transformers config.json."""
@@ -40,9 +42,10 @@ def _rate(multiply, flops: float, seconds: float = 2.0) -> float:  # noqa: ANN00
     return flops * runs / (time.perf_counter() - started) / 1e9
 
 
-def gemm_rates(n: int = 2048, seconds: float = 2.0, bf16_hardware: bool = False) -> dict[str, float]:
+def gemm_rates(n: int = 2048, seconds: float = 2.0) -> dict[str, float]:
     """GFLOP/s of an n×n matrix product in every library that runs the model here: numpy (OpenBLAS), torch
-    and OpenVINO (oneDNN) in fp32, and torch and OpenVINO in bf16.
+    and OpenVINO (oneDNN) in fp32, and torch and OpenVINO in bf16 (at full size where the CPU has bf16, as
+    the library's `openvino_bf16_capable` tells).
 
     OpenBLAS may pick an older kernel than the CPU has (its Haswell one on Zen 5, half the AVX-512 rate), so
     the fp32 ceiling is the best of the three libraries, not numpy's alone.
@@ -55,7 +58,7 @@ def gemm_rates(n: int = 2048, seconds: float = 2.0, bf16_hardware: bool = False)
     flops = 2.0 * n**3
     rates = {"numpy_fp32": _rate(lambda: a @ b, flops, seconds), "torch_fp32": _rate(lambda: ta @ tb, flops, seconds),
              "openvino_fp32": _openvino_rate(a, b, "f32", seconds)}
-    if bf16_hardware:
+    if openvino_bf16_capable():
         ha, hb = ta.bfloat16(), tb.bfloat16()
         rates["torch_bf16"] = _rate(lambda: ha @ hb, flops, seconds)
         rates["openvino_bf16"] = _openvino_rate(a, b, "bf16", seconds)

@@ -19,11 +19,6 @@ def memory_kb(pid: int | str = "self") -> dict[str, int]:
         return {name: int(value.split()[0]) for name, value in fields}
 
 
-def bf16_hardware(facts: dict) -> bool:
-    """True when the CPU multiplies bf16 in hardware (AVX512-BF16 or AMX), so bf16 is the precision to use."""
-    return "avx512_bf16" in facts["simd"] or "amx_tile" in facts["simd"]
-
-
 def machine_facts() -> dict:
     """CPU model, which SIMD extensions it has, cores usable, RAM, and the numpy/FAISS builds."""
     lscpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
