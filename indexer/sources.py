@@ -173,6 +173,11 @@ def _json_line(line: bytes, origin: str) -> Any:
     return value
 
 
+def lone_surrogate(text: str) -> bool:
+    """True if `text` holds a UTF-16 surrogate on its own, which cannot be encoded, hashed or stored."""
+    return _SURROGATE.search(text) is not None
+
+
 def unstorable(value: Any, limit: int) -> str | None:
     """Why a parsed JSON value cannot be indexed: "depth" if lists and objects nest more than `limit`
     levels, else the top-level field holding a lone surrogate in a key or string; None if neither."""
