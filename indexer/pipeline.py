@@ -20,7 +20,7 @@ from indexer.leases import writer_lock
 from indexer.records import Article, Passage, RawArticle
 from indexer.settings import Settings
 from indexer.sources import CorpusReader, Problem
-from indexer.store import list_versions, publish, write_version
+from indexer.store import list_versions, publish_new, write_version
 
 EMBED_BLOCK = 256  # passages per cache commit (checkpoint) and progress update
 
@@ -268,7 +268,7 @@ def build(paths: Sequence[Path], settings: Settings, embedder: Embedder, strict:
         if on_progress:
             on_progress("writing", 0, 1)
         version = write_prepared(settings.index_dir, prepared, passages, vectors, embedder, settings)
-        publish(settings.index_dir, version)
+        publish_new(settings.index_dir, version)
     size = sum(f.stat().st_size for f in (settings.index_dir / version).iterdir())
     return BuildReport(version, len(prepared.articles), len(passages), prepared.problems,
                        time.perf_counter() - started, embed_seconds, embedded, size)

@@ -22,7 +22,7 @@ from indexer.pipeline import Prepared, ProgressFn, chunking_info, cut_short, emb
 from indexer.records import Article, Passage
 from indexer.settings import Settings
 from indexer.sources import Problem
-from indexer.store import IndexVersion, check_model, current_version, publish
+from indexer.store import IndexVersion, check_model, current_version, publish_new
 
 
 @dataclass
@@ -223,7 +223,7 @@ def update(paths: Sequence[Path], settings: Settings, embedder: Embedder, delete
         if on_progress:
             on_progress("writing", 0, 1)
         name = write_prepared(index_dir, prepared, passages, vectors, embedder, settings)
-        publish(index_dir, name)
+        publish_new(index_dir, name)
     return UpdateReport(name, base_name, True, len(changes.added), len(changes.changed), len(deleted),
                         len(changes.unchanged), len(kept), len(articles), len(passages), embedded, carried,
                         prepared.problems, time.perf_counter() - started)
