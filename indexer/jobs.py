@@ -137,9 +137,8 @@ def tee_output(proc: subprocess.Popen, log: BinaryIO, tail: deque[str]) -> None:
             if not log.closed:
                 try:
                     log.write(line)
-                    log.flush()
                 except OSError:
-                    log.close()
+                    log.close()  # unbuffered: nothing left to flush, so closing cannot fail too
 
 
 class JobRunner:
@@ -170,7 +169,7 @@ class JobRunner:
             job.status_path, job.log_path = folder / f"{job.id}.json", folder / f"{job.id}.log"
             try:
                 folder.mkdir(parents=True, exist_ok=True)
-                log = open(job.log_path, "wb")  # the tee thread owns and closes it
+                log = open(job.log_path, "wb", buffering=0)  # the tee thread owns and closes it
             except OSError as exc:
                 raise StorageError(f"cannot start a re-index job: {exc.filename or folder}: {exc.strerror or exc}; "
                                    f"make {self.settings.index_dir} writable by the server (and free disk space)"
