@@ -113,7 +113,7 @@ def create_app(settings: Settings | None = None, holder: SearcherHolder | None =
         searcher = served(request.app)
         return {"status": "ok", "index_version": searcher.name if searcher else None}
 
-    @app.get("/stats", response_model=StatsOut, dependencies=keyed)
+    @app.get("/stats", response_model=StatsOut, dependencies=keyed, responses={c: ERRORS[c] for c in (401, 503)})
     def stats(searcher: SearcherDep) -> dict:
         """Index version, counts, model, dates and sources."""
         return searcher.stats()
