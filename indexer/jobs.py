@@ -156,6 +156,8 @@ class JobRunner:
         if not paths:
             raise BadQuery("paths: name the corpus files or folders to read (or set NEWSEARCH_REINDEX_PATHS)",
                            "paths")
+        if any(not p.strip() for p in paths):  # Path("") is the server's working folder: never what was meant
+            raise BadQuery("paths: an empty path names no corpus; give files or folders", "paths")
         missing = [p for p in paths if not Path(p).exists()]
         if missing:
             raise BadQuery(f"paths: {missing[0]} does not exist on the server", "paths")
