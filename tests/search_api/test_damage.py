@@ -52,3 +52,20 @@ def test_a_damaged_database_is_a_503_not_ready_and_counted_until_a_good_version_
         assert client.get("/readyz").status_code == 200
         assert client.get("/search", params={"q": "oil prices", "mode": "keyword"}).status_code == 200
         assert samples(client.get("/metrics").text)[("newsearch_index_readable", ())] == 1
+
+
+@pytest.mark.slow
+def test_a_damaged_new_version_falls_back_to_the_older_one_still_open(tmp_path, embedder):
+    from tests.search_api.test_reload import served_v0_with_v1_published
+
+    settings = Settings(index_dir=tmp_path / "idx", reload_interval=0)
+    holder, v0, v1 = served_v0_with_v1_published(tmp_path, settings, embedder)
+    with holder.use() as in_flight:  # a request still running on v0 keeps it open through the swap
+        holder.reload()
+        assert holder.current.name == v1 and in_flight.name == v0
+        damage(settings.index_dir / v1 / "meta.sqlite")
+        holder.mark_damaged(v1, "database disk image is malformed")
+        assert holder.current.name == v0 and holder.fault is None  # served again, ready
+    with holder.use() as searcher:
+        assert searcher.stats()["index_version"] == v0
+    holder.close()
