@@ -234,7 +234,8 @@ def chunk_article(article: Article, count: TokenCounter, max_tokens: int = 200, 
             lead_tokens = count(body[lead[0] : lead[1]])
             if lead_tokens <= max_tokens:
                 planned = [(lead, lead_tokens), *planned]
+    # Passage ids have room for so many ordinals; the pipeline reports the article as cut short.
     return [
         Passage(passage_id(article.id, n), article.id, n, body[s:e], s, e, tokens)
-        for n, ((s, e), tokens) in enumerate(planned)
+        for n, ((s, e), tokens) in enumerate(planned[:MAX_PASSAGES_PER_ARTICLE])
     ]

@@ -65,8 +65,15 @@ def cmd_build(args: argparse.Namespace) -> int:
 
     settings = settings_from(args)
     report = build(args.paths, settings, Embedder.from_settings(settings), strict=args.strict, progress=not args.quiet)
+    print_problems(report.problems)
     print(report.summary())
     return 0
+
+
+def print_problems(problems: Sequence[object]) -> None:
+    """Each skipped file or record on its own stderr line, `path[:line]: reason`."""
+    for problem in problems:
+        print(problem, file=sys.stderr)
 
 
 def cmd_update(args: argparse.Namespace) -> int:
@@ -81,6 +88,7 @@ def cmd_update(args: argparse.Namespace) -> int:
                     strict=args.strict, progress=not args.quiet, on_progress=status.progress if status else None)
     if status:
         status.finish(report)
+    print_problems(report.problems)
     print(report.summary())
     return 0
 

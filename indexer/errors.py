@@ -77,3 +77,9 @@ class IndexBusy(NewsearchError):
     """Another build, update or gc is writing the index folder, or a re-index job is already running."""
 
     http_status = 409
+
+
+class StorageError(NewsearchError):
+    """The index folder cannot be read or written: a damaged file, a read-only folder or a full disk."""
+
+    http_status = 503

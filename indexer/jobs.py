@@ -12,12 +12,13 @@ import subprocess
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
-from indexer.errors import BadQuery, IndexBusy
+from indexer.errors import BadQuery, IndexBusy, StorageError
 from indexer.settings import Settings
 
 JOBS = "jobs"
@@ -98,6 +99,7 @@ class Job:
     status_path: Path | None = None
     log_path: Path | None = None
     final_status: dict[str, Any] | None = None  # kept in memory: gc may remove the files of a finished job
+    tail: deque[str] = field(default_factory=lambda: deque(maxlen=20))  # last lines of its output
 
     def view(self) -> dict[str, Any]:
         """What GET /admin/jobs/{id} returns."""
@@ -126,6 +128,19 @@ def update_command(settings: Settings, paths: Sequence[str], delete_missing: boo
     return [*cmd, "--", *paths]
 
 
+def tee_output(proc: subprocess.Popen, log: BinaryIO, tail: deque[str]) -> None:
+    """Copy a job's output to its log file while keeping its last lines in `tail`; a log the disk refuses
+    is dropped (the job's reason for failing stays in `tail`)."""
+    with log:
+        for line in proc.stdout:
+            tail.append(line.decode("utf-8", "replace").rstrip("\n"))
+            if not log.closed:
+                try:
+                    log.write(line)
+                except OSError:
+                    log.close()  # unbuffered: nothing left to flush, so closing cannot fail too
+
+
 class JobRunner:
     """Runs one update job at a time and keeps the record of each."""
 
@@ -141,6 +156,8 @@ class JobRunner:
         if not paths:
             raise BadQuery("paths: name the corpus files or folders to read (or set NEWSEARCH_REINDEX_PATHS)",
                            "paths")
+        if any(not p.strip() for p in paths):  # Path("") is the server's working folder: never what was meant
+            raise BadQuery("paths: an empty path names no corpus; give files or folders", "paths")
         missing = [p for p in paths if not Path(p).exists()]
         if missing:
             raise BadQuery(f"paths: {missing[0]} does not exist on the server", "paths")
@@ -151,27 +168,33 @@ class JobRunner:
                                 f"follow it at /admin/jobs/{running[0].id} and start another when it is done")
             job = Job(secrets.token_hex(6), paths, delete_missing)
             folder = self.settings.index_dir / JOBS
-            folder.mkdir(parents=True, exist_ok=True)
             job.status_path, job.log_path = folder / f"{job.id}.json", folder / f"{job.id}.log"
-            with open(job.log_path, "wb") as log:
-                proc = subprocess.Popen(update_command(self.settings, paths, delete_missing, job.status_path),
-                                        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+                log = open(job.log_path, "wb", buffering=0)  # the tee thread owns and closes it
+            except OSError as exc:
+                raise StorageError(f"cannot start a re-index job: {exc.filename or folder}: {exc.strerror or exc}; "
+                                   f"make {self.settings.index_dir} writable by the server (and free disk space)"
+                                   ) from None
+            proc = subprocess.Popen(update_command(self.settings, paths, delete_missing, job.status_path),
+                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
             self.jobs[job.id] = job
-        threading.Thread(target=self._wait, args=(job, proc), name=f"job-{job.id}", daemon=True).start()
+        tee = threading.Thread(target=tee_output, args=(proc, log, job.tail), name=f"job-{job.id}-log", daemon=True)
+        tee.start()
+        threading.Thread(target=self._wait, args=(job, proc, tee), name=f"job-{job.id}", daemon=True).start()
         return job
 
-    def _wait(self, job: Job, proc: subprocess.Popen) -> None:
+    def _wait(self, job: Job, proc: subprocess.Popen, tee: threading.Thread) -> None:
         code = proc.wait()
+        tee.join()
         job.final_status = read_status(job.status_path)
         job.finished = time.time()
         if code == 0:
             job.state = "succeeded"
         else:
             job.state = "failed"
-            try:
-                lines = [ln for ln in job.log_path.read_text(errors="replace").splitlines() if ln.strip()]
-            except FileNotFoundError:  # removed by a `gc --grace 0` run meanwhile
-                lines = []
+            # From memory, not the log file: on a full disk the log may hold nothing.
+            lines = [ln for ln in job.tail if ln.strip()]
             job.error = lines[-1] if lines else f"news-index update exited with code {code}"
         if self.on_done:
             self.on_done(job)

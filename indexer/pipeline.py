@@ -11,7 +11,7 @@ import numpy as np
 from tqdm import tqdm
 
 from indexer.cache import EmbeddingCache, cache_key
-from indexer.chunk import chunk_article
+from indexer.chunk import MAX_PASSAGES_PER_ARTICLE, chunk_article
 from indexer.clean import clean_article
 from indexer.dedup import article_vectors, duplicate_groups
 from indexer.embed import Embedder, with_context
@@ -20,7 +20,7 @@ from indexer.leases import writer_lock
 from indexer.records import Article, Passage, RawArticle
 from indexer.settings import Settings
 from indexer.sources import CorpusReader, Problem
-from indexer.store import list_versions, publish, write_version
+from indexer.store import list_versions, publish_new, write_version
 
 EMBED_BLOCK = 256  # passages per cache commit (checkpoint) and progress update
 
@@ -63,10 +63,7 @@ class BuildReport:
             f"index {self.index_bytes / 1e6:.1f} MB",
         ]
         if self.problems:
-            lines.append(f"skipped {len(self.problems)}:")
-            lines.extend(f"  {p}" for p in self.problems[:50])
-            if len(self.problems) > 50:
-                lines.append(f"  ... and {len(self.problems) - 50} more")
+            lines.append(f"{len(self.problems)} problem(s) reported on stderr")
         return "\n".join(lines)
 
 
@@ -80,15 +77,21 @@ class Corpus:
     articles: list[Article]
     problems: list[Problem] = field(default_factory=list)
     files: int = 0
+    origins: dict[str, str] = field(default_factory=dict)  # article id -> "path:line" it was read from
 
 
-def keep_last(articles: Iterable[Article]) -> list[Article]:
-    """One article per id (a later record replaces an earlier one), sorted by id."""
-    by_id: dict[str, Article] = {}
-    for article in articles:
-        by_id.pop(article.id, None)
-        by_id[article.id] = article
-    return sorted(by_id.values(), key=lambda a: a.id)
+def keep_last(records: Iterable[tuple[Article, str]]) -> tuple[list[Article], dict[str, str], list[Problem]]:
+    """One article per id from (article, origin) pairs, a later record replacing an earlier one: the
+    articles sorted by id, the origin of each, and a problem naming the winner for each replaced record."""
+    by_id: dict[str, tuple[Article, str]] = {}
+    problems = []
+    for article, origin in records:
+        old = by_id.pop(article.id, None)
+        if old is not None:
+            problems.append(Problem(old[1], f"duplicate id {article.id!r}: replaced by the later record at {origin}"))
+        by_id[article.id] = (article, origin)
+    ordered = sorted(by_id.values(), key=lambda pair: pair[0].id)
+    return [a for a, _ in ordered], {a.id: origin for a, origin in ordered}, problems
 
 
 def clean_or_report(raw: RawArticle, strict: bool) -> Article | Problem:
@@ -103,30 +106,47 @@ def clean_or_report(raw: RawArticle, strict: bool) -> Article | Problem:
 
 
 def no_articles(paths: Sequence[Path], problems: list[Problem]) -> SourceError:
-    """The error for a corpus in which nothing could be read."""
+    """The error for a corpus in which nothing could be read, naming what was skipped and why."""
+    skipped = "; ".join(map(str, problems[:5])) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
     return SourceError(f"no articles found in {', '.join(map(str, paths))} "
-                       f"({len(problems)} skipped); supported files: .txt, .jsonl, .jsonl.gz, .html")
+                       f"({len(problems)} skipped{': ' + skipped if problems else ''}); "
+                       "supported files: .txt, .jsonl, .jsonl.gz, .html")
 
 
 def read_corpus(paths: Sequence[Path], strict: bool = False, progress: bool = True) -> Corpus:
     """Read and clean a corpus; a later record with an id seen before replaces it."""
     reader = CorpusReader(list(paths), strict=strict)
-    cleaned: list[Article] = []
+    cleaned: list[tuple[Article, str]] = []
     for raw in tqdm(reader, desc="reading", unit=" articles", disable=not progress, mininterval=1.0):
         outcome = clean_or_report(raw, strict)
         if isinstance(outcome, Problem):
             reader.problems.append(outcome)
         else:
-            cleaned.append(outcome)
+            cleaned.append((outcome, raw.origin))
     if not cleaned:
         raise no_articles(paths, reader.problems)
-    return Corpus(keep_last(cleaned), reader.problems, reader.files_read)
+    articles, origins, replaced = keep_last(cleaned)
+    return Corpus(articles, reader.problems + replaced, reader.files_read, origins)
 
 
 def chunk_options(settings: Settings) -> dict[str, int]:
     """chunk_article's keyword arguments from the settings (shared by every engine, so they agree)."""
     return {"max_tokens": settings.chunk_tokens, "overlap": settings.chunk_overlap,
             "lead_sentences": lead_passage_sentences(settings)}
+
+
+def cut_short(articles: Iterable[Article], passages_of: dict[str, list[Passage]],
+              origins: dict[str, str]) -> list[Problem]:
+    """A problem for each article whose passages end before its body does (more than the id scheme holds)."""
+    problems = []
+    for a in articles:
+        passages = passages_of.get(a.id) or []
+        if len(passages) >= MAX_PASSAGES_PER_ARTICLE and a.body[passages[-1].end :].strip():
+            problems.append(Problem(origins.get(a.id, a.id), (
+                f"article {a.id!r} needs more than {MAX_PASSAGES_PER_ARTICLE} passages: only its first "
+                f"{passages[-1].end:,} of {len(a.body):,} characters are indexed; split it into several articles "
+                "or raise NEWSEARCH_CHUNK_TOKENS")))
+    return problems
 
 
 def chunk_all(articles: Sequence[Article], settings: Settings, embedder: Embedder) -> dict[str, list[Passage]]:
@@ -139,7 +159,9 @@ def prepare(paths: Sequence[Path], settings: Settings, embedder: Embedder, stric
             progress: bool = True) -> Prepared:
     """Read, clean and chunk a corpus; a later record with an id seen before replaces it."""
     corpus = read_corpus(paths, strict, progress)
-    return Prepared(corpus.articles, chunk_all(corpus.articles, settings, embedder), corpus.problems, corpus.files)
+    passages_of = chunk_all(corpus.articles, settings, embedder)
+    return Prepared(corpus.articles, passages_of,
+                    corpus.problems + cut_short(corpus.articles, passages_of, corpus.origins), corpus.files)
 
 
 def embedding_texts(prepared: Prepared, settings: Settings) -> list[str]:
@@ -236,7 +258,9 @@ def build(paths: Sequence[Path], settings: Settings, embedder: Embedder, strict:
     CorpusReader(list(paths))  # a missing path fails here, before the index folder is created
     with writer_lock(settings.index_dir, "build"), make_engine(settings, embedder, progress, on_progress) as engine:
         corpus = engine.read(paths, strict)
-        prepared = Prepared(corpus.articles, engine.chunk(corpus.articles), corpus.problems, corpus.files)
+        passages_of = engine.chunk(corpus.articles)
+        problems = corpus.problems + cut_short(corpus.articles, passages_of, corpus.origins)
+        prepared = Prepared(corpus.articles, passages_of, problems, corpus.files)
         passages = prepared.passages
         t0 = time.perf_counter()
         vectors, embedded = engine.embed(embedding_texts(prepared, settings))
@@ -244,7 +268,7 @@ def build(paths: Sequence[Path], settings: Settings, embedder: Embedder, strict:
         if on_progress:
             on_progress("writing", 0, 1)
         version = write_prepared(settings.index_dir, prepared, passages, vectors, embedder, settings)
-        publish(settings.index_dir, version)
+        publish_new(settings.index_dir, version)
     size = sum(f.stat().st_size for f in (settings.index_dir / version).iterdir())
     return BuildReport(version, len(prepared.articles), len(passages), prepared.problems,
                        time.perf_counter() - started, embed_seconds, embedded, size)

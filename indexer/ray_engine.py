@@ -42,9 +42,10 @@ def read_files(batch: dict[str, np.ndarray]) -> dict[str, list]:
     out: dict[str, list] = {"order": [], "seq": [], "blob": []}
     for order, path, rel in zip(batch["order"], batch["path"], batch["rel"]):
         reader = CorpusReader([Path(path)])
-        items: list[Article | Problem] = []
+        items: list[tuple[Article, str] | Problem] = []
         for raw in reader.read_file(Path(path), str(rel)):
-            items.append(clean_or_report(raw, strict=False))
+            outcome = clean_or_report(raw, strict=False)
+            items.append(outcome if isinstance(outcome, Problem) else (outcome, raw.origin))
         items.extend(reader.problems)
         for seq, item in enumerate(items):
             out["order"].append(int(order))
@@ -166,20 +167,20 @@ class RayEngine(EngineBase):
         reader = CorpusReader(list(paths), strict=strict)
         files = reader.files()
         if not files:
-            raise no_articles(paths, [])
+            raise no_articles(paths, reader.problems)
         items = [{"order": i, "path": str(p), "rel": rel} for i, (p, rel) in enumerate(files)]
         ds = ray.data.from_items(items, override_num_blocks=min(len(items), 200))
         rows = ds.map_batches(read_files, batch_size=1).take_all()
         rows.sort(key=lambda r: (r["order"], r["seq"]))
         decoded = [pickle.loads(r["blob"]) for r in rows]
-        problems = [d for d in decoded if isinstance(d, Problem)]
+        problems = reader.problems + [d for d in decoded if isinstance(d, Problem)]
         if strict and problems:
             raise SourceError(f"{problems[0]}; fix the file or run without --strict to skip it")
-        articles = keep_last(d for d in decoded if isinstance(d, Article))
+        articles, origins, replaced = keep_last(d for d in decoded if not isinstance(d, Problem))
         if not articles:
             raise no_articles(paths, problems)
-        read_ok = {r["order"] for r, d in zip(rows, decoded) if isinstance(d, Article)}
-        return Corpus(articles, problems, len(read_ok))
+        read_ok = {r["order"] for r, d in zip(rows, decoded) if not isinstance(d, Problem)}
+        return Corpus(articles, problems + replaced, len(read_ok), origins)
 
     def chunk(self, articles: Sequence[Article]) -> dict[str, list[Passage]]:
         """Articles go to a pool of chunking actors, each holding the model's tokenizer."""

@@ -45,6 +45,11 @@ class Settings:
     admin_key: str = ""  # empty: admin endpoints are disabled
     cors_origins: tuple[str, ...] = ()  # empty: no cross-origin browser access
     max_body_bytes: int = 65536  # larger request bodies get 413
+    max_header_bytes: int = 32768  # larger request headers get 431 (docs/reliability.md)
+    header_timeout: float = 10.0  # seconds for a request's headers to arrive (from the connection or its first byte)
+    body_timeout: float = 30.0  # seconds for a request's body to arrive after its headers
+    keep_alive_timeout: float = 5.0  # seconds an idle kept-alive connection stays open
+    max_connections: int = 512  # open connections and requests at once; more get 503
     max_query_chars: int = 1000
     max_k: int = 100
     default_mode: str = "hybrid"
@@ -150,6 +155,11 @@ RANGES: dict[str, tuple[float, float, str]] = {
     "threads": (0, 1024, "embedding threads; 0: the backend's default"),
     "port": (1, 65535, "a TCP port number"),
     "max_body_bytes": (1024, math.inf, "bytes"),
+    "max_header_bytes": (1024, math.inf, "bytes"),
+    "header_timeout": (0.1, math.inf, "seconds"),
+    "body_timeout": (0.1, math.inf, "seconds"),
+    "keep_alive_timeout": (0.1, math.inf, "seconds"),
+    "max_connections": (1, math.inf, "connections"),
     "max_query_chars": (1, math.inf, "characters"),
     "max_k": (1, math.inf, "hits per request"),
     "rrf_k": (1, math.inf, "rank offset of reciprocal rank fusion; 60 is usual"),

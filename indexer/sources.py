@@ -5,11 +5,14 @@ Bad files and lines are reported as "path:line: reason" and skipped, or fatal wi
 
 from __future__ import annotations
 
+import errno
 import gzip
 import hashlib
 import json
+import os
+import re
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from html.parser import HTMLParser
@@ -24,6 +27,8 @@ JSONL_SUFFIXES = (".jsonl", ".jsonl.gz")
 HTML_SUFFIXES = (".html", ".htm")
 KNOWN_FIELDS = ("id", "title", "body", "date", "source", "url")
 MAX_JSON_DEPTH = 32  # nesting of a record's values; deeper ones could not be stored back as JSON metadata
+# JSON's \\ud800 escapes decode to lone surrogates, which no UTF-8 file, hash or SQLite text can hold.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -57,12 +62,12 @@ class CorpusReader:
 
     def __iter__(self) -> Iterator[RawArticle]:
         for root in self.paths:
-            for path, rel in _walk(root):
+            for path, rel in _walk(root, self._report):
                 yield from self._read_file(path, rel)
 
     def files(self) -> list[tuple[Path, str]]:
         """Every corpus file under the paths, in reading order, with the name ids are derived from."""
-        return [pair for root in self.paths for pair in _walk(root)]
+        return [pair for root in self.paths for pair in _walk(root, self._report)]
 
     def read_file(self, path: Path, rel: str) -> Iterator[RawArticle]:
         """The articles of one file (as `files` lists it); lets an engine read files in parallel."""
@@ -123,41 +128,74 @@ class _Skip(Exception):
         self.origin, self.reason = origin, reason
 
 
-def _walk(root: Path) -> Iterator[tuple[Path, str]]:
+def _walk(root: Path, report: Callable[[Problem], None]) -> Iterator[tuple[Path, str]]:
     if root.is_file():
         yield root, root.name
         return
     for path in sorted(root.rglob("*")):
-        if path.is_file() and supported(path) and not any(part.startswith(".") for part in path.parts):
-            yield path, path.relative_to(root).as_posix()
+        if any(part.startswith(".") for part in path.relative_to(root).parts):
+            continue
+        if path.is_file():
+            if supported(path):
+                yield path, path.relative_to(root).as_posix()
+        elif path.is_symlink() and not path.is_dir():
+            report(Problem(str(path), _broken_link(path)))
+
+
+def _broken_link(path: Path) -> str:
+    """Why a symbolic link leads to no file: a loop, or a target that does not exist."""
+    try:
+        path.resolve(strict=True)
+    except RuntimeError:  # Python < 3.13 reports a loop so
+        return "symbolic link loop; remove the link"
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "symbolic link loop; remove the link"
+        return f"dangling symbolic link to {os.readlink(path)}; remove the link or restore its target"
+    return "symbolic link to something that is not a file"
 
 
 def _json_line(line: bytes, origin: str) -> Any:
     """One JSON value from a line of bytes; _Skip (never another error) if it is not one."""
-    too_deep = _Skip(origin, f"JSON nested more than {MAX_JSON_DEPTH} levels deep")
+    too_deep = f"JSON nested more than {MAX_JSON_DEPTH} levels deep"
     try:
         value = json.loads(_decode(line, origin))
     except json.JSONDecodeError as exc:
         raise _Skip(origin, f"malformed JSON ({exc.msg} at column {exc.colno})") from None
     except RecursionError:
-        raise too_deep from None
+        raise _Skip(origin, too_deep) from None
     except ValueError as exc:  # e.g. an integer of more than 4300 digits
         raise _Skip(origin, f"unreadable JSON ({exc})") from None
-    if _too_deep(value, MAX_JSON_DEPTH):
-        raise too_deep
+    fault = unstorable(value, MAX_JSON_DEPTH)
+    if fault:
+        raise _Skip(origin, too_deep if fault == "depth" else f"field {fault!r} holds a lone UTF-16 surrogate "
+                    "(an escape such as \\ud800 without its pair); fix the text or drop the escape")
     return value
 
 
-def _too_deep(value: Any, limit: int) -> bool:
-    """True if lists and objects nest more than `limit` levels (walked without recursion)."""
-    stack = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, (dict, list)):
+def lone_surrogate(text: str) -> bool:
+    """True if `text` holds a UTF-16 surrogate on its own, which cannot be encoded, hashed or stored."""
+    return _SURROGATE.search(text) is not None
+
+
+def unstorable(value: Any, limit: int) -> str | None:
+    """Why a parsed JSON value cannot be indexed: "depth" if lists and objects nest more than `limit`
+    levels, else the top-level field holding a lone surrogate in a key or string; None if neither."""
+    stack: list[tuple[Any, int, str]] = [(value, 1, "")]
+    while stack:  # walked without recursion: the value may be deep
+        item, depth, top = stack.pop()
+        if isinstance(item, str):
+            if _SURROGATE.search(item):
+                return top or "(the record)"
+        elif isinstance(item, (dict, list)):
             if depth > limit:
-                return True
-            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
-    return False
+                return "depth"
+            pairs = item.items() if isinstance(item, dict) else enumerate(item)
+            for key, child in pairs:
+                if isinstance(key, str) and _SURROGATE.search(key):
+                    return top or "(a field name)"
+                stack.append((child, depth + 1, top or str(key)))
+    return None
 
 
 def _decode(data: bytes, origin: str) -> str:

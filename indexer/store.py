@@ -9,6 +9,7 @@ import json
 import os
 import secrets
 import shutil
+import socket
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from typing import Any
 import faiss
 
 from indexer import __version__
-from indexer.errors import IndexMismatch, IndexNotFound
+from indexer.errors import IndexMismatch, IndexNotFound, NewsearchError
 from indexer.meta import MetaReader
 from indexer.vectors import FLAT_LIMIT, HNSW_LIMIT, FaissStore
 
@@ -29,6 +30,7 @@ CURRENT = "CURRENT"
 MANIFEST = "manifest.json"
 VECTORS = "vectors.faiss"
 META = "meta.sqlite"
+WRITER = "writer.json"  # pid and host of the process writing an unfinished version; removed when complete
 
 
 def rebuild_hint(index_dir: Path) -> str:
@@ -107,9 +109,28 @@ def publish(index_dir: Path, version: str) -> None:
     if not (index_dir / version / MANIFEST).is_file():
         raise IndexNotFound(f"version {version} in {index_dir} is incomplete (no {MANIFEST}); {rebuild_hint(index_dir)}")
     tmp = index_dir / f"{CURRENT}.{secrets.token_hex(4)}.tmp"
-    tmp.write_text(version + "\n", encoding="utf-8")
-    commit_file(tmp, index_dir / CURRENT)
+    try:
+        tmp.write_text(version + "\n", encoding="utf-8")
+        commit_file(tmp, index_dir / CURRENT)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     fsync_dir(index_dir)
+
+
+def publish_new(index_dir: Path, version: str) -> None:
+    """Publish a version this job has just written; if that fails (a full disk), remove it: unpublished, it
+    would only hold space."""
+    try:
+        publish(index_dir, version)
+    except BaseException:
+        try:
+            published = current_version(index_dir)
+        except NewsearchError:  # CURRENT missing or unreadable: this version is not it
+            published = None
+        if published != version:
+            shutil.rmtree(index_dir / version, ignore_errors=True)
+        raise
 
 
 def current_version(index_dir: Path) -> str:
@@ -221,13 +242,28 @@ def remove_version(index_dir: Path, name: str) -> None:
 
 
 def stale_folders(index_dir: Path, grace_seconds: float) -> list[Path]:
-    """Folders of builds that never completed (no manifest), older than the grace period."""
+    """Folders of builds that never completed (no manifest): at once if the process that wrote them (on this
+    host) is gone, else once older than the grace period."""
     if not index_dir.is_dir():
         return []
     now = time.time()
     return [p for p in index_dir.iterdir()
             if p.is_dir() and p.name.startswith("v") and not (p / MANIFEST).exists()
-            and now - p.stat().st_mtime > grace_seconds]
+            and (now - p.stat().st_mtime > grace_seconds or writer_gone(p))]
+
+
+def writer_gone(folder: Path) -> bool:
+    """True if the build folder names its writer and that process no longer runs on this host."""
+    try:
+        writer = json.loads((folder / WRITER).read_text())
+        if writer["host"] != socket.gethostname():
+            return False
+        os.kill(int(writer["pid"]), 0)
+    except ProcessLookupError:
+        return True
+    except (OSError, ValueError, KeyError, TypeError):  # no writer file, another owner's process: not known
+        return False
+    return False
 
 
 def write_version(index_dir: Path, articles: list, passages_of: dict, ids, vectors, *, model: dict[str, Any],
@@ -238,12 +274,25 @@ def write_version(index_dir: Path, articles: list, passages_of: dict, ids, vecto
     Files are written under .tmp names, fsynced and renamed; the manifest comes last, so a crash
     leaves at most an incomplete folder that readers never open and `gc` removes.
     """
-    from indexer.meta import write_meta
-
     index_dir.mkdir(parents=True, exist_ok=True)
     name = new_version_name()
     folder = index_dir / name
     folder.mkdir()
+    try:
+        (folder / WRITER).write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname()}))
+        return _write_files(folder, name, articles, passages_of, ids, vectors, model=model, chunking=chunking,
+                            dup_groups=dup_groups, flat_limit=flat_limit, hnsw_limit=hnsw_limit)
+    except BaseException:
+        # A failed writer (full disk, Ctrl-C) gives its space back at once; only a killed one leaves the
+        # folder, which gc removes as soon as the writer named in it is gone.
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+
+
+def _write_files(folder: Path, name: str, articles: list, passages_of: dict, ids, vectors, *, model: dict[str, Any],
+                 chunking: dict[str, Any], dup_groups: dict[str, str], flat_limit: int, hnsw_limit: int) -> str:
+    from indexer.meta import write_meta
+
     meta_tmp = folder / (META + ".tmp")
     n_articles, n_passages = write_meta(meta_tmp, articles, passages_of,
                                         index_titles=chunking["fields"] == "title+body", dup_groups=dup_groups)
@@ -257,4 +306,5 @@ def write_version(index_dir: Path, articles: list, passages_of: dict, ids, vecto
     manifest = base_manifest(name, model, chunking, counts, store.spec)
     manifest["files"] = {VECTORS: file_entry(folder / VECTORS), META: file_entry(folder / META)}
     write_manifest(folder, manifest)
+    (folder / WRITER).unlink()
     return name

@@ -18,11 +18,11 @@ from indexer.embed import Embedder, built_kind, built_precision
 from indexer.engines import make_engine
 from indexer.errors import ConfigError
 from indexer.leases import leased, writer_lock
-from indexer.pipeline import Prepared, ProgressFn, chunking_info, embedding_text, from_cache, write_prepared
+from indexer.pipeline import Prepared, ProgressFn, chunking_info, cut_short, embedding_text, from_cache, write_prepared
 from indexer.records import Article, Passage
 from indexer.settings import Settings
 from indexer.sources import Problem
-from indexer.store import IndexVersion, check_model, current_version, publish
+from indexer.store import IndexVersion, check_model, current_version, publish_new
 
 
 @dataclass
@@ -75,8 +75,7 @@ class UpdateReport:
                  + (f" ({self.embedded} embedded, {self.carried} vectors carried over)" if self.published else "")
                  + f" in {self.seconds:.1f}s"]
         if self.problems:
-            lines.append(f"skipped {len(self.problems)}:")
-            lines.extend(f"  {p}" for p in self.problems[:50])
+            lines.append(f"{len(self.problems)} problem(s) reported on stderr")
         return "\n".join(lines)
 
 
@@ -210,10 +209,12 @@ def update(paths: Sequence[Path], settings: Settings, embedder: Embedder, delete
                                         time.perf_counter() - started)
                 articles = sorted(corpus.articles + base.articles(kept), key=lambda a: a.id)
                 to_chunk = changes.to_chunk
-                fresh = engine.chunk([a for a in corpus.articles if a.id in to_chunk])
+                rechunked = [a for a in corpus.articles if a.id in to_chunk]
+                fresh = engine.chunk(rechunked)
                 passages_of = {a.id: fresh[a.id] if a.id in fresh else base.passages_of.get(a.id, [])
                                for a in articles}
-                prepared = Prepared(articles, passages_of, corpus.problems, corpus.files)
+                problems = corpus.problems + cut_short(rechunked, fresh, corpus.origins)
+                prepared = Prepared(articles, passages_of, problems, corpus.files)
                 passages = prepared.passages
                 vectors, embedded, carried = carry_or_embed(passages, {a.id: a.title for a in articles}, base,
                                                             engine, settings)
@@ -222,8 +223,8 @@ def update(paths: Sequence[Path], settings: Settings, embedder: Embedder, delete
         if on_progress:
             on_progress("writing", 0, 1)
         name = write_prepared(index_dir, prepared, passages, vectors, embedder, settings)
-        publish(index_dir, name)
+        publish_new(index_dir, name)
     return UpdateReport(name, base_name, True, len(changes.added), len(changes.changed), len(deleted),
                         len(changes.unchanged), len(kept), len(articles), len(passages), embedded, carried,
-                        corpus.problems, time.perf_counter() - started)
+                        prepared.problems, time.perf_counter() - started)
 

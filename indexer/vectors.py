@@ -13,7 +13,7 @@ from typing import Protocol
 import faiss
 import numpy as np
 
-from indexer.errors import ConfigError
+from indexer.errors import ConfigError, StorageError
 
 # Exact search scans every vector: 2.5 ms a query at 28k passages, 10-18 ms at 100k on one core here,
 # while IVF-SQ8 answers 100k in 1-2 ms at recall@10 0.96. From this many passages, the approximate index.
@@ -218,8 +218,13 @@ class FaissStore:
         return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, dtype=np.int64)
 
     def save(self, path: Path) -> None:
-        """Write the index to one file."""
-        faiss.write_index(self.index, str(path))
+        """Write the index to one file; StorageError (one line) if the disk refuses it."""
+        try:
+            faiss.write_index(self.index, str(path))
+        except RuntimeError as exc:  # FAISS puts the C library's reason, e.g. (No space left on device), last
+            reason = str(exc).rsplit("(", 1)[-1].rstrip(")") if str(exc).endswith(")") else str(exc).splitlines()[-1]
+            raise StorageError(f"{path}: cannot write the vector index ({reason}); free disk space or choose "
+                               "another --index-dir, then run the job again") from None
 
     def __len__(self) -> int:
         return int(self.index.ntotal) - self.removed

@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 from indexer.errors import NewsearchError
 from search_api.auth import require_admin_key
 from search_api.holder import SearcherHolder
+from search_api.schemas import ErrorOut
 
 log = logging.getLogger("newsearch.admin")
 
@@ -25,7 +26,14 @@ class JobNotFound(NewsearchError):
     http_status = 404
 
 
-router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(require_admin_key)])
+ADMIN_ERRORS = {code: {"model": ErrorOut, "description": text} for code, text in (
+    (401, "no X-Admin-Key header"), (403, "a wrong X-Admin-Key"),
+    (404, "no NEWSEARCH_ADMIN_KEY is set (the admin routes are hidden), or no such job"),
+    (409, "another job or writer is busy with the index"), (413, "body over NEWSEARCH_MAX_BODY_BYTES"),
+    (422, "a field is missing or malformed; `field` names it"),
+    (503, "the index folder cannot be written, or the published version cannot be loaded"))}
+router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(require_admin_key)],
+                   responses=ADMIN_ERRORS)
 
 
 class ReloadOut(BaseModel):

@@ -5,17 +5,18 @@ The model and the index are loaded in `lifespan`, never at import; tests overrid
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
 from indexer import __version__
-from indexer.errors import BadQuery, NewsearchError
+from indexer.errors import BadQuery, NewsearchError, StorageError
 from indexer.jobs import JobRunner
 from indexer.settings import Settings
 from search_api import web
@@ -24,7 +25,7 @@ from search_api.admin import router as admin_router
 from search_api.auth import CHALLENGE, require_api_key
 from search_api.holder import SearcherHolder
 from search_api.ops import install_operations, served
-from search_api.schemas import ArticleOut, ErrorOut, HealthOut, SearchBody, SearchOut, StatsOut
+from search_api.schemas import ArticleOut, ErrorOut, HealthOut, SearchBody, SearchOut, SearchQuery, StatsOut
 from search_api.searcher import Searcher, SearchRequest
 
 
@@ -42,7 +43,11 @@ async def get_searcher(holder: Annotated[SearcherHolder, Depends(get_holder)]) -
 
 
 SearcherDep = Annotated[Searcher, Depends(get_searcher)]
-ERRORS = {422: {"model": ErrorOut}, 404: {"model": ErrorOut}, 503: {"model": ErrorOut}}
+ERRORS = {code: {"model": ErrorOut, "description": text} for code, text in (
+    (401, "no valid API key (only when NEWSEARCH_API_KEYS is set)"), (404, "no such article"),
+    (422, "a field is missing, malformed or out of range; `field` names it"),
+    (503, "no index loaded, or the served index cannot be read"))}
+BODY_ERRORS = {**ERRORS, 413: {"model": ErrorOut, "description": "body over NEWSEARCH_MAX_BODY_BYTES"}}
 
 
 def _request(body: SearchBody) -> SearchRequest:
@@ -76,20 +81,26 @@ def create_app(settings: Settings | None = None, holder: SearcherHolder | None =
                   description="Semantic search over news: ranked passages for natural-language queries.")
     app.state.settings = settings
     install_error_handlers(app)
+    document_limits(app, settings)
     install_operations(app, settings)
     app.include_router(web.router)
     app.include_router(admin_router)
     keyed = [Depends(require_api_key)]
 
-    @app.get("/search", response_model=SearchOut, responses=ERRORS, dependencies=keyed)
-    def search_get(request: Request, searcher: SearcherDep, body: Annotated[SearchBody, Query()]) -> dict:
+    @app.get("/search", response_model=SearchOut, responses=ERRORS, dependencies=[*keyed, Depends(single_values)])
+    def search_get(request: Request, searcher: SearcherDep, body: Annotated[SearchQuery, Query()]) -> dict:
         """Ranked passages for a query (one per article unless group=none)."""
         return _response(request, searcher, body)
 
-    @app.post("/search", response_model=SearchOut, responses=ERRORS, dependencies=keyed)
+    @app.post("/search", response_model=SearchOut, responses=BODY_ERRORS, dependencies=keyed)
     def search_post(request: Request, searcher: SearcherDep, body: SearchBody) -> dict:
         """The same as GET /search, with the fields in a JSON body."""
         return _response(request, searcher, body)
+
+    @app.options("/search", status_code=204, response_class=Response, include_in_schema=False)
+    def search_options() -> Response:
+        """The methods /search answers (a CORS preflight is answered by the CORS middleware before this)."""
+        return Response(status_code=204, headers={"Allow": "GET, POST, OPTIONS"})
 
     @app.get("/articles/{article_id:path}", response_model=ArticleOut, responses=ERRORS, dependencies=keyed)
     def article(searcher: SearcherDep, article_id: str) -> dict:
@@ -102,12 +113,40 @@ def create_app(settings: Settings | None = None, holder: SearcherHolder | None =
         searcher = served(request.app)
         return {"status": "ok", "index_version": searcher.name if searcher else None}
 
-    @app.get("/stats", response_model=StatsOut, dependencies=keyed)
+    @app.get("/stats", response_model=StatsOut, dependencies=keyed, responses={c: ERRORS[c] for c in (401, 503)})
     def stats(searcher: SearcherDep) -> dict:
         """Index version, counts, model, dates and sources."""
         return searcher.stats()
 
     return app
+
+
+def document_limits(app: FastAPI, settings: Settings) -> None:
+    """Write this server's limits (NEWSEARCH_MAX_K, _MAX_QUERY_CHARS, _CANDIDATES) into its OpenAPI schema."""
+    limits = {"q": {"maxLength": settings.max_query_chars}, "k": {"maximum": settings.max_k},
+              "offset": {"maximum": settings.candidates - 1}}
+    generate = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            schema = generate()
+            body = schema["components"]["schemas"]["SearchBody"]["properties"]
+            query = {p["name"]: p["schema"] for p in schema["paths"]["/search"]["get"]["parameters"]}
+            for name, limit in limits.items():
+                body[name].update(limit)
+                query[name].update(limit)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+async def single_values(request: Request) -> None:
+    """Refuse a repeated query parameter that takes one value (only `source` repeats): which would win?"""
+    seen: set[str] = set()
+    for key, _ in request.query_params.multi_items():
+        if key in seen and key != "source":
+            raise BadQuery(f"{key}: given more than once; give it once (only source may repeat)", key)
+        seen.add(key)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -119,8 +158,22 @@ def install_error_handlers(app: FastAPI) -> None:
         headers = CHALLENGE if exc.http_status == 401 else None
         return JSONResponse({"detail": str(exc), "field": field}, status_code=exc.http_status, headers=headers)
 
+    @app.exception_handler(sqlite3.DatabaseError)
+    async def storage_error(request: Request, exc: sqlite3.DatabaseError) -> JSONResponse:
+        # The served version's database was damaged (or removed) after it was opened and verified.
+        holder = request.app.state.holder
+        name = served(request.app).name if served(request.app) else "?"
+        holder.mark_damaged(name, str(exc))
+        request.app.state.metrics.storage_errors.inc()
+        error = StorageError(f"the served index {name} cannot be read ({exc}); rebuild it with `news-index build` "
+                             "(or restore its files): the server loads the published version by itself")
+        return await newsearch_error(request, error)
+
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        if exc.status_code == 400:  # FastAPI's answer to a body json.loads refuses: every bad input is a 422 here
+            return JSONResponse({"detail": "the request body is not JSON this server can read (send UTF-8 JSON "
+                                 "with integers under 4,300 digits)", "field": None}, status_code=422)
         return JSONResponse({"detail": str(exc.detail), "field": None}, status_code=exc.status_code,
                             headers=exc.headers)
 
@@ -133,6 +186,8 @@ def install_error_handlers(app: FastAPI) -> None:
         message = str(first.get("msg"))
         if first.get("type") == "extra_forbidden":
             message = "unknown parameter; see /docs for the accepted fields"
+        elif first.get("type") == "value_error":  # our validators' own words, without pydantic's prefix
+            message = str(first["ctx"]["error"])
         elif (first.get("ctx") or {}).get("error"):
             message = f"{message} ({first['ctx']['error']})"
         if field:

@@ -18,13 +18,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from search_api.app import SearcherHolder, create_app
+    from search_api.guard import server_options
 
     settings = Settings.from_env(index_dir=args.index_dir, host=args.host, port=args.port)
     holder = SearcherHolder(settings)
     holder.load()  # fail fast, with one line, before the server starts
     # access_log=False: search_api/ops.py writes one JSON line per request instead of uvicorn's text line.
     uvicorn.run(create_app(settings, holder), host=settings.host, port=settings.port, log_level=args.log_level,
-                access_log=False)
+                access_log=False, **server_options(settings))
     return 0
 
 

@@ -46,6 +46,7 @@ class SearcherHolder:
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
         self.last_error: str | None = None
+        self.fault: str | None = None  # why the served version cannot be read; cleared by the next swap
 
     def load(self) -> Searcher:
         """Open the published version and serve it."""
@@ -83,6 +84,7 @@ class SearcherHolder:
         with self._lock:
             old, self._served = self._served, served
             self._all.append(served)
+            self.fault = None
             if old is not None:
                 old.retired = True
         if old is not None:
@@ -127,12 +129,29 @@ class SearcherHolder:
         if served.owned:
             served.searcher.close()
 
-    def reload(self) -> dict[str, str | bool | None]:
-        """Serve the published version if it is not the one served; returns what changed."""
+    def mark_damaged(self, name: str, reason: str) -> None:
+        """Version `name` failed to read its files: not ready until a readable version is swapped in (the
+        watcher retries the published one each interval); an older version still open is served meanwhile."""
+        with self._lock:
+            served = self._served
+            if served is None or served.searcher.name != name:
+                return  # already swapped away
+            fallback = next((s for s in reversed(self._all) if s is not served and s.searcher.name != name), None)
+            if fallback is None:
+                self.fault = f"the served index {name} cannot be read ({reason})"
+                return
+            # A version still draining requests is whole in memory and on its own files: serve it again.
+            fallback.retired, served.retired, self._served = False, True, fallback
+        log.warning("index %s cannot be read (%s); serving %s again", name, reason, fallback.searcher.name)
+        self._release_if_idle(served)
+
+    def reload(self, force: bool = False) -> dict[str, str | bool | None]:
+        """Serve the published version if it is not the one served (with `force`, open it again even if it
+        is); returns what changed."""
         with self._reload_lock:
             previous = self._served.searcher.name if self._served else None
             published = current_version(self.settings.index_dir)
-            if published == previous:
+            if published == previous and not force:
                 return {"previous": previous, "current": published, "changed": False}
             self._open_and_swap(published)
             log.info("now serving %s (was %s)", published, previous)
@@ -156,7 +175,7 @@ class SearcherHolder:
             if interval > 0 and waited >= interval:
                 waited = 0.0
                 try:
-                    self.reload()
+                    self.reload(force=self.fault is not None)
                     self.last_error = None
                 except Exception as exc:  # noqa: BLE001 - this thread is also the lease heartbeat: it must live
                     # Keep serving the old version; say why once per change.

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -40,8 +40,13 @@ class IndexCollector(Collector):
 class Metrics:
     """The metrics of one app, in a registry of its own (two apps in one process never collide)."""
 
-    def __init__(self, current: Callable[[], Any]):
+    def __init__(self, current: Callable[[], Any], fault: Callable[[], str | None] = lambda: None):
         self.registry = CollectorRegistry()
+        self.storage_errors = Counter("newsearch_storage_errors", "requests failed because the served index "
+                                      "could not be read", registry=self.registry)
+        readable = Gauge("newsearch_index_readable", "1 while the served index reads, 0 after a storage error "
+                         "until a readable version is swapped in", registry=self.registry)
+        readable.set_function(lambda: 0.0 if fault() else 1.0)
         self.requests = Counter("newsearch_http_requests", "HTTP requests by route, method and status",
                                 ["route", "method", "status"], registry=self.registry)
         self.latency = Histogram("newsearch_http_request_duration_seconds", "HTTP request latency",

@@ -17,7 +17,7 @@ from fastapi import APIRouter, FastAPI, HTTPException, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from indexer.errors import IndexMismatch, NewsearchError
+from indexer.errors import IndexMismatch, NewsearchError, StorageError
 from indexer.settings import Settings
 from search_api.metrics import Metrics
 from search_api.schemas import ErrorOut, HealthOut
@@ -116,7 +116,7 @@ def configure_access_log() -> None:
 
 def install_operations(app: FastAPI, settings: Settings) -> None:
     """Metrics, access log, body limit, CORS (when NEWSEARCH_CORS_ORIGINS is set) and the ops routes."""
-    app.state.metrics = Metrics(lambda: served(app))
+    app.state.metrics = Metrics(lambda: served(app), lambda: getattr(getattr(app.state, "holder", None), "fault", None))
     configure_access_log()
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     if settings.cors_origins:
@@ -135,7 +135,10 @@ def metrics(request: Request) -> Response:
 @router.get("/readyz", response_model=HealthOut, responses={503: {"model": ErrorOut}})
 def readyz(request: Request) -> dict:
     """200 when an index is loaded (with its model) and its database answers; else 503."""
-    searcher = request.app.state.holder.current  # IndexNotFound (503) when none is loaded
+    holder = request.app.state.holder
+    searcher = holder.current  # IndexNotFound (503) when none is loaded
+    if holder.fault:
+        raise StorageError(f"{holder.fault}; rebuild or restore it: the server loads the published version by itself")
     try:
         searcher.version.meta.conn.execute("SELECT 1 FROM articles LIMIT 1").fetchall()
     except sqlite3.Error as exc:

@@ -2,10 +2,28 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
-from typing import Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
+
+from indexer.sources import lone_surrogate
+
+_NUMBER = re.compile(r"\s*[-+]?[\d.]+(e[-+]?\d+)?\s*", re.IGNORECASE)
+
+
+def _text(value: str) -> str:
+    """A request's text, refused if it holds a lone UTF-16 surrogate (which nothing downstream can encode)."""
+    if lone_surrogate(value):
+        raise ValueError("holds a lone UTF-16 surrogate (an escape such as \\ud800 without its pair)")
+    return value
+
+
+Text = Annotated[str, AfterValidator(_text)]
+# Stored dates are naive UTC: JSON Schema's date-time would promise an offset the server never writes.
+NaiveUTC = Annotated[datetime, WithJsonSchema({"type": "string", "description": "UTC date and time without an "
+                                               "offset, e.g. 2020-01-02T03:04:05", "example": "2020-01-02T03:04:05"})]
 
 
 class SearchBody(BaseModel):
@@ -13,18 +31,59 @@ class SearchBody(BaseModel):
 
     # A misspelt filter (`sorce=`) must be an error, not a silently unfiltered result.
     model_config = ConfigDict(extra="forbid")
+    # JSON has numbers and booleans of its own: "5" or true for k is a client's mistake, not a 5 or a 1.
+    # A query string has only text, so SearchQuery reads "5" as 5.
+    typed_json: ClassVar[bool] = True
 
-    q: str = Field(description="natural-language query or keywords (1-1,000 characters)")
-    k: int = Field(10, description="hits per page (1-100)")
-    offset: int = Field(0, description="hits to skip, for paging")
+    q: Text = Field(description="natural-language query or keywords (1-1,000 characters by default: "
+                    "NEWSEARCH_MAX_QUERY_CHARS)", json_schema_extra={"minLength": 1, "pattern": r"\S"})
+    k: int = Field(10, description="hits per page (1-100 by default: NEWSEARCH_MAX_K)",
+                   json_schema_extra={"minimum": 1})
+    offset: int = Field(0, description="hits to skip, for paging (offset + k: at most NEWSEARCH_CANDIDATES)",
+                        json_schema_extra={"minimum": 0})
     group: Literal["article", "none"] = Field("article", description="one hit per article, or raw passages")
     mode: Literal["hybrid", "dense", "keyword"] | None = Field(None, description="retrieval mode; default hybrid")
     since: date | datetime | None = Field(None, description="only articles published on or after (ISO date)")
     until: date | datetime | None = Field(None, description="only articles published on or before (ISO date: that whole day; a datetime: that instant)")
-    source: list[str] = Field(default_factory=list, description="only these sources (repeatable)")
+    source: list[Text] = Field(default_factory=list, description="only these sources (repeatable)")
     collapse: bool = Field(True, description="show wire copies of one story as one hit")
     recency_half_life_days: float | None = Field(None, description="favour recent articles: score halves per this many days of age")
     now: datetime | None = Field(None, description="reference time for recency (default: newest article)")
+
+    @field_validator("since", "until", "now", mode="before")
+    @classmethod
+    def _iso_only(cls, value: Any) -> Any:
+        # Pydantic would read 2020 or "20200101" as seconds since 1970.
+        if isinstance(value, (int, float)) or (isinstance(value, str) and _NUMBER.fullmatch(value)):
+            raise ValueError("give an ISO 8601 date or date-time (2020-01-31 or 2020-01-31T12:00:00), not a number")
+        return value
+
+    @field_validator("k", "offset", mode="before")
+    @classmethod
+    def _integer(cls, value: Any) -> Any:
+        if isinstance(value, bool) or (cls.typed_json and not isinstance(value, int)):
+            raise ValueError(f"must be an integer, not {type(value).__name__} {value!r}"[:120])
+        return value
+
+    @field_validator("collapse", mode="before")
+    @classmethod
+    def _boolean(cls, value: Any) -> Any:
+        if cls.typed_json and not isinstance(value, bool):
+            raise ValueError(f"must be true or false, not {value!r}"[:120])
+        return value
+
+    @field_validator("recency_half_life_days", mode="before")
+    @classmethod
+    def _number(cls, value: Any) -> Any:
+        if isinstance(value, bool) or (cls.typed_json and value is not None and not isinstance(value, (int, float))):
+            raise ValueError(f"must be a number, not {value!r}"[:120])
+        return value
+
+
+class SearchQuery(SearchBody):
+    """GET /search query string: SearchBody's fields, read from text."""
+
+    typed_json: ClassVar[bool] = False
 
 
 class HitOut(BaseModel):
@@ -38,7 +97,7 @@ class HitOut(BaseModel):
     end: int
     article_id: str
     title: str
-    published: datetime | None
+    published: NaiveUTC | None
     source: str | None
     url: str | None
     matched_passages: int = Field(description="other passages of this article among the matches")
@@ -73,7 +132,7 @@ class ArticleOut(BaseModel):
     id: str
     title: str
     body: str
-    published: datetime | None
+    published: NaiveUTC | None
     source: str | None
     url: str | None
     content_hash: str
@@ -108,6 +167,6 @@ class StatsOut(BaseModel):
     model: dict
     chunking: dict
     faiss: dict
-    oldest: datetime | None
-    newest: datetime | None
+    oldest: NaiveUTC | None
+    newest: NaiveUTC | None
     sources: dict[str, int]

@@ -28,7 +28,7 @@ def test_build_twice_publishes_a_second_version_and_reports_skips(tmp_path):
     (corpus / "bad.jsonl").write_text('{"id": "w1", "title": "Ok", "body": "Wheat prices rose in Kansas."}\n{broken\n')
     first = news_index("build", corpus, "--index-dir", tmp_path / "idx", "--quiet")
     assert first.returncode == 0, first.stderr
-    assert "2 articles" in first.stdout and "bad.jsonl:2: malformed JSON" in first.stdout
+    assert "2 articles" in first.stdout and f"{corpus / 'bad.jsonl'}:2: malformed JSON" in first.stderr
     second = news_index("build", corpus, "--index-dir", tmp_path / "idx", "--quiet")
     assert second.returncode == 0
     assert "(0 embedded)" in second.stdout  # every passage came from the embedding cache

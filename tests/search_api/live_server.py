@@ -14,6 +14,7 @@ import uvicorn
 from indexer.embed import Embedder
 from indexer.settings import Settings
 from search_api.app import SearcherHolder, create_app
+from search_api.guard import server_options
 from search_api.searcher import Searcher
 from tests.conftest import free_port
 
@@ -25,7 +26,7 @@ def serve_index(index_dir: Path, settings: Settings, embedder: Embedder) -> Iter
     holder.swap(Searcher.open(index_dir, settings, embedder))  # its own searcher: the app closes it on exit
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(settings, holder), host="127.0.0.1", port=port,
-                                           log_level="warning", access_log=False))
+                                           log_level="warning", access_log=False, **server_options(settings)))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30

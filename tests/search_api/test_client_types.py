@@ -28,6 +28,8 @@ def example(schema: dict[str, Any], components: dict[str, Any]) -> Any:
     """A non-null value that satisfies a JSON schema of the server (enough of JSON Schema for our models)."""
     if schema is True or schema == {}:  # any value
         return "anything"
+    if "example" in schema:  # e.g. the naive UTC date-times, which no JSON Schema format describes
+        return schema["example"]
     if "$ref" in schema:
         return example(components[schema["$ref"].rsplit("/", 1)[-1]], components)
     if "anyOf" in schema:

@@ -1,0 +1,95 @@
+"""Strict input at the HTTP boundary (issue 15, defects 2, 7 and 9): every malformed request is a 422
+naming its field, never a 500 nor a silently different query; the OpenAPI schema says what is refused."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from fastapi.testclient import TestClient
+
+from search_api.app import SearcherHolder, create_app
+
+
+@pytest.fixture(scope="module")
+def client(searcher, corpus_settings):
+    holder = SearcherHolder(corpus_settings, searcher.embedder)
+    holder.swap(searcher)
+    with TestClient(create_app(corpus_settings, holder), raise_server_exceptions=False) as c:
+        yield c
+
+
+def post(client, body: dict):
+    # json.dumps writes a lone surrogate as the escape \ud800, as a hostile client sends it
+    return client.post("/search", content=json.dumps(body), headers={"content-type": "application/json"})
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({"q": "\ud800oil"}, "q"),
+    ({"q": "oil", "source": ["\ud800"]}, "source"),
+    ({"q": "oil", "source": ["Reuters", "x\udfffy"]}, "source"),
+])
+def test_a_lone_surrogate_is_a_422_naming_the_field(client, body, field):
+    r = post(client, body)
+    assert r.status_code == 422 and r.json()["field"] == field
+    assert "lone UTF-16 surrogate" in r.json()["detail"]
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({"q": "oil", "k": True}, "k"), ({"q": "oil", "k": "5"}, "k"), ({"q": "oil", "k": 5.0}, "k"),
+    ({"q": "oil", "offset": False}, "offset"), ({"q": "oil", "collapse": "yes"}, "collapse"),
+    ({"q": "oil", "collapse": 1}, "collapse"), ({"q": "oil", "recency_half_life_days": "7"}, "recency_half_life_days"),
+    ({"q": "oil", "since": 2020}, "since"), ({"q": "oil", "since": "20200101"}, "since"),
+    ({"q": "oil", "until": 1.5e9}, "until"), ({"q": "oil", "now": "1600000000"}, "now"),
+])
+def test_json_values_of_the_wrong_type_are_refused_not_coerced(client, body, field):
+    r = post(client, body)
+    assert r.status_code == 422, r.text
+    assert r.json()["field"] == field and r.json()["detail"].startswith(f"{field}: ")
+
+
+@pytest.mark.parametrize(("query", "field"), [
+    ("q=oil&since=2020", "since"), ("q=oil&since=20200101", "since"), ("q=oil&q=gas", "q"), ("q=oil&k=3&k=4", "k"),
+    ("q=oil&k=true", "k"),
+])
+def test_query_strings_refuse_numbers_as_dates_and_repeated_fields(client, query, field):
+    r = client.get(f"/search?{query}")
+    assert r.status_code == 422 and r.json()["field"] == field, r.text
+
+
+def test_query_strings_still_read_numbers_booleans_dates_and_repeated_sources(client):
+    r = client.get("/search?q=oil&k=3&offset=1&collapse=false&since=1990-01-01&source=a&source=b")
+    assert r.status_code == 200, r.text
+    r = post(client, {"q": "oil", "k": 3, "collapse": False, "since": "1990-01-01", "recency_half_life_days": 30})
+    assert r.status_code == 200, r.text
+
+
+@pytest.mark.parametrize(("content", "content_type"), [
+    (b'{"q":"caf\xe9"}', "application/json; charset=latin-1"),
+    (b'{"q":"oil","k":' + b"9" * 5000 + b"}", "application/json"),
+    (b"{bad", "application/json"),
+])
+def test_an_unparsable_body_is_a_422_not_a_400(client, content, content_type):
+    r = client.post("/search", content=content, headers={"content-type": content_type})
+    assert r.status_code == 422 and set(r.json()) == {"detail", "field"}, r.text
+
+
+def test_options_says_every_method_of_search(client):
+    r = client.options("/search")
+    assert r.status_code == 204 and r.headers["allow"] == "GET, POST, OPTIONS"
+
+
+def test_openapi_states_the_limits_refusals_and_date_format(client, corpus_settings):
+    schema = client.get("/openapi.json").json()
+    body = schema["components"]["schemas"]["SearchBody"]["properties"]
+    assert body["q"]["minLength"] == 1 and body["q"]["maxLength"] == corpus_settings.max_query_chars
+    assert body["k"]["maximum"] == corpus_settings.max_k and body["offset"]["minimum"] == 0
+    get_params = {p["name"]: p["schema"] for p in schema["paths"]["/search"]["get"]["parameters"]}
+    assert get_params["k"]["maximum"] == corpus_settings.max_k and get_params["q"]["pattern"] == r"\S"
+    published = schema["components"]["schemas"]["HitOut"]["properties"]["published"]["anyOf"][0]
+    assert "format" not in published and "without an offset" in published["description"]
+    post_codes = set(schema["paths"]["/search"]["post"]["responses"])
+    assert {"401", "404", "413", "422", "503"} <= post_codes
+    assert {"401", "403", "404", "409", "422", "503"} <= set(schema["paths"]["/admin/reindex"]["post"]["responses"])
+    error = {"$ref": "#/components/schemas/ErrorOut"}
+    assert schema["paths"]["/admin/reindex"]["post"]["responses"]["422"]["content"]["application/json"]["schema"] == error

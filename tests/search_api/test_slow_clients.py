@@ -1,0 +1,61 @@
+"""Slow and oversized requests against a real uvicorn server on 127.0.0.1 (issue 15, defect 4): idle and
+half-sent connections are closed after the header deadline, a never-finished huge header gets 431 at the
+size cap, a stalled body gets 408, and other clients are answered meanwhile. Bounded in count and time."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import httpx
+import pytest
+
+from tests.search_api.live_server import serve_index
+
+
+def connect(base: str) -> socket.socket:
+    host, port = base.removeprefix("http://").split(":")
+    sock = socket.create_connection((host, int(port)), timeout=15)
+    return sock
+
+
+def answer(sock: socket.socket) -> bytes:
+    """Everything the server sends until it closes the connection (bounded by the socket's timeout)."""
+    chunks = []
+    while chunk := sock.recv(65536):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@pytest.mark.slow
+def test_slow_and_oversized_clients_are_cut_off_while_others_are_served(corpus_index, corpus_settings, embedder):
+    settings = corpus_settings.replace(header_timeout=2.0, body_timeout=2.0, max_header_bytes=8192,
+                                       reload_interval=0.0)
+    with serve_index(corpus_index, settings, embedder) as base:
+        idle = [connect(base) for _ in range(40)]
+        half = [connect(base) for _ in range(40)]
+        for sock in half:
+            sock.sendall(b"GET /search?q=oil HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        stalled = connect(base)
+        stalled.sendall(b'POST /search HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n'
+                        b'Content-Length: 100\r\n\r\n{"q": "oil"')
+        huge = connect(base)
+        huge.sendall(b"GET /search?q=oil HTTP/1.1\r\nHost: x\r\nX-Huge: " + b"a" * 200_000)
+        started = time.monotonic()
+        with httpx.Client(base_url=base, timeout=30) as client:
+            served = [client.get("/search", params={"q": "gas explosion", "k": 3}).status_code for _ in range(10)]
+        assert served == [200] * 10  # answered while 82 slow clients hold connections
+
+        oversized = answer(huge)
+        assert oversized.startswith(b"HTTP/1.1 431 ") and b"NEWSEARCH_MAX_HEADER_BYTES" in oversized
+        late_body = answer(stalled)
+        assert late_body.startswith(b"HTTP/1.1 408 ") and b"NEWSEARCH_BODY_TIMEOUT" in late_body
+        for sock in idle + half:
+            reply = answer(sock)  # returns once the server closes it; the socket timeout (15 s) bounds the wait
+            assert reply.startswith(b"HTTP/1.1 408 ") and b"NEWSEARCH_HEADER_TIMEOUT" in reply
+            sock.close()
+        assert time.monotonic() - started < 60  # every slow client was closed by the server, none by our timeout
+        with httpx.Client(base_url=base, timeout=30) as client:
+            assert client.get("/search", params={"q": "oil"}).status_code == 200
+            # a kept-alive connection that starts a second request and stalls is cut off too
+            assert client.get("/healthz").status_code == 200
