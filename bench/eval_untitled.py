@@ -4,11 +4,12 @@ stand-in per article"), on the check half of the headlines dev set.
 The held-out checker indexes Reuters bodies without their titles under the default settings; this does the
 same on the dev set. Steps:
 
-1. `python -m bench.eval_untitled prepare --corpus-out DIR --queries-out FILE` writes a title-stripped copy of
-   the Reuters corpus (research-only text: keep it out of the repository) and the check-half queries.
+1. `python -m bench.eval_untitled prepare --corpus-out DIR --queries-out FILE --qrels-out FILE` writes a
+   title-stripped copy of the Reuters corpus (research-only text: keep it out of the repository) and the
+   check half's queries and judgements (`news-search eval` scores every judged query, a query it was not
+   given as 0, so both files are restricted; `compare` keeps the check half's scores either way).
 2. For each code version to compare, in a checkout of it, with NEWSEARCH_CACHE_DIR set to a shared cache:
-   `news-search eval --corpus DIR --queries FILE --qrels ../shared/data/eval/headlines-qrels.tsv
-   --index-dir INDEX --out RESULT.json`.
+   `news-search eval --corpus DIR --queries FILE --qrels FILE --index-dir INDEX --out RESULT.json`.
 3. `python -m bench.eval_untitled compare LABEL=RESULT.json ... --out bench/results/eval-untitled.json` gives
    each metric per mode with a 95% bootstrap interval of the paired difference against the first result and
    a paired randomization test's p-value.
@@ -36,8 +37,13 @@ RESAMPLES = 10_000
 SEED = 20261207
 
 
-def prepare(corpus_out: Path, queries_out: Path) -> tuple[int, int]:
-    """Write the title-stripped corpus and the check-half queries; returns (articles, queries) written."""
+def check_half() -> set[str]:
+    """The headlines queries of the check half (bench/dev_split.json)."""
+    return set(json.loads(SPLIT.read_text())["sets"]["headlines"]["check"])
+
+
+def prepare(corpus_out: Path, queries_out: Path, qrels_out: Path) -> tuple[int, int]:
+    """Write the title-stripped corpus and the check half's queries and qrels; returns (articles, queries)."""
     corpus_out.mkdir(parents=True, exist_ok=True)
     articles = 0
     for path in sorted(REUTERS.glob("corpus-*.jsonl.gz")):
@@ -48,10 +54,13 @@ def prepare(corpus_out: Path, queries_out: Path) -> tuple[int, int]:
                 record["title"] = ""
                 dst.write(json.dumps(record, ensure_ascii=False) + "\n")
                 articles += 1
-    check = set(json.loads(SPLIT.read_text())["sets"]["headlines"]["check"])
+    check = check_half()
     lines = [line for line in (EVAL / "headlines-queries.jsonl").read_text(encoding="utf-8").splitlines()
              if line.strip() and json.loads(line)["_id"] in check]
     queries_out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    header, *judged = (EVAL / "headlines-qrels.tsv").read_text(encoding="utf-8").splitlines()
+    qrels_out.write_text("\n".join([header, *(j for j in judged if j.split("\t")[0] in check)]) + "\n",
+                         encoding="utf-8")
     return articles, len(lines)
 
 
@@ -71,11 +80,12 @@ def compare(results: dict[str, dict]) -> dict:
     labels = list(results)
     base = results[labels[0]]
     out: dict = {}
+    check = check_half()
     for mode in base["modes"]:
-        qids = sorted(base["modes"][mode]["per_query"])
+        qids = sorted(set(base["modes"][mode]["per_query"]) & check)
         for label in labels:
-            if sorted(results[label]["modes"][mode]["per_query"]) != qids:
-                raise SystemExit(f"{label} scored other queries than {labels[0]} in mode {mode}")
+            if not check <= set(results[label]["modes"][mode]["per_query"]):
+                raise SystemExit(f"{label} did not score every check-half query in mode {mode}")
         for metric in METRICS:
             scores = {label: np.array([results[label]["modes"][mode]["per_query"][q][metric] for q in qids])
                       for label in labels}
@@ -107,19 +117,20 @@ def main() -> None:
     p = sub.add_parser("prepare", help="write the title-stripped corpus and the check-half queries")
     p.add_argument("--corpus-out", type=Path, required=True)
     p.add_argument("--queries-out", type=Path, required=True)
+    p.add_argument("--qrels-out", type=Path, required=True)
     p = sub.add_parser("compare", help="paired differences of `news-search eval --out` results")
     p.add_argument("results", nargs="+", help="LABEL=RESULT.json, the first is the baseline")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "eval-untitled.json")
     args = parser.parse_args()
     if args.command == "prepare":
-        articles, queries = prepare(args.corpus_out, args.queries_out)
+        articles, queries = prepare(args.corpus_out, args.queries_out, args.qrels_out)
         print(f"{articles} articles without titles in {args.corpus_out}; {queries} check-half queries in "
-              f"{args.queries_out}")
+              f"{args.queries_out}, their judgements in {args.qrels_out}")
         return
     results = {label: json.loads(Path(path).read_text()) for label, path in (r.split("=", 1) for r in args.results)}
     comparison = compare(results)
     first = next(iter(results.values()))
-    out = {"benchmark": "eval_untitled", "dev_set": "headlines", "half": "check", "queries": first["queries"],
+    out = {"benchmark": "eval_untitled", "dev_set": "headlines", "half": "check", "queries": len(check_half()),
            "articles": first["articles"], "date": datetime.now(UTC).isoformat(timespec="seconds"),
            "commit": commit(), "machine": f"{platform.machine()}, {len(os.sched_getaffinity(0))} cores",
            "cpu": machine_facts()["cpu"], "resamples": RESAMPLES, "seed": SEED,
