@@ -218,17 +218,29 @@ def lead_span(text: str, max_sentences: int = 2) -> Span | None:
     return spans[0][0], end
 
 
+LEAD_FOR = ("all", "untitled", "none")  # which articles get the lead passage
+
+
+def has_lead_passage(article: Article, lead_sentences: int, lead_for: str = "all") -> bool:
+    """Whether `article` gets a lead passage: with lead_for="untitled" only when its title is empty, since a
+    titled article's passages are embedded under its title already and the lead stands in for a missing one."""
+    if lead_for not in LEAD_FOR:
+        raise NewsearchError(f"lead_for must be one of {LEAD_FOR}, not {lead_for!r}")
+    return lead_sentences > 0 and (lead_for == "all" or (lead_for == "untitled" and not article.title))
+
+
 def chunk_article(article: Article, count: TokenCounter, max_tokens: int = 200, overlap: int = 1,
-                  lead_sentences: int = 0) -> list[Passage]:
+                  lead_sentences: int = 0, lead_for: str = "all") -> list[Passage]:
     """The passages of one article, in order, with ids, offsets and token counts.
 
     With `lead_sentences`, the lead (the first sentences, which a headline sums up) also stands as a
     passage of its own, first, unless the first passage is no longer than it: matched against the
-    lead alone, a headline-like query is not diluted by the rest of a long first passage.
+    lead alone, a headline-like query is not diluted by the rest of a long first passage. `lead_for`
+    says which articles get it (has_lead_passage).
     """
     body = article.body
     planned = plan_passages(body, count, max_tokens, overlap)
-    if lead_sentences and planned:
+    if planned and has_lead_passage(article, lead_sentences, lead_for):
         lead = lead_span(body, lead_sentences)
         if lead and lead != planned[0][0]:
             lead_tokens = count(body[lead[0] : lead[1]])

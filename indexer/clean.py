@@ -1,5 +1,5 @@
-"""Turn a RawArticle into a clean Article: Unicode and whitespace normalised, site junk and
-repeated paragraphs removed. Pure functions, no I/O.
+"""Turn a RawArticle into a clean Article: Unicode and whitespace normalised, site junk, markup and
+wire residue and repeated paragraphs removed. Pure functions, no I/O.
 """
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ import hashlib
 import json
 import re
 import unicodedata
+from collections.abc import Callable
 
 from indexer.records import Article, RawArticle
 
@@ -54,6 +55,82 @@ def is_junk_line(line: str) -> bool:
     return len(parts) >= 3 and line.count("|") + line.count("•") + line.count("·") >= 2 and all(
         len(p.split()) <= 4 for p in parts
     )
+
+
+# Residue of a site's markup or of a wire service, found in the corpora by bench/scan_residue.py: each rule maps a
+# line to its cleaned text ("" drops the line). Order matters: a language tag before speaker labels.
+_LANGUAGE_TAG = re.compile(r"\(\([a-z]{2,3}(?:-[a-z]+)?\)\)\s*[A-Z][a-z]+(?: [A-Z]?[a-z]+)?:\s*")
+_SPEAKER = re.compile(r"^\(\(([^()\n]{1,60})\)\)\s*:?\s*")
+_DOUBLE_PARENS = re.compile(r"\(\(([^()\n]{1,60})\)\)")
+_WIKI_LINK = re.compile(r"\{\{?w\|(?:[^|{}\n]*\|)?([^|{}\n]+)\}\}?")
+_STRAY_PIPE = re.compile(r"(?<= )\|(?=[A-Za-z])")
+_FOOTNOTE_MARK = re.compile(r"(?<=[a-z.,;)])\[\d{1,3}\]")
+_PHOTO_CREDIT = re.compile(r"\s*\(?(?:Image|Photo): [^\n]{1,80}$")  # glued too: "Jo JorgensenImage: ..."
+_LEGEND_SWATCH = re.compile(r"^[\u2580-\u259f]+\s*")
+_WIKINEWS_NOTICE = re.compile(r"^This article (?:requires pre-publication review|features first-hand journalism"
+                              r"|has been archived|is a work in progress)\b.*$")
+_WIRE_LINE = re.compile(r"^(?:reuters?\d*|more|[-=*_~]{3,})\.{0,3}$", re.IGNORECASE)
+_WIRE_SIGNATURE = re.compile(r"(?<=\S) +(?:REUTER|Reuter|reuter)\.{0,3}$")
+_CORRECTION = re.compile(r"(?:(?:^|(?<=[.!?\"')])\s+)-{1,2}\s*(?i:corrects?|correcting)\b[^\n]*"
+                         r"|\s*\((?i:corrects?|correcting|adds|repeats)\b[^()\n]*\)\.?)$")
+_FOREIGN_GAP = 6  # Latin-script words after which a non-Latin original is over (its own text mixes in a few)
+
+
+def _is_foreign(word: str) -> bool:
+    return any(ch.isalpha() and not unicodedata.name(ch, "").startswith("LATIN") for ch in word)
+
+
+def drop_language_tags(line: str) -> str:
+    """Wikinews' "((hu))Hungarian language: ..." (a quote's original beside its translation): the tag goes, and
+    the original too when it is in a non-Latin script, up to its last such word; a Latin-script original has no
+    visible end, so it stays."""
+    while match := _LANGUAGE_TAG.search(line):
+        head, rest = line[: match.start()].rstrip(), line[match.end() :]
+        words = list(re.finditer(r"\S+", rest))
+        end, last = 0, -1
+        for i, word in enumerate(words if words and _is_foreign(words[0].group()) else []):
+            if i - last > _FOREIGN_GAP:
+                break
+            if _is_foreign(word.group()):
+                last, end = i, word.end()
+        tail = rest[end:].lstrip()
+        line = " ".join(part for part in (head, tail) if part)
+    return line
+
+
+def _speaker_labels(line: str) -> str:
+    """Interview speakers, "((WN)) question" -> "WN: question"; other doubled parentheses lose one pair."""
+    line = _SPEAKER.sub(lambda m: m.group(1).strip() + ": ", line)
+    return _DOUBLE_PARENS.sub(r"\1", line).strip()
+
+
+def _wiki_links(line: str) -> str:
+    return _STRAY_PIPE.sub("", _WIKI_LINK.sub(r"\1", line))
+
+
+def _strip(pattern: re.Pattern[str]) -> Callable[[str], str]:
+    return lambda line: pattern.sub("", line).strip()
+
+
+RESIDUE_RULES: tuple[tuple[str, Callable[[str], str]], ...] = (
+    ("language tag", drop_language_tags),
+    ("speaker label", _speaker_labels),
+    ("wiki link", _wiki_links),
+    ("footnote mark", _strip(_FOOTNOTE_MARK)),
+    ("photo credit", _strip(_PHOTO_CREDIT)),
+    ("legend swatch", _strip(_LEGEND_SWATCH)),
+    ("wikinews notice", _strip(_WIKINEWS_NOTICE)),
+    ("wire line", _strip(_WIRE_LINE)),
+    ("wire signature", _strip(_WIRE_SIGNATURE)),
+    ("correction notice", _strip(_CORRECTION)),
+)
+
+
+def strip_residue(line: str) -> str:
+    """One normalised line without markup or wire residue ("" when nothing real is left)."""
+    for _, rule in RESIDUE_RULES:
+        line = rule(line)
+    return line
 
 
 def _is_headline(line: str) -> bool:
@@ -103,7 +180,7 @@ def clean_body(body: str, title: str = "") -> str:
     blocks: list[tuple[list[str], bool]] = []
     for block in _BLANK_LINES.split(normalize_text(body)):
         lines = [line for line in block.split("\n") if line]
-        kept = [line for line in lines if not is_junk_line(line)]
+        kept = [line for line in map(strip_residue, lines) if line and not is_junk_line(line)]
         blocks.append((kept, len(kept) < len(lines)))
     paragraphs = ["\n".join(lines) for lines in _strip_trailing_junk(blocks)]
     if paragraphs and _DATELINE.match(paragraphs[0].split("\n", 1)[0]):

@@ -129,10 +129,10 @@ def read_corpus(paths: Sequence[Path], strict: bool = False, progress: bool = Tr
     return Corpus(articles, reader.problems + replaced, reader.files_read, origins)
 
 
-def chunk_options(settings: Settings) -> dict[str, int]:
+def chunk_options(settings: Settings) -> dict[str, int | str]:
     """chunk_article's keyword arguments from the settings (shared by every engine, so they agree)."""
     return {"max_tokens": settings.chunk_tokens, "overlap": settings.chunk_overlap,
-            "lead_sentences": lead_passage_sentences(settings)}
+            "lead_sentences": lead_passage_sentences(settings), "lead_for": lead_passage_for(settings)}
 
 
 def cut_short(articles: Iterable[Article], passages_of: dict[str, list[Passage]],
@@ -240,13 +240,29 @@ def chunking_info(settings: Settings) -> dict:
     """The manifest's description of how passages were made."""
     return {"max_tokens": settings.chunk_tokens, "overlap_sentences": settings.chunk_overlap,
             "fields": settings.fields, "splitter": "blingfire", "title_context": settings.fields == "title+body",
-            "lead_sentences": lead_passage_sentences(settings)}
+            "lead_sentences": lead_passage_sentences(settings), "lead_for": lead_passage_for(settings)}
+
+
+def built_chunking(recorded: dict) -> dict:
+    """A manifest's chunking record in today's terms: before `lead_for` was recorded, the lead passage was
+    given to every article with fields=body and to none with title+body (where lead_sentences read 0)."""
+    if "lead_for" in recorded:
+        return recorded
+    return {**recorded, "lead_for": "all" if recorded.get("lead_sentences") else "none"}
 
 
 def lead_passage_sentences(settings: Settings) -> int:
-    """Sentences of the lead passage: only when titles are left out, where the lead stands in for the
-    headline; with title+body every passage is already embedded under its title."""
-    return settings.lead_sentences if settings.fields == "body" else 0
+    """Sentences of the lead passage, for the articles that get one (lead_passage_for)."""
+    return settings.lead_sentences
+
+
+def lead_passage_for(settings: Settings) -> str:
+    """Which articles get a lead passage: all when titles are left out (fields=body), else those without a
+    title, where the lead stands in for the missing headline; a titled article's passages are embedded under
+    its title already. "none" only in the manifest, when lead_sentences is 0."""
+    if not settings.lead_sentences:
+        return "none"
+    return "all" if settings.fields == "body" else "untitled"
 
 
 def build(paths: Sequence[Path], settings: Settings, embedder: Embedder, strict: bool = False,

@@ -30,7 +30,7 @@ class Settings:
     model_name: str = ""  # empty: the packaged model's name, or the model folder's name
     chunk_tokens: int = 200
     chunk_overlap: int = 1  # sentences repeated at the start of the next passage
-    lead_sentences: int = 2  # with fields=body, the lead (first sentences) is also a passage; 0: never
+    lead_sentences: int = 2  # an untitled article's lead (every one's with fields=body) is also a passage; 0: never
     fields: str = "title+body"  # what is embedded and keyword-indexed
     batch_size: int = 16  # passages per batch; 16 beat 32 and 64 on every backend (bench/RESULTS.md)
     cache_dir: str = ""  # embedding cache folder; empty: <index_dir>/cache; "none": no cache

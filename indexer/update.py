@@ -18,7 +18,16 @@ from indexer.embed import Embedder, built_kind, built_precision
 from indexer.engines import make_engine
 from indexer.errors import ConfigError
 from indexer.leases import leased, writer_lock
-from indexer.pipeline import Prepared, ProgressFn, chunking_info, cut_short, embedding_text, from_cache, write_prepared
+from indexer.pipeline import (
+    Prepared,
+    ProgressFn,
+    built_chunking,
+    chunking_info,
+    cut_short,
+    embedding_text,
+    from_cache,
+    write_prepared,
+)
 from indexer.records import Article, Passage
 from indexer.settings import Settings
 from indexer.sources import Problem
@@ -146,11 +155,15 @@ def check_compatible(version: IndexVersion, settings: Settings, embedder: Embedd
         raise ConfigError(f"the published version {version.name} was embedded with {kind} and this process "
                           f"embeds with {embedder.kind}; {_how_to_match(built.get('backend', 'torch'), built)} to "
                           f"update it, or run `news-index build` to re-embed everything with {embedder.kind}")
-    built, wanted = version.manifest.get("chunking", {}), chunking_info(settings)
+    recorded, wanted = version.manifest.get("chunking", {}), chunking_info(settings)
+    built = built_chunking(recorded)
     if built != wanted:
         differs = ", ".join(f"{k}={built.get(k)!r} (now {wanted[k]!r})" for k in wanted if built.get(k) != wanted[k])
-        raise ConfigError(f"the published version {version.name} was built with {differs}; pass the same settings "
-                          f"to update it, or run `news-index build` to re-index everything with the new ones")
+        before = ("" if "lead_for" in recorded or wanted["lead_for"] != "untitled" else
+                  " (before articles without a title got a lead passage; NEWSEARCH_LEAD_SENTENCES=0 updates it "
+                  "without one)")
+        raise ConfigError(f"the published version {version.name} was built with {differs}{before}; pass the same "
+                          f"settings to update it, or run `news-index build` to re-index everything with the new ones")
 
 
 def carry_or_embed(passages: list[Passage], titles: dict[str, str], base: Base, engine, settings: Settings,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -16,6 +17,7 @@ from indexer.chunk import (
     sentence_spans,
 )
 from indexer.clean import clean_article
+from indexer.errors import NewsearchError
 from indexer.records import Article
 from indexer.sources import CorpusReader
 from tests.conftest import SEED
@@ -142,3 +144,20 @@ def test_paragraph_examples():
     assert _paragraphs("  First one.\n\n\nSecond\none.\n \n") == [(2, 12), (15, 26)]
     assert _paragraphs("*\n\nA bullet's text.\n\nNext.") == [(0, 19), (21, 26)]  # the bullet joins its text
     assert _paragraphs(" \n\n \t") == []
+
+
+def test_with_lead_for_untitled_only_an_article_without_a_title_gets_the_lead(count_tokens):
+    body = ("Ford raised its second quarter output plans. The trade paper said so on Monday. "
+            "Analysts had expected a cut.\n\nDealers reported strong sales of trucks in March.")
+    plain = [p.text for p in chunk_article(article(body), count_tokens, 200, 1)]
+    titled = chunk_article(article(body, title="Ford raises output"), count_tokens, 200, 1, 2, "untitled")
+    untitled = chunk_article(article(body, title=""), count_tokens, 200, 1, 2, "untitled")
+    assert [p.text for p in titled] == plain  # the title stands for the article already
+    assert [p.text for p in untitled] == ["Ford raised its second quarter output plans. The trade paper said so on "
+                                          "Monday.", *plain]
+    everyone = chunk_article(article(body, title="Ford raises output"), count_tokens, 200, 1, 2, "all")
+    assert [p.text for p in everyone] == [p.text for p in untitled]
+    assert [p.text for p in chunk_article(article(body, title=""), count_tokens, 200, 1, 2, "none")] == plain
+    assert [p.text for p in chunk_article(article(body, title=""), count_tokens, 200, 1, 0, "untitled")] == plain
+    with pytest.raises(NewsearchError, match="lead_for must be one of"):
+        chunk_article(article(body), count_tokens, 200, 1, 2, "titled")

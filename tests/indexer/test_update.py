@@ -155,3 +155,60 @@ def test_update_of_an_approximate_index_equals_a_rebuild_through_the_embedding_c
     assert c["tables"] == b["tables"]
     cosines = (c["vectors"] * b["vectors"]).sum(1) / np.linalg.norm(c["vectors"], axis=1) / np.linalg.norm(b["vectors"], axis=1)
     assert cosines.min() > 0.999
+
+
+def passage_texts(index_dir: Path) -> dict[str, list[str]]:
+    tables = dump(index_dir)["tables"]
+    id_of = {row[0]: row[1] for row in tables["articles"]}
+    out: dict[str, list[str]] = {}
+    for _, num, _, *_, text in sorted(tables["passages"], key=lambda r: (r[1], r[2])):
+        out.setdefault(id_of[num], []).append(text)
+    return out
+
+
+@pytest.mark.slow
+def test_articles_without_a_title_get_a_lead_passage_and_update_decides_as_a_rebuild(tmp_path, embedder):
+    old = wikinews(6)
+    old[1]["title"] = ""
+    write_jsonl(tmp_path / "v1" / "news.jsonl", old)
+    settings = Settings(index_dir=tmp_path / "idx")  # fields=title+body, the default
+    build([tmp_path / "v1"], settings, embedder, progress=False)
+    body_only = Settings(index_dir=tmp_path / "body", fields="body", cache_dir=str(tmp_path / "idx" / "cache"))
+    build([tmp_path / "v1"], body_only, embedder, progress=False)
+    mixed, with_lead = passage_texts(settings.index_dir), passage_texts(body_only.index_dir)
+    ids = [r["id"] for r in old]
+    assert mixed[ids[1]] == with_lead[ids[1]]  # the lead passage first, as with fields=body
+    assert all(mixed[a] == with_lead[a][1:] for a in ids if a != ids[1])  # titled: no lead passage
+    assert dump(settings.index_dir)["manifest"]["chunking"]["lead_for"] == "untitled"
+
+    new = [dict(r) for r in old]
+    new[2]["title"] = ""  # its headline withdrawn: now it needs the lead
+    new[1]["title"] = "A headline added later"  # and this one no longer does
+    new.append(dict(wikinews(1, start=40)[0], title=""))
+    write_jsonl(tmp_path / "v2" / "news.jsonl", new)
+    report = update([tmp_path / "v2"], settings, embedder, progress=False)
+    assert (report.added, report.changed) == (1, 2)
+    rebuilt = Settings(index_dir=tmp_path / "rebuilt", cache_dir=str(tmp_path / "idx" / "cache"))
+    build([tmp_path / "v2"], rebuilt, embedder, progress=False)
+    assert_same_index(settings.index_dir, rebuilt.index_dir, settings, rebuilt, embedder)
+    after = passage_texts(settings.index_dir)
+    assert after[ids[2]] == with_lead[ids[2]] and after[ids[1]] == with_lead[ids[1]][1:]
+
+
+def test_update_of_an_index_from_before_the_untitled_lead_rule_says_how_to_rebuild(tmp_path, embedder, corpus_index):
+    from indexer.pipeline import built_chunking
+
+    name = current_version(corpus_index)
+    manifest_path = corpus_index / name / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    old = {k: v for k, v in manifest["chunking"].items() if k != "lead_for"}
+    assert built_chunking({**old, "lead_sentences": 2, "fields": "body"})["lead_for"] == "all"
+    copy = tmp_path / "old"
+    copy.mkdir()
+    (copy / "CURRENT").write_text(name + "\n")
+    (copy / name).mkdir()
+    for f in ("vectors.faiss", "meta.sqlite"):
+        (copy / name / f).write_bytes((corpus_index / name / f).read_bytes())
+    (copy / name / "manifest.json").write_text(json.dumps({**manifest, "chunking": {**old, "lead_sentences": 0}}))
+    with pytest.raises(ConfigError, match=r"lead_for='none' \(now 'untitled'\).*NEWSEARCH_LEAD_SENTENCES=0.*build"):
+        update([tmp_path], Settings(index_dir=copy), embedder, progress=False)
