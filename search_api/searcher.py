@@ -271,10 +271,12 @@ class Searcher:
 
     def _keyword_articles(self, q: str, depth: int, since, before, sources) -> list[tuple[str, float]]:
         """keyword.search_articles, from the in-memory index when one is loaded and the request has no filter."""
-        terms = self._keyword.terms(keyword.query_words(q)) if self._keyword and not (since or before or sources) else None
+        stop = self.settings.keyword_stop_words
+        terms = (self._keyword.terms(keyword.query_words(q, stop)) if self._keyword and not (since or before or sources)
+                 else None)
         if terms is None:
             return keyword.search_articles(self.version.meta.conn, q, depth, self.settings.title_weight,
-                                           self.settings.lead_weight, since, before, sources)
+                                           self.settings.lead_weight, since, before, sources, stop)
         nums, scores = self._keyword.top(terms, depth)
         found = sorted(zip((self._article_ids[n] for n in nums.tolist()), scores.tolist()), key=lambda p: (-p[1], p[0]))
         return found[:depth]

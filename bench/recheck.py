@@ -1,0 +1,185 @@
+"""Benchmark: every tuned ranking constant re-checked under the keep rule (docs/evaluation.md). Each candidate
+value is scored on the tune half of both dev sets (bench/dev_split.json); the best is compared with the current
+default on the check half (paired bootstrap 95% interval, sign-flip randomization p), and so is the simpler value.
+
+Scores the ranking as `news-search serve` returns it (collapse on, hybrid). Reads the full-Reuters indexes of
+bench/eval_reuters (var/bench/eval-reuters-*, never rebuilt here); the body-only index without a lead passage is
+built into --lead-free-dir. Writes bench/results/recheck.json and bench/results/eval-<set>-check-<config>.json.
+Run: `.venv/bin/python -m bench.recheck` (NEWSEARCH_CACHE_DIR shares the embedding cache).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench.build_reuters import REUTERS, ROOT, commit
+from bench.eval_reuters import SETS, dev_set, index_dir
+from indexer.embed import Embedder
+from indexer.errors import ConfigError
+from indexer.settings import Settings
+from indexer.store import IndexVersion
+from search_api.evaluate import ensure_index, evaluate
+from search_api.searcher import Searcher
+from search_api.significance import paired
+
+PRIMARY = {"headlines": "mrr@10", "topics": "ndcg@10"}  # the issue's target metric of each set
+RESULTS = ROOT / "bench" / "results"
+# Constant -> (values tried on the tune halves, the simplest value or None). Only the ratio of the two RRF
+# weights matters, so the dense weight stays 1. "collapse" is the request option, "lead_sentences" an index
+# setting of body-only indexes (headlines only: title + body indexes have no lead passage).
+GRID: dict[str, tuple[list[Any], Any]] = {
+    "pool_temperature": ([0.0, 0.01, 0.02, 0.03, 0.05, 0.1], 0.0),
+    "lead_weight": ([0.0, 0.5, 1.0, 2.0], 0.0),
+    "rrf_k": ([10, 30, 60, 100], None),
+    "candidates": ([100, 200, 400], None),
+    "keyword_weight": ([0.5, 0.75, 1.0, 1.5, 2.0], None),
+    "keyword_stop_words": ([True, False], False),
+    "collapse": (["on", "off"], "off"),
+    "lead_sentences": ([2, 0], 0),
+}
+DEFAULTS = {"collapse": "on"}
+
+
+def default_of(name: str) -> Any:
+    """The current default of a constant."""
+    return DEFAULTS[name] if name in DEFAULTS else getattr(Settings(), name)
+
+
+class Runner:
+    """Scores configurations of one dev set on one half, reusing the opened index and model."""
+
+    def __init__(self, name: str, embedder: Embedder, lead_free_dir: Path):
+        self.name, self.embedder, self.lead_free_dir = name, embedder, lead_free_dir
+        self.base = Settings.from_env(index_dir=index_dir(SETS[name]), fields=SETS[name])
+        self.versions: dict[Path, IndexVersion] = {}
+
+    def version(self, settings: Settings) -> IndexVersion:
+        path = settings.index_dir
+        if path not in self.versions:
+            self.versions[path] = IndexVersion.open(path, nprobe=settings.nprobe, ef_search=settings.ef_search)
+        return self.versions[path]
+
+    def settings_for(self, name: str, value: Any) -> Settings:
+        if name == "collapse":
+            return self.base
+        if name == "lead_sentences" and value != self.base.lead_sentences:
+            lead_free = self.base.replace(index_dir=self.lead_free_dir, lead_sentences=value)
+            ensure_index(sorted(REUTERS.glob("corpus-*.jsonl.gz")), lead_free, self.embedder, progress=True)
+            return lead_free
+        return self.base.replace(**{name: value})
+
+    def score(self, half: str, name: str, value: Any, modes: list[str]) -> dict[str, Any]:
+        """evaluate() of one half with one constant changed."""
+        settings = self.settings_for(name, value)
+        queries, qrels = dev_set(self.name, half)
+        searcher = Searcher(self.version(settings), self.embedder, settings)
+        collapse = value if name == "collapse" else "on"
+        result = evaluate(searcher, queries, qrels, modes, collapse)
+        return {"benchmark": "recheck", "dev_set": self.name, "split": {"file": "bench/dev_split.json",
+                "set": self.name, "half": half}, "override": {name: value}, **result}
+
+    def close(self) -> None:
+        for v in self.versions.values():
+            v.close()
+
+
+def per_query(result: dict[str, Any], metric: str, mode: str = "hybrid") -> dict[str, float]:
+    """query id -> score of one metric."""
+    return {q: s[metric] for q, s in result["modes"][mode]["per_query"].items()}
+
+
+def compared(a: dict[str, Any], b: dict[str, Any], metric: str, mode: str = "hybrid") -> dict[str, Any]:
+    """Paired comparison of a against b on their common queries."""
+    pa, pb = per_query(a, metric, mode), per_query(b, metric, mode)
+    if set(pa) != set(pb):
+        raise ConfigError("the two runs scored different queries")
+    qids = sorted(pa)
+    return paired([pa[q] for q in qids], [pb[q] for q in qids]).as_dict()
+
+
+def tune(runners: dict[str, Runner], name: str, values: list[Any]) -> tuple[Any, dict[str, dict[str, float]]]:
+    """Each value's primary metric on each tune half, and the value with the best average over the sets
+    (ties: the current default, then the earlier value)."""
+    means: dict[str, dict[str, float]] = {}
+    for value in values:
+        means[str(value)] = {s: r.score("tune", name, value, ["hybrid"])["modes"]["hybrid"]["means"][PRIMARY[s]]
+                             for s, r in runners.items()}
+    default = default_of(name)
+    best = max(values, key=lambda v: (round(sum(means[str(v)].values()) / len(runners), 4), v == default))
+    return best, means
+
+
+def decide(default: Any, chosen: Any, simpler: Any, vs_chosen: dict | None, vs_simpler: dict | None) -> str:
+    """The keep rule: a value other than the default needs a win on the check half of every set with p < 0.05;
+    the default must itself win so against the simpler value, or the simpler one replaces it where neutral."""
+    def better(comparisons: dict | None) -> list[str]:
+        return [s for s, c in (comparisons or {}).items() if c["diff"] > 0 and c["p"] < 0.05]
+
+    if chosen != default and vs_chosen and len(better(vs_chosen)) == len(vs_chosen):
+        return f"change to {chosen} (wins on every check half)"
+    if simpler is None or simpler == default or not vs_simpler:
+        return f"keep {default} (no value wins on every check half)"
+    if len(better(vs_simpler)) == len(vs_simpler):
+        return f"keep {default} (wins over the simpler {simpler} on every check half)"
+    if not better(vs_simpler):
+        return f"change to the simpler {simpler} (the default wins on no check half)"
+    return f"mixed: {default} beats the simpler {simpler} on {', '.join(better(vs_simpler))} only"
+
+
+def recheck(runners: dict[str, Runner], name: str) -> dict[str, Any]:
+    """One constant: tune-half choice, check-half comparisons, decision; writes the check-half result files."""
+    values, simpler = GRID[name]
+    default = default_of(name)
+    chosen, tune_means = tune(runners, name, values)
+    check: dict[str, dict[str, dict]] = {"chosen_vs_default": {}, "default_vs_simpler": {}}
+    for s, r in runners.items():
+        runs = {}
+        for value in dict.fromkeys([default, chosen, simpler]):
+            if value is None:
+                continue
+            runs[value] = r.score("check", name, value, ["dense", "keyword", "hybrid"])
+            out = RESULTS / f"eval-{s}-check-{name}-{value}.json"
+            out.write_text(json.dumps({"date": datetime.now(UTC).isoformat(timespec="seconds"), "commit": commit(),
+                                       **runs[value]}, indent=2, default=str) + "\n")
+        if chosen != default:
+            check["chosen_vs_default"][s] = compared(runs[chosen], runs[default], PRIMARY[s])
+        if simpler is not None and simpler != default:
+            check["default_vs_simpler"][s] = compared(runs[default], runs[simpler], PRIMARY[s])
+    return {"default": default, "simpler": simpler, "tune": tune_means, "chosen": chosen,
+            "check": {k: v for k, v in check.items() if v},
+            "decision": decide(default, chosen, simpler, check["chosen_vs_default"] or None,
+                               check["default_vs_simpler"] or None)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--constants", nargs="+", choices=list(GRID), default=list(GRID))
+    parser.add_argument("--lead-free-dir", type=Path, default=ROOT / "var" / "bench" / "eval-reuters-body-nolead",
+                        help="where the body-only index without a lead passage is built (or reused)")
+    parser.add_argument("--out", type=Path, default=RESULTS / "recheck.json")
+    args = parser.parse_args()
+    embedder = Embedder.from_settings(Settings.from_env())
+    found = json.loads(args.out.read_text()) if args.out.exists() else {}
+    found.update({"benchmark": "recheck", "commit": commit(), "date": datetime.now(UTC).isoformat(timespec="seconds"),
+                  "machine": f"{platform.machine()}, {len(os.sched_getaffinity(0))} cores", "primary": PRIMARY})
+    found.setdefault("constants", {})
+    for name in args.constants:
+        sets = ["headlines"] if name == "lead_sentences" else list(SETS)
+        runners = {s: Runner(s, embedder, args.lead_free_dir) for s in sets}
+        try:
+            found["constants"][name] = recheck(runners, name)
+        finally:
+            for r in runners.values():
+                r.close()
+        args.out.write_text(json.dumps(found, indent=2, default=str) + "\n")
+        print(name, json.dumps(found["constants"][name], default=str))
+
+
+if __name__ == "__main__":
+    main()
