@@ -139,12 +139,12 @@ class ModeResult:
 
 def ranking_of(searcher: Searcher, text: str, mode: str, collapse: str) -> list[str]:
     """The article ids a query ranks, best first; with collapse=expand, each hit's duplicates follow it."""
-    result = searcher.search(SearchRequest(q=text, k=DEPTH, mode=mode, collapse=collapse != "off"))
+    ranking = searcher.ranking(SearchRequest(q=text, k=DEPTH, mode=mode, collapse=collapse != "off"))[:DEPTH]
     ids: list[str] = []
-    for hit in result.hits:
-        ids.append(hit.article_id)
+    for article_id, duplicates in ranking:
+        ids.append(article_id)
         if collapse == "expand":
-            ids.extend(hit.duplicates)
+            ids.extend(sorted(duplicates))
     return dedupe(ids)[:DEPTH]
 
 

@@ -194,6 +194,20 @@ class Searcher:
     def search(self, req: SearchRequest) -> SearchResponse:
         """Rank, group and page the results of one request."""
         started = time.perf_counter()
+        mode, order, scores, best, matches, duplicates = self._order(req)
+        page = order[req.offset : req.offset + req.k]
+        hits = self._hits(req, page, scores, best, matches, duplicates)
+        took = (time.perf_counter() - started) * 1000
+        return SearchResponse(req.q, self.name, round(took, 2), mode, hits, len(order))
+
+    def ranking(self, req: SearchRequest) -> list[tuple[Any, list[Any]]]:
+        """Every result `search` pages through for this request, in order, each key (article id, or passage
+        id with group=none) with the keys collapsed into it; no hits are built (the evaluation's fast path)."""
+        _, order, _, _, _, duplicates = self._order(req)
+        return [(key, duplicates.get(key, [])) for key in order]
+
+    def _order(self, req: SearchRequest):
+        """(mode, ranked keys, scores, best passages, matches, duplicates) of a validated request."""
         self.validate(req)
         mode = req.mode or self.settings.default_mode
         since, before = _as_datetime(req.since, False), _as_datetime(req.until, True)
@@ -212,11 +226,7 @@ class Searcher:
         if req.rerank:
             order, new = self._rerank(req, order, best)
             scores = {**scores, **new}
-        order = order[: self.settings.candidates]
-        page = order[req.offset : req.offset + req.k]
-        hits = self._hits(req, page, scores, best, matches, duplicates)
-        took = (time.perf_counter() - started) * 1000
-        return SearchResponse(req.q, self.name, round(took, 2), mode, hits, len(order))
+        return mode, order[: self.settings.candidates], scores, best, matches, duplicates
 
     def _allowed(self, since: datetime | None, before: datetime | None, sources: tuple[str, ...]) -> np.ndarray:
         """Ids of the passages whose article was published in [since, before) by one of `sources`."""

@@ -161,3 +161,14 @@ def test_collapse_on_scores_the_hits_as_served(tmp_path, embedder):
     assert scored["on"]["recall@100"] == 0.5  # the served list shows the story once; its copy is not credited
     assert scored["off"]["recall@100"] == 1.0 and scored["expand"]["recall@100"] == 1.0
     assert scored["on"]["mrr@10"] == scored["off"]["mrr@10"] == 1.0
+
+
+def test_the_evaluation_ranking_is_the_served_order(searcher):
+    from search_api.searcher import SearchRequest
+
+    for q in ("oil prices", "election results", "earthquake"):
+        for collapse in (True, False):
+            req = SearchRequest(q=q, k=40, collapse=collapse)
+            hits = searcher.search(req).hits
+            assert [(h.article_id, h.duplicates) for h in hits] == [
+                (key, sorted(dups)) for key, dups in searcher.ranking(req)[:40]]
