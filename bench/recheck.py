@@ -44,7 +44,8 @@ GRID: dict[str, tuple[list[Any], Any]] = {
     "candidates": ([100, 200], None),
     "keyword_weight": ([0.5, 1.0, 2.0], None),
     "keyword_stop_words": ([True, False], False),
-    "collapse": (["on", "off"], "off"),
+    # Collapse shows wire copies of a story as one hit: a presentation choice, so "off" is not counted simpler.
+    "collapse": (["on", "off"], None),
     "lead_sentences": ([2, 0], 0),
 }
 DEFAULTS = {"collapse": "on"}
@@ -142,16 +143,16 @@ def compared(a: dict[str, Any], b: dict[str, Any], metric: str, mode: str = "hyb
     return paired([pa[q] for q in qids], [pb[q] for q in qids]).as_dict()
 
 
-def tune(runners: dict[str, Runner], name: str, values: list[Any]) -> tuple[Any, dict[str, dict[str, float]]]:
-    """Each value's primary metric on each tune half, and the value with the best average over the sets
-    (ties: the current default, then the earlier value)."""
+def tune(runners: dict[str, Runner], name: str, values: list[Any]) -> tuple[list[Any], dict[str, dict[str, float]]]:
+    """Each value's primary metric on each tune half, and the values by their average over the sets, best
+    first (ties: the current default, then the earlier value)."""
     means: dict[str, dict[str, float]] = {}
     for value in values:
         means[str(value)] = {s: r.score("tune", name, value, ["hybrid"])["modes"]["hybrid"]["means"][PRIMARY[s]]
                              for s, r in runners.items()}
     default = default_of(name)
-    best = max(values, key=lambda v: (round(sum(means[str(v)].values()) / len(runners), 4), v == default))
-    return best, means
+    order = sorted(values, key=lambda v: (-round(sum(means[str(v)].values()) / len(runners), 4), v != default))
+    return order, means
 
 
 def decide(default: Any, chosen: Any, simpler: Any, vs_chosen: dict | None, vs_simpler: dict | None) -> str:
@@ -166,23 +167,33 @@ def decide(default: Any, chosen: Any, simpler: Any, vs_chosen: dict | None, vs_s
         return f"keep {default} (no value wins on every check half)"
     if len(better(vs_simpler)) == len(vs_simpler):
         return f"keep {default} (wins over the simpler {simpler} on every check half)"
-    if not better(vs_simpler):
-        return f"change to the simpler {simpler} (the default wins on no check half)"
-    return f"mixed: {default} beats the simpler {simpler} on {', '.join(better(vs_simpler))} only"
+    worse = [s for s, c in vs_simpler.items() if c["diff"] < 0 and c["p"] < 0.05]
+    if not better(vs_simpler) and not worse:
+        return f"change to the simpler {simpler} (neutral on every check half)"
+    if worse and not better(vs_simpler):
+        return f"change to the simpler {simpler} (better on {', '.join(worse)})"
+    # The simpler value loses significantly on a set: it is not neutral, so it cannot replace the default.
+    return f"keep {default} (the simpler {simpler} is worse on {', '.join(better(vs_simpler))}: not neutral)"
 
 
 def recheck(runners: dict[str, Runner], name: str) -> dict[str, Any]:
     """One constant: tune-half choice, check-half comparisons, decision; writes the check-half result files."""
     values, simpler = GRID[name]
     default = default_of(name)
-    chosen, tune_means = tune(runners, name, values)
-    check: dict[str, dict[str, dict]] = {"chosen_vs_default": {}, "default_vs_simpler": {}}
+    order, tune_means = tune(runners, name, values)
+    chosen = order[0]
+    # When the tune halves keep the default, the best other value is still shown on the check halves (not chosen).
+    runner_up = next(v for v in order if v != default) if chosen == default else None
+    check: dict[str, dict[str, dict]] = {"chosen_vs_default": {}, "default_vs_simpler": {}, "runner_up_vs_default": {}}
+    means: dict[str, dict[str, dict[str, list]]] = {}  # set -> value -> mode -> [mean, low, high] on the check half
     for s, r in runners.items():
         runs = {}
-        for value in dict.fromkeys([default, chosen, simpler]):
+        for value in dict.fromkeys([default, chosen, simpler, runner_up]):
             if value is None:
                 continue
-            runs[value] = r.score("check", name, value, ["hybrid"])
+            runs[value] = r.score("check", name, value, ["dense", "keyword", "hybrid"])
+            means.setdefault(s, {})[str(value)] = {
+                mode: [m["means"][PRIMARY[s]], *m["intervals"][PRIMARY[s]]] for mode, m in runs[value]["modes"].items()}
             out = RESULTS / f"eval-{s}-check-{name}-{value}.json"
             out.write_text(json.dumps({"date": datetime.now(UTC).isoformat(timespec="seconds"), "commit": commit(),
                                        **runs[value]}, indent=2, default=str) + "\n")
@@ -190,8 +201,10 @@ def recheck(runners: dict[str, Runner], name: str) -> dict[str, Any]:
             check["chosen_vs_default"][s] = compared(runs[chosen], runs[default], PRIMARY[s])
         if simpler is not None and simpler != default:
             check["default_vs_simpler"][s] = compared(runs[default], runs[simpler], PRIMARY[s])
-    return {"default": default, "simpler": simpler, "tune": tune_means, "chosen": chosen,
-            "check": {k: v for k, v in check.items() if v},
+        if runner_up is not None and runner_up != simpler:
+            check["runner_up_vs_default"][s] = compared(runs[runner_up], runs[default], PRIMARY[s])
+    return {"default": default, "simpler": simpler, "tune": tune_means, "chosen": chosen, "runner_up": runner_up,
+            "check": {k: v for k, v in check.items() if v}, "check_means": means,
             "decision": decide(default, chosen, simpler, check["chosen_vs_default"] or None,
                                check["default_vs_simpler"] or None)}
 

@@ -61,10 +61,10 @@ def compare(a: dict[str, Any], b: dict[str, Any], intersect: bool = False,
 def comparison_table(found: dict[str, dict[str, dict[str, float | int]]], name_a: str = "A",
                      name_b: str = "B") -> str:
     """A Markdown table, one row per mode and metric."""
-    lines = [f"| mode | metric | queries | {name_a} | {name_b} | {name_a} - {name_b} [95% interval] | p |",
+    lines = [f"| mode | metric | queries (changed) | {name_a} | {name_b} | {name_a} - {name_b} [95% interval] | p |",
              "|---|---|---:|---:|---:|---|---:|"]
     for mode, by_metric in found.items():
         for metric, c in by_metric.items():
-            lines.append(f"| {mode} | {metric} | {c['queries']} | {c['mean_a']:.4f} | {c['mean_b']:.4f} | "
+            lines.append(f"| {mode} | {metric} | {c['queries']} ({c['changed']}) | {c['mean_a']:.4f} | {c['mean_b']:.4f} | "
                          f"{c['diff']:+.4f} [{c['low']:+.4f}, {c['high']:+.4f}] | {c['p']:.3g} |")
     return "\n".join(lines)

@@ -60,6 +60,7 @@ class Paired:
     """Two systems on the same queries: means, mean difference a - b with its interval, and the p-value."""
 
     queries: int
+    changed: int  # queries whose two scores differ: with few, no test can find a difference
     mean_a: float
     mean_b: float
     diff: float
@@ -69,7 +70,7 @@ class Paired:
 
     def as_dict(self, digits: int = 4) -> dict[str, float | int]:
         """The figures rounded for a report (p to three significant digits)."""
-        out: dict[str, float | int] = {"queries": self.queries}
+        out: dict[str, float | int] = {"queries": self.queries, "changed": self.changed}
         for name in ("mean_a", "mean_b", "diff", "low", "high"):
             out[name] = round(getattr(self, name), digits)
         out["p"] = float(f"{self.p:.3g}")
@@ -82,4 +83,5 @@ def paired(a: Sequence[float], b: Sequence[float], resamples: int = RESAMPLES, l
     x, y = _scores(a), _scores(b)
     p = randomization_p(x, y, resamples, seed)  # first: it refuses unpaired lists
     low, high = bootstrap_interval(x - y, resamples, level, seed)
-    return Paired(len(x), float(x.mean()), float(y.mean()), float((x - y).mean()), low, high, p)
+    return Paired(len(x), int(np.count_nonzero(x != y)), float(x.mean()), float(y.mean()), float((x - y).mean()),
+                  low, high, p)

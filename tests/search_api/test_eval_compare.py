@@ -24,13 +24,13 @@ def test_a_shift_on_every_query_is_reported_with_its_interval_and_p():
     assert c["low"] == pytest.approx(0.1) and c["high"] == pytest.approx(0.1)
     assert found["hybrid"]["mrr@10"]["diff"] == pytest.approx(0.05)
     table = comparison_table(found)
-    assert "| hybrid | ndcg@10 | 40 | 0.5875 | 0.4875 | +0.1000 [+0.1000, +0.1000] | 0.0001 |" in table
+    assert "| hybrid | ndcg@10 | 40 (40) | 0.5875 | 0.4875 | +0.1000 [+0.1000, +0.1000] | 0.0001 |" in table
 
 
 def test_queries_are_paired_by_id_not_by_order():
     a = _result({"q1": 1.0, "q2": 0.0})
     b = _result({"q2": 0.0, "q1": 1.0})
-    assert compare(a, b)["hybrid"]["ndcg@10"] == {"queries": 2, "mean_a": 0.5, "mean_b": 0.5, "diff": 0.0,
+    assert compare(a, b)["hybrid"]["ndcg@10"] == {"queries": 2, "changed": 0, "mean_a": 0.5, "mean_b": 0.5, "diff": 0.0,
                                                   "low": 0.0, "high": 0.0, "p": 1.0}
 
 

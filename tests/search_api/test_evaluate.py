@@ -101,7 +101,7 @@ def test_eval_scores_one_half_with_intervals_and_compare_tests_two_results(tmp_p
 
     assert main(["compare", str(tmp_path / "a.json"), str(tmp_path / "b.json"), "--metric", "mrr@10"]) == 0
     printed = capsys.readouterr().out
-    assert "| hybrid | mrr@10 | 4 |" in printed and "| keyword | mrr@10 | 4 |" in printed
+    assert "| hybrid | mrr@10 | 4 (" in printed and "| keyword | mrr@10 | 4 (" in printed
     assert main(["compare", str(tmp_path / "a.json"), str(tmp_path / "a.json"), "--json"]) == 0
     same = json.loads(capsys.readouterr().out)["comparison"]["hybrid"]["ndcg@10"]
     assert same["diff"] == 0 and same["p"] == 1.0

@@ -15,7 +15,7 @@ def _scores(n=200, seed=1):
 def test_identical_systems_give_p_one_and_a_zero_difference():
     a = _scores()
     result = paired(a, a.copy())
-    assert result.p == 1.0
+    assert result.p == 1.0 and result.changed == 0
     assert result.diff == 0.0 and result.low == 0.0 and result.high == 0.0
 
 
