@@ -13,8 +13,6 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import os
-import platform
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,6 +22,7 @@ import numpy as np
 
 from bench.build_reuters import REUTERS, ROOT, commit
 from bench.eval_reuters import SETS, dev_set, index_dir
+from bench.machine import machine_facts
 from indexer.embed import Embedder
 from indexer.errors import ConfigError
 from indexer.settings import Settings
@@ -224,7 +223,7 @@ def main() -> None:
     embedder = QueryMemo(Embedder.from_settings(Settings.from_env()))
     found = json.loads(args.out.read_text()) if args.out.exists() else {}
     found.update({"benchmark": "recheck", "commit": commit(), "date": datetime.now(UTC).isoformat(timespec="seconds"),
-                  "machine": f"{platform.machine()}, {len(os.sched_getaffinity(0))} cores", "primary": PRIMARY})
+                  "machine": machine_facts(), "primary": PRIMARY})
     found.setdefault("constants", {})
     all_runners = {s: Runner(s, embedder, args.lead_free_dir) for s in args.sets}
     try:
