@@ -168,7 +168,7 @@ def decide(default: Any, chosen: Any, simpler: Any, vs_chosen: dict | None, vs_s
         return f"keep {default} (wins over the simpler {simpler} on every check half)"
     worse = [s for s, c in vs_simpler.items() if c["diff"] < 0 and c["p"] < 0.05]
     if not better(vs_simpler) and not worse:
-        return f"change to the simpler {simpler} (neutral on every check half)"
+        return f"neutral: the simpler {simpler} may replace {default} (no significant difference on any check half)"
     if worse and not better(vs_simpler):
         return f"change to the simpler {simpler} (better on {', '.join(worse)})"
     # The simpler value loses significantly on a set: it is not neutral, so it cannot replace the default.
