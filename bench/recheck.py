@@ -4,7 +4,8 @@ default on the check half (paired bootstrap 95% interval, sign-flip randomizatio
 
 Scores the ranking as `news-search serve` returns it (collapse on, hybrid). Reads the full-Reuters indexes of
 bench/eval_reuters (var/bench/eval-reuters-*, never rebuilt here); the body-only index without a lead passage is
-built into --lead-free-dir. Writes bench/results/recheck.json and bench/results/eval-<set>-check-<config>.json.
+built into --lead-free-dir. Writes bench/results/recheck.json and bench/results/eval-<set>-check-<constant>-<value>.json
+(the defaults: eval-<set>-check-defaults.json).
 Run: `.venv/bin/python -m bench.recheck` (NEWSEARCH_CACHE_DIR shares the embedding cache).
 """
 
@@ -193,7 +194,7 @@ def recheck(runners: dict[str, Runner], name: str) -> dict[str, Any]:
             runs[value] = r.score("check", name, value, ["dense", "keyword", "hybrid"])
             means.setdefault(s, {})[str(value)] = {
                 mode: [m["means"][PRIMARY[s]], *m["intervals"][PRIMARY[s]]] for mode, m in runs[value]["modes"].items()}
-            out = RESULTS / f"eval-{s}-check-{name}-{value}.json"
+            out = RESULTS / (f"eval-{s}-check-defaults.json" if value == default else f"eval-{s}-check-{name}-{value}.json")
             out.write_text(json.dumps({"date": datetime.now(UTC).isoformat(timespec="seconds"), "commit": commit(),
                                        **runs[value]}, indent=2, default=str) + "\n")
         if chosen != default:
