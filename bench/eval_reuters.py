@@ -1,8 +1,9 @@
 """Benchmark: retrieval quality on the dev sets over the full Reuters-21578 corpus (19,043 articles).
 
 headlines (500 known-item queries, bodies indexed without titles) and topics (59 subject-code queries,
-title + body), each mode through the real Searcher with the code of `news-search eval`. Writes
-bench/results/eval-<set>[-<tag>].json and prints one Markdown table per set. The indexes are built
+title + body), each mode through the real Searcher with the code of `news-search eval` (means with 95%
+bootstrap intervals; `--half tune|check` scores one half of bench/dev_split.json). Writes
+bench/results/eval-<set>[-<half>][-<tag>].json and prints one Markdown table per set. The indexes are built
 once into var/bench/eval-reuters-<fields> and reused while corpus and chunking are unchanged; set
 NEWSEARCH_CACHE_DIR to share an embedding cache. Run: `.venv/bin/python -m bench.eval_reuters`
 (`--set rrf_k=30` etc. for ablations).
@@ -20,10 +21,11 @@ from pathlib import Path
 from bench.build_reuters import REUTERS, ROOT, commit
 from indexer.embed import Embedder
 from indexer.settings import Settings
-from search_api.evaluate import COLLAPSE_CHOICES, evaluate_corpus, load_qrels, load_queries, table
+from search_api.evaluate import COLLAPSE_CHOICES, HALVES, evaluate_corpus, load_qrels, load_queries, split_half, table
 
 EVAL = ROOT.parent / "shared" / "data" / "eval"
 SETS = {"headlines": "body", "topics": "title+body"}  # dev set -> what is indexed (data README)
+SPLIT = ROOT / "bench" / "dev_split.json"
 
 
 def dev_queries() -> list[str]:
@@ -36,17 +38,24 @@ def index_dir(fields: str, tag: str = "") -> Path:
     return ROOT / "var" / "bench" / f"eval-reuters-{fields.replace('+', '-')}{'-' + tag if tag else ''}"
 
 
+def dev_set(name: str, half: str | None = None) -> tuple[dict[str, str], dict[str, dict[str, int]]]:
+    """A dev set's queries (all, or one half of bench/dev_split.json) and its qrels."""
+    queries, qrels = load_queries(EVAL / f"{name}-queries.jsonl"), load_qrels(EVAL / f"{name}-qrels.tsv")
+    return split_half(queries, qrels, SPLIT, name, half) if half else (queries, qrels)
+
+
 def run_set(name: str, modes: list[str], assignments: list[str], collapse: str, embedder: Embedder,
-            index_tag: str = "") -> dict:
+            index_tag: str = "", half: str | None = None) -> dict:
     """Build or reuse the set's index and score every mode."""
     fields = SETS[name]
     settings = Settings.from_env(index_dir=index_dir(fields, index_tag), fields=fields).assign(assignments)
-    result, _ = evaluate_corpus(sorted(REUTERS.glob("corpus-*.jsonl.gz")), settings, embedder,
-                                load_queries(EVAL / f"{name}-queries.jsonl"), load_qrels(EVAL / f"{name}-qrels.tsv"),
+    queries, qrels = dev_set(name, half)
+    result, _ = evaluate_corpus(sorted(REUTERS.glob("corpus-*.jsonl.gz")), settings, embedder, queries, qrels,
                                 modes, collapse, progress=True)
+    split = {"file": "bench/dev_split.json", "set": name, "half": half} if half else None
     return {"benchmark": "eval_reuters", "dev_set": name, "date": datetime.now(UTC).isoformat(timespec="seconds"),
             "commit": commit(), "machine": f"{platform.machine()}, {len(os.sched_getaffinity(0))} cores",
-            "overrides": assignments, **result}
+            "overrides": assignments, "split": split, **result}
 
 
 def main() -> None:
@@ -55,15 +64,17 @@ def main() -> None:
     parser.add_argument("--modes", nargs="+", choices=["dense", "keyword", "hybrid"],
                         default=["dense", "keyword", "hybrid"])
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="setting override")
-    parser.add_argument("--collapse", choices=COLLAPSE_CHOICES, default="off")
+    parser.add_argument("--collapse", choices=COLLAPSE_CHOICES, default="on",
+                        help="on (default): the hits as served; off: every article in its own place")
+    parser.add_argument("--half", choices=HALVES, help="score one half of bench/dev_split.json (default: all)")
     parser.add_argument("--tag", default="", help="suffix of the result files, for ablations")
     parser.add_argument("--index-tag", default="", help="suffix of the index folders, to keep e.g. another "
                         "backend's indexes beside the default ones instead of rebuilding over them")
     args = parser.parse_args()
     embedder = Embedder.from_settings(Settings.from_env())
     for name in args.sets:
-        result = run_set(name, args.modes, args.set, args.collapse, embedder, args.index_tag)
-        suffix = f"-{args.tag}" if args.tag else ""
+        result = run_set(name, args.modes, args.set, args.collapse, embedder, args.index_tag, args.half)
+        suffix = "".join(f"-{part}" for part in (args.half, args.tag) if part)
         out = ROOT / "bench" / "results" / f"eval-{name}{suffix}.json"
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(result, indent=2, default=str) + "\n")

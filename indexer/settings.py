@@ -60,6 +60,7 @@ class Settings:
     candidates: int = 200  # results ranked per retriever before fusion; pages reach this deep
     title_weight: float = 1.0  # BM25 weight of the title column against the body
     lead_weight: float = 1.0  # BM25 weight of the lead (opening sentences), counted on top of the body
+    keyword_stop_words: bool = True  # leave stop words out of the keyword query (unless nothing else is left)
     rerank_depth: int = 50  # fused results a Reranker re-scores when a request asks for rerank
     reload_interval: float = 5.0  # seconds between checks of CURRENT; 0 disables
     gc_grace_seconds: float = 3600.0

@@ -9,8 +9,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from indexer.cli import OneLineParser, run
+from indexer.errors import ConfigError
 from indexer.settings import FIELD_CHOICES, Settings
-from search_api.evaluate import COLLAPSE_CHOICES
+from search_api.evaluate import COLLAPSE_CHOICES, HALVES
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -51,22 +52,43 @@ def cmd_query(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     """Score retrieval modes on BEIR queries and qrels over an index of a corpus (built or reused)."""
     from indexer.embed import Embedder
-    from search_api.evaluate import evaluate_corpus, load_qrels, load_queries, table
+    from search_api.evaluate import evaluate_corpus, load_qrels, load_queries, set_name_of, split_half, table
 
     settings = Settings.from_env(fields=args.fields).assign(args.set)
     index_dir = args.index_dir or Path("var/eval") / f"{args.corpus[0].name.split('.')[0]}-{settings.fields.replace('+', '-')}"
     settings = settings.replace(index_dir=index_dir)
+    if args.half and not args.split:
+        raise ConfigError("--half needs --split (the split file, e.g. bench/dev_split.json)")
     if args.out:
         check_writable(args.out)  # an evaluation takes minutes: fail before it, not after
     queries, qrels = load_queries(args.queries), load_qrels(args.qrels)
+    split = None
+    if args.half:
+        split = {"file": str(args.split), "set": args.split_set or set_name_of(args.queries), "half": args.half}
+        queries, qrels = split_half(queries, qrels, args.split, split["set"], args.half)
     result, built = evaluate_corpus(args.corpus, settings, Embedder.from_settings(settings), queries, qrels,
                                     args.mode or ["dense", "keyword", "hybrid"], args.collapse, rebuild=args.rebuild,
                                     progress=not args.quiet)
     result.update({"corpus": [str(p) for p in args.corpus], "queries_file": str(args.queries),
-                   "qrels_file": str(args.qrels), "index_dir": str(index_dir), "built": built})
+                   "qrels_file": str(args.qrels), "split": split, "index_dir": str(index_dir), "built": built})
     if args.out:
         args.out.write_text(json.dumps(result, indent=2, default=str) + "\n")
     print(table(result, args.queries.name))
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    """Paired comparison of two eval results on the same queries."""
+    from search_api.eval_compare import compare, comparison_table, load_result
+
+    a, b = load_result(args.a), load_result(args.b)
+    found = compare(a, b, intersect=args.intersect, metrics=args.metric)
+    if args.json:
+        print(json.dumps({"a": str(args.a), "b": str(args.b), "comparison": found}, indent=2))
+        return 0
+    print(f"A = {args.a}\nB = {args.b}\n(paired bootstrap 95% interval of A - B; two-sided sign-flip randomization "
+          "p, 10,000 permutations)")
+    print(comparison_table(found))
     return 0
 
 
@@ -106,14 +128,27 @@ def build_parser() -> argparse.ArgumentParser:
                    help="repeatable; default all three")
     p.add_argument("--index-dir", type=Path, help="where the corpus index is built or reused (default var/eval/...)")
     p.add_argument("--rebuild", action="store_true", help="build even if the index holds this corpus already")
-    p.add_argument("--collapse", choices=COLLAPSE_CHOICES, default="off",
-                   help="off: score the article ranking; expand: collapse near-duplicates, then credit each "
-                        "hit's duplicates right after it")
+    p.add_argument("--collapse", choices=COLLAPSE_CHOICES, default="on",
+                   help="on (default): score the hits as the server returns them (near-duplicates collapsed); "
+                        "off: every article in its own place; expand: collapsed, then each hit's duplicates "
+                        "credited right after it")
+    p.add_argument("--split", type=Path, help="a split file (bench/dev_split.json) for --half")
+    p.add_argument("--half", choices=HALVES, help="score only this half of the dev set in --split")
+    p.add_argument("--split-set", help="the set of --split the queries belong to (default: from the queries "
+                   "file name, headlines-queries.jsonl -> headlines)")
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                    help="override a setting for this run, e.g. --set rrf_k=30 (repeatable)")
     p.add_argument("--out", type=Path, help="write the full result (per-query scores too) as JSON here")
     p.add_argument("--quiet", action="store_true", help="no progress bars while building")
     p.set_defaults(func=cmd_eval)
+    p = sub.add_parser("compare", help="paired significance test of two eval results (--out files) on the same "
+                       "queries")
+    p.add_argument("a", type=Path, help="first result (news-search eval --out)")
+    p.add_argument("b", type=Path, help="second result, on the same queries")
+    p.add_argument("--intersect", action="store_true", help="compare on the queries both scored when they differ")
+    p.add_argument("--metric", action="append", help="repeatable; default every metric in the files")
+    p.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    p.set_defaults(func=cmd_compare)
     return parser
 
 

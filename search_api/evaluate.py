@@ -14,16 +14,20 @@ from pathlib import Path
 from typing import Any
 
 from indexer.embed import Embedder
-from indexer.errors import SourceError
+from indexer.errors import ConfigError, SourceError
 from indexer.pipeline import build, lead_passage_sentences
 from indexer.settings import Settings
 from indexer.sources import supported
 from search_api.eval_metrics import Qrels, dedupe, mean_scores, per_query
 from search_api.searcher import Searcher, SearchRequest
+from search_api.significance import bootstrap_interval
 
 DEPTH = 100  # hits scored per query: Recall@100 needs a hundred
 MARKER = "eval-corpus.json"  # beside the index: what it was built from
-COLLAPSE_CHOICES = ("off", "expand")
+# on: the ranking as served (near-duplicates collapsed, hits only; the server's default); off: every article
+# in its own place; expand: collapsed, then each hit's duplicates credited right after it.
+COLLAPSE_CHOICES = ("on", "off", "expand")
+HALVES = ("tune", "check")
 
 
 def load_queries(path: Path) -> dict[str, str]:
@@ -57,6 +61,33 @@ def load_qrels(path: Path) -> dict[str, dict[str, int]]:
     if not qrels:
         raise SourceError(f"{path} holds no judgements")
     return qrels
+
+
+def split_half(queries: dict[str, str], qrels: Qrels, split_file: Path, set_name: str,
+               half: str) -> tuple[dict[str, str], dict[str, dict[str, int]]]:
+    """The queries and judgements of one half (tune or check) of a dev set in a split file (bench/dev_split.json)."""
+    try:
+        sets = json.loads(Path(split_file).read_text(encoding="utf-8"))["sets"]
+    except FileNotFoundError:
+        raise SourceError(f"{split_file}: no such file; give the split file, e.g. bench/dev_split.json") from None
+    except (json.JSONDecodeError, KeyError, TypeError):
+        raise SourceError(f"{split_file}: not a split file (JSON with sets -> name -> tune/check ids)") from None
+    if set_name not in sets:
+        raise ConfigError(f"{split_file} has no set {set_name!r} (it has {', '.join(sorted(sets))}); "
+                          "name it with --split-set")
+    if half not in sets[set_name]:
+        raise ConfigError(f"{split_file} has no half {half!r} of {set_name} (it has {', '.join(sets[set_name])})")
+    chosen = set(sets[set_name][half])
+    kept = {qid: text for qid, text in queries.items() if qid in chosen}
+    if not kept:
+        raise ConfigError(f"none of the queries is in the {half} half of {set_name} in {split_file}; "
+                          "check that the queries file is that set's (or name the set with --split-set)")
+    return kept, {qid: dict(qrels[qid]) for qid in kept if qid in qrels}
+
+
+def set_name_of(queries_file: Path) -> str:
+    """The dev set a queries file holds, by its name: headlines-queries.jsonl -> headlines."""
+    return Path(queries_file).name.split(".")[0].removesuffix("-queries")
 
 
 def _lines(path: Path) -> list[str]:
@@ -108,16 +139,16 @@ class ModeResult:
 
 def ranking_of(searcher: Searcher, text: str, mode: str, collapse: str) -> list[str]:
     """The article ids a query ranks, best first; with collapse=expand, each hit's duplicates follow it."""
-    result = searcher.search(SearchRequest(q=text, k=DEPTH, mode=mode, collapse=collapse == "expand"))
+    ranking = searcher.ranking(SearchRequest(q=text, k=DEPTH, mode=mode, collapse=collapse != "off"))[:DEPTH]
     ids: list[str] = []
-    for hit in result.hits:
-        ids.append(hit.article_id)
+    for article_id, duplicates in ranking:
+        ids.append(article_id)
         if collapse == "expand":
-            ids.extend(hit.duplicates)
+            ids.extend(sorted(duplicates))
     return dedupe(ids)[:DEPTH]
 
 
-def run_mode(searcher: Searcher, queries: dict[str, str], qrels: Qrels, mode: str, collapse: str = "off") -> ModeResult:
+def run_mode(searcher: Searcher, queries: dict[str, str], qrels: Qrels, mode: str, collapse: str = "on") -> ModeResult:
     """Every judged query through the searcher in one mode."""
     runs: dict[str, list[str]] = {}
     took: list[float] = []
@@ -131,9 +162,18 @@ def run_mode(searcher: Searcher, queries: dict[str, str], qrels: Qrels, mode: st
     return ModeResult(mode, mean_scores(scores), scores, round(statistics.median(took), 2) if took else 0.0, runs)
 
 
+def intervals(per_query_scores: dict[str, dict[str, float]]) -> dict[str, list[float]]:
+    """Each metric's 95% bootstrap interval of the mean over queries, rounded to four decimals."""
+    if not per_query_scores:
+        return {}
+    names = next(iter(per_query_scores.values()))
+    return {name: [round(v, 4) for v in bootstrap_interval([s[name] for s in per_query_scores.values()])]
+            for name in names}
+
+
 def evaluate(searcher: Searcher, queries: dict[str, str], qrels: Qrels, modes: Sequence[str],
-             collapse: str = "off") -> dict[str, Any]:
-    """Scores of each mode, with what produced them (index, settings), as one JSON-able dict."""
+             collapse: str = "on") -> dict[str, Any]:
+    """Scores of each mode (means, 95% intervals, per query), with what produced them, as one JSON-able dict."""
     s = searcher.settings
     results = [run_mode(searcher, queries, qrels, mode, collapse) for mode in modes]
     judged = [q for q in queries if q in qrels]
@@ -145,13 +185,13 @@ def evaluate(searcher: Searcher, queries: dict[str, str], qrels: Qrels, modes: S
         "collapse": collapse,
         "settings": {k: getattr(s, k) for k in ("rrf_k", "dense_weight", "keyword_weight", "candidates",
                                                 "title_weight", "lead_weight", "pool_temperature")},
-        "modes": {r.mode: {"means": {k: round(v, 4) for k, v in r.means.items()}, "median_query_ms": r.p50_ms,
-                           "per_query": r.per_query} for r in results},
+        "modes": {r.mode: {"means": {k: round(v, 4) for k, v in r.means.items()}, "intervals": intervals(r.per_query),
+                           "median_query_ms": r.p50_ms, "per_query": r.per_query} for r in results},
     }
 
 
 def evaluate_corpus(paths: Sequence[Path], settings: Settings, embedder: Embedder, queries: dict[str, str],
-                    qrels: Qrels, modes: Sequence[str], collapse: str = "off", rebuild: bool = False,
+                    qrels: Qrels, modes: Sequence[str], collapse: str = "on", rebuild: bool = False,
                     progress: bool = False) -> tuple[dict[str, Any], bool]:
     """Build (or reuse) the corpus index in settings.index_dir and evaluate it; (result, whether it was built)."""
     built = ensure_index(paths, settings, embedder, rebuild=rebuild, progress=progress)
@@ -163,11 +203,14 @@ def evaluate_corpus(paths: Sequence[Path], settings: Settings, embedder: Embedde
 
 
 def table(result: dict[str, Any], title: str = "") -> str:
-    """A Markdown table, one row per mode."""
+    """A Markdown table, one row per mode: each metric's mean and its 95% bootstrap interval."""
     names = list(next(iter(result["modes"].values()))["means"])
-    lines = [f"{title} ({result['queries']} queries, {result['articles']} articles, fields "
-             f"{result['chunking']['fields']}, collapse {result['collapse']})" if title else "",
+    half = f", {result['split']['set']} {result['split']['half']} half" if result.get("split") else ""
+    lines = [f"{title} ({result['queries']} queries{half}, {result['articles']} articles, fields "
+             f"{result['chunking']['fields']}, collapse {result['collapse']}; mean [95% interval])" if title else "",
              "| mode | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
     for mode, r in result["modes"].items():
-        lines.append(f"| {mode} | " + " | ".join(f"{r['means'][n]:.4f}" for n in names) + " |")
+        cells = [f"{r['means'][n]:.4f}" + (" [{:.3f}, {:.3f}]".format(*r["intervals"][n]) if n in r.get(
+            "intervals", {}) else "") for n in names]
+        lines.append(f"| {mode} | " + " | ".join(cells) + " |")
     return "\n".join(line for line in lines if line)

@@ -38,9 +38,14 @@ def stem(word: str) -> str:
     return _stemmer().stemWord(word.casefold())
 
 
+def words_of(query: str) -> list[str]:
+    """Distinct lower-case words of a query, in order."""
+    return list(dict.fromkeys(m.group().casefold() for m in _TOKEN.finditer(query)))
+
+
 def query_terms(query: str) -> list[str]:
     """Distinct content words of a query, in order (stop words dropped unless nothing else is left)."""
-    words = list(dict.fromkeys(m.group().casefold() for m in _TOKEN.finditer(query)))
+    words = words_of(query)
     content = [w for w in words if w not in STOPWORDS]
     return content or words
 

@@ -12,21 +12,21 @@ from datetime import datetime
 
 from indexer.chunk import MAX_PASSAGES_PER_ARTICLE, passage_id
 from indexer.meta import article_filter_sql
-from search_api.highlight import query_terms
+from search_api.highlight import query_terms, words_of
 
 
-def query_words(text: str) -> list[str]:
-    """The words of a query that keyword search looks for (at most 64)."""
-    return query_terms(text)[:64]
+def query_words(text: str, drop_stop_words: bool = True) -> list[str]:
+    """The distinct words of a query that keyword search looks for (at most 64)."""
+    return (query_terms(text) if drop_stop_words else words_of(text))[:64]
 
 
-def fts_query(text: str) -> str | None:
-    """An FTS5 MATCH expression OR-ing the query's content words, each quoted; None if it has no words.
+def fts_query(text: str, drop_stop_words: bool = True) -> str | None:
+    """An FTS5 MATCH expression OR-ing the query's words, each quoted; None if it has no words.
 
-    Stop words are left out (unless nothing else is left): they add little to BM25 but make
-    FTS5 score nearly every row.
+    With `drop_stop_words` (settings.keyword_stop_words) stop words are left out unless nothing else is
+    left: they add little to BM25 but make FTS5 score nearly every row.
     """
-    words = query_words(text)
+    words = query_words(text, drop_stop_words)
     if not words:
         return None
     return " OR ".join(f'"{w}"' for w in words)
@@ -34,9 +34,9 @@ def fts_query(text: str) -> str | None:
 
 def search_articles(conn: sqlite3.Connection, text: str, limit: int, title_weight: float = 1.0,
                     lead_weight: float = 1.0, since: datetime | None = None, before: datetime | None = None,
-                    sources: Sequence[str] = ()) -> list[tuple[str, float]]:
+                    sources: Sequence[str] = (), drop_stop_words: bool = True) -> list[tuple[str, float]]:
     """Top articles as (article id, score), score = -bm25 over title, lead and body (higher is better)."""
-    match = fts_query(text)
+    match = fts_query(text, drop_stop_words)
     if match is None:
         return []
     where, args = article_filter_sql(since, before, sources)

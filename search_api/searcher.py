@@ -194,6 +194,20 @@ class Searcher:
     def search(self, req: SearchRequest) -> SearchResponse:
         """Rank, group and page the results of one request."""
         started = time.perf_counter()
+        mode, order, scores, best, matches, duplicates = self._order(req)
+        page = order[req.offset : req.offset + req.k]
+        hits = self._hits(req, page, scores, best, matches, duplicates)
+        took = (time.perf_counter() - started) * 1000
+        return SearchResponse(req.q, self.name, round(took, 2), mode, hits, len(order))
+
+    def ranking(self, req: SearchRequest) -> list[tuple[Any, list[Any]]]:
+        """Every result `search` pages through for this request, in order, each key (article id, or passage
+        id with group=none) with the keys collapsed into it; no hits are built (the evaluation's fast path)."""
+        _, order, _, _, _, duplicates = self._order(req)
+        return [(key, duplicates.get(key, [])) for key in order]
+
+    def _order(self, req: SearchRequest):
+        """(mode, ranked keys, scores, best passages, matches, duplicates) of a validated request."""
         self.validate(req)
         mode = req.mode or self.settings.default_mode
         since, before = _as_datetime(req.since, False), _as_datetime(req.until, True)
@@ -212,11 +226,7 @@ class Searcher:
         if req.rerank:
             order, new = self._rerank(req, order, best)
             scores = {**scores, **new}
-        order = order[: self.settings.candidates]
-        page = order[req.offset : req.offset + req.k]
-        hits = self._hits(req, page, scores, best, matches, duplicates)
-        took = (time.perf_counter() - started) * 1000
-        return SearchResponse(req.q, self.name, round(took, 2), mode, hits, len(order))
+        return mode, order[: self.settings.candidates], scores, best, matches, duplicates
 
     def _allowed(self, since: datetime | None, before: datetime | None, sources: tuple[str, ...]) -> np.ndarray:
         """Ids of the passages whose article was published in [since, before) by one of `sources`."""
@@ -271,10 +281,12 @@ class Searcher:
 
     def _keyword_articles(self, q: str, depth: int, since, before, sources) -> list[tuple[str, float]]:
         """keyword.search_articles, from the in-memory index when one is loaded and the request has no filter."""
-        terms = self._keyword.terms(keyword.query_words(q)) if self._keyword and not (since or before or sources) else None
+        stop = self.settings.keyword_stop_words
+        terms = (self._keyword.terms(keyword.query_words(q, stop)) if self._keyword and not (since or before or sources)
+                 else None)
         if terms is None:
             return keyword.search_articles(self.version.meta.conn, q, depth, self.settings.title_weight,
-                                           self.settings.lead_weight, since, before, sources)
+                                           self.settings.lead_weight, since, before, sources, stop)
         nums, scores = self._keyword.top(terms, depth)
         found = sorted(zip((self._article_ids[n] for n in nums.tolist()), scores.tolist()), key=lambda p: (-p[1], p[0]))
         return found[:depth]

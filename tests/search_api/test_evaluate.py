@@ -8,9 +8,9 @@ import json
 
 import pytest
 
-from indexer.errors import SourceError
+from indexer.errors import ConfigError, SourceError
 from search_api.cli import main
-from search_api.evaluate import load_qrels, load_queries
+from search_api.evaluate import load_qrels, load_queries, set_name_of, split_half
 from tests.conftest import CORPUS
 
 
@@ -65,3 +65,110 @@ def test_qrels_header_is_optional_and_grades_are_kept(tmp_path):
     qrels = tmp_path / "qrels.tsv"
     qrels.write_text("q1\td1\t2\nq1\td2\t0\n\nq2\td3\t1\n")
     assert load_qrels(qrels) == {"q1": {"d1": 2, "d2": 0}, "q2": {"d3": 1}}
+
+
+def _one_half_split(folder):
+    path = folder / "one-half.json"
+    path.write_text(json.dumps({"sets": {"q": {"tune": ["q0"]}}}))
+    return path
+
+
+def _split(folder, tune, check, name="q"):
+    path = folder / "split.json"
+    path.write_text(json.dumps({"seed": 1, "sets": {name: {"tune": tune, "check": check}}}))
+    return path
+
+
+@pytest.mark.slow
+def test_eval_scores_one_half_with_intervals_and_compare_tests_two_results(tmp_path, capsys):
+    queries, qrels = _dev_set(tmp_path)
+    split = _split(tmp_path, [f"q{i}" for i in range(4)], [f"q{i}" for i in range(4, 8)])
+    args = ["eval", "--corpus", str(CORPUS), "--queries", str(queries), "--qrels", str(qrels), "--fields", "body",
+            "--index-dir", str(tmp_path / "idx"), "--quiet", "--mode", "hybrid", "--mode", "keyword"]
+    assert main([*args, "--split", str(split), "--half", "check", "--out", str(tmp_path / "a.json")]) == 0
+    assert "check half" in capsys.readouterr().out
+    a = json.loads((tmp_path / "a.json").read_text())
+    assert a["queries"] == 4 and a["split"] == {"file": str(split), "set": "q", "half": "check"}
+    assert a["collapse"] == "on"  # the ranking as the server returns it
+    hybrid = a["modes"]["hybrid"]
+    assert set(hybrid["per_query"]) == {"q4", "q5", "q6", "q7"}
+    for name, (low, high) in hybrid["intervals"].items():
+        assert low <= hybrid["means"][name] <= high
+    assert main([*args, "--split", str(split), "--half", "check", "--set", "keyword_stop_words=false",
+                 "--out", str(tmp_path / "b.json")]) == 0
+    assert main([*args, "--out", str(tmp_path / "all.json")]) == 0
+    capsys.readouterr()
+
+    assert main(["compare", str(tmp_path / "a.json"), str(tmp_path / "b.json"), "--metric", "mrr@10"]) == 0
+    printed = capsys.readouterr().out
+    assert "| hybrid | mrr@10 | 4 (" in printed and "| keyword | mrr@10 | 4 (" in printed
+    assert main(["compare", str(tmp_path / "a.json"), str(tmp_path / "a.json"), "--json"]) == 0
+    same = json.loads(capsys.readouterr().out)["comparison"]["hybrid"]["ndcg@10"]
+    assert same["diff"] == 0 and same["p"] == 1.0
+
+    assert main(["compare", str(tmp_path / "a.json"), str(tmp_path / "all.json")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "different queries" in err and "--intersect" in err
+    assert main(["compare", str(tmp_path / "a.json"), str(tmp_path / "all.json"), "--intersect", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["comparison"]["hybrid"]["mrr@10"]["queries"] == 4
+
+
+def test_an_unknown_set_or_half_is_one_line_before_any_work(tmp_path, capsys):
+    queries, qrels = _dev_set(tmp_path)
+    split = _split(tmp_path, ["q0"], ["q1"], name="headlines")
+    base = ["eval", "--corpus", str(CORPUS), "--queries", str(queries), "--qrels", str(qrels),
+            "--index-dir", str(tmp_path / "idx"), "--split", str(split)]
+    assert main([*base, "--half", "check"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no set 'q'" in err and "--split-set" in err
+    assert main([*base, "--half", "check", "--split-set", "topics"]) == 1
+    assert "no set 'topics'" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="no half 'check' of q"):
+        split_half({"q0": "x"}, {}, _one_half_split(tmp_path), "q", "check")
+    with pytest.raises(ConfigError, match="none of the queries is in the check half"):
+        split_half({"q0": "x"}, {}, _split(tmp_path, ["q0"], ["q1"]), "q", "check")
+    judged = {"q0": {"d": 1}, "q1": {"e": 1}}
+    assert split_half({"q0": "x", "q1": "y"}, judged, _split(tmp_path, ["q0"], ["q1"]), "q", "tune") == (
+        {"q0": "x"}, {"q0": {"d": 1}})
+    assert set_name_of(tmp_path / "headlines-queries.jsonl") == "headlines"
+    assert main(["eval", "--corpus", str(CORPUS), "--queries", str(queries), "--qrels", str(qrels), "--half", "tune",
+                 "--index-dir", str(tmp_path / "idx2")]) == 1
+    assert "--half needs --split" in capsys.readouterr().err
+    assert not (tmp_path / "idx2").exists()
+
+
+@pytest.mark.slow
+def test_collapse_on_scores_the_hits_as_served(tmp_path, embedder):
+    from indexer.pipeline import build
+    from indexer.settings import Settings
+    from search_api.evaluate import evaluate
+    from search_api.searcher import Searcher
+
+    articles = [json.loads(line) for line in (CORPUS / "wikinews.jsonl").read_text(encoding="utf-8").splitlines()[:6]]
+    copy = {**articles[0], "id": articles[0]["id"] + "-copy"}  # a wire copy: the same story under another id
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text("".join(json.dumps(a) + "\n" for a in [*articles, copy]))
+    settings = Settings(index_dir=tmp_path / "idx")
+    build([corpus], settings, embedder, progress=False)
+    queries = {"q0": articles[0]["title"]}
+    qrels = {"q0": {articles[0]["id"]: 1, copy["id"]: 1}}  # as the headlines qrels count identical bodies
+    searcher = Searcher.open(settings.index_dir, settings, embedder)
+    try:
+        scored = {c: evaluate(searcher, queries, qrels, ["hybrid"], c)["modes"]["hybrid"]["per_query"]["q0"]
+                  for c in ("on", "off", "expand")}
+    finally:
+        searcher.close()
+    assert scored["on"]["recall@100"] == 0.5  # the served list shows the story once; its copy is not credited
+    assert scored["off"]["recall@100"] == 1.0 and scored["expand"]["recall@100"] == 1.0
+    assert scored["on"]["mrr@10"] == scored["off"]["mrr@10"] == 1.0
+
+
+def test_the_evaluation_ranking_is_the_served_order(searcher):
+    from search_api.searcher import SearchRequest
+
+    for q in ("oil prices", "election results", "earthquake"):
+        for collapse in (True, False):
+            req = SearchRequest(q=q, k=40, collapse=collapse)
+            hits = searcher.search(req).hits
+            assert [(h.article_id, h.duplicates) for h in hits] == [
+                (key, sorted(dups)) for key, dups in searcher.ranking(req)[:40]]

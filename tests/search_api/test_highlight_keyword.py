@@ -45,6 +45,8 @@ def test_fts_syntax_in_queries_is_only_words():
     assert fts_query("<IBM> says") == '"ibm"'  # tickers as the wire prints them; stop words dropped
     assert fts_query("the of") == '"the" OR "of"'  # unless nothing else is left
     assert fts_query("!!! ...") is None
+    # settings.keyword_stop_words off: every distinct word, as a plain FTS5 query of all words OR'ed
+    assert fts_query("The price of the oil", drop_stop_words=False) == '"the" OR "price" OR "of" OR "oil"'
 
 
 def test_stems_are_snowball_english_from_the_c_stemmer():
