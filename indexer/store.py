@@ -187,7 +187,7 @@ def check_model(manifest: dict[str, Any], model_name: str, dim: int, index_dir: 
                 fingerprint: str | None = None) -> None:
     """Refuse an index built with another embedding model (by name, dimension and, if known, files)."""
     built = manifest.get("model", {})
-    fix = f"{rebuild_hint(index_dir)}, or set NEWSEARCH_MODEL_PATH to the model it was built with"
+    fix = f"{rebuild_hint(index_dir)}, or set NEWSEARCH_MODEL to the model it was built with ({built.get('name')})"
     same_files = bool(fingerprint) and built.get("fingerprint") == fingerprint
     if (built.get("name") != model_name and not same_files) or built.get("dim") != dim:
         raise IndexMismatch(

@@ -166,8 +166,8 @@ def test_a_ray_worker_of_another_precision_refuses_to_embed():
 
     ours = Embedder()
     with pytest.raises(ConfigError, match="a Ray worker embeds with"):
-        EmbedPassages("", ours.name, 16, "openvino", str(ours.export_dir), kind="openvino-fp16")
-    assert EmbedPassages("", ours.name, 16, "openvino", str(ours.export_dir), kind=ours.kind).embedder.kind == ours.kind
+        EmbedPassages("", str(ours.export_dir), 16, "openvino", kind="openvino-fp16")
+    assert EmbedPassages("", str(ours.export_dir), 16, "openvino", kind=ours.kind).embedder.kind == ours.kind
 
 
 def test_a_server_loads_only_the_query_runtime():

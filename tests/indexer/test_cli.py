@@ -91,13 +91,13 @@ def test_a_negative_gc_grace_is_refused_like_the_variable(tmp_path):
 
 
 def test_a_reindex_job_reads_paths_that_look_like_flags_as_paths(tmp_path):
-    settings = Settings(index_dir=tmp_path / "idx", model_path="/models/m")
+    settings = Settings(index_dir=tmp_path / "idx", model="/models/m")
     paths = ["--delete-missing", "-h", "corpus/a.jsonl"]
     cmd = update_command(settings, paths, delete_missing=False, status=tmp_path / "job.json")
     assert cmd[:4] == [sys.executable, "-m", "indexer.cli", "update"]
     args = build_parser().parse_args(cmd[3:])
     assert args.paths == [Path(p) for p in paths] and not args.delete_missing
-    assert (args.index_dir, args.model_path, args.status_file) == (tmp_path / "idx", "/models/m", tmp_path / "job.json")
+    assert (args.index_dir, args.model, args.status_file) == (tmp_path / "idx", "/models/m", tmp_path / "job.json")
     args = build_parser().parse_args(update_command(settings, ["c"], True, tmp_path / "job.json")[3:])
     assert args.paths == [Path("c")] and args.delete_missing
 

@@ -57,7 +57,7 @@ def test_other_format_or_model_is_refused(corpus_index, tmp_path):
     manifest = json.loads(manifest_path.read_text())
     with pytest.raises(IndexMismatch, match="was built with model"):
         check_model(manifest, "other/model", 768, index)
-    with pytest.raises(IndexMismatch, match="other files of model.*NEWSEARCH_MODEL_PATH"):
+    with pytest.raises(IndexMismatch, match="other files of model.*NEWSEARCH_MODEL to the model it was built with"):
         check_model(manifest, manifest["model"]["name"], 384, index, fingerprint="0123456789abcdef")
     check_model(manifest, manifest["model"]["name"], 384, index, fingerprint=manifest["model"]["fingerprint"])
     manifest["format_version"] = 99
@@ -102,12 +102,12 @@ def test_a_model_folder_with_other_files_has_another_fingerprint(tmp_path):
     packaged = Embedder()
     copy = shutil.copytree(packaged.model_path, tmp_path / "all-MiniLM-L6-v2")
     assert Embedder(copy).name == "all-MiniLM-L6-v2"  # a folder is named after itself, not the packaged model
-    assert Embedder(copy, packaged.name).fingerprint == packaged.fingerprint
+    assert Embedder(copy).fingerprint == packaged.fingerprint
     (copy / ".cache" / "huggingface").mkdir(parents=True)  # a download's etags: not the model
     (copy / ".cache" / "huggingface" / "model.safetensors.metadata").write_text("etag 2026-11-25")
-    assert Embedder(copy, packaged.name).fingerprint == packaged.fingerprint
+    assert Embedder(copy).fingerprint == packaged.fingerprint
     (copy / "config_sentence_transformers.json").write_text("{}")
-    assert Embedder(copy, packaged.name).fingerprint != packaged.fingerprint
+    assert Embedder(copy).fingerprint != packaged.fingerprint
     assert Embedder(str(packaged.model_path) + "/").name == packaged.name  # the packaged folder, spelt out
 
 
