@@ -35,7 +35,7 @@ index: $(INDEX_DIR)/CURRENT
 serve: install index
 	$(BIN)/news-search serve --index-dir $(INDEX_DIR) --host $(HOST) --port $(PORT)
 
-test: install
+test: install install-mpnet
 	$(BIN)/ruff check indexer search_api tests bench
 	$(BIN)/python -m pytest tests
 
