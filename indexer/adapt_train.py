@@ -41,7 +41,7 @@ class AdaptOptions:
     batch_size: int = 32  # pairs per step: each headline's negatives are the other 31 passages
     learning_rate: float = 3e-5
     distill_weight: float = 10.0  # weight of the pull toward the base model's vectors; 0: plain MNRL
-    phrases: int = 5000  # corpus phrases anchored to their base vectors
+    phrases: int = 2000  # corpus phrases anchored to their base vectors
     seed: int = 13
     save_steps: int = 20  # checkpoint every this many steps
 

@@ -14,8 +14,8 @@ import pytest
 
 from indexer.adapt import corpus_phrases, read_ids, training_set, with_copies
 from indexer.adapt_train import STATE, AdaptOptions, adapt, last_checkpoint, prepare_out
-from indexer.cli import main
 from indexer.clean import clean_article
+from indexer.cli import main
 from indexer.embed import Embedder
 from indexer.errors import ConfigError, SourceError
 from indexer.records import RawArticle
@@ -23,6 +23,12 @@ from indexer.settings import Settings
 from tests.conftest import REUTERS, shared_data
 
 TINY = AdaptOptions(max_length=48, batch_size=4, phrases=40, save_steps=2)
+
+
+@pytest.fixture(scope="module")
+def count_tokens():
+    """The packaged model's word-piece counter (its tokenizer only: no runtime is loaded)."""
+    return Embedder(backend="torch").count_tokens
 
 
 def article(id_: str, title: str, body: str, day: int = 1):
