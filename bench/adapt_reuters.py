@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import hashlib
 import json
-import random
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -42,14 +42,15 @@ def check_half(name: str) -> tuple[dict[str, str], dict[str, dict[str, int]]]:
 
 
 def reduced_ids(per_topic: int, extra: int, seed: int, all_ids: list[str]) -> set[str]:
-    """The articles of the reduced corpus (see the module docstring)."""
-    rng = random.Random(seed)
+    """The articles of the reduced corpus (see the module docstring). Articles are taken in an order fixed by the
+    seed, so a smaller corpus is part of a larger one (and finds its vectors in the embedding cache)."""
+    def order(ids: set[str]) -> list[str]:
+        return sorted(ids, key=lambda i: hashlib.blake2b(f"{seed}:{i}".encode(), digest_size=8).digest())
+
     chosen = {d for rel in check_half("headlines")[1].values() for d in rel}
     for _, rel in sorted(check_half("topics")[1].items()):
-        judged = sorted(rel)
-        chosen.update(judged if len(judged) <= per_topic else rng.sample(judged, per_topic))
-    rest = sorted(set(all_ids) - chosen)
-    return chosen | set(rng.sample(rest, min(extra, len(rest))))
+        chosen.update(order(set(rel))[:per_topic])
+    return chosen | set(order(set(all_ids) - chosen)[:extra])
 
 
 def write_corpus(out: Path, per_topic: int, extra: int, seed: int) -> int:
@@ -85,9 +86,15 @@ def run_set(name: str, corpus: list[Path], models: dict[str, Path | None], work:
     for label, model in models.items():
         settings = Settings.from_env(index_dir=work / f"{label}-{SETS[name].replace('+', '-')}", fields=SETS[name],
                                      model_path=str(model) if model else "")
-        result, _ = evaluate_corpus(corpus, settings, Embedder.from_settings(settings), queries, qrels, modes,
-                                    progress=True)
-        scores[label] = result
+        embedder = Embedder.from_settings(settings)
+        # Scores are kept beside the index: the base model's are made once (--base-only) while the other trains.
+        kept = work / f"{label}-{name}-scores.json"
+        identity = {"corpus": [str(p) for p in corpus], "model": embedder.fingerprint, "modes": modes}
+        if kept.is_file() and json.loads(kept.read_text())["identity"] == identity:
+            scores[label] = json.loads(kept.read_text())["result"]
+            continue
+        scores[label], _ = evaluate_corpus(corpus, settings, embedder, queries, qrels, modes, progress=True)
+        kept.write_text(json.dumps({"identity": identity, "result": scores[label]}) + "\n")
     if "adapted" not in scores:
         return {}
     base, adapted = scores["base"]["modes"], scores["adapted"]["modes"]
@@ -109,8 +116,8 @@ def main() -> None:
     parser.add_argument("--model", type=Path, required=True, help="the adapted model folder")
     parser.add_argument("--work", type=Path, default=ROOT / "var" / "bench" / "adapt", help="corpus and indexes")
     parser.add_argument("--full", action="store_true", help="the whole corpus instead of the reduced one")
-    parser.add_argument("--per-topic", type=int, default=30)
-    parser.add_argument("--extra", type=int, default=300)
+    parser.add_argument("--per-topic", type=int, default=10)
+    parser.add_argument("--extra", type=int, default=100)
     parser.add_argument("--seed", type=int, default=20261207)
     parser.add_argument("--sets", nargs="+", choices=list(SETS), default=list(SETS))
     parser.add_argument("--modes", nargs="+", default=["dense", "hybrid"])

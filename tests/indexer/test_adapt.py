@@ -3,7 +3,6 @@ backend, resume from a checkpoint and leave a record."""
 
 from __future__ import annotations
 
-import dataclasses
 import gzip
 import json
 from datetime import datetime
@@ -22,7 +21,7 @@ from indexer.records import RawArticle
 from indexer.settings import Settings
 from tests.conftest import REUTERS, shared_data
 
-TINY = AdaptOptions(max_length=48, batch_size=4, phrases=40, save_steps=2)
+TINY = AdaptOptions(max_length=48, batch_size=4, phrases=40, save_steps=2, max_articles=8)
 
 
 @pytest.fixture(scope="module")
@@ -103,14 +102,21 @@ def test_no_pairs_and_foreign_out_folders_are_refused(tmp_path, capsys):
         prepare_out(fresh, {"run": 2})
 
 
+@pytest.fixture(scope="module")
+def adapted(tmp_path_factory) -> tuple[Path, Path, Settings, dict]:
+    """A few real training steps on 8 Reuters articles: (corpus file, model folder, settings, record)."""
+    tmp = tmp_path_factory.mktemp("adapt")
+    corpus = reuters_sample(tmp)
+    settings = Settings(index_dir=tmp / "index", cache_dir=str(tmp / "cache"))
+    out = tmp / "model"
+    return corpus, out, settings, adapt([corpus], out, settings, TINY, progress=False)
+
+
 @pytest.mark.slow
-def test_adapted_model_embeds_on_torch_and_openvino_and_records(tmp_path):
-    corpus = reuters_sample(tmp_path)
-    settings = Settings(index_dir=tmp_path / "index", cache_dir=str(tmp_path / "cache"))
-    out = tmp_path / "model"
-    record = adapt([corpus], out, settings, dataclasses.replace(TINY, max_articles=16), progress=False)
-    assert record["pairs"] >= 16 and record["steps"] >= 4 and record["loss"]
-    assert record["fingerprint"] != record["base_fingerprint"]
+def test_adapted_model_embeds_on_torch_and_openvino_and_records(adapted, tmp_path):
+    corpus, out, settings, record = adapted
+    assert record["pairs"] >= 8 and record["steps"] >= 2 * TINY.save_steps and record["loss"]
+    assert record["fingerprint"] != record["base_fingerprint"] and record["corpus"]["articles_used"] == 8
     assert json.loads((out / STATE / "record.json").read_text()) == record
     assert not (out / STATE / "checkpoints").exists()  # done: no resumable state left behind
     texts = ["OIL PRICES RISE", "The bank raised its prime rate."]
@@ -123,16 +129,14 @@ def test_adapted_model_embeds_on_torch_and_openvino_and_records(tmp_path):
         assert np.allclose(np.linalg.norm(vectors[backend], axis=1), 1, atol=1e-5)
     assert np.allclose(vectors["torch"], vectors["openvino"], atol=1e-3)
     # the same arguments again: the finished result is reused, not trained over
-    assert adapt([corpus], out, settings, dataclasses.replace(TINY, max_articles=16), progress=False) == record
+    assert adapt([corpus], out, settings, TINY, progress=False) == record
 
 
 @pytest.mark.slow
-def test_a_killed_run_resumes_from_its_last_checkpoint(tmp_path, monkeypatch):
+def test_a_killed_run_resumes_from_its_last_checkpoint(adapted, tmp_path, monkeypatch):
     import transformers
 
-    corpus = reuters_sample(tmp_path)
-    settings = Settings(index_dir=tmp_path / "index", cache_dir=str(tmp_path / "cache"))
-    options = dataclasses.replace(TINY, max_articles=16)
+    corpus, uninterrupted, settings, whole = adapted
     out = tmp_path / "model"
     original = transformers.Trainer._save_checkpoint
 
@@ -142,11 +146,14 @@ def test_a_killed_run_resumes_from_its_last_checkpoint(tmp_path, monkeypatch):
 
     monkeypatch.setattr(transformers.Trainer, "_save_checkpoint", save_then_die)
     with pytest.raises(KeyboardInterrupt):
-        adapt([corpus], out, settings, options, progress=False)
+        adapt([corpus], out, settings, TINY, progress=False)
     monkeypatch.undo()
     saved = last_checkpoint(out / STATE / "checkpoints")
-    assert saved is not None and saved.name == f"checkpoint-{options.save_steps}"
-    record = adapt([corpus], out, settings, options, progress=False)
-    steps = [step for step, _ in record["loss"]]
-    assert record["steps"] > options.save_steps and steps and min(steps) > options.save_steps
-    assert (out / "config.json").is_file()
+    assert saved is not None and saved.name == f"checkpoint-{TINY.save_steps}"
+    record = adapt([corpus], out, settings, TINY, progress=False)
+    # the first loss logged after the resume averages only the steps since the checkpoint; later ones agree
+    assert record["steps"] == whole["steps"] and record["loss"][1:] == whole["loss"][1:]
+    # resumed, not restarted: the same batches and random state, so the model an uninterrupted run made
+    texts = ["OIL PRICES RISE", "The bank raised its prime rate."]
+    assert np.allclose(Embedder(out, backend="torch").encode(texts),
+                       Embedder(uninterrupted, backend="torch").encode(texts), atol=1e-5)
