@@ -176,6 +176,7 @@ def _train(data, phrases, labels, state: Path, options: AdaptOptions, settings: 
     from indexer.backends import load_sentence_transformer, openvino_bf16_capable
 
     model = load_sentence_transformer(packaged_model_path(), settings.threads)
+    reads = model.max_seq_length
     model.max_seq_length = options.max_length
     columns = {"anchor": data.anchors, "positive": data.positives}
     if labels is not None:
@@ -195,5 +196,6 @@ def _train(data, phrases, labels, state: Path, options: AdaptOptions, settings: 
     trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=Dataset.from_dict(columns), loss=loss)
     resume = last_checkpoint(state / "checkpoints")
     trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    model.max_seq_length = reads  # saved with the model: an index built with it reads what the base model reads
     history = [[h["step"], round(h["loss"], 4)] for h in trainer.state.log_history if "loss" in h]
     return model, history, trainer.state.global_step, "bf16" if bf16 else "fp32"

@@ -124,6 +124,7 @@ def test_adapted_model_embeds_on_torch_and_openvino_and_records(adapted, tmp_pat
     for backend in ("torch", "openvino"):
         emb = Embedder(out, backend=backend, export_dir=tmp_path / "exports")
         assert emb.fingerprint == record["fingerprint"]
+        assert emb.max_tokens == Embedder(backend="torch").max_tokens  # trained shorter, reads as the base model
         vectors[backend] = emb.encode(texts)
         assert vectors[backend].shape == (2, 384)
         assert np.allclose(np.linalg.norm(vectors[backend], axis=1), 1, atol=1e-5)
