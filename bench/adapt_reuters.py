@@ -84,11 +84,12 @@ def run_set(name: str, corpus: list[Path], models: dict[str, Path | None], work:
     qrels = {q: kept for q, rel in qrels.items() if (kept := {d: g for d, g in rel.items() if d in in_corpus})}
     scores = {}
     for label, model in models.items():
-        settings = Settings.from_env(index_dir=work / f"{label}-{SETS[name].replace('+', '-')}", fields=SETS[name],
+        folder = model.name if model else label  # each adapted model's indexes and scores apart
+        settings = Settings.from_env(index_dir=work / f"{folder}-{SETS[name].replace('+', '-')}", fields=SETS[name],
                                      model_path=str(model) if model else "")
         embedder = Embedder.from_settings(settings)
         # Scores are kept beside the index: the base model's are made once (--base-only) while the other trains.
-        kept = work / f"{label}-{name}-scores.json"
+        kept = work / f"{folder}-{name}-scores.json"
         identity = {"corpus": [str(p) for p in corpus], "model": embedder.fingerprint, "modes": modes}
         if kept.is_file() and json.loads(kept.read_text())["identity"] == identity:
             scores[label] = json.loads(kept.read_text())["result"]
