@@ -168,7 +168,11 @@ def _labels(positives: list[str], phrases: list[str], options: AdaptOptions, set
 def _train(data, phrases, labels, state: Path, options: AdaptOptions, settings: Settings,  # noqa: ANN001
            progress: bool):  # noqa: ANN202
     """Run (or resume) the trainer; the model, the loss curve, the steps and the precision it ran in."""
-    from datasets import Dataset
+    try:
+        from datasets import Dataset
+    except ImportError:
+        raise ConfigError("news-index adapt needs the packages datasets and accelerate: "
+                          "pip install 'newsearch[adapt]'") from None
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
     from sentence_transformers.base.sampler import BatchSamplers
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
