@@ -121,6 +121,25 @@ def cmd_stats(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_adapt(args: argparse.Namespace) -> int:
+    """Fine-tune the packaged model on a corpus' headlines into a model folder."""
+    from indexer.adapt_train import STATE, AdaptOptions, adapt
+
+    given = {"epochs": args.epochs, "max_articles": args.max_articles, "max_length": args.max_length,
+             "batch_size": args.train_batch_size, "learning_rate": args.learning_rate,
+             "distill_weight": args.distill_weight, "seed": args.seed}
+    options = AdaptOptions(**{k: v for k, v in given.items() if v is not None})
+    record = adapt(args.paths, args.out, settings_from(args), options, args.exclude_ids, progress=not args.quiet)
+    corpus = record["corpus"]
+    print(f"adapted {args.out}: {record['pairs']} pairs from {corpus['articles_used']} of {corpus['articles']} "
+          f"articles ({corpus['untitled']} without a title, {record['excluded_ids']['left_out_with_copies']} "
+          f"excluded with their copies, {corpus['same_body_copies']} same-body copies); {record['steps']} steps "
+          f"in {record['seconds']['total']:.0f}s ({record['precision']}), peak {record['peak_rss_mb']} MB\n"
+          f"fingerprint {record['fingerprint']}; record {args.out / STATE / 'record.json'}; "
+          f"use it with NEWSEARCH_MODEL={args.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of news-index."""
     parser = OneLineParser(prog="news-index", description="Build and manage newsearch indexes.")
@@ -148,7 +167,27 @@ def build_parser() -> argparse.ArgumentParser:
     add_common(p)
     p.add_argument("--fast", action="store_true", help="skip checksum verification")
     p.set_defaults(func=cmd_stats)
+    add_adapt_parser(sub)
     return parser
+
+
+def add_adapt_parser(sub) -> None:  # noqa: ANN001 - argparse's private subparsers type
+    """The adapt subcommand and its options (defaults: indexer.adapt_train.AdaptOptions)."""
+    p = sub.add_parser("adapt", help="fine-tune the packaged model on a corpus' own headlines (docs/adapt.md)")
+    p.add_argument("paths", nargs="+", type=Path, help="corpus files or folders (articles with titles)")
+    p.add_argument("--out", type=Path, required=True, help="new folder for the model (re-run to resume)")
+    p.add_argument("--exclude-ids", type=Path, help="file of article ids (one a line) to leave out of training, "
+                   "with their near copies: the judged articles of queries that are headlines")
+    p.add_argument("--epochs", type=float, help="passes over the pairs (default 1)")
+    p.add_argument("--max-articles", type=int, help="train on a random sample of this many articles (default all)")
+    p.add_argument("--max-length", type=int, help="word pieces per training text (default 128)")
+    p.add_argument("--train-batch-size", type=int, help="pairs per step (default 32)")
+    p.add_argument("--learning-rate", type=float, help="peak learning rate (default 3e-5)")
+    p.add_argument("--distill-weight", type=float, help="pull toward the base model's vectors (default 10; 0: off)")
+    p.add_argument("--seed", type=int, help="seed of sampling, shuffling and initialisation (default 13)")
+    p.add_argument("--backend", choices=BACKENDS, help="runtime embedding the base vectors (NEWSEARCH_BACKEND)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_adapt)
 
 
 def os_error_line(exc: OSError) -> str:

@@ -1,0 +1,160 @@
+"""news-index adapt: the pairs a corpus yields, what is left out, and a few real training steps that load on every
+backend, resume from a checkpoint and leave a record."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from indexer.adapt import corpus_phrases, read_ids, training_set, with_copies
+from indexer.adapt_train import STATE, AdaptOptions, adapt, last_checkpoint, prepare_out
+from indexer.clean import clean_article
+from indexer.cli import main
+from indexer.embed import Embedder
+from indexer.errors import ConfigError, SourceError
+from indexer.records import RawArticle
+from indexer.settings import Settings
+from tests.conftest import REUTERS, shared_data
+
+TINY = AdaptOptions(max_length=48, batch_size=4, phrases=40, save_steps=2, max_articles=8)
+
+
+@pytest.fixture(scope="module")
+def count_tokens():
+    """The packaged model's word-piece counter (its tokenizer only: no runtime is loaded)."""
+    return Embedder(backend="torch").count_tokens
+
+
+def article(id_: str, title: str, body: str, day: int = 1):
+    """A cleaned article, as the reader and cleaner make it."""
+    return clean_article(RawArticle(id_, title, body, datetime(1987, 3, day), "wire", None, id_))
+
+
+def reuters_sample(tmp_path: Path, n: int = 40) -> Path:
+    """The first `n` Reuters articles as a corpus file of their own."""
+    out = tmp_path / "reuters.jsonl"
+    with gzip.open(shared_data(REUTERS / "corpus-00.jsonl.gz"), "rt", encoding="utf-8") as fh:
+        out.write_text("".join(line for _, line in zip(range(n), fh)))
+    return out
+
+
+def test_pairs_skip_untitled_excluded_and_their_copies(count_tokens):
+    body = "Oil prices rose sharply on Monday after the cartel agreed to cut output. Traders expect more gains."
+    articles = [
+        article("a", "OIL PRICES RISE", body),
+        article("b", "CRUDE UP ON CARTEL CUT", body.replace("Monday", "monday") + " ", day=2),  # same body as a
+        article("c", "", "A story without a headline gives no pair. It has two sentences."),
+        article("d", "BANK RAISES PRIME RATE", "The bank raised its prime rate to 7.5 pct. It cited costs."),
+        article("e", "WHEAT TENDER", "Egypt bought 200,000 tonnes of wheat in a tender. Shipment is due in May."),
+    ]
+    data = training_set(articles, count_tokens, 60, exclude=["a"])
+    assert set(data.anchors) == {"BANK RAISES PRIME RATE", "WHEAT TENDER"}
+    assert data.untitled == 1 and data.excluded == 2 and data.used == 2
+    assert all(p in articles[3].body or p in articles[4].body for p in data.positives)
+    # without the exclusion, one of the two same-body copies stays (their headlines are not each other's negatives)
+    kept = training_set(articles, count_tokens, 60)
+    assert "OIL PRICES RISE" in kept.anchors and "CRUDE UP ON CARTEL CUT" not in kept.anchors and kept.copies == 1
+
+
+def test_copies_are_found_transitively_and_only_within_the_time_window():
+    words = " ".join(f"word{i}" for i in range(60))
+    articles = [article("x", "T", words), article("y", "T", words + " extra1"),
+                article("z", "T", words + " extra1 extra2"), article("far", "T", words, day=28),
+                article("other", "T", "an unrelated body about something else entirely today")]
+    assert with_copies(articles, ["x", "missing"]) == {"x", "y", "z"}
+
+
+def test_phrases_are_widespread_words_without_stop_words():
+    articles = [article(str(i), "T", "The crude oil price rose. Crude oil output fell.") for i in range(3)]
+    phrases = corpus_phrases(articles, 10, frozenset({"the"}))
+    assert "crude oil" in phrases and "the" not in phrases and "the crude" not in phrases
+
+
+def test_ids_file_errors_are_one_line(tmp_path, capsys):
+    ids = tmp_path / "ids.txt"
+    ids.write_text("# judged\nreuters-1\n\n reuters-2 \n")
+    assert read_ids(ids) == ["reuters-1", "reuters-2"]
+    with pytest.raises(SourceError, match="cannot read the ids file"):
+        read_ids(tmp_path / "missing.txt")
+    assert main(["adapt", str(tmp_path), "--out", str(tmp_path / "m"), "--exclude-ids", str(tmp_path / "no")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "ids file" in err
+
+
+def test_no_pairs_and_foreign_out_folders_are_refused(tmp_path, capsys):
+    corpus = tmp_path / "untitled.jsonl"
+    corpus.write_text(json.dumps({"id": "u1", "title": "", "body": "No headline here. Just a body."}) + "\n")
+    assert main(["adapt", str(corpus), "--out", str(tmp_path / "m"), "--quiet"]) == 1
+    assert "no training pairs" in capsys.readouterr().err
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "notes.txt").write_text("mine")
+    with pytest.raises(ConfigError, match="holds other files"):
+        prepare_out(busy, {"options": {}})
+    fresh = tmp_path / "fresh"
+    assert prepare_out(fresh, {"run": 1}) is False
+    with pytest.raises(ConfigError, match="other arguments"):
+        prepare_out(fresh, {"run": 2})
+
+
+@pytest.fixture(scope="module")
+def adapted(tmp_path_factory) -> tuple[Path, Path, Settings, dict]:
+    """A few real training steps on 8 Reuters articles: (corpus file, model folder, settings, record)."""
+    tmp = tmp_path_factory.mktemp("adapt")
+    corpus = reuters_sample(tmp)
+    settings = Settings(index_dir=tmp / "index", cache_dir=str(tmp / "cache"))
+    out = tmp / "model"
+    return corpus, out, settings, adapt([corpus], out, settings, TINY, progress=False)
+
+
+@pytest.mark.slow
+def test_adapted_model_embeds_on_torch_and_openvino_and_records(adapted, tmp_path):
+    corpus, out, settings, record = adapted
+    assert record["pairs"] >= 8 and record["steps"] >= 2 * TINY.save_steps and record["loss"]
+    assert record["fingerprint"] != record["base_fingerprint"] and record["corpus"]["articles_used"] == 8
+    assert json.loads((out / STATE / "record.json").read_text()) == record
+    assert not (out / STATE / "checkpoints").exists()  # done: no resumable state left behind
+    texts = ["OIL PRICES RISE", "The bank raised its prime rate."]
+    vectors = {}
+    for backend in ("torch", "openvino"):
+        emb = Embedder(out, backend=backend, export_dir=tmp_path / "exports")
+        assert emb.fingerprint == record["fingerprint"]
+        assert emb.max_tokens == Embedder(backend="torch").max_tokens  # trained shorter, reads as the base model
+        vectors[backend] = emb.encode(texts)
+        assert vectors[backend].shape == (2, 384)
+        assert np.allclose(np.linalg.norm(vectors[backend], axis=1), 1, atol=1e-5)
+    assert np.allclose(vectors["torch"], vectors["openvino"], atol=1e-3)
+    # the same arguments again: the finished result is reused, not trained over
+    assert adapt([corpus], out, settings, TINY, progress=False) == record
+
+
+@pytest.mark.slow
+def test_a_killed_run_resumes_from_its_last_checkpoint(adapted, tmp_path, monkeypatch):
+    import transformers
+
+    corpus, uninterrupted, settings, whole = adapted
+    out = tmp_path / "model"
+    original = transformers.Trainer._save_checkpoint
+
+    def save_then_die(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        original(self, *args, **kwargs)
+        raise KeyboardInterrupt  # killed right after the first checkpoint
+
+    monkeypatch.setattr(transformers.Trainer, "_save_checkpoint", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        adapt([corpus], out, settings, TINY, progress=False)
+    monkeypatch.undo()
+    saved = last_checkpoint(out / STATE / "checkpoints")
+    assert saved is not None and saved.name == f"checkpoint-{TINY.save_steps}"
+    record = adapt([corpus], out, settings, TINY, progress=False)
+    # the first loss logged after the resume averages only the steps since the checkpoint; later ones agree
+    assert record["steps"] == whole["steps"] and record["loss"][1:] == whole["loss"][1:]
+    # resumed, not restarted: the same batches and random state, so the model an uninterrupted run made
+    texts = ["OIL PRICES RISE", "The bank raised its prime rate."]
+    assert np.allclose(Embedder(out, backend="torch").encode(texts),
+                       Embedder(uninterrupted, backend="torch").encode(texts), atol=1e-5)
