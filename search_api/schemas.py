@@ -25,6 +25,8 @@ class SearchBody(BaseModel):
     collapse: bool = Field(True, description="show wire copies of one story as one hit")
     recency_half_life_days: float | None = Field(None, description="favour recent articles: score halves per this many days of age")
     now: datetime | None = Field(None, description="reference time for recency (default: newest article)")
+    min_relevance: float | None = Field(None, ge=0, le=1, description="relevance a hit needs to count as a match "
+                                        "(0-1; default NEWSEARCH_MIN_RELEVANCE; docs/relevance.md)")
 
 
 class HitOut(BaseModel):
@@ -45,6 +47,8 @@ class HitOut(BaseModel):
     duplicates: list[str] = Field(description="ids of near-identical articles collapsed into this hit")
     highlights: list[tuple[int, int]] = Field(description="best-matching sentence(s), offsets into `text`")
     matched_terms: list[str] = Field(description="query words found in the passage")
+    relevance: float = Field(description="calibrated probability (0-1) that the hit is relevant; below the floor "
+                             "it gets no highlight")
 
 
 class SearchOut(BaseModel):
@@ -54,7 +58,10 @@ class SearchOut(BaseModel):
     index_version: str
     took_ms: float
     mode: str
-    total: int = Field(description="ranked results available for paging")
+    total: int = Field(description="ranked results whose relevance clears the floor (close matches)")
+    ranked: int = Field(description="ranked results available for paging")
+    no_close_match: bool = Field(description="no result clears the floor: the hits are the nearest, not matches")
+    min_relevance: float = Field(description="the relevance floor applied")
     hits: list[HitOut]
 
 
