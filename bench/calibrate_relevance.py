@@ -36,7 +36,7 @@ OUT = ROOT / "bench" / "results" / "calibrate_relevance.json"
 DEPTH = 200  # every ranked hit (settings.candidates): `total` and "no close match" look at all of them
 TOP = 10  # hits a user sees; the calibration and the recall lost are measured on these
 VARIANTS = [("cosine_z",), ("cosine_z", "coverage"), ("cosine_z", "coverage", "cosine_z*coverage"),
-            ("cosine_z", "any_word"), ("cosine", "coverage")]
+            ("cosine_z", "any_word"), ("cosine_z", "coverage", "cosine_gap"), ("cosine", "coverage")]
 MAX_RECALL_LOST = 0.05  # the floor: the highest that hides at most this share of relevant top-10 hits (tune)
 FLOORS = np.round(np.arange(0.01, 0.61, 0.01), 2)
 
@@ -64,17 +64,16 @@ def collect(searcher: Searcher, queries: dict[str, str], qrels: dict | None) -> 
             for qid, text in queries.items() if qrels is None or qid in qrels}
 
 
-def signals_of(record: dict, top: int | None = None) -> relevance.Signals:
-    """The relevance.Signals of a recorded query (its first `top` hits)."""
-    cut = slice(0, top)
-    return relevance.Signals(np.array(record["cosine"][cut]), np.array(record["coverage"][cut]), *record["background"])
+def signals_of(record: dict) -> relevance.Signals:
+    """The relevance.Signals of a recorded query's ranked hits."""
+    return relevance.Signals(np.array(record["cosine"]), np.array(record["coverage"]), *record["background"])
 
 
 def design(records: dict[str, dict], names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Features, labels and query index of the top hits of every recorded query."""
     xs, ys, groups = [], [], []
     for i, record in enumerate(records.values()):
-        x = relevance.features(signals_of(record, TOP), names)
+        x = relevance.features(signals_of(record), names)[:TOP]  # of every ranked hit, as the Searcher rates them
         xs.append(x)
         ys.append(np.array(record["labels"][:TOP]))
         groups.append(np.full(len(x), i))

@@ -52,7 +52,8 @@ def columns(signals: Signals) -> dict[str, np.ndarray]:
     z = (np.asarray(signals.cosine, dtype=np.float64) - signals.background_mean) / sd
     cov = np.asarray(signals.coverage, dtype=np.float64)
     return {"cosine": np.asarray(signals.cosine, dtype=np.float64), "cosine_z": z, "coverage": cov,
-            "cosine_z*coverage": z * cov, "any_word": (cov > 0).astype(np.float64)}
+            "cosine_z*coverage": z * cov, "any_word": (cov > 0).astype(np.float64),
+            "cosine_gap": z - z.max() if len(z) else z}  # below the best ranked hit (signals of every ranked hit)
 
 
 def features(signals: Signals, names: Sequence[str] = FEATURES) -> np.ndarray:
