@@ -39,6 +39,7 @@ VARIANTS = [("cosine_z",), ("cosine_z", "coverage"), ("cosine_z", "coverage", "c
             ("cosine_z", "any_word"), ("cosine_z", "coverage", "cosine_gap"), ("cosine", "coverage")]
 MAX_RECALL_LOST = 0.05  # the floor: the highest that hides at most this share of relevant top-10 hits (tune)
 FLOORS = np.round(np.arange(0.01, 0.61, 0.01), 2)
+OTHER_FLOORS = (0.1, 0.2, 0.3)  # the trade-off reported beside the chosen floor
 
 
 def query_signals(searcher: Searcher, text: str, qrels: dict[str, int] | None) -> dict:
@@ -180,8 +181,11 @@ def off_corpus_effects(records: dict[str, dict], floor: float, model: Model = SH
     """Off-corpus queries: share flagged no-close-match, hits shown above the floor in the top 10."""
     rel = rated(records, model)
     shown = [(float((rel[q][:TOP] >= floor).sum()), 1.0) for q in records]
-    flagged = sum(bool(len(rel[q]) == 0 or rel[q].max() < floor) for q in records)
-    return {"queries": len(records), "flagged": wilson(flagged, len(records)),
+    flagged = {q for q in records if len(rel[q]) == 0 or rel[q].max() < floor}
+    kinds = {str(r["_id"]): r["kind"] for r in map(json.loads, OFF_CORPUS.read_text().splitlines()) if r}
+    by_kind = {kind: wilson(sum(q in flagged for q in records if kinds[q] == kind),
+                            sum(kinds[q] == kind for q in records)) for kind in sorted({kinds[q] for q in records})}
+    return {"queries": len(records), "flagged": wilson(len(flagged), len(records)), "flagged_by_kind": by_kind,
             "false_hits_above_floor_per_query": bootstrap(shown),
             "queries_with_a_false_hit_in_top10": wilson(sum(a > 0 for a, _ in shown), len(records)),
             "max_relevance_median": round(float(statistics.median(
@@ -209,8 +213,9 @@ def choose_floor(tune: dict[str, dict[str, dict]], model: Model) -> tuple[float,
 def fit(tune: dict[str, dict[str, dict]]) -> tuple[Model, dict[str, float]]:
     """Cross-validated log loss of each variant; the best one that does not read raw cosines, fitted on all of tune."""
     losses = {"+".join(names): round(cross_validated(tune, names), 5) for names in VARIANTS}
-    # Raw cosines depend on the model's scale (bench/RESULTS.md, "Relevance calibration"): compared, never chosen.
-    names = min((v for v in VARIANTS if "cosine" not in v), key=lambda v: losses["+".join(v)])
+    # Compared, never chosen: raw cosines depend on the model's scale, and the gap to the best hit would make an
+    # article's relevance depend on what else is ranked (the mode, the filters) (bench/RESULTS.md).
+    names = min((v for v in VARIANTS if "cosine" not in v and "cosine_gap" not in v), key=lambda v: losses["+".join(v)])
     parts = [design(records, names) for records in tune.values()]
     coef, b = fit_logistic(np.vstack([p[0] for p in parts]), np.concatenate([p[1] for p in parts]),
                            set_weights([p[1] for p in parts]))
@@ -222,14 +227,19 @@ def load_records(path: Path) -> dict:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
-def record_all(index_dirs: dict[str, Path], embedder: Embedder, path: Path) -> dict:
-    """Signals of the dev queries (on each set's index) and the off-corpus ones (on every index and corpus/)."""
+def record_all(index_dirs: dict[str, Path], embedder: Embedder, path: Path, only: list[str]) -> dict:
+    """Signals of the dev queries (on each set's index) and the off-corpus ones (on every index and corpus/);
+    with `only`, just those targets are recorded again, the others kept from `path`."""
     off = {str(r["_id"]): r for r in map(json.loads, OFF_CORPUS.read_text().splitlines()) if r}
-    out: dict = {"dev": {}, "off": {}}
+    out: dict = load_records(path) if only else {}
+    out.setdefault("dev", {})
+    out.setdefault("off", {})
     corpus = Settings.from_env(index_dir=ROOT / "var" / "bench" / "relevance-corpus", cache_dir="")
     ensure_index([ROOT / "corpus"], corpus, embedder)
     targets = {**{name: (d, SETS[name]) for name, d in index_dirs.items()}, "corpus": (corpus.index_dir, "title+body")}
     for name, (folder, fields) in targets.items():
+        if only and name not in only:
+            continue
         settings = Settings.from_env(index_dir=folder, fields=fields, max_k=DEPTH)
         searcher = Searcher.open(folder, settings, embedder)
         try:
@@ -260,11 +270,13 @@ def main() -> None:
     parser.add_argument("--records", type=Path, default=ROOT / "var" / "bench" / "relevance-signals.json",
                         help="where the recorded signals are kept between runs")
     parser.add_argument("--reuse", action="store_true", help="refit from the recorded signals, run no query")
+    parser.add_argument("--only", nargs="+", default=[], choices=[*SETS, "corpus"],
+                        help="record these targets again, keep the others' recorded signals")
     args = parser.parse_args()
     dirs = {name: index_dir(fields) for name, fields in SETS.items()}
     dirs.update({k: Path(v) for k, v in (pair.split("=", 1) for pair in args.index_dir)})
     embedder = Embedder.from_settings(Settings.from_env())
-    records = load_records(args.records) if args.reuse else record_all(dirs, embedder, args.records)
+    records = load_records(args.records) if args.reuse else record_all(dirs, embedder, args.records, args.only)
     tune, check = halves(records["dev"])
     model, losses = fit(tune)
     floor, curve = choose_floor(tune, model)
@@ -282,6 +294,9 @@ def main() -> None:
         "tune": {s: {"calibration": calibration_report(r, model), **floor_effects(r, floor, model)}
                  for s, r in tune.items()},
         "off_corpus": {name: off_corpus_effects(r, floor, model) for name, r in records["off"].items()},
+        "other_floors": {str(f): {"check": {s: floor_effects(r, f, model) for s, r in check.items()},
+                                  "off_corpus": {n: off_corpus_effects(r, f, model) for n, r in records["off"].items()}}
+                         for f in OTHER_FLOORS},
         "relevance_ms_median_200_hits": round(statistics.median(
             r["rate_ms"] for recs in records["dev"].values() for r in recs.values()), 2),
     }

@@ -57,7 +57,7 @@ class Settings:
     lead_weight: float = 1.0  # BM25 weight of the lead (opening sentences), counted on top of the body
     # Hits whose calibrated relevance is below this are not counted in `total` and get no highlight; chosen
     # on the dev sets' tune half (bench/RESULTS.md, "Relevance calibration"; docs/relevance.md).
-    min_relevance: float = 0.1
+    min_relevance: float = 0.04
     rerank_depth: int = 50  # fused results a Reranker re-scores when a request asks for rerank
     reload_interval: float = 5.0  # seconds between checks of CURRENT; 0 disables
     gc_grace_seconds: float = 3600.0

@@ -1,9 +1,6 @@
-"""A calibrated relevance in [0, 1] for each hit, from signals known at query time. Pure.
-
-Relevance is a probability-like signal shown beside the rank, never a re-ranking: a logistic function of
-the hit's dense cosine (normalised by the query's own cosines to a fixed sample of the index, so that the
-scale of another embedding model does not shift it) and of the share of the query's words the article holds.
-"""
+"""A calibrated relevance in [0, 1] per hit, never a re-ranking: a logistic function of the hit's cosine to the
+query (normalised by the query's cosines to a fixed sample of the index, so another model's scale does not shift
+it) and of the idf share of the query's words the article holds. Pure."""
 
 from __future__ import annotations
 
@@ -14,9 +11,9 @@ import numpy as np
 
 # Fitted on the tune half of both dev sets by bench/calibrate_relevance.py (bench/RESULTS.md, "Relevance
 # calibration"; bench/results/calibrate_relevance.json): weights of FEATURES, then the intercept.
-FEATURES = ("cosine_z", "coverage", "cosine_z*coverage")
-WEIGHTS = (0.5, 2.0, 0.0)
-INTERCEPT = -6.0
+FEATURES = ("cosine_z", "coverage")
+WEIGHTS = (0.2718, 4.5054)
+INTERCEPT = -5.7941
 
 
 @dataclass(frozen=True)

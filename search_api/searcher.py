@@ -253,16 +253,13 @@ class Searcher:
         return Signals(cosine, coverage([idf(n_rows, int(d)) for d in df], present), mean, sd)
 
     def _article_cosines(self, nums: np.ndarray, qvec: np.ndarray) -> np.ndarray:
-        """Each article's best passage cosine to the query (the background mean for an article without passages)."""
+        """Each article's best passage cosine to the query (-1 for an article without passages)."""
         starts, ends = self._article_start[nums], self._article_start[nums + 1]
-        lengths = ends - starts
-        positions = np.concatenate([np.arange(a, b) for a, b in zip(starts.tolist(), ends.tolist())] or [[]])
+        positions = np.concatenate([np.arange(a, b) for a, b in zip(starts.tolist(), ends.tolist())] + [[]])
         cosines = self.version.vectors.get(self._pids[self._by_article[positions.astype(np.int64)]]) @ qvec
-        out = np.full(len(nums), float(np.mean(self._background @ qvec)) if len(self._background) else 0.0)
-        filled = lengths > 0
-        if filled.any():
-            out[filled] = np.maximum.reduceat(cosines, np.r_[0, np.cumsum(lengths[filled])[:-1]])
-        return out
+        best = np.full(len(nums), -1.0)
+        np.maximum.at(best, np.repeat(np.arange(len(nums)), ends - starts), cosines)
+        return best
 
     def _allowed(self, since: datetime | None, before: datetime | None, sources: tuple[str, ...]) -> np.ndarray:
         """Ids of the passages whose article was published in [since, before) by one of `sources`."""
