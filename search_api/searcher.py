@@ -229,7 +229,8 @@ class Searcher:
             order, new = self._rerank(req, order, best)
             scores = {**scores, **new}
         order = order[: self.settings.candidates]
-        rated = dict(zip(order, relevance(self.signals(req, order, qvec)).tolist()))
+        # Rounded as shown, so a hit's shown relevance and the floor agree on which side of it the hit is.
+        rated = dict(zip(order, np.round(relevance(self.signals(req, order, qvec)), 4).tolist()))
         floor = self.settings.min_relevance if req.min_relevance is None else req.min_relevance
         total = sum(r >= floor for r in rated.values())
         page = order[req.offset : req.offset + req.k]
@@ -369,7 +370,7 @@ class Searcher:
                 article_id=p.article_id, title=p.title, published=p.published, source=p.source, url=p.url,
                 matched_passages=max(matches.get(key, 1) - 1, 0) if req.group == "article" else 0,
                 duplicates=sorted(duplicates.get(key, [])) if req.group == "article" else [],
-                highlights=spans, matched_terms=light.terms, relevance=round(rated[key], 4),
+                highlights=spans, matched_terms=light.terms, relevance=rated[key],
             ))
         return hits
 
