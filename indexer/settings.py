@@ -63,6 +63,9 @@ class Settings:
     title_weight: float = 1.0  # BM25 weight of the title column against the body
     lead_weight: float = 1.0  # BM25 weight of the lead (opening sentences), counted on top of the body
     keyword_stop_words: bool = True  # leave stop words out of the keyword query (unless nothing else is left)
+    # Hits whose calibrated relevance is below this are not counted in `total` and get no highlight; chosen
+    # on the dev sets' tune half (bench/RESULTS.md, "Relevance calibration"; docs/relevance.md).
+    min_relevance: float = 0.04
     rerank_depth: int = 50  # fused results a Reranker re-scores when a request asks for rerank
     reload_interval: float = 5.0  # seconds between checks of CURRENT; 0 disables
     gc_grace_seconds: float = 3600.0
@@ -175,6 +178,7 @@ RANGES: dict[str, tuple[float, float, str]] = {
     "candidates": (1, 10000, "results ranked per retriever"),
     "title_weight": (0, math.inf, "BM25 weight; 0 ignores titles"),
     "lead_weight": (0, math.inf, "BM25 weight; 0 ignores the lead"),
+    "min_relevance": (0, 1, "calibrated relevance a hit needs to count as a match"),
     "rerank_depth": (1, math.inf, "hits re-scored"),
     "reload_interval": (0, math.inf, "seconds; 0: never reload"),
     "gc_grace_seconds": (0, math.inf, "seconds"),

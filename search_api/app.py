@@ -53,14 +53,14 @@ BODY_ERRORS = {**ERRORS, 413: {"model": ErrorOut, "description": "body over NEWS
 def _request(body: SearchBody) -> SearchRequest:
     return SearchRequest(q=body.q, k=body.k, offset=body.offset, group=body.group, mode=body.mode,
                          since=body.since, until=body.until, sources=tuple(body.source), collapse=body.collapse,
-                         recency_half_life_days=body.recency_half_life_days, now=body.now)
+                         recency_half_life_days=body.recency_half_life_days, now=body.now,
+                         min_relevance=body.min_relevance)
 
 
 def _response(request: Request, searcher: Searcher, body: SearchBody) -> dict:
     result = searcher.search(_request(body))
     request.app.state.metrics.observe_search(result.mode, result.took_ms / 1000)
-    return {"query": result.query, "index_version": result.index_version, "took_ms": result.took_ms,
-            "mode": result.mode, "total": result.total, "hits": [vars(h) for h in result.hits]}
+    return {**vars(result), "hits": [vars(h) for h in result.hits]}
 
 
 def create_app(settings: Settings | None = None, holder: SearcherHolder | None = None) -> FastAPI:

@@ -107,10 +107,31 @@ class KeywordIndex:
             matched = matched[scores[matched] >= cut]
         return self.rowids[matched], scores[matched]
 
+    def presence(self, words: Sequence[str], rowids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For each query word: how many rows hold it, and whether each of `rowids` does (all its tokens)."""
+        rows = np.searchsorted(self.rowids, np.asarray(rowids, dtype=np.int64))
+        df = np.zeros(len(words), dtype=np.int64)
+        present = np.zeros((len(words), len(rows)), dtype=bool)
+        for i, tokens in enumerate(_tokens(self.tokenize, words)):
+            spans = [self.spans.get(t, (0, 0)) for t in tokens]
+            if not spans:
+                continue
+            df[i] = min(b - a for a, b in spans)
+            present[i] = np.logical_and.reduce([_holds(self.rows[a:b], rows) for a, b in spans])
+        return df, present
+
     @property
     def nbytes(self) -> int:
         """Memory held by the arrays."""
         return self.rowids.nbytes + self.rows.nbytes + self.shares.nbytes
+
+
+def _holds(postings: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Mask of `rows` found in one term's postings (ascending): a binary search each, not a scan."""
+    if len(postings) == 0:
+        return np.zeros(len(rows), dtype=bool)
+    at = np.minimum(np.searchsorted(postings, rows), len(postings) - 1)
+    return postings[at] == rows
 
 
 def _chunks(terms: list[tuple[str, int, int]]) -> list[tuple[str, str, list[tuple[str, int, int]]]]:
@@ -143,15 +164,16 @@ def _shares(conn: sqlite3.Connection, vocab: str, chunk: tuple, columns: list[st
     # The weighted frequency of each (term, row), summed instance by instance in column order as bm25() does.
     freq = np.bincount(np.cumsum(new) - 1, weights=weight[col])
     pair_term, pair_row = term[new], np.searchsorted(rowids, doc[new])
-    idf = np.array([_idf(n_rows, t[1]) for t in terms])
+    idfs = np.array([idf(n_rows, t[1]) for t in terms])
     norm = K1 * ((1 - B) + B * length[pair_row] / avgdl)
-    shares = idf[pair_term] * ((freq * (K1 + 1.0)) / (freq + norm))
+    shares = idfs[pair_term] * ((freq * (K1 + 1.0)) / (freq + norm))
     return pair_row.astype(np.int32), shares
 
 
-def _idf(n_rows: int, hits: int) -> float:
-    idf = math.log((n_rows - hits + 0.5) / (hits + 0.5))
-    return idf if idf > 0.0 else 1e-6
+def idf(n_rows: int, hits: int) -> float:
+    """FTS5's idf of a term that `hits` of `n_rows` rows hold (at least 1e-6)."""
+    value = math.log((n_rows - hits + 0.5) / (hits + 0.5))
+    return value if value > 0.0 else 1e-6
 
 
 def _quote(text: str) -> str:

@@ -11,6 +11,7 @@ from pathlib import Path
 from indexer.cli import OneLineParser, run
 from indexer.errors import ConfigError
 from indexer.settings import FIELD_CHOICES, Settings
+from search_api.client_types import NO_CLOSE_MATCH
 from search_api.evaluate import COLLAPSE_CHOICES, HALVES
 
 
@@ -38,10 +39,10 @@ def cmd_query(args: argparse.Namespace) -> int:
     searcher = Searcher.open(settings.index_dir, settings)
     result = searcher.search(SearchRequest(q=args.text, k=args.k, mode=args.mode))
     if args.json:
-        print(json.dumps({"query": result.query, "index_version": result.index_version, "took_ms": result.took_ms,
-                          "hits": [vars(h) for h in result.hits]}, indent=2, default=str))
+        print(json.dumps({**vars(result), "hits": [vars(h) for h in result.hits]}, indent=2, default=str))
         return 0
-    print(f"{len(result.hits)} hits from {result.index_version} in {result.took_ms:.0f} ms")
+    matches = NO_CLOSE_MATCH if result.no_close_match else f"{result.total} close matches"
+    print(f"{len(result.hits)} hits from {result.index_version} in {result.took_ms:.0f} ms; {matches}")
     for hit in result.hits:
         date = hit.published.date().isoformat() if hit.published else "undated"
         sentence = hit.text[hit.highlights[0][0]:hit.highlights[0][1]] if hit.highlights else hit.text[:200]

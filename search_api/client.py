@@ -29,7 +29,7 @@ from search_api.client_types import Article, Health, SearchResults, Stats
 
 # The optional fields of POST /search besides q, k and offset; a test keeps this equal to the server's schema.
 SEARCH_OPTIONS = frozenset({"group", "mode", "since", "until", "source", "collapse",
-                            "recency_half_life_days", "now"})
+                            "recency_half_life_days", "now", "min_relevance"})
 RETRY_STATUSES = frozenset({502, 503, 504})
 # Raised before any byte of an answer arrived, or when the connection dropped: safe to send again.
 RETRY_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError, httpx.ReadError)
@@ -165,7 +165,8 @@ class NewsSearchClient(_Base):
         raise AssertionError("unreachable: the last attempt returns or raises")
 
     def search(self, q: str, k: int = 10, offset: int = 0, **filters: Any) -> SearchResults:
-        """One page of hits; filters: since, until, source, mode, group, collapse, recency_half_life_days, now."""
+        """One page of hits; options: since, until, source, mode, group, collapse, recency_half_life_days, now,
+        min_relevance (the floor a hit's relevance must clear to count in `total` and be highlighted)."""
         body = search_body(q, k, offset, filters)
         return SearchResults.from_json(self._call("POST", "/search", json=body), body)
 

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
+NO_CLOSE_MATCH = "No close matches; nearest shown"  # as the web page says it
+
 
 def _datetime(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
@@ -73,6 +75,7 @@ class SearchHit:
     duplicates: list[str] = field(default_factory=list)
     highlights: list[tuple[int, int]] = field(default_factory=list)
     matched_terms: list[str] = field(default_factory=list)
+    relevance: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -100,8 +103,11 @@ class SearchResults:
     index_version: str
     took_ms: float
     mode: str
-    total: int
+    total: int  # hits whose relevance clears the floor
     hits: list[SearchHit]
+    ranked: int = 0  # hits available for paging
+    no_close_match: bool = False
+    min_relevance: float = 0.0
     request: dict[str, Any] = field(default_factory=dict, repr=False)  # what was sent, for paging
     extra: dict[str, Any] = field(default_factory=dict, repr=False)
 
@@ -120,7 +126,14 @@ class SearchResults:
 
     def __repr__(self) -> str:
         return (f"<SearchResults {self.query!r}: ranks {self.offset + 1}-{self.offset + len(self.hits)} of "
-                f"{self.total} ({self.mode}, index {self.index_version}, {self.took_ms:.0f} ms)>")
+                f"{self.ranked}, {self.summary} ({self.mode}, index {self.index_version}, {self.took_ms:.0f} ms)>")
+
+    @property
+    def summary(self) -> str:
+        """How many hits clear the relevance floor, or that none does."""
+        if self.no_close_match:
+            return NO_CLOSE_MATCH
+        return f"{self.total} close match{'es' if self.total != 1 else ''}"
 
     def __iter__(self) -> Iterator[SearchHit]:
         return iter(self.hits)
@@ -139,7 +152,7 @@ class SearchResults:
     @property
     def has_next(self) -> bool:
         """Whether more ranked hits follow this page."""
-        return bool(self.hits) and self.offset + len(self.hits) < self.total
+        return bool(self.hits) and self.offset + len(self.hits) < self.ranked
 
     def to_pandas(self):  # noqa: ANN201 - pandas is an optional extra, imported here
         """The hits as a pandas DataFrame, one row a hit (needs `pip install 'newsearch[pandas]'`)."""
@@ -147,7 +160,7 @@ class SearchResults:
             import pandas as pd
         except ImportError:
             raise ImportError("to_pandas() needs pandas: pip install 'newsearch[pandas]'") from None
-        rows = [{"rank": h.rank, "score": h.score, "title": h.title, "published": h.published, "source": h.source,
+        rows = [{"rank": h.rank, "score": h.score, "relevance": h.relevance, "title": h.title, "published": h.published, "source": h.source,
                  "sentence": h.sentence, "article_id": h.article_id, "passage_id": h.passage_id, "text": h.text,
                  "matched_terms": h.matched_terms, "matched_passages": h.matched_passages,
                  "duplicates": h.duplicates, "url": h.url} for h in self.hits]
@@ -156,8 +169,9 @@ class SearchResults:
 
     def _repr_html_(self) -> str:
         """A table for Jupyter: the passage with its best sentence marked; everything escaped."""
-        head = (f"<p><b>{len(self.hits)}</b> of {self.total} hits for <b>{html.escape(self.query)}</b> "
-                f"({html.escape(self.mode)}, index {html.escape(self.index_version)}, {self.took_ms:.0f} ms)</p>")
+        head = (f"<p><b>{len(self.hits)}</b> of {self.ranked} hits for <b>{html.escape(self.query)}</b>: "
+                f"{self.summary} ({html.escape(self.mode)}, index {html.escape(self.index_version)}, "
+                f"{self.took_ms:.0f} ms)</p>")
         if not self.hits:
             return head
         rows = []
@@ -166,10 +180,11 @@ class SearchResults:
             if h.url and h.url.startswith(("http://", "https://")):
                 title = f'<a href="{html.escape(h.url, quote=True)}" target="_blank">{title}</a>'
             date = h.published.date().isoformat() if h.published else ""
-            rows.append(f"<tr><td>{h.rank}</td><td>{h.score:.4f}</td><td>{title}</td><td>{date}</td>"
+            rows.append(f"<tr><td>{h.rank}</td><td>{h.score:.4f}</td><td>{h.relevance:.2f}</td><td>{title}</td>"
+                        f"<td>{date}</td>"
                         f"<td>{html.escape(h.source or '')}</td>"
                         f'<td style="text-align:left">{marked_html(h.text, h.highlights)}</td></tr>')
-        return (head + "<table><thead><tr><th>rank</th><th>score</th><th>title</th><th>published</th>"
+        return (head + "<table><thead><tr><th>rank</th><th>score</th><th>relevance</th><th>title</th><th>published</th>"
                 "<th>source</th><th>passage</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>")
 
 

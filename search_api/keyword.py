@@ -10,6 +10,8 @@ import sqlite3
 from collections.abc import Sequence
 from datetime import datetime
 
+import numpy as np
+
 from indexer.chunk import MAX_PASSAGES_PER_ARTICLE, passage_id
 from indexer.meta import article_filter_sql
 from search_api.highlight import query_terms, words_of
@@ -110,3 +112,21 @@ def best_passage_per_article(conn: sqlite3.Connection, text: str, article_ids: S
         if row is not None:
             out[aid] = int(row[0])
     return out
+
+
+def word_presence(conn: sqlite3.Connection, words: Sequence[str], nums: Sequence[int]) -> tuple[int, list[int], np.ndarray]:
+    """Articles indexed, then for each query word how many articles hold it and whether each article `nums`
+    (FTS5 rowids) does: what bm25.KeywordIndex.presence answers from memory, asked of SQLite."""
+    (n_rows,) = conn.execute("SELECT count(*) FROM articles_fts_docsize").fetchone()
+    df: list[int] = []
+    present = np.zeros((len(words), len(nums)), dtype=bool)
+    at = {num: i for i, num in enumerate(nums)}
+    marks = ",".join("?" * len(nums))
+    for i, word in enumerate(words):
+        match = f'"{word}"'
+        df.append(conn.execute("SELECT count(*) FROM articles_fts WHERE articles_fts MATCH ?", (match,)).fetchone()[0])
+        if nums:
+            for (num,) in conn.execute(f"SELECT rowid FROM articles_fts WHERE articles_fts MATCH ? AND rowid IN ({marks})",
+                                       (match, *nums)):
+                present[i, at[num]] = True
+    return n_rows, df, present

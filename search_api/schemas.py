@@ -49,6 +49,8 @@ class SearchBody(BaseModel):
     collapse: bool = Field(True, description="show wire copies of one story as one hit")
     recency_half_life_days: float | None = Field(None, description="favour recent articles: score halves per this many days of age")
     now: datetime | None = Field(None, description="reference time for recency (default: newest article)")
+    min_relevance: float | None = Field(None, ge=0, le=1, description="relevance a hit needs to count as a match "
+                                        "(0-1; default NEWSEARCH_MIN_RELEVANCE; docs/relevance.md)")
 
     @field_validator("since", "until", "now", mode="before")
     @classmethod
@@ -72,7 +74,7 @@ class SearchBody(BaseModel):
             raise ValueError(f"must be true or false, not {value!r}"[:120])
         return value
 
-    @field_validator("recency_half_life_days", mode="before")
+    @field_validator("recency_half_life_days", "min_relevance", mode="before")
     @classmethod
     def _number(cls, value: Any) -> Any:
         if isinstance(value, bool) or (cls.typed_json and value is not None and not isinstance(value, (int, float))):
@@ -104,6 +106,8 @@ class HitOut(BaseModel):
     duplicates: list[str] = Field(description="ids of near-identical articles collapsed into this hit")
     highlights: list[tuple[int, int]] = Field(description="best-matching sentence(s), offsets into `text`")
     matched_terms: list[str] = Field(description="query words found in the passage")
+    relevance: float = Field(description="calibrated probability (0-1) that the hit is relevant; below the floor "
+                             "it gets no highlight")
 
 
 class SearchOut(BaseModel):
@@ -113,7 +117,10 @@ class SearchOut(BaseModel):
     index_version: str
     took_ms: float
     mode: str
-    total: int = Field(description="ranked results available for paging")
+    total: int = Field(description="ranked results whose relevance clears the floor (close matches)")
+    ranked: int = Field(description="ranked results available for paging")
+    no_close_match: bool = Field(description="no result clears the floor: the hits are the nearest, not matches")
+    min_relevance: float = Field(description="the relevance floor applied")
     hits: list[HitOut]
 
 

@@ -1,5 +1,5 @@
 """Answer a search: embed the query, retrieve dense and keyword candidates, fuse, filter, decay,
-group by article, collapse near-duplicates, highlight. Usable in-process: Searcher.open(index_dir).
+group by article, collapse near-duplicates, rate relevance, highlight. In-process: Searcher.open(index_dir).
 """
 
 from __future__ import annotations
@@ -18,11 +18,13 @@ from indexer.errors import ArticleNotFound, BadQuery
 from indexer.settings import Settings
 from indexer.store import IndexVersion, check_model
 from search_api import keyword
-from search_api.bm25 import KeywordIndex, instances
+from search_api.bm25 import KeywordIndex, idf, instances
 from search_api.fusion import best_per_group, decay, ranked, rrf, soft_max_pool
 from search_api.highlight import highlight
+from search_api.relevance import Signals, background, coverage, relevance
 from search_api.rerank import Reranker, rerank
 
+BACKGROUND_PASSAGES = 512  # a fixed random sample: the scale of each query's cosines (search_api/relevance.py)
 Mode = Literal["hybrid", "dense", "keyword"]
 Group = Literal["article", "none"]
 
@@ -43,6 +45,7 @@ class SearchRequest:
     recency_half_life_days: float | None = None
     now: datetime | None = None
     rerank: bool = False  # re-score the top settings.rerank_depth with the searcher's Reranker
+    min_relevance: float | None = None  # None: settings.min_relevance
 
 
 @dataclass
@@ -64,6 +67,7 @@ class Hit:
     duplicates: list[str] = field(default_factory=list)
     highlights: list[tuple[int, int]] = field(default_factory=list)
     matched_terms: list[str] = field(default_factory=list)
+    relevance: float = 0.0
 
 
 @dataclass
@@ -75,7 +79,10 @@ class SearchResponse:
     took_ms: float
     mode: str
     hits: list[Hit]
-    total: int  # ranked results available to page through (capped at the candidate depth)
+    total: int  # ranked results whose relevance clears the floor
+    ranked: int = 0  # ranked results available to page through (capped at the candidate depth)
+    no_close_match: bool = False  # nothing clears the floor: the hits are the nearest, not matches
+    min_relevance: float = 0.0  # the floor applied
 
 
 def _as_datetime(value: datetime | date | None, end: bool) -> datetime | None:
@@ -131,6 +138,11 @@ class Searcher:
         self._time = np.array([_epoch(d) for d in self._published], dtype=np.float64)
         self._source = np.array([None] + [r[4] for r in rows], dtype=object)
         self._keyword = self._load_keyword(conn)
+        # Article num -> where its passages sit in _pids (through _by_article), for the cosine of any ranked article.
+        self._by_article = np.argsort(self._owner, kind="stable")
+        self._article_start = np.searchsorted(self._owner[self._by_article], np.arange(len(self._article_ids) + 1))
+        sample = np.random.default_rng(0).permutation(len(self._pids))[:BACKGROUND_PASSAGES]
+        self._background = version.vectors.get(np.sort(self._pids[sample])) if len(sample) else np.zeros((0, 1))
 
     def _load_keyword(self, conn) -> KeywordIndex | None:  # noqa: ANN001
         """The article keyword index in memory, unless it holds more tokens than settings.keyword_memory_tokens."""
@@ -185,6 +197,10 @@ class Searcher:
         half_life = req.recency_half_life_days
         if half_life is not None and not (half_life > 0 and math.isfinite(half_life)):
             raise BadQuery("recency_half_life_days must be a positive, finite number of days", "recency_half_life_days")
+        floor = req.min_relevance
+        if floor is not None and not (0.0 <= floor <= 1.0):
+            raise BadQuery("min_relevance must be between 0 and 1 (a calibrated probability; see docs/relevance.md)",
+                           "min_relevance")
         if req.rerank and self.reranker is None:
             raise BadQuery("rerank needs a reranker and none is configured (no cross-encoder is packaged to load "
                            "offline; see README, Re-ranking)", "rerank")
@@ -194,25 +210,29 @@ class Searcher:
     def search(self, req: SearchRequest) -> SearchResponse:
         """Rank, group and page the results of one request."""
         started = time.perf_counter()
-        mode, order, scores, best, matches, duplicates = self._order(req)
+        mode, order, scores, best, matches, duplicates, qvec = self._order(req)
+        # Rounded as shown, so a hit's shown relevance and the floor agree on which side of it the hit is.
+        rated = dict(zip(order, np.round(relevance(self.signals(req, order, qvec)), 4).tolist()))
+        floor = self.settings.min_relevance if req.min_relevance is None else req.min_relevance
+        total = sum(r >= floor for r in rated.values())
         page = order[req.offset : req.offset + req.k]
-        hits = self._hits(req, page, scores, best, matches, duplicates)
+        hits = self._hits(req, page, scores, best, matches, duplicates, rated, floor)
         took = (time.perf_counter() - started) * 1000
-        return SearchResponse(req.q, self.name, round(took, 2), mode, hits, len(order))
+        return SearchResponse(req.q, self.name, round(took, 2), mode, hits, total, len(order), total == 0, floor)
 
     def ranking(self, req: SearchRequest) -> list[tuple[Any, list[Any]]]:
         """Every result `search` pages through for this request, in order, each key (article id, or passage
         id with group=none) with the keys collapsed into it; no hits are built (the evaluation's fast path)."""
-        _, order, _, _, _, duplicates = self._order(req)
+        _, order, _, _, _, duplicates, _ = self._order(req)
         return [(key, duplicates.get(key, [])) for key in order]
 
     def _order(self, req: SearchRequest):
-        """(mode, ranked keys, scores, best passages, matches, duplicates) of a validated request."""
+        """(mode, ranked keys, scores, best passages, matches, duplicates, query vector) of a validated request."""
         self.validate(req)
         mode = req.mode or self.settings.default_mode
         since, before = _as_datetime(req.since, False), _as_datetime(req.until, True)
         allowed = self._allowed(since, before, req.sources) if since or before or req.sources else None
-        qvec = self.embedder.encode_query(req.q) if mode != "keyword" else None
+        qvec = self.embedder.encode_query(req.q)  # in keyword mode too: relevance needs the query's meaning
         rank = self._rank_articles if req.group == "article" else self._rank_passages
         scores, best, matches = rank(req, mode, qvec, allowed, since, before)
         if req.recency_half_life_days:
@@ -226,7 +246,31 @@ class Searcher:
         if req.rerank:
             order, new = self._rerank(req, order, best)
             scores = {**scores, **new}
-        return mode, order[: self.settings.candidates], scores, best, matches, duplicates
+        return mode, order[: self.settings.candidates], scores, best, matches, duplicates, qvec
+
+    def signals(self, req: SearchRequest, keys: list, qvec: np.ndarray) -> Signals:
+        """What the relevance of each ranked key (article id, or passage id with group=none) is computed from."""
+        nums = np.array([self._key_num(key, req.group) for key in keys], dtype=np.int64)
+        if req.group == "article":
+            cosine = self._article_cosines(nums, qvec)
+        else:
+            cosine = self.version.vectors.get(np.array(keys, dtype=np.int64)) @ qvec if keys else np.zeros(0)
+        words = keyword.query_words(req.q)
+        if self._keyword is not None:
+            n_rows, (df, present) = len(self._keyword.rowids), self._keyword.presence(words, nums)
+        else:
+            n_rows, df, present = keyword.word_presence(self.version.meta.conn, words, nums.tolist())
+        mean, sd = background(qvec, self._background)
+        return Signals(cosine, coverage([idf(n_rows, int(d)) for d in df], present), mean, sd)
+
+    def _article_cosines(self, nums: np.ndarray, qvec: np.ndarray) -> np.ndarray:
+        """Each article's best passage cosine to the query (-1 for an article without passages)."""
+        starts, ends = self._article_start[nums], self._article_start[nums + 1]
+        positions = np.concatenate([np.arange(a, b) for a, b in zip(starts.tolist(), ends.tolist())] + [[]])
+        cosines = self.version.vectors.get(self._pids[self._by_article[positions.astype(np.int64)]]) @ qvec
+        best = np.full(len(nums), -1.0)
+        np.maximum.at(best, np.repeat(np.arange(len(nums)), ends - starts), cosines)
+        return best
 
     def _allowed(self, since: datetime | None, before: datetime | None, sources: tuple[str, ...]) -> np.ndarray:
         """Ids of the passages whose article was published in [since, before) by one of `sources`."""
@@ -324,19 +368,21 @@ class Searcher:
         texts = {key: stored[pid].text for key, pid in zip(top, pids)}
         return rerank(order, texts, req.q, self.reranker, len(top))
 
-    def _hits(self, req, page, scores, best, matches, duplicates) -> list[Hit]:
+    def _hits(self, req, page, scores, best, matches, duplicates, rated, floor) -> list[Hit]:
         pids = self._passage_ids(req, page, best)
         stored = self.version.meta.passages(pids)
         hits = []
         for rank, (key, pid) in enumerate(zip(page, pids), req.offset + 1):
             p = stored[pid]
             light = highlight(p.text, req.q)
+            # A sentence marked on a hit below the floor would claim a match the hit does not have.
+            spans = light.spans if rated[key] >= floor else []
             hits.append(Hit(
                 rank=rank, score=round(float(scores[key]), 6), passage_id=pid, text=p.text, start=p.start, end=p.end,
                 article_id=p.article_id, title=p.title, published=p.published, source=p.source, url=p.url,
                 matched_passages=max(matches.get(key, 1) - 1, 0) if req.group == "article" else 0,
                 duplicates=sorted(duplicates.get(key, [])) if req.group == "article" else [],
-                highlights=light.spans, matched_terms=light.terms,
+                highlights=spans, matched_terms=light.terms, relevance=rated[key],
             ))
         return hits
 

@@ -69,6 +69,8 @@ def test_pages_do_not_repeat_articles(client):
     ({"q": "a", "k": 0}, "k"), ({"q": "a", "k": 101}, "k"), ({"q": "a", "k": "ten"}, "k"),
     ({"q": "a", "offset": -1}, "offset"), ({"q": "a", "mode": "magic"}, "mode"),
     ({"q": "a", "since": "2019-13-01"}, "since"), ({"q": "a", "until": "tomorrow"}, "until"),
+    ({"q": "a", "min_relevance": 1.5}, "min_relevance"), ({"q": "a", "min_relevance": -0.1}, "min_relevance"),
+    ({"q": "a", "min_relevance": "high"}, "min_relevance"),
 ])
 def test_bad_requests_are_422_naming_the_field(client, params, field):
     r = client.get("/search", params=params)
@@ -115,3 +117,19 @@ def test_healthz_and_stats(client, searcher):
 def test_no_input_gives_a_500(client, q, k, offset):
     r = client.get("/search", params={"q": q, "k": k, "offset": offset, "mode": "keyword"})
     assert r.status_code in (200, 422), r.text
+
+
+def test_total_counts_hits_that_clear_the_floor(client):
+    everything = client.post("/search", json={"q": "Palmyra", "min_relevance": 0}).json()
+    assert everything["total"] == everything["ranked"] > 10 and everything["min_relevance"] == 0
+    default = client.get("/search", params={"q": SEED_QUERY}).json()
+    assert 1 <= default["total"] < default["ranked"] and not default["no_close_match"]
+    assert default["hits"][0]["relevance"] >= default["min_relevance"] and default["hits"][0]["highlights"]
+    r = client.post("/search", json={"q": SEED_QUERY, "min_relevance": 2})
+    assert r.status_code == 422 and r.json()["field"] == "min_relevance"
+
+
+def test_nonsense_query_says_no_close_match_and_marks_nothing(client):
+    body = client.get("/search", params={"q": "xqzv plorb frumious snorkeldink"}).json()
+    assert body["no_close_match"] and body["total"] == 0 and len(body["hits"]) == 10
+    assert all(h["highlights"] == [] and h["relevance"] < body["min_relevance"] for h in body["hits"])

@@ -41,6 +41,7 @@ def test_a_lone_surrogate_is_a_422_naming_the_field(client, body, field):
     ({"q": "oil", "collapse": 1}, "collapse"), ({"q": "oil", "recency_half_life_days": "7"}, "recency_half_life_days"),
     ({"q": "oil", "since": 2020}, "since"), ({"q": "oil", "since": "20200101"}, "since"),
     ({"q": "oil", "until": 1.5e9}, "until"), ({"q": "oil", "now": "1600000000"}, "now"),
+    ({"q": "oil", "min_relevance": "0.5"}, "min_relevance"), ({"q": "oil", "min_relevance": True}, "min_relevance"),
 ])
 def test_json_values_of_the_wrong_type_are_refused_not_coerced(client, body, field):
     r = post(client, body)

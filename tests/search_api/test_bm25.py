@@ -68,8 +68,8 @@ def test_searcher_answers_alike_with_and_without_the_memory_index(corpus_index, 
         for query in QUERIES:
             for mode in ("keyword", "hybrid"):
                 a, b = (s.search(SearchRequest(q=query, k=20, mode=mode)) for s in (memory, sql))
-                assert [(h.article_id, h.score, h.passage_id) for h in a.hits] == \
-                       [(h.article_id, h.score, h.passage_id) for h in b.hits]
+                assert [(h.article_id, h.score, h.passage_id, h.relevance) for h in a.hits] == \
+                       [(h.article_id, h.score, h.passage_id, h.relevance) for h in b.hits]
                 assert a.total == b.total
     finally:
         memory.close()

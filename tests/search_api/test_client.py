@@ -12,7 +12,7 @@ import pytest
 
 from indexer.errors import ArticleNotFound, BadQuery, RequestRejected, ServerError, Unauthorized
 from search_api.client import AsyncNewsSearchClient, NewsSearchClient
-from search_api.client_types import SearchHit
+from search_api.client_types import NO_CLOSE_MATCH, SearchHit
 from search_api.schemas import HitOut
 from tests.conftest import free_port
 from tests.search_api.live_server import serve_index
@@ -39,7 +39,8 @@ def test_search_returns_typed_hits(client):
     top = results[0]
     assert top.title == SEED_TITLE and top.rank == 1 and "Palmyra" in top.sentence
     assert [h.rank for h in results] == [1, 2, 3, 4, 5]
-    assert results.mode == "hybrid" and results.total >= 5 and results.has_next
+    assert results.mode == "hybrid" and results.ranked >= 5 and results.has_next
+    assert 1 <= results.total < results.ranked and not results.no_close_match and top.relevance >= results.min_relevance
     for hit in results:
         assert hit.published is None or isinstance(hit.published, datetime)
         assert all(isinstance(span, tuple) for span in hit.highlights)
@@ -93,6 +94,18 @@ def test_4xx_raise_with_the_servers_message(client):
     with pytest.raises(BadQuery, match="sinse") as typo:
         client.search("anything", sinse="2019-01-01")  # caught before any request is sent
     assert typo.value.field == "sinse"
+
+
+def test_no_close_match_and_the_relevance_floor(client):
+    nearest = client.search("xqzv plorb frumious snorkeldink", k=5)
+    assert nearest.no_close_match and nearest.total == 0 and len(nearest) == 5
+    assert nearest.summary == NO_CLOSE_MATCH and NO_CLOSE_MATCH in nearest._repr_html_() and NO_CLOSE_MATCH in repr(nearest)
+    assert "<mark>" not in nearest._repr_html_() and all(h.highlights == [] for h in nearest)
+    everything = client.search(SEED_QUERY, k=5, min_relevance=0)
+    assert everything.total == everything.ranked and everything.min_relevance == 0
+    with pytest.raises(BadQuery) as bad:
+        client.search(SEED_QUERY, min_relevance=1.5)
+    assert bad.value.field == "min_relevance" and bad.value.status_code == 422
 
 
 @pytest.mark.slow

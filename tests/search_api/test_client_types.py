@@ -11,7 +11,16 @@ from indexer.settings import Settings
 from search_api import schemas
 from search_api.app import create_app
 from search_api.client import SEARCH_OPTIONS
-from search_api.client_types import Article, Health, PassageRef, SearchHit, SearchResults, Stats, marked_html
+from search_api.client_types import (
+    NO_CLOSE_MATCH,
+    Article,
+    Health,
+    PassageRef,
+    SearchHit,
+    SearchResults,
+    Stats,
+    marked_html,
+)
 
 CLIENT_TYPES = {"HitOut": SearchHit, "SearchOut": SearchResults, "ArticleOut": Article, "PassageRef": PassageRef,
                 "StatsOut": Stats, "HealthOut": Health}
@@ -83,9 +92,11 @@ def test_unknown_server_fields_are_kept_not_lost(components):
 def page_with(title: str, text: str, spans: list[list[int]]) -> SearchResults:
     hit = {"rank": 1, "score": 0.5, "passage_id": 3, "text": text, "start": 0, "end": len(text), "article_id": "a1",
            "title": title, "published": "2019-01-04T00:00:00", "source": "Src & Co", "url": "javascript:alert(1)",
-           "matched_passages": 0, "duplicates": [], "highlights": spans, "matched_terms": ["gas"]}
+           "matched_passages": 0, "duplicates": [], "highlights": spans, "matched_terms": ["gas"],
+           "relevance": 0.8}
     return SearchResults.from_json({"query": "gas <b>", "index_version": "v1", "took_ms": 3.0, "mode": "hybrid",
-                                    "total": 1, "hits": [hit]}, {"q": "gas <b>", "k": 10, "offset": 0})
+                                    "total": 1, "ranked": 1, "no_close_match": False, "min_relevance": 0.1,
+                                    "hits": [hit]}, {"q": "gas <b>", "k": 10, "offset": 0})
 
 
 def test_html_table_marks_the_sentence_and_escapes_everything():
@@ -110,4 +121,12 @@ def test_to_pandas_has_one_row_per_hit():
 
 
 def test_repr_is_one_line():
-    assert repr(page_with("t", "x", [])) == "<SearchResults 'gas <b>': ranks 1-1 of 1 (hybrid, index v1, 3 ms)>"
+    assert repr(page_with("t", "x", [])) == \
+        "<SearchResults 'gas <b>': ranks 1-1 of 1, 1 close match (hybrid, index v1, 3 ms)>"
+
+
+def test_no_close_match_is_said_in_the_html_and_the_repr():
+    page = page_with("Coral reefs", "Fish defend reefs. Warming hurts.", [])
+    page.no_close_match, page.total, page.hits[0].relevance = True, 0, 0.01
+    assert f"{NO_CLOSE_MATCH} (hybrid" in page._repr_html_() and "<td>0.01</td>" in page._repr_html_()
+    assert NO_CLOSE_MATCH in repr(page) and page.to_pandas().loc[1, "relevance"] == 0.01

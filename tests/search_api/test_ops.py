@@ -51,7 +51,8 @@ def test_metrics_count_requests_searches_embeddings_and_the_index(corpus_setting
     assert metrics[article_route] == 1  # the route template, not the raw path
     assert metrics[("newsearch_search_duration_seconds_count", (("mode", "hybrid"),))] == 1
     assert metrics[("newsearch_search_duration_seconds_count", (("mode", "keyword"),))] == 1
-    assert metrics[("newsearch_query_embedding_seconds_count", ())] == 1  # keyword mode embeds nothing
+    # Keyword mode embeds the query too: the relevance of its hits reads the query's meaning (docs/relevance.md).
+    assert metrics[("newsearch_query_embedding_seconds_count", ())] == 2
     assert metrics[("newsearch_http_request_duration_seconds_count", (("method", "GET"), route,
                                                                        ("status", "200")))] == 2
     manifest = own_searcher.version.manifest

@@ -100,7 +100,7 @@ def test_same_text_sent_on_other_days_stays_apart(small):
 def test_selective_filters_still_return_every_matching_article(small, mode):
     # Six Wikinews articles among ~40: a source filter must give all six, not the few in a global top k.
     result = search(small, "stock market trading and oil prices", mode=mode, k=10, sources=("Wikinews",))
-    assert len(result.hits) == WIKI and result.total == WIKI
+    assert len(result.hits) == WIKI and result.ranked == WIKI
     assert {h.source for h in result.hits} == {"Wikinews"}
     day = search(small, "oil", mode=mode, k=20, since=date(1987, 3, 2), until=date(1987, 3, 2))
     assert {h.article_id for h in day.hits} == {"reuters-491", "reuters-522"}  # 495 is collapsed into 491
@@ -121,7 +121,7 @@ def test_pages_are_slices_of_one_ranking(small, mode):
     flat = [a for page in pages for a in page]
     assert len(set(flat)) == len(flat)  # no article on two pages
     assert flat[:30] == whole and len(whole) == min(30, search(small, "bank interest rates and the dollar",
-                                                                mode=mode, k=1).total)
+                                                                mode=mode, k=1).ranked)
 
 
 def test_highlights_are_offsets_of_matching_sentences(small):

@@ -43,3 +43,8 @@ def test_argument_errors_are_one_line_and_exit_2_but_help_is_whole():
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "invalid int value: 'eighty'" in r.stderr
     r = news_search("serve", "--help")
     assert r.returncode == 0 and r.stdout.startswith("usage: news-search serve") and "--port" in r.stdout
+
+
+def test_query_says_when_nothing_is_a_close_match(corpus_index):
+    r = news_search("query", "xqzv plorb frumious snorkeldink", "--index-dir", corpus_index, "-k", "3")
+    assert r.returncode == 0 and "3 hits from" in r.stdout and "No close matches; nearest shown" in r.stdout, r.stderr

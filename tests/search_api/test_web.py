@@ -133,6 +133,18 @@ def test_search_then_filter_by_date_then_page_two(page, server):
 
 
 @pytest.mark.slow
+def test_no_close_match_shows_the_nearest_without_marks(page, server):
+    page.goto(server + "/")
+    search(page, "xqzv plorb frumious snorkeldink")
+    assert page.inner_text("#status").startswith("No close matches; nearest shown")
+    assert page.locator("#results .hit").count() == 10 == page.locator("#results .hit.weak").count()
+    assert page.locator("#results mark").count() == 0
+    search(page, SEED_QUERY)
+    assert "close match" in page.inner_text("#status") and page.locator("#results .hit").first.get_attribute("class") == "hit"
+    page.screenshot(path=str(SHOTS / "search-page-no-close-match.png"), full_page=True)
+
+
+@pytest.mark.slow
 def test_markup_inside_articles_is_shown_as_text(page, server):
     page.goto(server + "/")
     search(page, "harbour bridge repairs council")
