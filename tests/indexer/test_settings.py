@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import fields
 from pathlib import Path
 from typing import get_type_hints
@@ -61,3 +62,9 @@ def test_every_numeric_setting_has_a_range_and_the_defaults_are_in_it():
     ok = Settings.from_env({"NEWSEARCH_RRF_K": "1", "NEWSEARCH_KEYWORD_WEIGHT": "0", "NEWSEARCH_CANDIDATES": "100",
                             "NEWSEARCH_POOL_TEMPERATURE": "0", "NEWSEARCH_RELOAD_INTERVAL": "0"})
     assert (ok.rrf_k, ok.keyword_weight, ok.candidates) == (1, 0.0, 100)
+
+
+def test_every_setting_is_documented_in_the_readme():
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    missing = [f.name for f in fields(Settings) if not re.search(rf"NEWSEARCH_{f.name.upper()}\b", readme)]
+    assert missing == [], f"settings the README never names: {missing}"
