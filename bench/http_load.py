@@ -25,6 +25,7 @@ import sys
 import threading
 import time
 import urllib.parse
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -88,11 +89,11 @@ class Load:
                 self.hits += hits
 
 
-def client(load: Load, port: int, path: str, timeout: float) -> None:
-    """One user: a keep-alive connection sending one request at a time."""
+def client(load: Load, port: int, path: str, timeout: float, query: Callable[[str], str] | None = None) -> None:
+    """One user: a keep-alive connection sending one request at a time (`query` makes the query string of an item)."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     while (q := load.take()) is not None:
-        url = f"{path}?{urllib.parse.urlencode({'q': q, 'k': 10})}"
+        url = f"{path}?{query(q) if query else urllib.parse.urlencode({'q': q, 'k': 10})}"
         started = time.perf_counter()
         try:
             conn.request("GET", url)
