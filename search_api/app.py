@@ -48,6 +48,10 @@ ERRORS = {code: {"model": ErrorOut, "description": text} for code, text in (
     (401, "no valid API key (only when NEWSEARCH_API_KEYS is set)"), (404, "no such article"),
     (422, "a field is missing, malformed or out of range; `field` names it"),
     (503, "no index loaded, or the served index cannot be read"))}
+# Answered by search_api/guard.py before the app sees the request, on every route, then the connection closes.
+GUARD_ERRORS = {code: {"model": ErrorOut, "description": text} for code, text in (
+    (408, "the headers (NEWSEARCH_HEADER_TIMEOUT) or the body (NEWSEARCH_BODY_TIMEOUT) did not arrive in time"),
+    (431, "request line and headers over NEWSEARCH_MAX_HEADER_BYTES"))}
 BODY_ERRORS = {**ERRORS, 413: {"model": ErrorOut, "description": "body over NEWSEARCH_MAX_BODY_BYTES"}}
 
 
@@ -78,7 +82,7 @@ def create_app(settings: Settings | None = None, holder: SearcherHolder | None =
         yield
         app.state.holder.close()
 
-    app = FastAPI(title="newsearch", version=__version__, lifespan=lifespan,
+    app = FastAPI(title="newsearch", version=__version__, lifespan=lifespan, responses=GUARD_ERRORS,
                   description="Semantic search over news: ranked passages for natural-language queries.")
     app.state.settings = settings
     install_error_handlers(app)

@@ -115,3 +115,12 @@ def test_openapi_states_the_limits_refusals_and_date_format(client, corpus_setti
     error = {"$ref": "#/components/schemas/ErrorOut"}
     assert schema["paths"]["/admin/reindex"]["post"]["responses"]["422"]["content"]["application/json"]["schema"] == error
 
+
+def test_openapi_documents_the_guards_408_and_431_on_every_route(client):
+    # search_api/guard.py answers them before the app (tests/search_api/test_slow_clients.py sends them)
+    error = {"$ref": "#/components/schemas/ErrorOut"}
+    operations = [(path, op) for path, ops in client.get("/openapi.json").json()["paths"].items() for op in ops.values()]
+    assert len(operations) >= 10
+    for path, op in operations:
+        for code in ("408", "431"):
+            assert op["responses"][code]["content"]["application/json"]["schema"] == error, (path, code)
