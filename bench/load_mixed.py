@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.build_reuters import ROOT, commit
-from bench.http_load import Load, client, dev_queries, free_port, get_json, start_server, summary
+from bench.http_load import Load, client, dev_queries, free_port, generator_parser, get_json, start_server, summary
 from bench.machine import machine_facts, memory_kb
 
 MODES = ("hybrid", "dense", "keyword")
@@ -146,16 +146,9 @@ def benchmark(args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command")
-    g = sub.add_parser("generate", help="(internal) the load generator process")
-    g.add_argument("--port", type=int, required=True)
-    g.add_argument("--clients", type=int, required=True)
-    g.add_argument("--slow", type=int, default=0)
-    g.add_argument("--seconds", type=float, required=True)
-    g.add_argument("--requests", type=int, required=True)
-    g.add_argument("--start", type=int, default=0)
-    g.add_argument("--sources", type=json.loads, default=[])
-    g.add_argument("--timeout", type=float, default=30.0, help="seconds before a request counts as an error")
+    g = generator_parser(parser)
+    g.add_argument("--slow", type=int, default=0, help="slow clients beside the users")
+    g.add_argument("--sources", type=json.loads, default=[], help="the index's sources, as a JSON list")
     parser.add_argument("--index-dir", type=Path, help="index folder to serve")
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--slow", type=int, default=8, help="slow clients (half idle, half sending half a request)")
