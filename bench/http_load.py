@@ -25,6 +25,7 @@ import sys
 import threading
 import time
 import urllib.parse
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -88,11 +89,11 @@ class Load:
                 self.hits += hits
 
 
-def client(load: Load, port: int, path: str, timeout: float) -> None:
-    """One user: a keep-alive connection sending one request at a time."""
+def client(load: Load, port: int, path: str, timeout: float, query: Callable[[str], str] | None = None) -> None:
+    """One user: a keep-alive connection sending one request at a time (`query` makes the query string of an item)."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     while (q := load.take()) is not None:
-        url = f"{path}?{urllib.parse.urlencode({'q': q, 'k': 10})}"
+        url = f"{path}?{query(q) if query else urllib.parse.urlencode({'q': q, 'k': 10})}"
         started = time.perf_counter()
         try:
             conn.request("GET", url)
@@ -287,16 +288,21 @@ def table(result: dict) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command")
-    g = sub.add_parser("generate", help="(internal) the load generator process")
+def generator_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The `generate` subcommand (the load generator process) and its bounds, on `parser`."""
+    g = parser.add_subparsers(dest="command").add_parser("generate", help="(internal) the load generator process")
     g.add_argument("--port", type=int, required=True)
     g.add_argument("--clients", type=int, required=True)
     g.add_argument("--requests", type=int, required=True)
     g.add_argument("--seconds", type=float, required=True)
     g.add_argument("--start", type=int, default=0, help="offset into the query list")
     g.add_argument("--timeout", type=float, default=30.0, help="seconds before a request counts as an error")
+    return g
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    generator_parser(parser)
     parser.add_argument("--index-dir", type=Path, help="index folder to serve")
     parser.add_argument("--label", help="names the result file: bench/results/http_load-<label>.json")
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 8], help="concurrent clients per run")

@@ -16,6 +16,7 @@ from indexer.errors import NewsearchError
 from search_api.auth import require_admin_key
 from search_api.holder import SearcherHolder
 from search_api.schemas import ErrorOut
+from search_api.strict import unique_keys
 
 log = logging.getLogger("newsearch.admin")
 
@@ -81,7 +82,7 @@ def reload(request: Request) -> dict:
     return request.app.state.holder.reload()
 
 
-@router.post("/reindex", response_model=JobOut, status_code=202)
+@router.post("/reindex", response_model=JobOut, status_code=202, dependencies=[Depends(unique_keys)])
 def reindex(request: Request, body: ReindexBody) -> dict:
     """Start `news-index update` in the background (409 while another job runs)."""
     return request.app.state.jobs.start(body.paths, body.delete_missing).view()

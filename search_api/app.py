@@ -27,6 +27,7 @@ from search_api.holder import SearcherHolder
 from search_api.ops import install_operations, served
 from search_api.schemas import ArticleOut, ErrorOut, HealthOut, SearchBody, SearchOut, SearchQuery, StatsOut
 from search_api.searcher import Searcher, SearchRequest
+from search_api.strict import single_values, unique_keys
 
 
 # The dependencies are `async def`: they never block, and FastAPI runs a plain `def` dependency in the thread
@@ -47,6 +48,10 @@ ERRORS = {code: {"model": ErrorOut, "description": text} for code, text in (
     (401, "no valid API key (only when NEWSEARCH_API_KEYS is set)"), (404, "no such article"),
     (422, "a field is missing, malformed or out of range; `field` names it"),
     (503, "no index loaded, or the served index cannot be read"))}
+# Answered by search_api/guard.py before the app sees the request, on every route, then the connection closes.
+GUARD_ERRORS = {code: {"model": ErrorOut, "description": text} for code, text in (
+    (408, "the headers (NEWSEARCH_HEADER_TIMEOUT) or the body (NEWSEARCH_BODY_TIMEOUT) did not arrive in time"),
+    (431, "request line and headers over NEWSEARCH_MAX_HEADER_BYTES"))}
 BODY_ERRORS = {**ERRORS, 413: {"model": ErrorOut, "description": "body over NEWSEARCH_MAX_BODY_BYTES"}}
 
 
@@ -77,7 +82,7 @@ def create_app(settings: Settings | None = None, holder: SearcherHolder | None =
         yield
         app.state.holder.close()
 
-    app = FastAPI(title="newsearch", version=__version__, lifespan=lifespan,
+    app = FastAPI(title="newsearch", version=__version__, lifespan=lifespan, responses=GUARD_ERRORS,
                   description="Semantic search over news: ranked passages for natural-language queries.")
     app.state.settings = settings
     install_error_handlers(app)
@@ -92,7 +97,7 @@ def create_app(settings: Settings | None = None, holder: SearcherHolder | None =
         """Ranked passages for a query (one per article unless group=none)."""
         return _response(request, searcher, body)
 
-    @app.post("/search", response_model=SearchOut, responses=BODY_ERRORS, dependencies=keyed)
+    @app.post("/search", response_model=SearchOut, responses=BODY_ERRORS, dependencies=[*keyed, Depends(unique_keys)])
     def search_post(request: Request, searcher: SearcherDep, body: SearchBody) -> dict:
         """The same as GET /search, with the fields in a JSON body."""
         return _response(request, searcher, body)
@@ -138,15 +143,6 @@ def document_limits(app: FastAPI, settings: Settings) -> None:
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
-
-
-async def single_values(request: Request) -> None:
-    """Refuse a repeated query parameter that takes one value (only `source` repeats): which would win?"""
-    seen: set[str] = set()
-    for key, _ in request.query_params.multi_items():
-        if key in seen and key != "source":
-            raise BadQuery(f"{key}: given more than once; give it once (only source may repeat)", key)
-        seen.add(key)
 
 
 def install_error_handlers(app: FastAPI) -> None:

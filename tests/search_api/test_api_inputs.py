@@ -65,6 +65,26 @@ def test_query_strings_still_read_numbers_booleans_dates_and_repeated_sources(cl
     assert r.status_code == 200, r.text
 
 
+@pytest.mark.parametrize(("content", "field"), [
+    ('{"q": "a", "q": "b"}', "q"), ('{"q": "oil", "k": 3, "k": 4}', "k"), ('{"k": 3, "q": "oil", "k": 3}', "k"),
+    ('{"q": "oil", "source": ["a"], "source": ["b"]}', "source"),
+])
+def test_a_key_repeated_in_a_json_body_is_a_422_naming_it(client, content, field):
+    r = client.post("/search", content=content, headers={"content-type": "application/json"})
+    assert r.status_code == 422 and r.json()["field"] == field, r.text
+    assert "more than once" in r.json()["detail"]
+
+
+def test_a_key_repeated_in_the_admin_body_is_a_422_naming_it(corpus_settings, searcher):
+    settings = corpus_settings.replace(admin_key="k")
+    holder = SearcherHolder(settings, searcher.embedder)
+    holder.swap(searcher)
+    with TestClient(create_app(settings, holder), raise_server_exceptions=False) as c:
+        r = c.post("/admin/reindex", content='{"paths": ["a"], "paths": ["b"]}',
+                   headers={"content-type": "application/json", "x-admin-key": "k"})
+    assert r.status_code == 422 and r.json()["field"] == "paths", r.text
+
+
 @pytest.mark.parametrize(("content", "content_type"), [
     (b'{"q":"caf\xe9"}', "application/json; charset=latin-1"),
     (b'{"q":"oil","k":' + b"9" * 5000 + b"}", "application/json"),
@@ -94,3 +114,13 @@ def test_openapi_states_the_limits_refusals_and_date_format(client, corpus_setti
     assert {"401", "403", "404", "409", "422", "503"} <= set(schema["paths"]["/admin/reindex"]["post"]["responses"])
     error = {"$ref": "#/components/schemas/ErrorOut"}
     assert schema["paths"]["/admin/reindex"]["post"]["responses"]["422"]["content"]["application/json"]["schema"] == error
+
+
+def test_openapi_documents_the_guards_408_and_431_on_every_route(client):
+    # search_api/guard.py answers them before the app (tests/search_api/test_slow_clients.py sends them)
+    error = {"$ref": "#/components/schemas/ErrorOut"}
+    operations = [(path, op) for path, ops in client.get("/openapi.json").json()["paths"].items() for op in ops.values()]
+    assert len(operations) >= 10
+    for path, op in operations:
+        for code in ("408", "431"):
+            assert op["responses"][code]["content"]["application/json"]["schema"] == error, (path, code)

@@ -1,0 +1,37 @@
+"""One value per field at the HTTP boundary: a query parameter or a JSON key given twice is a 422 naming it,
+never "the last one wins"."""
+
+from __future__ import annotations
+
+import json
+
+from fastapi import Request
+
+from indexer.errors import BadQuery
+
+
+async def single_values(request: Request) -> None:
+    """Refuse a repeated query parameter that takes one value (only `source` repeats): which would win?"""
+    seen: set[str] = set()
+    for key, _ in request.query_params.multi_items():
+        if key in seen and key != "source":
+            raise BadQuery(f"{key}: given more than once; give it once (only source may repeat)", key)
+        seen.add(key)
+
+
+def _refuse_duplicates(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    seen: dict[str, object] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise BadQuery(f"{key}: given more than once in the JSON body; give it once", key)
+        seen[key] = value
+    return seen
+
+
+async def unique_keys(request: Request) -> None:
+    """Refuse a JSON body whose object repeats a key (`{"q": "a", "q": "b"}`), which json.loads would read as its last."""
+    body = await request.body()  # Starlette keeps the bytes: the route's own parsing reads the same ones
+    try:
+        json.loads(body, object_pairs_hook=_refuse_duplicates)
+    except ValueError:
+        return  # not JSON: FastAPI's own parsing answers it (422, see install_error_handlers)
