@@ -18,8 +18,6 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
-import numpy as np
-
 from bench.build_reuters import REUTERS, ROOT, commit
 from bench.eval_reuters import EVAL, SETS
 from bench.machine import machine_facts
@@ -27,6 +25,7 @@ from indexer.adapt import ids_hash
 from indexer.adapt_train import STATE
 from indexer.embed import Embedder
 from indexer.settings import Settings
+from search_api import significance
 from search_api.evaluate import evaluate_corpus, load_qrels, load_queries
 
 SPLIT = ROOT / "bench" / "dev_split.json"
@@ -67,14 +66,10 @@ def write_corpus(out: Path, per_topic: int, extra: int, seed: int) -> int:
     return len(keep)
 
 
-def paired(base: list[float], adapted: list[float], seed: int, rounds: int = 10000) -> dict:
+def paired(base: list[float], adapted: list[float]) -> dict:
     """Mean difference adapted - base over queries, its 95% bootstrap interval, and a sign-flip p-value."""
-    diff = np.asarray(adapted) - np.asarray(base)
-    rng = np.random.default_rng(seed)
-    means = diff[rng.integers(0, len(diff), (rounds, len(diff)))].mean(axis=1)
-    flipped = (rng.choice([-1.0, 1.0], (rounds, len(diff))) * diff).mean(axis=1)
-    return {"diff": round(float(diff.mean()), 4), "ci95": [round(float(x), 4) for x in np.percentile(means, [2.5, 97.5])],
-            "p": round(float((np.abs(flipped) >= abs(diff.mean()) - 1e-12).mean()), 4)}
+    found = significance.paired(adapted, base)
+    return {"diff": round(found.diff, 4), "ci95": [round(found.low, 4), round(found.high, 4)], "p": round(found.p, 4)}
 
 
 def run_set(name: str, corpus: list[Path], models: dict[str, Path | None], work: Path, modes: list[str]) -> dict:
@@ -100,7 +95,7 @@ def run_set(name: str, corpus: list[Path], models: dict[str, Path | None], work:
         return {}
     base, adapted = scores["base"]["modes"], scores["adapted"]["modes"]
     compared = {mode: {metric: {**paired([base[mode]["per_query"][q][metric] for q in sorted(qrels)],
-                                         [adapted[mode]["per_query"][q][metric] for q in sorted(qrels)], 7),
+                                         [adapted[mode]["per_query"][q][metric] for q in sorted(qrels)]),
                                 "base": base[mode]["means"][metric], "adapted": adapted[mode]["means"][metric]}
                        for metric in base[mode]["means"]} for mode in modes}
     return {"queries": len(qrels), "articles": scores["base"]["articles"], "compared": compared,

@@ -29,12 +29,11 @@ import numpy as np
 
 from bench.build_reuters import REUTERS, ROOT, commit
 from bench.machine import machine_facts
+from search_api import significance
 
 SPLIT = ROOT / "bench" / "dev_split.json"
 EVAL = ROOT.parent / "shared" / "data" / "eval"
 METRICS = ("mrr@10", "ndcg@10")
-RESAMPLES = 10_000
-SEED = 20261207
 
 
 def check_half() -> set[str]:
@@ -64,19 +63,14 @@ def prepare(corpus_out: Path, queries_out: Path, qrels_out: Path) -> tuple[int, 
     return articles, len(lines)
 
 
-def paired(a: np.ndarray, b: np.ndarray, rng: np.random.Generator) -> dict[str, float]:
+def paired(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
     """Mean of b - a with a 95% bootstrap interval (queries resampled) and a two-sided sign-flip p-value."""
-    diff = b - a
-    boot = diff[rng.integers(0, len(diff), (RESAMPLES, len(diff)))].mean(axis=1)
-    flips = (diff * rng.choice([-1.0, 1.0], (RESAMPLES, len(diff)))).mean(axis=1)
-    p = (np.sum(np.abs(flips) >= abs(diff.mean()) - 1e-12) + 1) / (RESAMPLES + 1)
-    return {"diff": round(float(diff.mean()), 4), "ci95": [round(float(x), 4) for x in np.percentile(boot, [2.5, 97.5])],
-            "p": round(float(p), 4)}
+    found = significance.paired(b, a)
+    return {"diff": round(found.diff, 4), "ci95": [round(found.low, 4), round(found.high, 4)], "p": round(found.p, 4)}
 
 
 def compare(results: dict[str, dict]) -> dict:
     """Per mode and metric: each result's mean, and its paired difference against the first result."""
-    rng = np.random.default_rng(SEED)
     labels = list(results)
     base = results[labels[0]]
     out: dict = {}
@@ -91,7 +85,7 @@ def compare(results: dict[str, dict]) -> dict:
                       for label in labels}
             row = {label: {"mean": round(float(s.mean()), 4)} for label, s in scores.items()}
             for label in labels[1:]:
-                row[label]["vs_" + labels[0]] = paired(scores[labels[0]], scores[label], rng)
+                row[label]["vs_" + labels[0]] = paired(scores[labels[0]], scores[label])
             out.setdefault(mode, {})[metric] = row
     return out
 
@@ -133,7 +127,7 @@ def main() -> None:
     out = {"benchmark": "eval_untitled", "dev_set": "headlines", "half": "check", "queries": len(check_half()),
            "articles": first["articles"], "date": datetime.now(UTC).isoformat(timespec="seconds"),
            "commit": commit(), "machine": f"{platform.machine()}, {len(os.sched_getaffinity(0))} cores",
-           "cpu": machine_facts()["cpu"], "resamples": RESAMPLES, "seed": SEED,
+           "cpu": machine_facts()["cpu"], "resamples": significance.RESAMPLES, "seed": significance.SEED,
            "runs": {label: {"index_version": r["index_version"], "chunking": r["chunking"]}
                     for label, r in results.items()},
            "comparison": comparison}

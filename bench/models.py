@@ -24,8 +24,6 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-import numpy as np
-
 from bench.build_reuters import REUTERS, ROOT, commit
 from bench.eval_reuters import EVAL
 from bench.machine import machine_facts
@@ -33,6 +31,7 @@ from indexer.embed import Embedder
 from indexer.models import KNOWN_MODELS
 from indexer.pipeline import build
 from indexer.settings import Settings
+from search_api import significance
 from search_api.evaluate import evaluate_corpus, load_qrels, load_queries
 
 SEED = 20261207  # the dev split's seed: one fixed draw of the sampled articles
@@ -76,19 +75,12 @@ def check_half() -> tuple[dict[str, str], dict[str, dict[str, int]]]:
     return {q: queries[q] for q in split}, {q: qrels[q] for q in split if q in qrels}
 
 
-def paired(base: list[float], other: list[float], rounds: int = 10_000) -> dict:
+def paired(base: list[float], other: list[float]) -> dict:
     """Mean of each, the mean paired difference (other - base) with its 95% bootstrap interval, and a two-sided
     paired randomization (sign-flip) p-value."""
-    a, b = np.asarray(base), np.asarray(other)
-    diff = b - a
-    rng = np.random.default_rng(SEED)
-    boot = diff[rng.integers(0, len(diff), (rounds, len(diff)))].mean(axis=1)
-    flips = rng.choice([-1.0, 1.0], (rounds, len(diff)))
-    extreme = (np.abs((flips * diff).mean(axis=1)) >= abs(diff.mean()) - 1e-12).sum()
-    return {"base": round(float(a.mean()), 4), "other": round(float(b.mean()), 4),
-            "difference": round(float(diff.mean()), 4),
-            "ci95": [round(float(np.percentile(boot, 2.5)), 4), round(float(np.percentile(boot, 97.5)), 4)],
-            "p": round(float((extreme + 1) / (rounds + 1)), 4), "queries": len(diff)}
+    found = significance.paired(other, base)
+    return {"base": round(found.mean_b, 4), "other": round(found.mean_a, 4), "difference": round(found.diff, 4),
+            "ci95": [round(found.low, 4), round(found.high, 4)], "p": round(found.p, 4), "queries": found.queries}
 
 
 def query_latency(embedder: Embedder, queries: list[str]) -> dict:
