@@ -208,16 +208,18 @@ class Searcher:
     def ranking(self, req: SearchRequest) -> list[tuple[Any, list[Any]]]:
         """Every result `search` pages through for this request, in order, each key (article id, or passage
         id with group=none) with the keys collapsed into it; no hits are built (the evaluation's fast path)."""
-        _, order, _, _, _, duplicates, _ = self._order(req)
+        _, order, _, _, _, duplicates, _ = self._order(req, rated=False)
         return [(key, duplicates.get(key, [])) for key in order]
 
-    def _order(self, req: SearchRequest):
-        """(mode, ranked keys, scores, best passages, matches, duplicates, query vector) of a validated request."""
+    def _order(self, req: SearchRequest, rated: bool = True):
+        """(mode, ranked keys, scores, best passages, matches, duplicates, query vector) of a validated request;
+        the query vector is None when nothing needs it (keyword mode, not `rated` for relevance)."""
         self.validate(req)
         mode = req.mode or self.settings.default_mode
         where = Filter(_as_datetime(req.since, False), _as_datetime(req.until, True), tuple(req.sources))
         allowed = self._filter.passages(where) if where else None
-        qvec = self.embedder.encode_query(req.q)  # in keyword mode too: relevance needs the query's meaning
+        # Relevance needs the query's meaning in keyword mode too; a bare ranking there does not.
+        qvec = self.embedder.encode_query(req.q) if rated or mode != "keyword" else None
         rank = self._rank_articles if req.group == "article" else self._rank_passages
         scores, best, matches = rank(req, mode, qvec, allowed, where)
         if req.recency_half_life_days:
