@@ -1,0 +1,164 @@
+"""What an index version looks like in Milvus: collection names, the two schemas (passages with dense and
+BM25 fields, articles with their metadata and a BM25 field), index parameters and filter expressions. Pure.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from pymilvus import DataType, Function, FunctionType, MilvusClient
+
+from indexer.errors import ConfigError
+
+MAX_VARCHAR = 65_535  # bytes: Milvus' limit for one VARCHAR value
+BODY_PARTS = 64  # an article body is stored in up to this many VARCHAR parts (4 MB)
+PASSAGES, ARTICLES = "p", "a"  # suffixes of a version's two collections
+SERVING = "serving"  # suffix of the alias that names the published version's passage collection
+MANIFEST_KEY = "newsearch.manifest"  # collection property holding the manifest: set last, it marks a version complete
+# Lucene's English stop words, as Milvus' `_english_` expands them; listed so Milvus Lite (which reads a list
+# only) and a cluster drop the same words.
+STOP_WORDS = ("a an and are as at be but by for if in into is it no not of on or such that the their then "
+              "there these they this to was will with").split()
+# Milvus' built-in `english` analyzer spelled out (Milvus Lite 3.2.2 has no `english` type). Lite ignores the
+# stemmer filter (docs/milvus.md, Limits); a cluster applies it.
+ANALYZER = {"tokenizer": "standard",
+            "filter": ["lowercase", {"type": "stemmer", "language": "english"},
+                       {"type": "stop", "stop_words": STOP_WORDS}]}
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,100}")
+EPOCH = datetime(1970, 1, 1)
+
+
+def check_prefix(prefix: str) -> str:
+    """The collection-name prefix, or ConfigError: Milvus names are letters, digits and underscores."""
+    if not _NAME.fullmatch(prefix):
+        raise ConfigError(f"NEWSEARCH_MILVUS_COLLECTION must be letters, digits and underscores (not starting with "
+                          f"a digit, at most 100), not {prefix!r}")
+    return prefix
+
+
+def collection_name(prefix: str, version: str, kind: str) -> str:
+    """The collection of one version's passages (kind PASSAGES) or articles (ARTICLES)."""
+    return f"{prefix}_{re.sub(r'[^A-Za-z0-9_]', '_', version)}_{kind}"
+
+
+def alias_name(prefix: str) -> str:
+    """The alias serving readers: it names the published version's passage collection."""
+    return f"{prefix}_{SERVING}"
+
+
+def micros(value: datetime | None) -> int | None:
+    """Microseconds since 1970 of a naive-UTC (or aware) datetime, as `published` is stored; None stays None."""
+    if value is None:
+        return None
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    delta = value - EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def from_micros(value: int | None) -> datetime | None:
+    """The naive-UTC datetime of a stored `published`."""
+    if value is None:
+        return None
+    from datetime import timedelta
+
+    return EPOCH + timedelta(microseconds=int(value))
+
+
+def filter_expr(since: datetime | None, before: datetime | None, sources: Sequence[str]) -> str:
+    """A Milvus filter: published in [since, before), source among `sources`; "" for none. Undated rows fail a date
+    bound, as in the local store."""
+    clauses = []
+    if since is not None:
+        clauses.append(f"published >= {micros(since)}")
+    if before is not None:
+        clauses.append(f"published < {micros(before)}")
+    if sources:
+        clauses.append(f"source in {json.dumps(list(sources), ensure_ascii=False)}")
+    return " and ".join(clauses)
+
+
+def id_filter(field: str, values: Sequence[Any]) -> str:
+    """`field in [...]` for ints or strings (strings quoted as JSON, which Milvus' grammar reads)."""
+    return f"{field} in {json.dumps([v if isinstance(v, str) else int(v) for v in values], ensure_ascii=False)}"
+
+
+def fit(text: str, limit: int = MAX_VARCHAR) -> str:
+    """`text` cut to at most `limit` UTF-8 bytes, on a character boundary."""
+    raw = text.encode("utf-8")
+    return text if len(raw) <= limit else raw[:limit].decode("utf-8", errors="ignore")
+
+
+def split_body(body: str, limit: int = MAX_VARCHAR) -> list[str]:
+    """`body` as VARCHAR parts of at most `limit` bytes each (joined, they give it back)."""
+    parts, rest = [], body
+    while rest:
+        part = fit(rest, limit)
+        parts.append(part)
+        rest = rest[len(part):]
+    return parts or [""]
+
+
+def _bm25(schema, source: str, target: str) -> None:  # noqa: ANN001 (a pymilvus CollectionSchema)
+    schema.add_field(target, DataType.SPARSE_FLOAT_VECTOR)
+    schema.add_function(Function(name=f"{target}_bm25", function_type=FunctionType.BM25,
+                                 input_field_names=[source], output_field_names=[target]))
+
+
+def passage_schema(dim: int):  # noqa: ANN201 (a pymilvus CollectionSchema)
+    """Passages: id, their article, offsets, text (BM25-analysed), dense vector and the filter fields."""
+    schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+    schema.add_field("id", DataType.INT64, is_primary=True)
+    schema.add_field("article_id", DataType.VARCHAR, max_length=1024)
+    schema.add_field("ordinal", DataType.INT64)
+    schema.add_field("start_char", DataType.INT64)
+    schema.add_field("end_char", DataType.INT64)
+    schema.add_field("tokens", DataType.INT64)
+    schema.add_field("text", DataType.VARCHAR, max_length=MAX_VARCHAR, enable_analyzer=True, analyzer_params=ANALYZER)
+    schema.add_field("dense", DataType.FLOAT_VECTOR, dim=dim)
+    schema.add_field("published", DataType.INT64, nullable=True)
+    schema.add_field("source", DataType.VARCHAR, max_length=1024, nullable=True)
+    _bm25(schema, "text", "sparse")
+    return schema
+
+
+def article_schema():  # noqa: ANN201 (a pymilvus CollectionSchema)
+    """Articles: every field the local store keeps, plus a BM25 field over title, lead and body."""
+    schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+    schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=1024)
+    schema.add_field("num", DataType.INT64)
+    schema.add_field("title", DataType.VARCHAR, max_length=MAX_VARCHAR)
+    schema.add_field("body", DataType.ARRAY, element_type=DataType.VARCHAR, max_capacity=BODY_PARTS,
+                     max_length=MAX_VARCHAR)
+    schema.add_field("published", DataType.INT64, nullable=True)
+    schema.add_field("source", DataType.VARCHAR, max_length=1024, nullable=True)
+    schema.add_field("url", DataType.VARCHAR, max_length=8192, nullable=True)
+    schema.add_field("content_hash", DataType.VARCHAR, max_length=256)
+    schema.add_field("meta", DataType.JSON)
+    schema.add_field("dup_group", DataType.VARCHAR, max_length=1024, nullable=True)
+    schema.add_field("keyword", DataType.VARCHAR, max_length=MAX_VARCHAR, enable_analyzer=True,
+                     analyzer_params=ANALYZER)
+    _bm25(schema, "keyword", "sparse")
+    return schema
+
+
+def dense_index(n_passages: int, flat_limit: int, ef_search: int) -> dict[str, Any]:
+    """Index of the dense field: exact below `flat_limit` passages (as the local store), else HNSW."""
+    if n_passages < flat_limit:
+        return {"index_type": "FLAT", "metric_type": "IP", "params": {}}
+    return {"index_type": "HNSW", "metric_type": "IP", "params": {"M": 32, "efConstruction": 200},
+            "search": {"ef": ef_search}}
+
+
+def index_params(client: MilvusClient, dense: dict[str, Any] | None):  # noqa: ANN201 (pymilvus IndexParams)
+    """Indexes of a collection: the BM25 field always, the dense field if given."""
+    params = client.prepare_index_params()
+    params.add_index(field_name="sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
+    if dense is not None:
+        params.add_index(field_name="dense", index_type=dense["index_type"], metric_type=dense["metric_type"],
+                         params=dense["params"])
+    return params
