@@ -7,12 +7,14 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import numpy as np
 from pymilvus import DataType, Function, FunctionType, MilvusClient
 
 from indexer.errors import ConfigError
+from indexer.records import Article, Passage
 
 MAX_VARCHAR = 65_535  # bytes: Milvus' limit for one VARCHAR value
 BODY_PARTS = 64  # an article body is stored in up to this many VARCHAR parts (4 MB)
@@ -64,8 +66,6 @@ def from_micros(value: int | None) -> datetime | None:
     """The naive-UTC datetime of a stored `published`."""
     if value is None:
         return None
-    from datetime import timedelta
-
     return EPOCH + timedelta(microseconds=int(value))
 
 
@@ -138,9 +138,9 @@ def article_schema():  # noqa: ANN201 (a pymilvus CollectionSchema)
     schema.add_field("source", DataType.VARCHAR, max_length=1024, nullable=True)
     schema.add_field("url", DataType.VARCHAR, max_length=8192, nullable=True)
     schema.add_field("content_hash", DataType.VARCHAR, max_length=256)
-    schema.add_field("meta", DataType.JSON)
+    schema.add_field("meta", DataType.VARCHAR, max_length=MAX_VARCHAR)  # JSON text, exactly as the corpus gave it
     schema.add_field("dup_group", DataType.VARCHAR, max_length=1024, nullable=True)
-    schema.add_field("keyword", DataType.VARCHAR, max_length=MAX_VARCHAR, enable_analyzer=True,
+    schema.add_field("keyword", DataType.VARCHAR, max_length=MAX_VARCHAR, enable_analyzer=True, enable_match=True,
                      analyzer_params=ANALYZER)
     _bm25(schema, "keyword", "sparse")
     return schema
@@ -162,3 +162,26 @@ def index_params(client: MilvusClient, dense: dict[str, Any] | None):  # noqa: A
         params.add_index(field_name="dense", index_type=dense["index_type"], metric_type=dense["metric_type"],
                          params=dense["params"])
     return params
+
+
+def article_row(article: Article, num: int, dup_group: str | None, keyword: str) -> dict[str, Any]:
+    """One article as a row of the article collection; `keyword` is its BM25 text (title, lead, body)."""
+    return {"id": article.id, "num": num, "title": fit(article.title), "body": split_body(article.body),
+            "published": micros(article.published), "source": article.source, "url": article.url,
+            "content_hash": article.content_hash,
+            "meta": json.dumps(article.meta, ensure_ascii=False, default=str), "dup_group": dup_group,
+            "keyword": fit(keyword)}
+
+
+def passage_row(passage: Passage, vector: np.ndarray, article: Article) -> dict[str, Any]:
+    """One passage as a row of the passage collection, with its article's date and source for filters."""
+    return {"id": int(passage.id), "article_id": passage.article_id, "ordinal": passage.ordinal,
+            "start_char": passage.start, "end_char": passage.end, "tokens": passage.tokens, "text": fit(passage.text),
+            "dense": np.asarray(vector, dtype=np.float32).tolist(), "published": micros(article.published),
+            "source": article.source}
+
+
+def keyword_text(title: str, lead: str, body: str, weights: dict[str, int]) -> str:
+    """An article's BM25 text: title and lead repeated by their (whole) weights, then the body. Milvus scores one
+    field, so the local store's per-column weights become repetitions (docs/milvus.md)."""
+    return "\n".join([title] * weights["title"] + [lead] * weights["lead"] + [body])
