@@ -14,7 +14,7 @@ from pymilvus import MilvusClient
 from indexer.errors import StorageError
 from indexer.records import Article, Passage
 from indexer.storage.base import Catalog, Filter, KeywordWeights, StoredPassage
-from indexer.storage.milvus_schema import filter_expr, from_micros, id_filter
+from indexer.storage.milvus_schema import filter_expr, from_micros, id_filter, stems
 from indexer.storage.milvus_wire import calls, fetch_all
 
 TOP_LIMIT = 16_384  # Milvus answers at most this many hits per search
@@ -255,6 +255,7 @@ class MilvusText:
     def _bm25(self, collection: str, words: Sequence[str], limit: int, expr: str) -> list[tuple[Any, float]]:
         if not words or limit <= 0:
             return []
+        words = stems(words)
         # Twice as deep as asked, so ties at the cut are broken by id rather than by Milvus' order.
         with calls(collection):
             hits = self.client.search(collection, data=[" ".join(words)], anns_field="sparse", filter=expr,
@@ -266,6 +267,7 @@ class MilvusText:
         out: dict[str, int] = {}
         if not words:
             return out
+        words = stems(words)
         for chunk in _chunks(list(dict.fromkeys(article_ids))):
             with calls(self.passages_collection):
                 hits = self.client.search(self.passages_collection, data=[" ".join(words)], anns_field="sparse",
@@ -281,7 +283,7 @@ class MilvusText:
         at = {n: i for i, n in enumerate(nums)}
         present = np.zeros((len(words), len(nums)), dtype=bool)
         df = []
-        for i, word in enumerate(words):
+        for i, word in enumerate(stems(words)):
             match = f"text_match(keyword, {json.dumps(word, ensure_ascii=False)})"
             df.append(self._count(self.articles_collection, match))
             for chunk in _chunks(nums):

@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import json
 import re
+import threading
+import unicodedata
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
+import snowballstemmer
 from pymilvus import DataType, Function, FunctionType, MilvusClient
 
 from indexer.errors import ConfigError
@@ -25,13 +28,35 @@ MANIFEST_KEY = "newsearch.manifest"  # collection property holding the manifest:
 # only) and a cluster drop the same words.
 STOP_WORDS = ("a an and are as at be but by for if in into is it no not of on or such that the their then "
               "there these they this to was will with").split()
-# Milvus' built-in `english` analyzer spelled out (Milvus Lite 3.2.2 has no `english` type). Lite ignores the
-# stemmer filter (docs/milvus.md, Limits); a cluster applies it.
-ANALYZER = {"tokenizer": "standard",
-            "filter": ["lowercase", {"type": "stemmer", "language": "english"},
-                       {"type": "stop", "stop_words": STOP_WORDS}]}
+# Text reaches Milvus' BM25 function already stemmed (`analyzed`), so its analyzer only splits and drops stop words:
+# Milvus Lite 3.2.2 accepts a `stemmer` filter but ignores it, and stemming here makes Lite, a cluster and the
+# local store (FTS5's porter tokenizer) match the same words (bench/RESULTS.md, "Milvus parity").
+ANALYZER = {"tokenizer": "standard", "filter": ["lowercase", {"type": "stop", "stop_words": STOP_WORDS}]}
+# SQLite FTS5's BM25 parameters (the local store's); Milvus Lite's default k1 is 1.5.
+BM25_PARAMS = {"bm25_k1": 1.2, "bm25_b": 0.75}
+_WORD = re.compile(r"\w+", re.UNICODE)
+_local = threading.local()
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,100}")
 EPOCH = datetime(1970, 1, 1)
+
+
+def _stemmer() -> snowballstemmer.stemmer:
+    # One per thread: a snowball stemmer keeps the word being stemmed in itself.
+    stemmer = getattr(_local, "stemmer", None)
+    if stemmer is None:
+        stemmer = _local.stemmer = snowballstemmer.stemmer("english")
+    return stemmer
+
+
+def stems(words: Sequence[str]) -> list[str]:
+    """English stems of lower-cased words, accents removed (as FTS5's `remove_diacritics`)."""
+    plain = (unicodedata.normalize("NFKD", w.casefold()) for w in words)
+    return _stemmer().stemWords(["".join(c for c in w if not unicodedata.combining(c)) for w in plain])
+
+
+def analyzed(text: str) -> str:
+    """The text Milvus' BM25 function reads: its words' stems, space-separated."""
+    return " ".join(stems(_WORD.findall(text)))
 
 
 def check_prefix(prefix: str) -> str:
@@ -110,7 +135,7 @@ def _bm25(schema, source: str, target: str) -> None:  # noqa: ANN001 (a pymilvus
 
 
 def passage_schema(dim: int):  # noqa: ANN201 (a pymilvus CollectionSchema)
-    """Passages: id, their article, offsets, text (BM25-analysed), dense vector and the filter fields."""
+    """Passages: id, their article, offsets, text, its stems for BM25, dense vector and the filter fields."""
     schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
     schema.add_field("id", DataType.INT64, is_primary=True)
     schema.add_field("article_id", DataType.VARCHAR, max_length=1024)
@@ -118,11 +143,12 @@ def passage_schema(dim: int):  # noqa: ANN201 (a pymilvus CollectionSchema)
     schema.add_field("start_char", DataType.INT64)
     schema.add_field("end_char", DataType.INT64)
     schema.add_field("tokens", DataType.INT64)
-    schema.add_field("text", DataType.VARCHAR, max_length=MAX_VARCHAR, enable_analyzer=True, analyzer_params=ANALYZER)
+    schema.add_field("text", DataType.VARCHAR, max_length=MAX_VARCHAR)
+    schema.add_field("terms", DataType.VARCHAR, max_length=MAX_VARCHAR, enable_analyzer=True, analyzer_params=ANALYZER)
     schema.add_field("dense", DataType.FLOAT_VECTOR, dim=dim)
     schema.add_field("published", DataType.INT64, nullable=True)
     schema.add_field("source", DataType.VARCHAR, max_length=1024, nullable=True)
-    _bm25(schema, "text", "sparse")
+    _bm25(schema, "terms", "sparse")
     return schema
 
 
@@ -157,7 +183,7 @@ def dense_index(n_passages: int, flat_limit: int, ef_search: int) -> dict[str, A
 def index_params(client: MilvusClient, dense: dict[str, Any] | None):  # noqa: ANN201 (pymilvus IndexParams)
     """Indexes of a collection: the BM25 field always, the dense field if given."""
     params = client.prepare_index_params()
-    params.add_index(field_name="sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
+    params.add_index(field_name="sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25", params=BM25_PARAMS)
     if dense is not None:
         params.add_index(field_name="dense", index_type=dense["index_type"], metric_type=dense["metric_type"],
                          params=dense["params"])
@@ -170,13 +196,14 @@ def article_row(article: Article, num: int, dup_group: str | None, keyword: str)
             "published": micros(article.published), "source": article.source, "url": article.url,
             "content_hash": article.content_hash,
             "meta": json.dumps(article.meta, ensure_ascii=False, default=str), "dup_group": dup_group,
-            "keyword": fit(keyword)}
+            "keyword": fit(analyzed(keyword))}
 
 
 def passage_row(passage: Passage, vector: np.ndarray, article: Article) -> dict[str, Any]:
     """One passage as a row of the passage collection, with its article's date and source for filters."""
     return {"id": int(passage.id), "article_id": passage.article_id, "ordinal": passage.ordinal,
             "start_char": passage.start, "end_char": passage.end, "tokens": passage.tokens, "text": fit(passage.text),
+            "terms": fit(analyzed(passage.text)),
             "dense": np.asarray(vector, dtype=np.float32).tolist(), "published": micros(article.published),
             "source": article.source}
 

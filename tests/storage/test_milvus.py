@@ -16,6 +16,7 @@ from indexer.settings import Settings
 from indexer.storage.base import Filter, KeywordWeights
 from indexer.storage.milvus import MilvusStore
 from indexer.storage.milvus_schema import (
+    analyzed,
     check_prefix,
     collection_name,
     filter_expr,
@@ -23,6 +24,7 @@ from indexer.storage.milvus_schema import (
     from_micros,
     micros,
     split_body,
+    stems,
 )
 from indexer.storage.milvus_wire import lite_path
 
@@ -82,6 +84,11 @@ def test_names_and_filters_are_valid_milvus() -> None:
     assert from_micros(micros(before)) == before
     with pytest.raises(ConfigError, match=r"\.db"):
         lite_path("/tmp/milvus.sqlite")
+
+
+def test_bm25_text_is_stemmed_here_so_lite_and_a_cluster_match_the_same_words() -> None:
+    assert analyzed("Oil prices ROSE; the Café's rates rising") == "oil price rose the cafe s rate rise"
+    assert stems(["Prices", "rising"]) == ["price", "rise"]
 
 
 def test_long_text_is_cut_and_split_on_character_boundaries() -> None:
