@@ -15,6 +15,9 @@ from indexer.errors import ConfigError, StorageError
 
 REMOTE = ("http://", "https://", "tcp://", "unix:")
 PAGE = 4_096  # rows per page when reading a whole collection
+# pymilvus pings an idle connection every 10 s; gRPC servers with default settings, Milvus Lite's among them, allow
+# one ping in 5 minutes and close the connection after a few more ("too_many_pings"). Ping less often than that.
+GRPC_OPTIONS = {"grpc.keepalive_time_ms": 320_000}
 
 
 def is_remote(uri: str) -> bool:
@@ -38,7 +41,7 @@ def connect(uri: str, token: str = "") -> MilvusClient:
         path.parent.mkdir(parents=True, exist_ok=True)
         uri = str(path)
     try:
-        return MilvusClient(uri=uri, token=token)
+        return MilvusClient(uri=uri, token=token, grpc_options=GRPC_OPTIONS)
     except MilvusException as exc:
         raise StorageError(f"cannot reach Milvus at {uri}: {exc.message}; check NEWSEARCH_MILVUS_URI "
                            "(and NEWSEARCH_MILVUS_TOKEN for a cluster)") from None
