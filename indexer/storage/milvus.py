@@ -10,7 +10,6 @@ import os
 import socket
 import time
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -19,14 +18,16 @@ import numpy as np
 import pymilvus
 from pymilvus import MilvusClient
 
-from indexer import __version__
-from indexer.errors import IndexMismatch, IndexNotFound, NewsearchError
-from indexer.meta import lead_of
+from indexer.errors import IndexMismatch, IndexNotFound, NewsearchError, StorageError
 from indexer.records import Article, Passage
 from indexer.settings import Settings
+from indexer.storage.faiss_vectors import EF_SEARCH
+from indexer.storage.folders import new_version_name
+from indexer.storage.manifest import FORMAT, FORMAT_VERSION, base_manifest
 from indexer.storage.milvus_read import MilvusText, MilvusVectors
 from indexer.storage.milvus_schema import (
     ANALYZER,
+    ARTICLE_SPARSE,
     ARTICLES,
     MANIFEST_KEY,
     PASSAGES,
@@ -37,13 +38,11 @@ from indexer.storage.milvus_schema import (
     collection_name,
     dense_index,
     index_params,
-    keyword_text,
     passage_row,
     passage_schema,
 )
 from indexer.storage.milvus_wire import calls, connect, is_remote
-from indexer.store import FORMAT, FORMAT_VERSION, new_version_name
-from indexer.vectors import EF_SEARCH
+from indexer.storage.sqlite_text import lead_of
 
 WRITER_KEY = "newsearch.writer"  # collection property: version name, pid, host and start of the writing job
 BATCH = 256  # rows per insert: a few MB of vectors and text, far below gRPC's message limit
@@ -68,18 +67,22 @@ class MilvusWriter:
         self.counts = {"articles": 0, "passages": 0}
         self.groups: set[str] = set()
         self.committed = False
-        # Whole repetitions: Milvus scores one text field (see keyword_text).
-        self.weights = {"title": round(store.settings.title_weight) if chunking.get("fields") == "title+body" else 0,
+        self.without_vector = 0
+        self.zero = np.zeros(model["dim"], dtype=np.float32)
+        # The settings' weights as whole repetitions in the `keyword` field (see keyword_text); others are served
+        # by adding the title and lead fields' own BM25 (MilvusText.keyword_articles).
+        self.index_titles = chunking.get("fields") == "title+body"
+        self.weights = {"title": round(store.settings.title_weight) if self.index_titles else 0,
                         "lead": round(store.settings.lead_weight)}
         writer = json.dumps({"version": self.name, "pid": os.getpid(), "host": socket.gethostname(),
                              "started": time.time()})
         with calls(self.passages):
             # The passage collection first: it is what versions() and unfinished() list.
             self.client.create_collection(self.passages, schema=passage_schema(model["dim"]),
-                                          index_params=index_params(self.client, None),
+                                          index_params=index_params(self.client, ["sparse"]),
                                           properties={WRITER_KEY: writer})
             self.client.create_collection(self.articles, schema=article_schema(),
-                                          index_params=index_params(self.client, None),
+                                          index_params=index_params(self.client, ARTICLE_SPARSE),
                                           properties={WRITER_KEY: writer})
 
     def add(self, articles: Sequence[Article], passages_of: Mapping[str, Sequence[Passage]], ids: np.ndarray,
@@ -92,11 +95,14 @@ class MilvusWriter:
             group = dup_groups.get(article.id)
             if group:
                 self.groups.add(group)
-            title = article.title if self.weights["title"] else ""
-            keyword = keyword_text(title, lead_of(article.body), article.body, self.weights)
-            arts.append(article_row(article, self.counts["articles"], group, keyword))
+            title = article.title if self.index_titles else ""
+            arts.append(article_row(article, self.counts["articles"], group, title, lead_of(article.body),
+                                    self.weights))
             for passage in passages_of.get(article.id, ()):
-                pas.append(passage_row(passage, vectors[row_of[int(passage.id)]], article))
+                row = row_of.get(int(passage.id))
+                if row is None:  # a Milvus row needs a vector: a stand-in, and commit refuses the version
+                    self.without_vector += 1
+                pas.append(passage_row(passage, vectors[row] if row is not None else self.zero, article))
         self.counts["passages"] += len(pas)
         for collection, rows in ((self.articles, arts), (self.passages, pas)):
             with calls(collection):
@@ -105,6 +111,9 @@ class MilvusWriter:
 
     def commit(self) -> str:
         """Flush, index the dense field (exact or HNSW by size), load, then set the manifest: now complete."""
+        if self.without_vector:
+            raise StorageError(f"{self.without_vector} passages of version {self.name} were added without a vector; "
+                               "every passage needs one (this is a bug of the job writing it)")
         settings = self.store.settings
         dense = dense_index(self.counts["passages"], settings.flat_limit, settings.ef_search or EF_SEARCH)
         with calls(self.passages):
@@ -116,15 +125,11 @@ class MilvusWriter:
             self.client.create_index(self.passages, params)
             for collection in (self.articles, self.passages):
                 self.client.load_collection(collection)
-            manifest = {
-                "format": FORMAT, "format_version": FORMAT_VERSION, "version": self.name,
-                "created": datetime.now(UTC).isoformat(timespec="seconds"), "model": self.model,
-                "chunking": self.chunking,
-                "counts": {**self.counts, "duplicate_groups": len(self.groups)},
-                "milvus": {"dense_index": dense, "analyzer": ANALYZER, "keyword_repeats": self.weights,
-                           "passages": self.passages, "articles": self.articles},
-                "software": {"newsearch": __version__, "pymilvus": pymilvus.__version__},
-            }
+            manifest = base_manifest(self.name, self.model, self.chunking,
+                                     {**self.counts, "duplicate_groups": len(self.groups)})
+            manifest["milvus"] = {"dense_index": dense, "analyzer": ANALYZER, "keyword_repeats": self.weights,
+                                  "passages": self.passages, "articles": self.articles,
+                                  "pymilvus": pymilvus.__version__}
             self.client.alter_collection_properties(self.passages, {MANIFEST_KEY: json.dumps(manifest)})
         self.committed = True
         return self.name
@@ -154,7 +159,8 @@ class MilvusVersion:
         dense = manifest["milvus"]["dense_index"]
         self.vectors = MilvusVectors(store.client, passages, manifest["model"]["dim"],
                                      {"metric_type": "IP", "params": dense.get("search", {})})
-        self.text = MilvusText(store.client, passages, articles)
+        self.text = MilvusText(store.client, passages, articles, manifest["milvus"]["keyword_repeats"],
+                               manifest["chunking"].get("fields") == "title+body")
 
     def close(self) -> None:
         """Nothing held: the store's client is shared."""

@@ -20,6 +20,7 @@ from indexer.storage.milvus_wire import calls, fetch_all
 TOP_LIMIT = 16_384  # Milvus answers at most this many hits per search
 ID_CHUNK = 1_000  # ids per `in [...]` expression or get
 PASSAGE_FIELDS = ["id", "article_id", "ordinal", "start_char", "end_char", "tokens", "text"]
+ROW_FIELDS = [*PASSAGE_FIELDS, "terms", "dense", "published", "source"]
 ARTICLE_FIELDS = ["id", "num", "title", "body", "published", "source", "url", "content_hash", "meta", "dup_group"]
 
 
@@ -47,23 +48,46 @@ class MilvusVectors:
         self.dim = dim
         self.search_params = search_params
         self._ids: np.ndarray | None = None
+        self._removed: dict[int, dict[str, Any]] = {}
 
     def __len__(self) -> int:
         return len(self.ids())
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
-        """Not offered: a passage row needs its text and article, so versions are written by a VersionWriter."""
-        raise StorageError(f"{self.collection}: vectors of an opened Milvus version are read-only; write a new "
-                           "version (news-index build or update)")
+        """Give passages of this version (or removed from it through this object) these vectors; a Milvus row
+        needs its text too, so other ids are refused (versions are written by a VersionWriter)."""
+        wanted = [int(i) for i in np.asarray(ids, dtype=np.int64)]
+        rows = {int(r["id"]): r for r in self._rows(wanted)}
+        rows.update({i: self._removed[i] for i in wanted if i not in rows and i in self._removed})
+        unknown = [i for i in wanted if i not in rows]
+        if unknown:
+            raise StorageError(f"{self.collection} holds no passage {unknown[0]}: a Milvus row needs its text and "
+                               "article; write a new version (news-index build or update)")
+        for i, vector in zip(wanted, np.asarray(vectors, dtype=np.float32)):
+            rows[i] = {**rows[i], "dense": vector.tolist()}
+        with calls(self.collection):
+            for chunk in _chunks(list(rows.values())):
+                self.client.upsert(self.collection, chunk)
+        self._ids = None
 
     def remove(self, ids: np.ndarray) -> int:
-        """Delete passages by id; returns how many were present."""
-        present = int(np.isin(np.asarray(ids, dtype=np.int64), self.ids()).sum())
+        """Delete passages by id (kept here, so `add` can give them back); returns how many were present."""
+        rows = self._rows([int(i) for i in np.unique(np.asarray(ids, dtype=np.int64))])
+        self._removed.update({int(r["id"]): r for r in rows})
         with calls(self.collection):
-            for chunk in _chunks([int(i) for i in np.unique(ids)]):
+            for chunk in _chunks([int(r["id"]) for r in rows]):
                 self.client.delete(self.collection, ids=chunk)
         self._ids = None
-        return present
+        return len(rows)
+
+    def _rows(self, ids: list[int]) -> list[dict[str, Any]]:
+        """Whole rows (all but the generated BM25 field) of the passages among `ids`."""
+        out: list[dict[str, Any]] = []
+        with calls(self.collection):
+            for chunk in _chunks(ids):
+                out.extend({k: v for k, v in row.items() if k != "sparse"}
+                           for row in self.client.get(self.collection, ids=chunk, output_fields=ROW_FIELDS))
+        return out
 
     def get(self, ids: np.ndarray) -> np.ndarray:
         """The stored vectors of some ids, in their order."""
@@ -109,10 +133,12 @@ class MilvusVectors:
 class MilvusText:
     """A version's passage and article collections, as a TextIndex."""
 
-    def __init__(self, client: MilvusClient, passages: str, articles: str):
+    def __init__(self, client: MilvusClient, passages: str, articles: str, repeats: dict[str, int], titles: bool):
         self.client = client
         self.passages_collection = passages
         self.articles_collection = articles
+        self.repeats = repeats  # title and lead repetitions in the `keyword` field (see keyword_articles)
+        self.titled = titles  # whether titles were keyword-indexed
         self._catalog: Catalog | None = None
 
     def _get(self, collection: str, ids: Sequence[Any], fields: list[str]) -> list[dict[str, Any]]:
@@ -244,21 +270,31 @@ class MilvusText:
 
     def keyword_articles(self, words: Sequence[str], limit: int, weights: KeywordWeights,
                          filter: Filter | None = None) -> list[tuple[str, float]]:
-        """Top articles by Milvus' BM25 over title, lead and body (weights as written: docs/milvus.md)."""
-        return self._bm25(self.articles_collection, words, limit, _expr(filter))
+        """Top articles by Milvus' BM25 over the `keyword` field (title and lead repeated by the weights it was
+        written with); for other weights, plus (weight - repeats) x each of the title and lead fields' BM25."""
+        expr = _expr(filter)
+        deltas = {"title": weights.title - self.repeats["title"] if self.titled else 0.0,
+                  "lead": weights.lead - self.repeats["lead"]}
+        if not any(deltas.values()):
+            return self._bm25(self.articles_collection, words, limit, expr)
+        scores = dict(self._bm25(self.articles_collection, words, TOP_LIMIT, expr))
+        for column, delta in deltas.items():
+            for aid, score in self._bm25(self.articles_collection, words, TOP_LIMIT, expr, f"{column}_sparse"):
+                scores[aid] = scores.get(aid, 0.0) + delta * score
+        return sorted(scores.items(), key=lambda p: (-p[1], p[0]))[:limit]
 
     def keyword_passages(self, words: Sequence[str], limit: int, title_weight: float,
                          filter: Filter | None = None) -> list[tuple[int, float]]:
         """Top passages by Milvus' BM25 over their text."""
         return [(int(pid), s) for pid, s in self._bm25(self.passages_collection, words, limit, _expr(filter))]
 
-    def _bm25(self, collection: str, words: Sequence[str], limit: int, expr: str) -> list[tuple[Any, float]]:
+    def _bm25(self, collection: str, words: Sequence[str], limit: int, expr: str,
+              field: str = "sparse") -> list[tuple[Any, float]]:
         if not words or limit <= 0:
             return []
-        words = stems(words)
         # Twice as deep as asked, so ties at the cut are broken by id rather than by Milvus' order.
         with calls(collection):
-            hits = self.client.search(collection, data=[" ".join(words)], anns_field="sparse", filter=expr,
+            hits = self.client.search(collection, data=[" ".join(stems(words))], anns_field=field, filter=expr,
                                       limit=min(2 * limit, TOP_LIMIT), output_fields=["id"])[0]
         return _ranked(hits, limit)
 

@@ -22,6 +22,8 @@ from indexer.records import Article, Passage
 MAX_VARCHAR = 65_535  # bytes: Milvus' limit for one VARCHAR value
 BODY_PARTS = 64  # an article body is stored in up to this many VARCHAR parts (4 MB)
 PASSAGES, ARTICLES = "p", "a"  # suffixes of a version's two collections
+COLUMNS = ("title", "lead")  # an article's keyword columns weighted apart from its body (KeywordWeights)
+ARTICLE_SPARSE = ("sparse", "title_sparse", "lead_sparse")  # BM25 fields of the article collection
 SERVING = "serving"  # suffix of the alias that names the published version's passage collection
 MANIFEST_KEY = "newsearch.manifest"  # collection property holding the manifest: set last, it marks a version complete
 # Lucene's English stop words, as Milvus' `_english_` expands them; listed so Milvus Lite (which reads a list
@@ -169,6 +171,10 @@ def article_schema():  # noqa: ANN201 (a pymilvus CollectionSchema)
     schema.add_field("keyword", DataType.VARCHAR, max_length=MAX_VARCHAR, enable_analyzer=True, enable_match=True,
                      analyzer_params=ANALYZER)
     _bm25(schema, "keyword", "sparse")
+    for column in COLUMNS:  # title and lead alone, for other weights than those written into `keyword`
+        schema.add_field(f"{column}_terms", DataType.VARCHAR, max_length=MAX_VARCHAR, enable_analyzer=True,
+                         analyzer_params=ANALYZER)
+        _bm25(schema, f"{column}_terms", f"{column}_sparse")
     return schema
 
 
@@ -180,23 +186,26 @@ def dense_index(n_passages: int, flat_limit: int, ef_search: int) -> dict[str, A
             "search": {"ef": ef_search}}
 
 
-def index_params(client: MilvusClient, dense: dict[str, Any] | None):  # noqa: ANN201 (pymilvus IndexParams)
-    """Indexes of a collection: the BM25 field always, the dense field if given."""
+def index_params(client: MilvusClient, sparse: Sequence[str], dense: dict[str, Any] | None = None):  # noqa: ANN201
+    """Indexes of a collection (pymilvus IndexParams): its BM25 fields, and the dense field if given."""
     params = client.prepare_index_params()
-    params.add_index(field_name="sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25", params=BM25_PARAMS)
+    for field in sparse:
+        params.add_index(field_name=field, index_type="SPARSE_INVERTED_INDEX", metric_type="BM25", params=BM25_PARAMS)
     if dense is not None:
         params.add_index(field_name="dense", index_type=dense["index_type"], metric_type=dense["metric_type"],
                          params=dense["params"])
     return params
 
 
-def article_row(article: Article, num: int, dup_group: str | None, keyword: str) -> dict[str, Any]:
-    """One article as a row of the article collection; `keyword` is its BM25 text (title, lead, body)."""
+def article_row(article: Article, num: int, dup_group: str | None, title: str, lead: str,
+                repeats: dict[str, int]) -> dict[str, Any]:
+    """One article as a row of the article collection; `title` is "" when titles are not keyword-indexed."""
     return {"id": article.id, "num": num, "title": fit(article.title), "body": split_body(article.body),
             "published": micros(article.published), "source": article.source, "url": article.url,
             "content_hash": article.content_hash,
             "meta": json.dumps(article.meta, ensure_ascii=False, default=str), "dup_group": dup_group,
-            "keyword": fit(analyzed(keyword))}
+            "keyword": fit(analyzed(keyword_text(title, lead, article.body, repeats))),
+            "title_terms": fit(analyzed(title)), "lead_terms": fit(analyzed(lead))}
 
 
 def passage_row(passage: Passage, vector: np.ndarray, article: Article) -> dict[str, Any]:

@@ -11,12 +11,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from pymilvus import MilvusClient, MilvusException
 
+from indexer.errors import StorageError
 from indexer.gc import collect
 from indexer.pipeline import build
 from indexer.settings import Settings
 from indexer.storage import open_store
+from indexer.storage.milvus_wire import connect
 from indexer.update import update
 from tests.conftest import free_port, serve_process
 from tests.indexer.test_update import wikinews, write_jsonl
@@ -35,9 +36,9 @@ def milvus_server(tmp_path: Path) -> Iterator[str]:
     try:
         while True:
             try:
-                MilvusClient(uri=uri, timeout=2).list_collections()
+                connect(uri).close()
                 break
-            except MilvusException:
+            except StorageError:
                 if proc.poll() is not None or time.monotonic() > deadline:
                     log.seek(0)
                     pytest.fail(f"milvus-lite server did not start: {log.read()[-2000:]}")
