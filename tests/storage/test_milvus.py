@@ -160,3 +160,15 @@ def test_bm25_search_over_articles_and_passages(store: MilvusStore, vectors: np.
     n, df, present = text.word_presence(["oil", "gold", "zebra"], [1, 2, 3])
     assert (n, df) == (3, [1, 1, 0])
     assert present.tolist() == [[True, False, False], [False, False, True], [False, False, False]]
+
+
+def test_milvus_own_hybrid_search_runs_on_a_version(store: MilvusStore, vectors: np.ndarray) -> None:
+    """Not used by the Searcher (it fuses article rankings itself), but the collections support it."""
+    from pymilvus import AnnSearchRequest, RRFRanker
+
+    version = store.open(write(store, vectors))
+    requests = [AnnSearchRequest([vectors[3].tolist()], "dense", {}, limit=4),
+                AnnSearchRequest([analyzed("gold dollar")], "sparse", {}, limit=4)]
+    hits = store.client.hybrid_search(version.vectors.collection, requests, RRFRanker(60), limit=2,
+                                      output_fields=["id"])[0]
+    assert hits[0]["id"] == 3001  # first in both rankings
