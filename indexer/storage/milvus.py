@@ -197,11 +197,15 @@ class MilvusStore:
             return None
 
     def drop(self, name: str) -> None:
-        """Drop a version's collections (those that exist)."""
+        """Drop a version's collections (those that exist). The manifest goes first, then the articles, then
+        the passages: a crash part-way leaves an unfinished version that `unfinished` lists and gc drops, never
+        a complete one without its articles, nor articles that nothing lists."""
+        passages, articles = (collection_name(self.prefix, name, kind) for kind in (PASSAGES, ARTICLES))
         with calls(name):
             existing = set(self.client.list_collections())
-            for kind in (PASSAGES, ARTICLES):
-                collection = collection_name(self.prefix, name, kind)
+            if passages in existing and MANIFEST_KEY in self.client.describe_collection(passages).get("properties", {}):
+                self.client.drop_collection_properties(passages, property_keys=[MANIFEST_KEY])
+            for collection in (articles, passages):
                 if collection in existing:
                     self.client.drop_collection(collection)
 
