@@ -84,6 +84,12 @@ class Settings:
     # Keyword (BM25) search over articles runs in memory when the index holds at most this many tokens
     # (about 6 bytes each, read when a version is opened); larger indexes, and filtered searches, ask SQLite.
     keyword_memory_tokens: int = 50_000_000
+    # NEWSEARCH_STORE=milvus (docs/milvus.md): a Milvus Lite file (.db; empty: <index_dir>/milvus.db) or
+    # http(s)://host:19530 of a Milvus server or cluster, its token (user:password or an API key), and the prefix
+    # of this index's collection and alias names
+    milvus_uri: str = ""
+    milvus_token: str = ""
+    milvus_collection: str = "newsearch"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

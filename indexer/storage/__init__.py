@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     from indexer.settings import Settings
     from indexer.storage.base import Store
 
-STORES = ("local",)  # values of NEWSEARCH_STORE; a backend adds its name here and a branch in open_store
+STORES = ("local", "milvus")  # values of NEWSEARCH_STORE; a backend adds its name here and a branch in open_store
 
 
 def open_store(settings: Settings) -> Store:
@@ -22,4 +22,8 @@ def open_store(settings: Settings) -> Store:
         from indexer.storage.local import LocalStore
 
         return LocalStore(settings)
+    if settings.store == "milvus":
+        from indexer.storage.milvus import MilvusStore
+
+        return MilvusStore(settings)
     raise ConfigError(f"NEWSEARCH_STORE must be one of {', '.join(STORES)}, not {settings.store!r}")

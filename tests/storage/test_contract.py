@@ -37,7 +37,12 @@ def local_store(folder: Path) -> Store:
     return open_store(Settings(index_dir=folder))
 
 
-BACKENDS: list[Callable[[Path], Store]] = [local_store]
+def milvus_store(folder: Path) -> Store:
+    """Milvus Lite in this process, on a file under `folder` (tests/storage/test_milvus.py has its own tests)."""
+    return open_store(Settings(index_dir=folder, store="milvus"))
+
+
+BACKENDS: list[Callable[[Path], Store]] = [local_store, milvus_store]
 
 
 @pytest.fixture(params=BACKENDS, ids=lambda factory: factory.__name__)

@@ -1,0 +1,70 @@
+"""Reaching Milvus: a client for NEWSEARCH_MILVUS_URI (a server or cluster over gRPC, or Milvus Lite in this
+process for a local .db path), Milvus errors as StorageError, and reading a whole collection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from pymilvus import MilvusClient, MilvusException
+
+from indexer.errors import ConfigError, StorageError
+
+REMOTE = ("http://", "https://", "tcp://", "unix:")
+PAGE = 4_096  # rows per page when reading a whole collection
+# pymilvus pings an idle connection every 10 s; gRPC servers with default settings, Milvus Lite's among them, allow
+# one ping in 5 minutes and close the connection after a few more ("too_many_pings"). Ping less often than that.
+GRPC_OPTIONS = {"grpc.keepalive_time_ms": 320_000}
+
+
+def is_remote(uri: str) -> bool:
+    """True for a Milvus server's address, False for a Milvus Lite file."""
+    return uri.startswith(REMOTE)
+
+
+def lite_path(uri: str) -> Path:
+    """The Milvus Lite data path of a local URI (pymilvus runs Lite for paths ending in .db)."""
+    path = Path(uri).expanduser()
+    if path.suffix != ".db":
+        raise ConfigError(f"NEWSEARCH_MILVUS_URI={uri!r} is neither http(s)://host:port nor a Milvus Lite path "
+                          "ending in .db (for example var/index/milvus.db)")
+    return path.resolve()
+
+
+def connect(uri: str, token: str = "") -> MilvusClient:
+    """A client of the Milvus at `uri`; Milvus Lite (started in this process, once per path) for a local path."""
+    if not is_remote(uri):
+        path = lite_path(uri)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        uri = str(path)
+    try:
+        return MilvusClient(uri=uri, token=token, grpc_options=GRPC_OPTIONS)
+    except MilvusException as exc:
+        raise StorageError(f"cannot reach Milvus at {uri}: {exc.message}; check NEWSEARCH_MILVUS_URI "
+                           "(and NEWSEARCH_MILVUS_TOKEN for a cluster)") from None
+
+
+@contextmanager
+def calls(what: str) -> Iterator[None]:
+    """Milvus errors inside as StorageError naming `what` (a collection or an alias)."""
+    try:
+        yield
+    except MilvusException as exc:
+        raise StorageError(f"Milvus failed on {what}: {exc.message}; check that Milvus is up "
+                           "(NEWSEARCH_MILVUS_URI) and the version exists (news-index versions)") from None
+
+
+def fetch_all(client: MilvusClient, collection: str, fields: list[str]) -> list[dict[str, Any]]:
+    """Every row of a collection with these fields (a query iterator: Milvus caps one query's rows)."""
+    rows: list[dict[str, Any]] = []
+    with calls(collection):
+        pages = client.query_iterator(collection, batch_size=PAGE, filter="", output_fields=fields)
+        try:
+            while page := pages.next():
+                rows.extend(page)
+        finally:
+            pages.close()
+    return rows
