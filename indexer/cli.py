@@ -81,11 +81,12 @@ def print_problems(problems: Sequence[object]) -> None:
 
 def cmd_update(args: argparse.Namespace) -> int:
     """Bring the published version up to date with a corpus."""
+    from indexer.doctor import following_index
     from indexer.embed import Embedder
     from indexer.jobs import StatusFile
     from indexer.update import update
 
-    settings = settings_from(args)
+    settings = following_index(settings_from(args))  # auto: the published version's backend
     status = StatusFile(args.status_file) if args.status_file else None
     report = update(args.paths, settings, Embedder.from_settings(settings), delete_missing=args.delete_missing,
                     strict=args.strict, progress=not args.quiet, on_progress=status.progress if status else None)

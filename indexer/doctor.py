@@ -200,6 +200,24 @@ def chosen(model_path: Path, fingerprint: str, export_dir: Path, threads: int, b
     return Choice(**{**asdict(choice), "path": str(path), "measured_now": True})
 
 
+def following_index(settings):  # noqa: ANN001, ANN201 - Settings in and out (settings imports this package)
+    """Settings for `update`: with NEWSEARCH_BACKEND=auto, the backend and precision the published version was
+    built with, so an update never mixes two kinds of vectors whatever this machine would choose today."""
+    from indexer.embed import built_precision
+    from indexer.errors import NewsearchError
+    from indexer.store import current_version, read_manifest
+
+    if settings.backend != "auto":
+        return settings
+    try:
+        built = read_manifest(settings.index_dir / current_version(settings.index_dir)).get("model", {})
+    except NewsearchError:
+        return settings  # nothing published (or unreadable): update says so itself
+    backend = built.get("backend", "torch")
+    precision = built_precision(built) if backend == "openvino" else settings.openvino_precision
+    return settings.replace(backend=backend, openvino_precision=precision)
+
+
 def report(choice: Choice, requested: str, export_dir: Path) -> str:
     """What `news-index doctor` prints: the CPU, what was measured, what runs and why, and where the caches are."""
     cpu = choice.key.get("cpu", cpu_facts())

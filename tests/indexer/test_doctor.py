@@ -115,3 +115,16 @@ def test_auto_measures_once_keeps_the_choice_and_doctor_reports_it(tmp_path, emb
     out = subprocess.run([sys.executable, "-m", "indexer.cli", "doctor"], env={**env, "NEWSEARCH_BACKEND": "torch"},
                          capture_output=True, text=True, check=True).stdout
     assert "NEWSEARCH_BACKEND=torch (set, so it overrides the measured choice)" in out
+
+
+def test_update_on_auto_follows_the_published_versions_backend(tmp_path):
+    from indexer.doctor import following_index
+    from indexer.pipeline import build
+    from tests.indexer.test_update import wikinews, write_jsonl
+
+    settings = Settings(index_dir=tmp_path / "idx")
+    assert following_index(settings) == settings  # nothing published yet: nothing to follow
+    write_jsonl(tmp_path / "a" / "news.jsonl", wikinews(2))
+    build([tmp_path / "a"], settings, Embedder(backend="onnx"), progress=False)
+    assert following_index(settings).backend == "onnx"  # whatever this machine would choose today
+    assert following_index(settings.replace(backend="torch")).backend == "torch"  # a set backend stays set
