@@ -29,6 +29,7 @@ from bench.build_reuters import ROOT, commit
 from bench.compare_data import restricted_qrels, write_passages, write_queries, write_subset
 from bench.eval_reuters import SETS
 from bench.latency import percentile
+from indexer.doctor import cpu_facts
 from indexer.embed import Embedder
 from indexer.settings import Settings
 from search_api.eval_metrics import mean_scores, per_query
@@ -136,13 +137,14 @@ def run_competitor(engine: str, model: str, passages: Path, queries: Path, qrels
             "dense": {"scores": scores(runs, qrels), "deep": latency(millis), **latency(page)}}
 
 
-def prepare(size: int, seed: int, embedder: Embedder) -> dict:
-    """The subset, each set's passages (chunked for its fields) and judged queries, under var/compare."""
+def prepare(size: int, seed: int, embedder: Embedder, names: list[str], first: bool = False) -> dict:
+    """The subset, each named set's passages (chunked for its fields) and judged queries, under var/compare."""
     VAR.mkdir(parents=True, exist_ok=True)
     corpus = VAR / "subset.jsonl.gz"
-    ids = set(write_subset(size, seed, corpus))
+    ids = set(write_subset(size, seed, corpus, first))
     sets = {}
-    for name, fields in SETS.items():
+    for name in names:
+        fields = SETS[name]
         qrels = restricted_qrels(name, ids)
         queries = write_queries(name, qrels, VAR / f"queries-{name}.jsonl")
         passages = VAR / f"passages-{name}.jsonl"
@@ -188,15 +190,15 @@ def ratios(results: dict[str, dict]) -> dict[str, dict[str, float]]:
     return out
 
 
-def overall(sets: dict[str, dict]) -> dict[str, dict[str, float]]:
-    """Both builds of each engine together: seconds, passages/s, and newsearch's throughput ratio."""
+def overall(sets: dict[str, dict], engines: tuple[str, ...] = ENGINES) -> dict[str, dict[str, float]]:
+    """Every build of each engine together: seconds, passages/s, and newsearch's throughput ratio."""
     totals = {}
-    for engine in ENGINES:
+    for engine in engines:
         seconds = sum(s["engines"][engine]["process_seconds"] for s in sets.values())
         passages = sum(s["engines"][engine]["passages"] for s in sets.values())
         totals[engine] = {"seconds": round(seconds, 1), "passages": passages,
                           "passages_per_second": round(passages / seconds, 2)}
-    for engine in ENGINES[1:]:
+    for engine in engines[1:]:
         totals[engine]["newsearch_throughput_ratio"] = round(totals[engine]["seconds"] / totals["newsearch"]["seconds"], 2)
     return totals
 
@@ -209,7 +211,7 @@ def machine(threads: int) -> dict:
     name = next((line.split(":", 1)[1].strip() for line in cpu.splitlines() if line.startswith("model name")), "")
     flags = set(next((line.split(":", 1)[1].split() for line in cpu.splitlines() if line.startswith("flags")), []))
     return {"cpu": name, "arch": platform.machine(), "cores": len(os.sched_getaffinity(0)), "threads": threads,
-            "avx2": "avx2" in flags, "avx512f": "avx512f" in flags, "torch": torch.__version__,
+            "avx2": "avx2" in flags, "avx512f": "avx512f" in flags, "simd": cpu_facts()["simd"], "torch": torch.__version__,
             "python": platform.python_version(), "load_average_start": [round(x, 2) for x in os.getloadavg()]}
 
 
@@ -234,7 +236,13 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=20261125)
     parser.add_argument("--threads", type=int, default=2, help="torch and BLAS threads of every engine")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "compare.json")
+    parser.add_argument("--engines", nargs="+", choices=ENGINES[1:], default=list(ENGINES[1:]),
+                        help="competitors to run beside newsearch (default all)")
+    parser.add_argument("--sets", nargs="+", choices=list(SETS), default=list(SETS), help="dev sets (default both)")
+    parser.add_argument("--first", action="store_true",
+                        help="the corpus' first --articles articles instead of the judged ones plus a seeded sample")
     args = parser.parse_args()
+    engines = ("newsearch", *args.engines)
     if not COMPARE_PYTHON.exists():
         raise SystemExit(f"{COMPARE_PYTHON} is missing; create it with `make bench-compare`")
     env = {**os.environ, "NEWSEARCH_THREADS": str(args.threads), "OMP_NUM_THREADS": str(args.threads),
@@ -242,12 +250,14 @@ def main() -> None:
            "ANONYMIZED_TELEMETRY": "False"}
     env.pop("NEWSEARCH_INDEX_DIR", None)
     embedder = Embedder.from_settings(Settings.from_env(threads=args.threads))
+    # NEWSEARCH_BACKEND=auto measures once per machine and settings: here, not inside the timed build process.
+    _ = embedder.choice
     started = datetime.now(UTC)
     facts = machine(args.threads)
-    data = prepare(args.articles, args.seed, embedder)
+    data = prepare(args.articles, args.seed, embedder, args.sets, args.first)
     sets = {}
-    for i, name in enumerate(SETS):
-        order = ENGINES if i % 2 == 0 else ENGINES[::-1]  # reversed for the second set: drift in load falls on all
+    for i, name in enumerate(args.sets):
+        order = engines if i % 2 == 0 else engines[::-1]  # reversed for the second set: drift in load falls on all
         results = run_set(name, data["sets"][name], order, data["corpus"], str(embedder.model_path), env, args.threads)
         sets[name] = {"order": list(order), "engines": results, "ratios": ratios(results)}
     facts["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
@@ -255,12 +265,15 @@ def main() -> None:
         "benchmark": "compare", "date": started.isoformat(timespec="seconds"), "commit": commit(), "machine": facts,
         "seconds": round((datetime.now(UTC) - started).total_seconds(), 1),
         "backend": os.environ.get("NEWSEARCH_BACKEND", "(unset: the project default)"),
+        "backend_used": {"backend": embedder.backend, "precision": embedder.precision,
+                         "query_backend": embedder.query_backend},
         "model": {"path": str(embedder.model_path), "name": embedder.name, "fingerprint": embedder.fingerprint},
         "subset": {"articles": data["articles"], "seed": args.seed,
-                   "rule": "every headlines-judged article, then a seeded random sample of the rest"},
+                   "rule": "the corpus' first articles in file order" if args.first else
+                   "every headlines-judged article, then a seeded random sample of the rest"},
         "sets": {name: {"fields": d["fields"], "passages": d["passages"], "distinct_texts": d["distinct_texts"],
                         "judged_queries": len(d["qrels"]), **sets[name]} for name, d in data["sets"].items()},
-        "overall": overall(sets),
+        "overall": overall(sets, engines),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2, default=str) + "\n")

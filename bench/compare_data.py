@@ -55,10 +55,11 @@ def select_subset(all_ids: Sequence[str], size: int, seed: int) -> list[str]:
     return sorted(must + rng.sample(rest, min(size, len(all_ids)) - len(must)))
 
 
-def write_subset(size: int, seed: int, out: Path) -> list[str]:
-    """Write the subset as a .jsonl.gz corpus file (the records as they stand); returns its ids."""
+def write_subset(size: int, seed: int, out: Path, first: bool = False) -> list[str]:
+    """Write the subset (with `first`, the corpus' first `size` articles in file order) as a .jsonl.gz corpus file
+    (the records as they stand); returns its ids."""
     lines = reuters_lines()
-    ids = select_subset(list(lines), size, seed)
+    ids = list(lines)[:size] if first else select_subset(list(lines), size, seed)
     out.parent.mkdir(parents=True, exist_ok=True)
     with gzip.open(out, "wb") as fh:
         for article_id in ids:

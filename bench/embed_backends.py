@@ -22,6 +22,7 @@ from bench.eval_reuters import dev_queries
 from bench.flops import ceiling_rate, gemm_rates, model_shape, passage_flops
 from bench.machine import machine_facts
 from indexer.backends import BACKENDS, openvino_bf16_capable
+from indexer.doctor import drift, passes_gate
 from indexer.embed import Embedder, with_context
 from indexer.settings import Settings
 
@@ -62,16 +63,6 @@ def query_ms(embedder: Embedder, queries: list[str]) -> float:
         embedder.encode_query(q)
         took.append((time.perf_counter() - started) * 1000)
     return round(float(np.median(took)), 2)
-
-
-def drift(vectors: np.ndarray, reference: np.ndarray, queries: np.ndarray, ref_queries: np.ndarray) -> dict:
-    """Cosine to the fp32 vectors, and how much of each query's top 10 among the passages is unchanged."""
-    cos = (vectors * reference).sum(axis=1)
-    top = np.argsort(-(queries @ vectors.T), axis=1)[:, :10]
-    ref_top = np.argsort(-(ref_queries @ reference.T), axis=1)[:, :10]
-    overlap = np.array([len(set(a) & set(b)) / 10 for a, b in zip(top, ref_top)])
-    return {"mean_cosine": round(float(cos.mean()), 6), "min_cosine": round(float(cos.min()), 6),
-            "mean_top10_overlap": round(float(overlap.mean()), 4), "worst_top10_overlap": float(overlap.min())}
 
 
 def dev_quality(kind: str) -> dict:
@@ -119,6 +110,7 @@ def main() -> None:
         if not (backend == "torch-bf16" and not bf16_hw):
             embedder.batch_size = Settings.batch_size
             row["drift"] = drift(embedder.encode(sample), ref_vectors, embedder.encode(queries), ref_queries)
+            row["passes_cosine_gate"] = passes_gate(row["drift"])  # the rule NEWSEARCH_BACKEND=auto applies
         row["dev_quality"] = dev_quality(embedder.kind)
         rows[backend] = row
         print(backend, json.dumps(row), flush=True)

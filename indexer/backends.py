@@ -9,12 +9,13 @@ from __future__ import annotations
 import collections
 import contextlib
 import functools
+import importlib.util
 import logging
 import os
 import tempfile
 import threading
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,8 @@ import numpy as np
 from indexer.errors import ConfigError
 
 BACKENDS = ("openvino", "torch", "torch-bf16", "onnx", "onnx-int8")
-# Backends whose vectors equal fp32 ONNX Runtime's to 1e-7 on this model when they run in fp32 (bench/RESULTS.md
+AUTO = "auto"  # NEWSEARCH_BACKEND=auto: the fastest allowed backend on this machine, measured (indexer/doctor.py)
+# Backends whose vectors equal fp32 ONNX Runtime's up to float rounding when they run in fp32 (bench/RESULTS.md
 # "Query embedding"), so their indexes take queries embedded by ONNX Runtime; others embed queries as their passages.
 FP32_EXPORTS = ("openvino", "onnx")
 # The arithmetic each backend's name implies; OpenVINO's depends on the CPU (see `precision`).
@@ -66,7 +68,10 @@ def torch_runtime(model_path: Path, threads: int, bf16: bool = False) -> Runtime
     return run
 
 
-def exported_onnx(model_path: Path, fingerprint: str, export_dir: Path, input_names: list[str],
+InputNames = Sequence[str] | Callable[[], Sequence[str]]  # or a function giving them, called only to export
+
+
+def exported_onnx(model_path: Path, fingerprint: str, export_dir: Path, input_names: InputNames,
                   int8: bool = False) -> Path:
     """The model as an ONNX file (pooling and normalisation included), exported on first use and kept.
 
@@ -84,15 +89,16 @@ def exported_onnx(model_path: Path, fingerprint: str, export_dir: Path, input_na
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
         # Weights per output channel: one scale per row keeps the vectors far closer to fp32.
-        with _staging(quantized) as tmp, _quiet("root"):
+        with staging(quantized) as tmp, _quiet("root"):
             quantize_dynamic(str(fp32), str(tmp), weight_type=QuantType.QInt8, per_channel=True,
                              op_types_to_quantize=["MatMul"])
     return quantized
 
 
-def _export(model_path: Path, target: Path, input_names: list[str]) -> None:
+def _export(model_path: Path, target: Path, input_names: InputNames) -> None:
     import torch
 
+    input_names = list(input_names() if callable(input_names) else input_names)
     model = load_sentence_transformer(model_path, 0)
 
     class Graph(torch.nn.Module):
@@ -107,7 +113,7 @@ def _export(model_path: Path, target: Path, input_names: list[str]) -> None:
 
     sample = model.tokenizer(["an example passage to trace", "another"], padding=True, return_tensors="pt")
     axes = {name: {0: "batch", 1: "tokens"} for name in input_names}
-    with _staging(target) as tmp, torch.inference_mode(), warnings.catch_warnings():
+    with staging(target) as tmp, torch.inference_mode(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the tracer's notes on Python control flow: shapes here are dynamic
         # The TorchScript exporter: dynamic batch and length, no onnxscript needed.
         torch.onnx.export(Graph().eval(), tuple(sample[n] for n in input_names), str(tmp),
@@ -127,7 +133,7 @@ def _quiet(logger: str):  # noqa: ANN202
         log.setLevel(level)
 
 
-class _staging:
+class staging:
     """A temporary path beside `target`, renamed onto it when the block succeeds."""
 
     def __init__(self, target: Path):
@@ -217,16 +223,20 @@ def openvino_runtime(path: Path, threads: int, queries: bool = False, used: str 
     is what ran.
 
     For queries, one stream on every thread (the least latency for one short text); for passages, one stream
-    per core, so batches run side by side (`OpenVinoRuntime.many`): on two cores 1.1-1.2x the passages/s of
-    one stream on both (bench/RESULTS.md, bf16 section, "Embedding backends").
+    per core, so batches run side by side (`OpenVinoRuntime.many`), which gives more passages/s than one
+    stream on every core (bench/RESULTS.md, bf16 section, "Embedding backends").
+    The compiled model is cached (OpenVINO's CACHE_DIR) beside the export, so under the model's fingerprint,
+    in a folder per OpenVINO version and precision: a later process reads it instead of compiling again.
     """
     openvino = _openvino()
+    cache = path.parent / f"openvino-cache-{openvino.__version__}-{used}"
     config = {"PERFORMANCE_HINT": "LATENCY" if queries else "THROUGHPUT",
-              "CACHE_DIR": str(path.parent / "openvino-cache"), "INFERENCE_PRECISION_HINT": _HINTS[used]}
+              "CACHE_DIR": str(cache), "INFERENCE_PRECISION_HINT": _HINTS[used]}
     if threads:
         config["INFERENCE_NUM_THREADS"] = threads
     core = openvino.Core()
-    compiled = core.compile_model(core.read_model(str(path)), "CPU", config)
+    # From the file's path, not a read model: with the cache warm, OpenVINO then skips reading the ONNX file.
+    compiled = core.compile_model(str(path), "CPU", config)
     ran = _NAMES.get(compiled.get_property("INFERENCE_PRECISION_HINT").to_string())
     if ran != used:
         raise ConfigError(f"OpenVINO compiled the model for {ran} on this CPU, not the {used} asked for; set "
@@ -294,10 +304,11 @@ def check_openvino_precision(value: str) -> None:
                           f"not {value!r}")
 
 
-def check_backend(backend: str, variable: str = "NEWSEARCH_BACKEND") -> None:
-    """Refuse a backend name that is not one of BACKENDS, listing them."""
-    if backend not in BACKENDS:
-        raise ConfigError(f"{variable} must be one of {', '.join(BACKENDS)}, not {backend!r}")
+def check_backend(backend: str, variable: str = "NEWSEARCH_BACKEND", allow_auto: bool = False) -> None:
+    """Refuse a backend name that is not one of BACKENDS (or auto, where `allow_auto`), listing them."""
+    names = (AUTO, *BACKENDS) if allow_auto else BACKENDS
+    if backend not in names:
+        raise ConfigError(f"{variable} must be one of {', '.join(names)}, not {backend!r}")
 
 
 def query_backend_for(backend: str, openvino: str = "auto") -> str:
@@ -308,7 +319,7 @@ def query_backend_for(backend: str, openvino: str = "auto") -> str:
 
 
 def load_runtime(backend: str, model_path: Path, fingerprint: str, export_dir: Path, threads: int,
-                 input_names: list[str], queries: bool = False, variable: str = "NEWSEARCH_BACKEND",
+                 input_names: InputNames, queries: bool = False, variable: str = "NEWSEARCH_BACKEND",
                  openvino: str = "auto") -> Runtime:
     """The runtime a backend names, ready to run (`queries`: tuned for one short text at a time)."""
     check_backend(backend, variable)
@@ -323,10 +334,9 @@ def load_runtime(backend: str, model_path: Path, fingerprint: str, export_dir: P
 
 def _require(backend: str, variable: str) -> None:
     # All core dependencies: a missing one means the install did not finish.
+    # Looked up, not imported: importing onnx is slow (bench/RESULTS.md, fixed cost), and only an export needs it.
     needs = ["onnx", "openvino" if backend == "openvino" else "onnxruntime"]
     for module in needs:
-        try:
-            __import__(module)
-        except ImportError:
+        if importlib.util.find_spec(module) is None:
             raise ConfigError(f"backend {backend} needs the package {module}: run `make install`, "
                               f"or set {variable}=torch") from None

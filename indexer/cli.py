@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from indexer.backends import BACKENDS
+from indexer.backends import AUTO, BACKENDS
 from indexer.errors import NewsearchError
 from indexer.settings import FIELD_CHOICES, Settings
 
@@ -43,7 +43,8 @@ def add_build_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fields", choices=FIELD_CHOICES, help="what is indexed (NEWSEARCH_FIELDS)")
     parser.add_argument("--chunk-tokens", type=int, help="max word pieces per passage (NEWSEARCH_CHUNK_TOKENS)")
     parser.add_argument("--batch-size", type=int, help="embedding batch size (NEWSEARCH_BATCH_SIZE)")
-    parser.add_argument("--backend", choices=BACKENDS, help="embedding runtime (NEWSEARCH_BACKEND, default openvino)")
+    parser.add_argument("--backend", choices=(AUTO, *BACKENDS),
+                        help="embedding runtime (NEWSEARCH_BACKEND, default auto: measured, docs/performance.md)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument("--engine", choices=["local", "ray"], help="batch engine (NEWSEARCH_ENGINE, default local)")
     parser.add_argument("--ray-address", help="Ray cluster to join (NEWSEARCH_RAY_ADDRESS; default: a local Ray)")
@@ -80,11 +81,12 @@ def print_problems(problems: Sequence[object]) -> None:
 
 def cmd_update(args: argparse.Namespace) -> int:
     """Bring the published version up to date with a corpus."""
+    from indexer.doctor import following_index
     from indexer.embed import Embedder
     from indexer.jobs import StatusFile
     from indexer.update import update
 
-    settings = settings_from(args)
+    settings = following_index(settings_from(args))  # auto: the published version's backend
     status = StatusFile(args.status_file) if args.status_file else None
     report = update(args.paths, settings, Embedder.from_settings(settings), delete_missing=args.delete_missing,
                     strict=args.strict, progress=not args.quiet, on_progress=status.progress if status else None)
@@ -141,6 +143,19 @@ def cmd_adapt(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """Report the CPU, the measured backend choice and the caches (measuring first if needed)."""
+    from indexer.doctor import chosen, report
+    from indexer.embed import Embedder
+
+    settings = settings_from(args)
+    embedder = Embedder.from_settings(settings)
+    choice = chosen(embedder.model_path, embedder.fingerprint, embedder.export_dir, embedder.threads,
+                    embedder.batch_size, embedder.requested[1], remeasure=args.remeasure)
+    print(report(choice, settings.backend, embedder.export_dir))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of news-index."""
     parser = OneLineParser(prog="news-index", description="Build and manage newsearch indexes.")
@@ -169,6 +184,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fast", action="store_true", help="skip checksum verification")
     p.set_defaults(func=cmd_stats)
     add_adapt_parser(sub)
+    p = sub.add_parser("doctor", help="show the CPU, the measured backend choice and why, and the caches")
+    add_common(p)
+    p.add_argument("--remeasure", action="store_true", help="time the backends again and keep the new choice")
+    p.set_defaults(func=cmd_doctor)
     return parser
 
 
@@ -186,7 +205,7 @@ def add_adapt_parser(sub) -> None:  # noqa: ANN001 - argparse's private subparse
     p.add_argument("--learning-rate", type=float, help="peak learning rate (default 3e-5)")
     p.add_argument("--distill-weight", type=float, help="pull toward the base model's vectors (default 10; 0: off)")
     p.add_argument("--seed", type=int, help="seed of sampling, shuffling and initialisation (default 13)")
-    p.add_argument("--backend", choices=BACKENDS, help="runtime embedding the base vectors (NEWSEARCH_BACKEND)")
+    p.add_argument("--backend", choices=(AUTO, *BACKENDS), help="runtime embedding the base vectors (NEWSEARCH_BACKEND)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_adapt)
 

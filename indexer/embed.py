@@ -5,6 +5,7 @@ Passages are embedded with their article title as context; vectors are L2-normal
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import time
@@ -15,22 +16,25 @@ from pathlib import Path
 import numpy as np
 
 from indexer.backends import (
+    AUTO,
     Runtime,
     check_backend,
     load_runtime,
     nominal_precision,
     precision,
     query_backend_for,
+    staging,
     vectors_kind,
 )
 from indexer.errors import ConfigError
 from indexer.models import resolve_model
 from indexer.settings import Settings
+from indexer.wordpieces import load_tokenizer
 
 # Batches are padded to a multiple of this many word pieces. In bf16 a text's vector otherwise depends on how
-# far its batch was padded (the attention sum over positions ends in a tail the kernel rounds differently:
-# up to 8e-4 apart); with whole blocks of 16 a text gets the same vector in any batch, alone or as a query,
-# for about 3% of throughput (bench/RESULTS.md "Embedding backends").
+# far its batch was padded (the attention sum over positions ends in a tail the kernel rounds differently);
+# with whole blocks of 16 a text gets the same vector in any batch, alone or as a query, for a small share of
+# throughput (bench/RESULTS.md "Embedding backends", the padding table).
 PAD_MULTIPLE = 16
 
 
@@ -56,6 +60,27 @@ def built_kind(model: dict) -> str:
     return vectors_kind(model.get("backend", "torch"), built_precision(model))
 
 
+def configured_dim(folder: Path) -> int | None:
+    """The vector size a sentence-transformers folder's modules.json and module configs imply, or None when a
+    module is not one of those read here (Transformer, Pooling, Dense, Normalize)."""
+    modules = folder / "modules.json"
+    if not modules.is_file():
+        return None
+    dim = None
+    for module in json.loads(modules.read_text()):
+        kind = module.get("type", "").rsplit(".", 1)[-1]
+        config = folder / module.get("path", "") / "config.json"
+        if kind == "Pooling" and config.is_file():
+            pooling = json.loads(config.read_text())
+            modes = sum(1 for k, v in pooling.items() if k.startswith("pooling_mode_") and v is True)
+            dim = pooling["word_embedding_dimension"] * max(modes, 1)
+        elif kind == "Dense" and config.is_file():
+            dim = json.loads(config.read_text())["out_features"]
+        elif kind not in ("Transformer", "Normalize"):
+            return None
+    return dim
+
+
 def with_context(title: str, text: str) -> str:
     """The text the model sees for a passage: its article title, then the passage."""
     return f"{title}\n\n{text}" if title else text
@@ -71,10 +96,11 @@ class Embedder:
                  batch_size: int = Settings.batch_size, threads: int = 0, backend: str = Settings.backend, export_dir: Path | None = None,
                  query_backend: str = Settings.query_backend,  # empty: backends.query_backend_for(backend)
                  openvino_precision: str = Settings.openvino_precision):
-        check_backend(backend)
-        self.openvino_precision = openvino_precision
-        query_backend = query_backend or query_backend_for(backend, openvino_precision)
-        check_backend(query_backend, "NEWSEARCH_QUERY_BACKEND")
+        check_backend(backend, allow_auto=True)
+        if query_backend:
+            check_backend(query_backend, "NEWSEARCH_QUERY_BACKEND")
+        self.requested = (backend, openvino_precision)  # auto: measured on first use (indexer/doctor.py)
+        self.query_setting = query_backend
         self.export_dir = export_dir or Settings().export_path
         # A known name (a packaged model, unpacked into the export folder if it ships split) or a folder.
         self.model_path, self.name = resolve_model(model, self.export_dir)
@@ -82,8 +108,6 @@ class Embedder:
             raise ConfigError(f"{self.model_path} is not a sentence-transformers model folder (no config.json)")
         self.batch_size = batch_size
         self.threads = threads
-        self.backend = backend
-        self.query_backend = query_backend
         self.on_query: Callable[[float], None] | None = None  # told the seconds each query took (metrics)
 
     @classmethod
@@ -91,6 +115,33 @@ class Embedder:
         """The embedder the settings describe."""
         return cls(settings.model, settings.batch_size, settings.threads,
                    settings.backend, settings.export_path, settings.query_backend, settings.openvino_precision)
+
+    @cached_property
+    def choice(self) -> tuple[str, str]:
+        """(backend, NEWSEARCH_OPENVINO_PRECISION) this embedder runs: as set, or with NEWSEARCH_BACKEND=auto
+        the fastest within the quality gate on this machine, measured once and kept (indexer/doctor.py)."""
+        backend, openvino = self.requested
+        if backend != AUTO:
+            return backend, openvino
+        from indexer.doctor import chosen
+
+        picked = chosen(self.model_path, self.fingerprint, self.export_dir, self.threads, self.batch_size, openvino)
+        return picked.backend, picked.openvino_precision
+
+    @property
+    def backend(self) -> str:
+        """The passages' backend (a name of backends.BACKENDS, never auto)."""
+        return self.choice[0]
+
+    @property
+    def openvino_precision(self) -> str:
+        """The OpenVINO precision asked for: auto, fp32 or bf16."""
+        return self.choice[1]
+
+    @cached_property
+    def query_backend(self) -> str:
+        """The queries' backend: NEWSEARCH_QUERY_BACKEND, or the default for the passages' backend."""
+        return self.query_setting or query_backend_for(self.backend, self.openvino_precision)
 
     @cached_property
     def precision(self) -> str:
@@ -111,7 +162,7 @@ class Embedder:
     def runtime(self) -> Runtime:
         """The backend's forward pass, loaded (and the model exported, if it needs that) on first use."""
         return load_runtime(self.backend, self.model_path, self.fingerprint, self.export_dir, self.threads,
-                            list(self.tokenizer.model_input_names), openvino=self.openvino_precision)
+                            self._input_names, openvino=self.openvino_precision)
 
     @cached_property
     def query_runtime(self) -> Runtime:
@@ -119,7 +170,7 @@ class Embedder:
         if self.query_backend == self.backend and self.backend != "openvino":
             return self.runtime
         return load_runtime(self.query_backend, self.model_path, self.fingerprint, self.export_dir, self.threads,
-                            list(self.tokenizer.model_input_names), queries=True, variable="NEWSEARCH_QUERY_BACKEND",
+                            self._input_names, queries=True, variable="NEWSEARCH_QUERY_BACKEND",
                             openvino=self.openvino_precision)
 
     def load(self, queries: bool = False) -> None:
@@ -130,25 +181,44 @@ class Embedder:
 
     @cached_property
     def fingerprint(self) -> str:
-        """A hash of the model folder's files: two folders with one name but other weights differ here."""
+        """A hash of the model folder's files: two folders with one name but other weights differ here.
+
+        Remembered in the export folder under the files' names, sizes and modification times, so a process
+        whose model files are unchanged does not read them all again.
+        """
+        files = sorted(p for p in self.model_path.rglob("*") if p.is_file() and model_file(p, self.model_path))
+        listing = json.dumps([str(self.model_path.resolve())] + [
+            [str(p.relative_to(self.model_path)), p.stat().st_size, p.stat().st_mtime_ns] for p in files])
+        memo = self.export_dir / "fingerprints" / hashlib.sha256(listing.encode()).hexdigest()[:24]
+        with contextlib.suppress(OSError):
+            return memo.read_text().strip()
         digest = hashlib.sha256()
-        for path in sorted(p for p in self.model_path.rglob("*") if p.is_file() and model_file(p, self.model_path)):
+        for path in files:
             digest.update(str(path.relative_to(self.model_path)).encode() + b"\x00")
             with open(path, "rb") as fh:
                 for block in iter(lambda fh=fh: fh.read(1 << 20), b""):
                     digest.update(block)
-        return digest.hexdigest()[:16]
+        found = digest.hexdigest()[:16]
+        with contextlib.suppress(OSError), staging(memo) as tmp:  # a read-only cache only costs the hashing
+            tmp.write_text(found)
+        return found
+
+    def _input_names(self) -> list[str]:
+        """The model's input names, which only an ONNX export needs (asked for then: it imports transformers)."""
+        return list(self.tokenizer.model_input_names)
 
     @cached_property
     def tokenizer(self):  # noqa: ANN201
-        """The model's own tokenizer (the one sentence-transformers loads), for sizing and encoding."""
-        from transformers import AutoTokenizer
-
-        return AutoTokenizer.from_pretrained(str(self.model_path), local_files_only=True)
+        """The model's own tokenizer (the word pieces sentence-transformers makes), for sizing and encoding."""
+        return load_tokenizer(self.model_path)
 
     @cached_property
     def dim(self) -> int:
-        """Embedding dimension, from a runtime already loaded (a server loads only the queries' one)."""
+        """Embedding dimension: from the model's files where they say it, else from a runtime already loaded (a
+        server loads only the queries' one)."""
+        known = configured_dim(self.model_path)
+        if known:
+            return known
         loaded = "runtime" in self.__dict__ or "query_runtime" not in self.__dict__
         return int((self.runtime if loaded else self.query_runtime)(self._feeds([[0]]))[0].shape[0])
 

@@ -39,7 +39,7 @@ class Settings:
     batch_size: int = 16  # passages per batch; 16 beat 32 and 64 on every backend (bench/RESULTS.md)
     cache_dir: str = ""  # embedding cache folder; empty: <index_dir>/cache; "none": no cache
     threads: int = 0  # threads of the embedding backend; 0: its default (all cores)
-    backend: str = "openvino"  # embedding runtime: openvino, torch, torch-bf16, onnx, onnx-int8 (bench/RESULTS.md)
+    backend: str = "auto"  # embedding runtime: auto (measured: docs/performance.md), openvino, torch, torch-bf16, onnx, onnx-int8
     query_backend: str = ""  # runtime for queries; empty: onnx for fp32 openvino/onnx passages, else the passages' backend
     openvino_precision: str = "auto"  # OpenVINO's arithmetic: auto (bf16 where the CPU has it, else fp32), fp32, bf16
     export_dir: str = ""  # where exported ONNX/OpenVINO files are kept; empty: ~/.cache/newsearch/models
@@ -144,7 +144,7 @@ class Settings:
             raise ConfigError(f"NEWSEARCH_FIELDS must be one of {FIELD_CHOICES}, not {self.fields!r}")
         if self.default_mode not in ("hybrid", "dense", "keyword"):
             raise ConfigError("NEWSEARCH_DEFAULT_MODE must be hybrid, dense or keyword")
-        check_backend(self.backend)
+        check_backend(self.backend, allow_auto=True)
         check_openvino_precision(self.openvino_precision)
         if self.query_backend:
             check_backend(self.query_backend, "NEWSEARCH_QUERY_BACKEND")

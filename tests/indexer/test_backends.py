@@ -98,7 +98,7 @@ def test_concurrent_queries_are_safe(embedder):
 
 
 def test_unknown_backend_is_refused_with_the_choices():
-    with pytest.raises(ConfigError, match="NEWSEARCH_BACKEND must be one of openvino"):
+    with pytest.raises(ConfigError, match="NEWSEARCH_BACKEND must be one of auto, openvino"):
         Settings.from_env({"NEWSEARCH_BACKEND": "tensorrt"})
     with pytest.raises(ConfigError, match="tensorrt"):
         Embedder(backend="tensorrt")
@@ -144,27 +144,27 @@ def test_precision_is_what_the_cpu_runs_and_names_the_vectors():
 def test_defaults_follow_the_cpus_precision(cpu, monkeypatch):
     # Both kinds of CPU, whichever this one is: fp32 OpenVINO passages take ONNX Runtime queries (same vectors).
     monkeypatch.setattr("indexer.backends.openvino_default_precision", lambda: cpu)
-    embedder = Embedder()
+    embedder = Embedder(backend="openvino")
     assert (embedder.precision, embedder.kind) == (cpu, "openvino" if cpu == "fp32" else "openvino-bf16")
     assert embedder.query_backend == ("onnx" if cpu == "fp32" else "openvino")
 
 
 def test_openvino_precision_can_be_set(reference, monkeypatch):
-    fp32 = Embedder(openvino_precision="fp32")
+    fp32 = Embedder(backend="openvino", openvino_precision="fp32")
     assert (fp32.precision, fp32.kind, fp32.query_backend) == ("fp32", "openvino", "onnx")
     assert (fp32.encode(PASSAGES) * reference).sum(axis=1).min() > 0.99999  # fp32 OpenVINO is fp32 torch's
     with pytest.raises(ConfigError, match="NEWSEARCH_OPENVINO_PRECISION must be one of auto, fp32, bf16"):
         Settings.from_env({"NEWSEARCH_OPENVINO_PRECISION": "int4"})
     monkeypatch.setattr("indexer.backends.openvino_bf16_capable", lambda: False)
     with pytest.raises(ConfigError, match="needs a CPU with bf16 instructions"):
-        _ = Embedder(openvino_precision="bf16").precision
+        _ = Embedder(backend="openvino", openvino_precision="bf16").precision
 
 
 def test_a_ray_worker_of_another_precision_refuses_to_embed():
     pytest.importorskip("ray")
     from indexer.ray_engine import EmbedPassages
 
-    ours = Embedder()
+    ours = Embedder(backend="openvino")
     with pytest.raises(ConfigError, match="a Ray worker embeds with"):
         EmbedPassages("", str(ours.export_dir), 16, "openvino", kind="openvino-fp16")
     assert EmbedPassages("", str(ours.export_dir), 16, "openvino", kind=ours.kind).embedder.kind == ours.kind
@@ -195,7 +195,7 @@ def test_manifest_records_the_backend_and_update_refuses_another(tmp_path, embed
 
 
 def test_an_index_from_before_the_precision_field_updates_in_fp32(tmp_path, embedder):
-    settings = Settings(index_dir=tmp_path / "idx", openvino_precision="fp32")
+    settings = Settings(index_dir=tmp_path / "idx", backend="openvino", openvino_precision="fp32")
     fp32 = Embedder.from_settings(settings)
     write_jsonl(tmp_path / "a" / "news.jsonl", wikinews(2))
     version = build([tmp_path / "a"], settings, fp32, progress=False).version

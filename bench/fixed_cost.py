@@ -1,0 +1,143 @@
+"""Benchmark: the fixed cost of a process. Wall time of `news-search query` from a cold process (caches warm: the
+second call), of `news-index build` over corpus/ (51 articles, embedding cache off) and of `news-search serve`
+from start to its first 200 on /readyz, each `--runs` times, against the targets of issue 18.
+
+Writes bench/results/fixed-cost-<cpu>.json with the CPU, the backend NEWSEARCH_BACKEND=auto chose and the load
+average around each run (the machine may be shared). Run: `.venv/bin/python -m bench.fixed_cost`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+
+from bench.build_reuters import ROOT, commit
+from bench.machine import machine_facts
+
+CORPUS = ROOT / "corpus"
+TARGETS = {"query": 2.0, "build": 10.0, "serve_ready": 3.0}  # seconds (issue 18)
+QUERY = "oil prices fall after OPEC meeting"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _timed(cmd: list[str], env: dict[str, str]) -> float:
+    """Wall seconds of a command run to its end (its output discarded; a failure stops the bench)."""
+    started = time.perf_counter()
+    done = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    if done.returncode:
+        raise SystemExit(f"{' '.join(cmd[:4])} failed: {done.stderr[-2000:]}")
+    return seconds
+
+
+def time_build(folder: Path, env: dict[str, str]) -> float:
+    """A fresh build of corpus/ (embedding cache off, so every passage is embedded)."""
+    shutil.rmtree(folder, ignore_errors=True)
+    return _timed([sys.executable, "-m", "indexer.cli", "build", str(CORPUS), "--index-dir", str(folder), "--quiet"],
+                  {**env, "NEWSEARCH_CACHE_DIR": "none"})
+
+
+def time_query(folder: Path, env: dict[str, str]) -> float:
+    """One `news-search query` process, start to exit."""
+    return _timed([sys.executable, "-m", "search_api.cli", "query", QUERY, "--index-dir", str(folder), "-k", "10"],
+                  env)
+
+
+def time_serve(folder: Path, env: dict[str, str], limit: float = 120.0) -> float:
+    """`news-search serve` from spawn to its first 200 on /readyz; the server is stopped after."""
+    port = _free_port()
+    started = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "search_api.cli", "serve", "--index-dir", str(folder), "--host",
+                             "127.0.0.1", "--port", str(port), "--log-level", "warning"], env=env, cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        while time.perf_counter() - started < limit:
+            if proc.poll() is not None:
+                raise SystemExit(f"news-search serve exited with {proc.returncode}")
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                    return time.perf_counter() - started
+            except httpx.TransportError:
+                pass
+            time.sleep(0.02)
+        raise SystemExit(f"news-search serve was not ready within {limit} s")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def summary(seconds: list[float], target: float) -> dict:
+    """The runs, their median and range, and whether the median meets the target."""
+    median = statistics.median(seconds)
+    return {"runs": [round(s, 2) for s in seconds], "median": round(median, 2), "min": round(min(seconds), 2),
+            "max": round(max(seconds), 2), "target": target, "met": median <= target}
+
+
+def cpu_slug(cpu: str) -> str:
+    """A file-name piece from the CPU's model name."""
+    return re.sub(r"[^a-z0-9]+", "-", cpu.lower()).strip("-") or "cpu"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--out", type=Path, help="default bench/results/fixed-cost-<cpu>.json")
+    args = parser.parse_args()
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("NEWSEARCH_INDEX_DIR", None)
+    facts = machine_facts()
+    from indexer.doctor import chosen
+    from indexer.embed import Embedder
+    from indexer.settings import Settings
+
+    embedder = Embedder.from_settings(Settings.from_env())
+    picked = chosen(embedder.model_path, embedder.fingerprint, embedder.export_dir, embedder.threads,
+                    embedder.batch_size, embedder.requested[1])  # measured now if this machine has no choice yet
+    work = Path(tempfile.mkdtemp(prefix="fixed-cost-"))
+    runs: dict[str, list[float]] = {name: [] for name in TARGETS}
+    loads = []
+    try:
+        index = work / "index"
+        time_build(index, env)  # warms every cache (exports, compiled models) and leaves the index to query
+        time_query(index, env)  # the first query process after a build: caches warm from here on
+        for _ in range(args.runs):  # interleaved, so a change in the machine's load falls on every target
+            loads.append(os.getloadavg()[0])
+            runs["build"].append(time_build(work / "build", env))
+            runs["query"].append(time_query(index, env))
+            runs["serve_ready"].append(time_serve(index, env))
+            print({k: v[-1] for k, v in runs.items()}, flush=True)
+        loads.append(os.getloadavg()[0])
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    result = {"benchmark": "fixed_cost", "date": datetime.now(UTC).isoformat(timespec="seconds"), "commit": commit(),
+              "machine_facts": facts, "load_average_1min": [round(x, 2) for x in loads],
+              "backend": {"auto": picked.backend, "openvino_precision": picked.openvino_precision,
+                          "reason": picked.reason, "set": os.environ.get("NEWSEARCH_BACKEND", "(unset: auto)")},
+              "corpus": str(CORPUS.relative_to(ROOT)), "query": QUERY,
+              "targets": {name: summary(runs[name], TARGETS[name]) for name in TARGETS}}
+    out = args.out or ROOT / "bench" / "results" / f"fixed-cost-{cpu_slug(facts['cpu'])}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result["targets"], indent=2))
+
+
+if __name__ == "__main__":
+    main()
