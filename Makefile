@@ -19,8 +19,8 @@ install-serve: $(SERVE_STAMP)
 install: $(STAMP)
 
 # torch is pinned and installed first: that pin takes the CPU wheel; unpinned, pip would pull a CUDA build.
-# --no-compile: Python compiles a module when it is first imported; compiling all of torch & co. at install time
-# was a large part of a fresh clone's wait for its first search (bench/fresh_clone.py).
+# --no-compile: Python compiles a module when it is first imported; compiling every module of torch & co. at
+# install time lengthened a fresh clone's wait for its first search and filled disk (docs/speed.md).
 PIP := $(BIN)/python -m pip install --quiet --no-compile
 $(SERVE_STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
