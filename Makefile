@@ -50,7 +50,7 @@ serve: install-serve index
 
 # Chromium first: a non-root user learns at once what to run, before minutes of installing.
 test: $(CHROMIUM) install install-mpnet
-	$(BIN)/ruff check indexer search_api tests bench
+	$(BIN)/ruff check indexer search_api tests bench docs/hooks
 	$(BIN)/python -m pytest tests
 
 # The documentation site (mkdocs.yml) into var/site; strict: a broken link or reference fails the build.
@@ -58,7 +58,7 @@ docs: install
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir $(SITE_DIR)
 
 lint: install
-	$(BIN)/ruff check indexer search_api tests bench
+	$(BIN)/ruff check indexer search_api tests bench docs/hooks
 
 bench: install
 	$(BIN)/python -m bench.build_reuters --fields title+body
