@@ -20,76 +20,137 @@ from indexer.storage import STORES
 from indexer.storage.faiss_vectors import FLAT_LIMIT, HNSW_LIMIT
 
 ENV_PREFIX = "NEWSEARCH_"
-# Variables of earlier releases still read, under the setting that replaced them (README, Configuration).
+# Variables of earlier releases still read, under the setting that replaced them (docs/configuration.md).
 DEPRECATED = {"MODEL_PATH": "model"}
 FIELD_CHOICES = ("title+body", "body")
 
 
 @dataclass(frozen=True)
 class Settings:
-    """Every tunable of newsearch; see README "Configuration" for each variable."""
+    """Every tunable of newsearch. Each field's docstring is its user documentation: docs/configuration.md
+    is generated from them (docs/hooks/settings_page.py), so a new field needs one."""
 
     index_dir: Path = Path("var/index")
-    store: str = "local"  # storage backend of index versions (indexer/storage; docs/storage.md)
-    model: str = DEFAULT_MODEL  # a packaged model's name (models.KNOWN_MODELS) or a sentence-transformers folder
+    """Index folder: the published version is the one its `CURRENT` file names."""
+    store: str = "local"
+    """Storage backend of index versions: `local` (FAISS + SQLite folders) or `milvus` (collections behind an
+    alias; docs/storage.md, docs/milvus.md)."""
+    model: str = DEFAULT_MODEL
+    """Embedding model: `all-MiniLM-L6-v2`, `all-mpnet-base-v2` (its packages installed) or a sentence-transformers
+    model folder; nothing is downloaded (docs/models.md)."""
     chunk_tokens: int = 200
-    chunk_overlap: int = 1  # sentences repeated at the start of the next passage
-    lead_sentences: int = 2  # an untitled article's lead (every one's with fields=body) is also a passage; 0: never
-    fields: str = "title+body"  # what is embedded and keyword-indexed
-    batch_size: int = 16  # passages per batch; 16 beat 32 and 64 on every backend (bench/RESULTS.md)
-    cache_dir: str = ""  # embedding cache folder; empty: <index_dir>/cache; "none": no cache
-    threads: int = 0  # threads of the embedding backend; 0: its default (all cores)
-    backend: str = "auto"  # embedding runtime: auto (measured: docs/performance.md), openvino, torch, torch-bf16, onnx, onnx-int8
-    query_backend: str = ""  # runtime for queries; empty: onnx for fp32 openvino/onnx passages, else the passages' backend
-    openvino_precision: str = "auto"  # OpenVINO's arithmetic: auto (bf16 where the CPU has it, else fp32), fp32, bf16
-    export_dir: str = ""  # where exported ONNX/OpenVINO files are kept; empty: ~/.cache/newsearch/models
+    """Most word pieces of the model's tokenizer in one passage."""
+    chunk_overlap: int = 1
+    """Sentences repeated at the start of the next passage."""
+    lead_sentences: int = 2
+    """An untitled article's lead (every article's with `fields=body`) of this many sentences is also a passage
+    of its own; 0: never (docs/indexing.md)."""
+    fields: str = "title+body"
+    """What is embedded and keyword-indexed: `title+body`, or `body` to leave titles out."""
+    batch_size: int = 16
+    """Passages per embedding batch (batched longest first, each batch padded to its own longest, rounded up to
+    16 word pieces); the default is the fastest measured (bench/RESULTS.md)."""
+    cache_dir: str = ""
+    """Embedding cache folder; empty: `<index_dir>/cache`; `none`: no cache."""
+    threads: int = 0
+    """Threads of the embedding backend, also per query; 0: its default (every core)."""
+    backend: str = "auto"
+    """Embedding runtime: `auto` (the fastest measured on this CPU that passes the quality gate; `news-index
+    doctor`), `openvino`, `torch` (fp32), `torch-bf16`, `onnx`, `onnx-int8` (docs/performance.md)."""
+    query_backend: str = ""
+    """Runtime that embeds queries, one of the same names; empty: `onnx` for fp32 `openvino`/`onnx` passages,
+    else the passages' own backend."""
+    openvino_precision: str = "auto"
+    """OpenVINO's arithmetic: `auto` (bf16 where the CPU has bf16 instructions, else fp32), `fp32`, `bf16`."""
+    export_dir: str = ""
+    """Where the model exported to ONNX (and OpenVINO's compiled cache) is kept, and all-mpnet-base-v2 unpacked;
+    empty: `~/.cache/newsearch/models`."""
     host: str = "127.0.0.1"
+    """Address `news-search serve` listens on."""
     port: int = 8000
-    api_keys: tuple[str, ...] = ()  # empty: search is open
-    admin_key: str = ""  # empty: admin endpoints are disabled
-    cors_origins: tuple[str, ...] = ()  # empty: no cross-origin browser access
-    max_body_bytes: int = 65536  # larger request bodies get 413
-    max_header_bytes: int = 32768  # larger request headers get 431 (docs/reliability.md)
-    header_timeout: float = 10.0  # seconds for a request's headers to arrive (from the connection or its first byte)
-    body_timeout: float = 30.0  # seconds for a request's body to arrive after its headers
-    keep_alive_timeout: float = 5.0  # seconds an idle kept-alive connection stays open
-    max_connections: int = 512  # open connections and requests at once; more get 503
+    """Port `news-search serve` listens on."""
+    api_keys: tuple[str, ...] = ()
+    """Comma-separated keys; when set, the search routes need `Authorization: Bearer KEY` or `X-API-Key: KEY`;
+    empty: search is open."""
+    admin_key: str = ""
+    """Key of the `/admin` routes, sent in `X-Admin-Key`; empty: the admin routes are disabled (404)."""
+    cors_origins: tuple[str, ...] = ()
+    """Comma-separated origins allowed to call the API from a browser; empty: no cross-origin access."""
+    max_body_bytes: int = 65536
+    """Larger request bodies get 413."""
+    max_header_bytes: int = 32768
+    """Larger request lines and headers get 431 (docs/reliability.md)."""
+    header_timeout: float = 10.0
+    """Seconds for a request's headers to arrive (from the connection or its first byte), else 408; also closes
+    idle connections."""
+    body_timeout: float = 30.0
+    """Seconds for a request's body to arrive after its headers, else 408."""
+    keep_alive_timeout: float = 5.0
+    """Seconds an idle kept-alive connection stays open."""
+    max_connections: int = 512
+    """Open connections and requests served at once; more get 503."""
     max_query_chars: int = 1000
+    """Longer queries get 422."""
     max_k: int = 100
+    """Most hits in one page; larger `k` gets 422."""
     default_mode: str = "hybrid"
+    """Ranking mode when a request names none: `hybrid`, `dense` or `keyword`."""
     rrf_k: int = 60
+    """Rank offset `k` of reciprocal rank fusion, `Σ w/(k + rank)`."""
     dense_weight: float = 1.0
+    """Weight of the dense ranking in fusion."""
     keyword_weight: float = 1.0
-    pool_temperature: float = 0.03  # dense article score: soft maximum of its passages' cosines; 0 = best only
-    candidates: int = 200  # results ranked per retriever before fusion; pages reach this deep
-    title_weight: float = 1.0  # BM25 weight of the title column against the body
-    lead_weight: float = 1.0  # BM25 weight of the lead (opening sentences), counted on top of the body
-    keyword_stop_words: bool = True  # leave stop words out of the keyword query (unless nothing else is left)
-    # Hits whose calibrated relevance is below this are not counted in `total` and get no highlight; chosen
-    # on the dev sets' tune half (bench/RESULTS.md, "Relevance calibration"; docs/relevance.md).
+    """Weight of the keyword (BM25) ranking in fusion."""
+    pool_temperature: float = 0.03
+    """Dense article score: the soft maximum of its passages' cosines at this temperature; 0: the best passage."""
+    candidates: int = 200
+    """Results ranked per retriever before fusion; pages reach this deep (`offset + k` at most this)."""
+    title_weight: float = 1.0
+    """BM25 weight of the title column against the body."""
+    lead_weight: float = 1.0
+    """BM25 weight of the lead (an article's opening sentences), counted on top of the body."""
+    keyword_stop_words: bool = True
+    """Leave stop words out of the keyword query (unless nothing else is left; docs/evaluation.md)."""
     min_relevance: float = 0.04
-    rerank_depth: int = 50  # fused results a Reranker re-scores when a request asks for rerank
-    reload_interval: float = 5.0  # seconds between checks of CURRENT; 0 disables
+    """Calibrated relevance a hit needs to count in `total` and be highlighted; chosen on the dev sets' tune half
+    (docs/relevance.md; bench/RESULTS.md, "Relevance calibration")."""
+    rerank_depth: int = 50
+    """Fused results a configured `Reranker` re-scores when a request asks for `rerank`."""
+    reload_interval: float = 5.0
+    """Seconds between a server's checks of `CURRENT` for a newly published version; 0: never."""
     gc_grace_seconds: float = 3600.0
-    lease_seconds: float = 60.0  # a server's or job's claim on a version expires this long after its last heartbeat
-    checkpoint_passages: int = 256  # embedded passages committed to the cache at a time (what a killed job keeps)
-    engine: str = "local"  # batch engine of build/update: local or ray
-    ray_address: str = ""  # empty: start a local Ray instance; else join this cluster (e.g. ray://head:10001)
-    reindex_paths: tuple[str, ...] = ()  # corpus paths POST /admin/reindex reads when the request names none
-    flat_limit: int = FLAT_LIMIT  # passages from which builds use the approximate IVF-SQ8 index instead of exact
-    hnsw_limit: int = HNSW_LIMIT  # passages from which builds use an HNSW graph over 8-bit codes; 0: never
-    nprobe: int = 0  # IVF lists probed per query; 0: by corpus size (recall@10 >= 0.95, bench/RESULTS.md)
-    ef_search: int = 0  # HNSW candidates kept per query; 0: the measured default (recall@10 >= 0.95)
-    mmap: bool = False  # memory-map the vector index instead of reading it into memory
-    # Keyword (BM25) search over articles runs in memory when the index holds at most this many tokens
-    # (about 6 bytes each, read when a version is opened); larger indexes, and filtered searches, ask SQLite.
+    """`news-index gc` leaves unfinished folders, temporary files and finished jobs' files younger than this."""
+    lease_seconds: float = 60.0
+    """A server's or job's claim on a version expires this long after its last heartbeat."""
+    checkpoint_passages: int = 256
+    """Embedded passages committed to the cache at a time: what a killed job keeps."""
+    engine: str = "local"
+    """Batch engine of build and update: `local` or `ray` (docs/scaling.md)."""
+    ray_address: str = ""
+    """Ray cluster to join (e.g. `ray://head:10001`); empty: start a local Ray instance for the job."""
+    reindex_paths: tuple[str, ...] = ()
+    """Comma-separated corpus paths `POST /admin/reindex` reads when the request names none."""
+    flat_limit: int = FLAT_LIMIT
+    """Passages from which builds use the approximate IVF-SQ8 index instead of exact search (docs/scaling.md)."""
+    hnsw_limit: int = HNSW_LIMIT
+    """Passages from which builds use an HNSW graph over 8-bit codes; 0: never."""
+    nprobe: int = 0
+    """IVF lists probed per query; 0: chosen from the corpus size (docs/scaling.md)."""
+    ef_search: int = 0
+    """HNSW candidates kept per query; 0: the measured default (docs/scaling.md)."""
+    mmap: bool = False
+    """Memory-map the vector index instead of reading it into memory (read-only, shared between processes)."""
     keyword_memory_tokens: int = 50_000_000
-    # NEWSEARCH_STORE=milvus (docs/milvus.md): a Milvus Lite file (.db; empty: <index_dir>/milvus.db) or
-    # http(s)://host:19530 of a Milvus server or cluster, its token (user:password or an API key), and the prefix
-    # of this index's collection and alias names
+    """Keyword (BM25) search over articles runs in memory up to this many indexed tokens (a few bytes each, read
+    when a version is opened); larger indexes, and filtered searches, ask SQLite; 0: always SQLite
+    (docs/performance.md)."""
     milvus_uri: str = ""
+    """With `store=milvus`: a Milvus Lite file (`.db`; empty: `<index_dir>/milvus.db`) or `http(s)://host:19530`
+    of a Milvus server or cluster (docs/milvus.md)."""
     milvus_token: str = ""
+    """Token of a Milvus server (`user:password` or an API key); empty for Milvus Lite."""
     milvus_collection: str = "newsearch"
+    """Prefix of this index's Milvus collection and alias names."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -134,7 +195,7 @@ class Settings:
             name, sep, raw = pair.partition("=")
             name = name.strip().lower()
             if not sep or name not in hints:
-                raise ConfigError(f"{pair!r} is not NAME=VALUE with NAME a setting (see README, Configuration)")
+                raise ConfigError(f"{pair!r} is not NAME=VALUE with NAME a setting (see docs/configuration.md)")
             changes[name] = _parse(name, raw.strip(), hints[name])
         return self.replace(**changes)
 

@@ -12,6 +12,7 @@ from typing import Annotated
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException
 
 from indexer import __version__
@@ -81,8 +82,9 @@ def create_app(settings: Settings | None = None, holder: SearcherHolder | None =
         yield
         app.state.holder.close()
 
-    app = FastAPI(title="newsearch", version=__version__, lifespan=lifespan, responses=GUARD_ERRORS,
-                  description="Semantic search over news: ranked passages for natural-language queries.")
+    # /docs and /redoc with Swagger UI and ReDoc served from fastapi-offline's files, not a CDN: they work offline.
+    app = FastAPIOffline(title="newsearch", version=__version__, lifespan=lifespan, responses=GUARD_ERRORS,
+                         description="Semantic search over news: ranked passages for natural-language queries.")
     app.state.settings = settings
     install_error_handlers(app)
     document_limits(app, settings)

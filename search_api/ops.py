@@ -15,6 +15,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, HTTPException, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.routing import Match
 
 from indexer.errors import IndexDamaged, IndexMismatch, NewsearchError, StorageError
 from indexer.settings import Settings
@@ -60,16 +61,26 @@ class RequestObserver:
                 status = message["status"]
             await send(message)
 
+        asked = dict(scope)  # as it came in: routing adds to the scope
         try:
             await self.app(scope, receive, observed_send)
         finally:
             seconds = time.perf_counter() - started
             # The route template (/articles/{article_id}), never the raw path: one series per route.
-            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            route = getattr(scope.get("route"), "path", None) or route_template(asked)
             self.metrics.observe_request(route, scope["method"], status, seconds)
             searcher = served(scope["app"])
             ACCESS_LOG.info(access_line(scope["method"], scope["path"], status, seconds * 1000,
                                         searcher.name if searcher else None))
+
+
+def route_template(scope: dict) -> str:
+    """The path of the app's route or mount that matches a request, else "unmatched". FastAPI names only its
+    API routes in the scope; this finds the others (/openapi.json, /docs, /redoc and the files they load)."""
+    for route in scope["app"].router.routes:
+        if route.matches(scope)[0] is Match.FULL:
+            return route.path
+    return "unmatched"
 
 
 class BodyLimit:

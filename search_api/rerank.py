@@ -1,6 +1,6 @@
 """The re-ranking extension point: a `Reranker` re-scores the best fused candidates from their text.
 
-None ships: no cross-encoder with weights is packaged on PyPI in a form that loads offline (README,
+None ships: no cross-encoder with weights is packaged on PyPI in a form that loads offline (docs/ranking.md,
 "Re-ranking"). Pass one to `Searcher(..., reranker=...)` and ask for `rerank=True`.
 """
 

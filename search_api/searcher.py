@@ -188,7 +188,7 @@ class Searcher:
                            "min_relevance")
         if req.rerank and self.reranker is None:
             raise BadQuery("rerank needs a reranker and none is configured (no cross-encoder is packaged to load "
-                           "offline; see README, Re-ranking)", "rerank")
+                           "offline; see docs/ranking.md, Re-ranking)", "rerank")
 
     # -- search -----------------------------------------------------------------------------------
 

@@ -23,6 +23,9 @@ def test_seed_txt_title_and_stable_id():
     assert problems == []
     assert a.title == "Russia-backed Syrian army carry on anti-ISIS push"
     assert a.id == read(SEED)[0][0].id and a.id.startswith("txt-")
+    # The body is the scraped file's, unchanged below the front matter that names the source.
+    assert (a.source, a.url, a.published) == ("Reuters", None, None)
+    assert a.body.startswith("\nForces loyal to Syria") and a.body.rstrip().endswith("| Contact Us |")
 
 
 def test_corpus_dir_reads_seed_and_wikinews_and_ignores_other_files():
@@ -30,6 +33,8 @@ def test_corpus_dir_reads_seed_and_wikinews_and_ignores_other_files():
     assert problems == []
     assert len(articles) == 51
     assert sum(a.id.startswith("wikinews-") for a in articles) == 50
+    # Every article names its source, the seed too (its front matter), so /stats `sources` counts all 51.
+    assert {a.source for a in articles} == {"Reuters", "English Wikinews (CC BY 2.5)"}
     assert all(a.url.startswith("https://en.wikinews.org/") for a in articles if a.id.startswith("wikinews-"))
 
 

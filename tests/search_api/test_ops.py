@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 
 import pytest
 from fastapi.testclient import TestClient
@@ -130,3 +131,38 @@ def test_keys_compare_in_constant_time_and_admin_routes_need_the_admin_key(corpu
         assert answer.status_code == status, (settings.admin_key, headers, answer.text)
         if status == 401:
             assert answer.headers["www-authenticate"].startswith("Bearer") and "ADMIN_KEY" in answer.json()["detail"]
+
+
+def local_assets(html: str) -> list[str]:
+    """Every script, stylesheet and icon address an HTML page loads."""
+    return re.findall(r'<(?:script|link)[^>]*(?:src|href)="([^"]+)"', html)
+
+
+def test_api_docs_load_only_local_assets_and_work_offline(corpus_settings, own_searcher):
+    with make_client(corpus_settings, own_searcher) as client:
+        for page in ("/docs", "/redoc"):
+            r = client.get(page)
+            assert r.status_code == 200 and "text/html" in r.headers["content-type"]
+            assets = local_assets(r.text)
+            assert assets and all(a.startswith("/") and not a.startswith("//") for a in assets), (page, assets)
+            assert "http://" not in r.text and "https://" not in r.text  # no CDN, no web fonts
+            for asset in assets:
+                assert client.get(asset).status_code == 200, asset
+        assert client.get("/openapi.json").json()["info"]["title"] == "newsearch"
+
+
+def test_metrics_name_the_docs_routes_and_count_only_unknown_paths_as_unmatched(corpus_settings, own_searcher):
+    with make_client(corpus_settings, own_searcher) as client:
+        for path in ("/docs", "/redoc", "/openapi.json", "/static-offline-docs/swagger-ui.css", "/no-such-page"):
+            client.get(path)
+        metrics = samples(client.get("/metrics").text)
+    routes = {dict(labels)["route"]: value for (name, labels), value in metrics.items()
+              if name == "newsearch_http_requests_total"}
+    assert {"/docs", "/redoc", "/openapi.json", "/static-offline-docs"} <= set(routes)
+    assert routes["unmatched"] == 1  # /no-such-page
+
+
+def test_stats_sources_count_every_article_the_seed_too(corpus_settings, own_searcher):
+    with make_client(corpus_settings, own_searcher) as client:
+        stats = client.get("/stats").json()
+    assert stats["sources"] == {"English Wikinews (CC BY 2.5)": 50, "Reuters": 1} and stats["articles"] == 51

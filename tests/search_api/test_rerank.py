@@ -42,4 +42,4 @@ def test_rerank_breaks_ties_by_key_and_checks_the_reranker():
 def test_asking_for_rerank_without_a_reranker_names_the_field(searcher):
     with pytest.raises(BadQuery) as exc:
         searcher.search(SearchRequest(q="Palmyra", rerank=True))
-    assert exc.value.field == "rerank" and "README" in str(exc.value)
+    assert exc.value.field == "rerank" and "docs/ranking.md" in str(exc.value)
