@@ -1,0 +1,488 @@
+"""Benchmark: keyword (BM25) engines for the local store's keyword side at scale, and their quality on the
+Reuters dev sets. Engines: FTS5 as search_api/keyword.py asks it, the in-memory postings of search_api/bm25.py,
+tantivy (official bindings, mmap'd index) and bm25s (sparse matrices, optionally memory-mapped).
+
+Scale: the articles of a built Reuters title+body index (read only), repeated under new numbers until their
+passages reach --passages, as bench/synth_index.py does (copy 0 the source, then seeded random orders, the
+last copy partial, whole articles only): the keyword side of the synthetic 1M index, without its vectors.
+Each engine's index is built once into --work and reused; latency and memory are measured in a fresh
+process per engine. Quality: each engine's keyword-only article ranking on both halves of both dev sets,
+against FTS5's on the base indexes (bench/eval_reuters), paired test per half.
+Run: `python -m bench.keyword_engines --passages 1000000 --engines fts5 memory tantivy bm25s`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.build_reuters import ROOT, commit
+from bench.eval_reuters import SETS, dev_queries, dev_set, index_dir
+from bench.machine import machine_facts, memory_kb
+from bench.vector_data import SEED
+from indexer.meta import SCHEMA, lead_of
+from search_api.eval_metrics import mrr_at, ndcg_at
+from search_api.keyword import query_words, search_articles
+from search_api.significance import paired
+
+RESULTS = ROOT / "bench" / "results"
+WORK = Path("/work/var-shared/kw1m-engines")
+ENGINES = ("fts5", "memory", "tantivy", "bm25s")
+LIMIT = 200  # keyword candidates per query, as the Searcher asks (Settings.candidates)
+SINCE, BEFORE = datetime(1987, 4, 1), datetime(1987, 5, 1)  # the date filter timed: one month of 8
+PRIMARY = {"headlines": "mrr@10", "topics": "ndcg@10"}
+METRIC = {"mrr@10": mrr_at, "ndcg@10": ndcg_at}
+
+
+@dataclass
+class Corpus:
+    """Documents as (title, lead, body) of source rows; doc i is source row rows[i], FTS5 rowid i + 1."""
+
+    titles: list[str]
+    leads: list[str]
+    bodies: list[str]
+    published: np.ndarray  # datetime64[s] per source row
+    source: list[str]
+    rows: np.ndarray  # source row of each document
+    ids: list[str]  # article id of each source row
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def text(self, i: int) -> str:
+        """Title, lead and body of doc i as one text (the three FTS5 columns at weight 1 add up to this)."""
+        r = self.rows[i]
+        return f"{self.titles[r]}\n{self.leads[r]}\n{self.bodies[r]}"
+
+    def published_of(self) -> np.ndarray:
+        return self.published[self.rows]
+
+
+def current(folder: Path) -> Path:
+    """The published version folder of an index."""
+    return folder / (folder / "CURRENT").read_text().strip()
+
+
+def read_corpus(folder: Path, titles: bool) -> tuple[Corpus, np.ndarray]:
+    """The articles of an index version (titles only if it indexes them), and each one's passage count."""
+    conn = sqlite3.connect(f"file:{current(folder) / 'meta.sqlite'}?mode=ro", uri=True)
+    try:
+        rows = conn.execute("SELECT a.id, a.title, a.body, a.published, a.source,"
+                            " (SELECT count(*) FROM passages p WHERE p.article_num = a.num)"
+                            " FROM articles a ORDER BY a.num").fetchall()
+    finally:
+        conn.close()
+    corpus = Corpus([r[1] if titles else "" for r in rows], [lead_of(r[2]) for r in rows], [r[2] for r in rows],
+                    np.array([r[3] or "1970-01-01" for r in rows], dtype="datetime64[s]"), [r[4] or "" for r in rows],
+                    np.arange(len(rows)), [r[0] for r in rows])
+    return corpus, np.array([r[5] for r in rows], dtype=np.int64)
+
+
+def scale_rows(passages: np.ndarray, n: int, seed: int = SEED) -> np.ndarray:
+    """Source rows repeated until their passages reach at most `n`: all, then seeded random orders."""
+    rng = np.random.default_rng(seed)
+    parts, made = [np.arange(len(passages))], int(passages.sum())
+    while made < n:
+        order = rng.permutation(len(passages))
+        take = order[: int(np.searchsorted(np.cumsum(passages[order]), n - made, side="right"))]
+        if len(take) == 0:
+            break
+        parts.append(take)
+        made += int(passages[take].sum())
+    return np.concatenate(parts)
+
+
+# --- engines: build(corpus, folder), open(folder, mmap) -> search(text, limit, since, before) -> [(doc, score)]
+
+def build_fts5(corpus: Corpus, folder: Path) -> None:
+    """articles_fts exactly as indexer/meta.py declares it, beside the article columns its filters read."""
+    conn = sqlite3.connect(folder / "meta.sqlite")
+    fts = [line for line in SCHEMA.splitlines() if "articles_fts USING" in line]
+    conn.executescript("CREATE TABLE articles (num INTEGER PRIMARY KEY, id TEXT NOT NULL, published TEXT, source TEXT);"
+                       "CREATE INDEX articles_published ON articles(published);" + "\n".join(fts))
+    pub = corpus.published_of().astype(str)
+    with conn:
+        for i in range(len(corpus)):
+            r = corpus.rows[i]
+            conn.execute("INSERT INTO articles VALUES (?,?,?,?)", (i + 1, str(i), pub[i], corpus.source[r]))
+            conn.execute("INSERT INTO articles_fts (rowid, title, lead, body) VALUES (?,?,?,?)",
+                         (i + 1, corpus.titles[r], corpus.leads[r], corpus.bodies[r]))
+    conn.execute("VACUUM")
+    conn.close()
+
+
+class Fts5:
+    """search_api/keyword.search_articles on a read-only connection (what the Searcher does without memory)."""
+
+    def __init__(self, path: Path, **_: Any):
+        self.conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+        # The scaled corpus names doc i "i"; a real index's ids are looked up (19k of them).
+        (first,) = self.conn.execute("SELECT id FROM articles LIMIT 1").fetchone()
+        self.num = None if first.isdigit() else {a: n for n, a in self.conn.execute("SELECT num, id FROM articles")}
+
+    def search(self, text: str, limit: int, since: datetime | None = None, before: datetime | None = None):
+        hits = search_articles(self.conn, text, limit, since=since, before=before)
+        return [(int(a) if self.num is None else self.num[a] - 1, s) for a, s in hits]
+
+
+class Memory:
+    """search_api/bm25.KeywordIndex loaded from an FTS5 table; filters applied to the scored rows."""
+
+    def __init__(self, path: Path, **_: Any):
+        from search_api.bm25 import KeywordIndex
+
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        self.index = KeywordIndex.load(conn, "articles_fts", [1.0, 1.0])
+        pub = conn.execute("SELECT published FROM articles ORDER BY num").fetchall()
+        self.published = np.array([p[0] for p in pub], dtype="datetime64[s]")
+        conn.close()
+
+    def search(self, text: str, limit: int, since: datetime | None = None, before: datetime | None = None):
+        terms = self.index.terms(query_words(text))
+        if not terms:
+            return []
+        rowids, scores = self.index.top(terms, len(self.index.rowids) if since else limit)
+        docs = rowids - 1
+        if since is not None:  # post-filter: every match scored, then the month kept
+            keep = (self.published[docs] >= np.datetime64(since)) & (self.published[docs] < np.datetime64(before))
+            docs, scores = docs[keep], scores[keep]
+        return ranked(docs, scores, limit)
+
+
+def ranked(docs: np.ndarray, scores: np.ndarray, limit: int) -> list[tuple[int, float]]:
+    """The best `limit` (doc, score) by score, ties by doc."""
+    order = np.lexsort((docs, -scores))[:limit]
+    return [(int(docs[i]), float(scores[i])) for i in order]
+
+
+def tantivy_schema(fields: bool):
+    import tantivy
+
+    sb = tantivy.SchemaBuilder()
+    for name in (("title", "lead", "body") if fields else ("text",)):
+        sb.add_text_field(name, tokenizer_name="en_stem", index_option="freq")
+    sb.add_integer_field("num", fast=True, indexed=True)  # indexed: deletes by term
+    sb.add_date_field("published", fast=True)
+    sb.add_text_field("source", tokenizer_name="raw", fast=True)
+    return sb.build()
+
+
+def build_tantivy(corpus: Corpus, folder: Path, fields: bool = False) -> None:
+    """One text field (title, lead and body: BM25 over their sum, as FTS5 at weights 1) or three (boostable)."""
+    import tantivy
+
+    index = tantivy.Index(tantivy_schema(fields), path=str(folder))
+    writer = index.writer(heap_size=512_000_000, num_threads=1)
+    for i in range(len(corpus)):
+        writer.add_document(tantivy_doc(corpus, i, i, fields))
+    writer.commit()
+    writer.wait_merging_threads()
+
+
+def tantivy_doc(corpus: Corpus, i: int, num: int, fields: bool = False):
+    """Doc i of the corpus as a tantivy document numbered `num`."""
+    import tantivy
+
+    r = corpus.rows[i]
+    text = ({"title": corpus.titles[r], "lead": corpus.leads[r], "body": corpus.bodies[r]} if fields
+            else {"text": corpus.text(i)})
+    published = corpus.published[r].astype(datetime)
+    return tantivy.Document(num=num, published=published, source=corpus.source[r], **text)
+
+
+def tantivy_update(work: Path, corpus: Corpus, changed: int = 1000) -> dict[str, Any]:
+    """On a copy of the built tantivy index: replace `changed` documents (delete by num, add anew) and commit;
+    the time, the bytes of files the commit wrote, and whether a reader opened before sees it after reload.
+    Then two other processes open the published (unchanged) folder and search it at once."""
+    import tantivy
+
+    copy = work / ".tantivy-update"
+    shutil.rmtree(copy, ignore_errors=True)
+    shutil.copytree(work / "tantivy", copy)
+    before = {p.name for p in copy.iterdir()}
+    index = tantivy.Index.open(str(copy))
+    docs_before = index.searcher().num_docs
+    writer = index.writer(heap_size=100_000_000, num_threads=1)
+    t0 = time.perf_counter()
+    for k, i in enumerate(np.random.default_rng(SEED).choice(len(corpus), changed, replace=False)):
+        writer.delete_documents_by_term("num", int(i))
+        writer.add_document(tantivy_doc(corpus, int(i), len(corpus) + k))
+    writer.commit()
+    commit_s = time.perf_counter() - t0
+    writer.wait_merging_threads()
+    merged_s = time.perf_counter() - t0
+    index.reload()
+    searcher = index.searcher()
+    new = [p for p in copy.iterdir() if p.name not in before]
+    out = {"changed": changed, "commit_s": round(commit_s, 2), "with_merges_s": round(merged_s, 2),
+           "new_files_mb": round(sum(p.stat().st_size for p in new) / 2**20, 2), "segments": searcher.num_segments,
+           "docs_before": docs_before, "docs_after": searcher.num_docs,
+           "last_added_found": searcher.search(tantivy.Query.term_query(index.schema, "num", len(corpus) + changed - 1)).count}
+    shutil.rmtree(copy)
+    code = ("import sys, tantivy; i = tantivy.Index.open(sys.argv[1]); s = i.searcher();"
+            "print(s.search(i.parse_query('oil', ['text']), 10).count)")
+    readers = [subprocess.Popen([sys.executable, "-c", code, str(work / "tantivy")], stdout=subprocess.PIPE, text=True)
+               for _ in range(2)]
+    out["concurrent_readers_counts"] = [int(p.communicate()[0].strip()) for p in readers]
+    return out
+
+
+class Tantivy:
+    """Terms of the query words (tantivy's en_stem analyzer) OR-ed, each field boosted; doc numbers from a
+    fast field."""
+
+    def __init__(self, path: Path, fields: bool = False, weights: Sequence[float] = (1.0, 1.0, 1.0), **_: Any):
+        import tantivy
+
+        self.t = tantivy
+        self.index = tantivy.Index.open(str(path))
+        self.schema = self.index.schema
+        self.fields = list(zip(("title", "lead", "body"), weights)) if fields else [("text", 1.0)]
+        self.analyzer = (tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple()).filter(tantivy.Filter.remove_long(40))
+                         .filter(tantivy.Filter.lowercase()).filter(tantivy.Filter.stemmer("english")).build())
+        self.searcher = self.index.searcher()
+
+    def search(self, text: str, limit: int, since: datetime | None = None, before: datetime | None = None):
+        t = self.t
+        terms = list(dict.fromkeys(tok for w in query_words(text) for tok in self.analyzer.analyze(w)))
+        should = [(t.Occur.Should, t.Query.boost_query(t.Query.term_query(self.schema, f, term), w) if w != 1.0
+                   else t.Query.term_query(self.schema, f, term)) for term in terms for f, w in self.fields if w > 0]
+        if not should:
+            return []
+        query = t.Query.boolean_query(should)
+        if since is not None:  # pre-filter inside the index: a range on the date fast field, scoring nothing
+            month = t.Query.range_query(self.schema, "published", t.FieldType.Date, since, before, True, False)
+            query = t.Query.boolean_query([(t.Occur.Must, query), (t.Occur.Must, t.Query.const_score_query(month, 0.0))])
+        hits = self.searcher.search(query, limit, count=False).hits
+        nums = self.searcher.fast_field_values("num", [h[1] for h in hits])
+        return [(int(n), float(h[0])) for n, h in zip(nums, hits)]
+
+
+def bm25s_tokenizer():
+    import bm25s
+    import Stemmer
+
+    # FTS5's porter stemmer; every word indexed (FTS5 keeps stop words; queries drop them, keyword.query_words).
+    return bm25s.tokenization.Tokenizer(stopwords=[], stemmer=Stemmer.Stemmer("porter").stemWord)
+
+
+def build_bm25s(corpus: Corpus, folder: Path) -> None:
+    """Sparse document-term matrix of BM25 scores (k1 1.2, b 0.75 as FTS5; lucene idf)."""
+    import bm25s
+
+    tokens = bm25s_tokenizer().tokenize([corpus.text(i) for i in range(len(corpus))], return_as="tuple",
+                                         show_progress=False)
+    model = bm25s.BM25(k1=1.2, b=0.75)
+    model.index(tokens, show_progress=False)
+    model.save(str(folder), show_progress=False)
+    np.save(folder / "published.npy", corpus.published_of())
+
+
+class Bm25s:
+    """bm25s retrieval of the query words' stems; the date filter as a weight mask over documents."""
+
+    def __init__(self, path: Path, mmap: bool = False, **_: Any):
+        import bm25s
+        import Stemmer
+
+        self.model = bm25s.BM25.load(str(path), mmap=mmap, show_progress=False)
+        self.published = np.load(path / "published.npy", mmap_mode="r" if mmap else None)
+        self.stem = Stemmer.Stemmer("porter").stemWords
+
+    def search(self, text: str, limit: int, since: datetime | None = None, before: datetime | None = None):
+        vocab = self.model.vocab_dict
+        ids = [vocab[s] for s in dict.fromkeys(self.stem(query_words(text))) if s in vocab]
+        if not ids:
+            return []
+        mask = None
+        if since is not None:  # computed per query here; a store would cache it per filter
+            mask = ((self.published >= np.datetime64(since)) & (self.published < np.datetime64(before))).astype(np.float32)
+        docs, scores = self.model.retrieve([ids], k=min(limit, self.model.scores["num_docs"]), show_progress=False,
+                                           weight_mask=mask)
+        return [(int(d), float(s)) for d, s in zip(docs[0], scores[0]) if s > 0]
+
+
+BUILD = {"fts5": build_fts5, "tantivy": build_tantivy, "bm25s": build_bm25s}
+OPEN = {"fts5": Fts5, "memory": Memory, "tantivy": Tantivy, "bm25s": Bm25s}
+FOLDER = {"fts5": "fts5", "memory": "fts5", "tantivy": "tantivy", "bm25s": "bm25s"}
+
+
+def target(folder: Path, engine: str) -> Path:
+    """What an engine opens: the SQLite file for fts5/memory, else its folder."""
+    return folder / "fts5" / "meta.sqlite" if FOLDER[engine] == "fts5" else folder / FOLDER[engine]
+
+
+def du(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def build(corpus: Corpus, work: Path, engine: str) -> dict[str, Any]:
+    """Build one engine's index into work/<engine> (via a temp folder renamed at the end) unless there."""
+    folder, done = work / FOLDER[engine], work / f"{FOLDER[engine]}.build.json"
+    if done.exists():
+        return json.loads(done.read_text())
+    tmp = work / f".{FOLDER[engine]}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    load0, t0, peak0 = os.getloadavg()[0], time.perf_counter(), memory_kb()["VmHWM"]
+    BUILD[FOLDER[engine]](corpus, tmp)
+    info = {"build_s": round(time.perf_counter() - t0, 1), "disk_mb": round(du(tmp) / 2**20, 1),
+            "builder_peak_rss_mb_at_end": round(max(peak0, memory_kb()["VmHWM"]) / 1024),
+            "load_avg_1m": [load0, os.getloadavg()[0]]}
+    tmp.rename(folder)
+    done.write_text(json.dumps(info, indent=2) + "\n")
+    return info
+
+
+def timed_queries(engine: str, path: Path, mmap: bool, queries: list[str], filtered: int) -> dict[str, Any]:
+    """In this process: open, then time every query (after 20 untimed), then `filtered` with the date filter."""
+    before = memory_kb()
+    t0 = time.perf_counter()
+    searcher = OPEN[engine](path, mmap=mmap)
+    open_s = time.perf_counter() - t0
+    opened = memory_kb()
+    for q in queries[:20]:
+        searcher.search(q, LIMIT)
+    lat, found = [], []
+    for q in queries:
+        t = time.perf_counter()
+        hits = searcher.search(q, LIMIT)
+        lat.append(time.perf_counter() - t)
+        found.append(len(hits))
+    flat = []
+    for q in queries[:filtered]:
+        t = time.perf_counter()
+        searcher.search(q, LIMIT, SINCE, BEFORE)
+        flat.append(time.perf_counter() - t)
+    after = memory_kb()
+
+    def ms(xs: list[float]) -> dict[str, float]:
+        return {"p50_ms": round(float(np.percentile(xs, 50)) * 1e3, 2), "p99_ms": round(float(np.percentile(xs, 99)) * 1e3, 2),
+                "mean_ms": round(float(np.mean(xs)) * 1e3, 2), "queries": len(xs)}
+
+    def delta(a: dict, b: dict) -> dict[str, int]:
+        return {k: round((b.get(k, 0) - a.get(k, 0)) / 1024) for k in ("VmRSS", "RssAnon", "RssFile")}
+
+    return {"engine": engine, "mmap": mmap, "open_s": round(open_s, 2), "unfiltered": ms(lat),
+            "date_filtered": ms(flat) if flat else None, "mean_hits": round(float(np.mean(found)), 1),
+            "rss_mb_after_open": delta(before, opened), "rss_mb_after_queries": delta(before, after),
+            "load_avg_1m": os.getloadavg()[0]}
+
+
+def measure(engine: str, work: Path, passages: int, mmap: bool, n_queries: int, filtered: int) -> dict[str, Any]:
+    """timed_queries in a fresh process, so memory deltas are the engine's own."""
+    out = subprocess.run([sys.executable, "-m", "bench.keyword_engines", "--measure", engine, "--work", str(work),
+                          "--passages", str(passages), "--queries", str(n_queries), "--filtered", str(filtered)]
+                         + (["--mmap"] if mmap else []), capture_output=True, text=True, cwd=ROOT)
+    if out.returncode != 0:
+        raise SystemExit(f"measuring {engine} failed: {out.stderr.strip().splitlines()[-1]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def query_sample(n: int) -> list[str]:
+    """n dev query texts of both sets in a fixed shuffled order."""
+    queries = dev_queries()
+    return [queries[i] for i in np.random.default_rng(SEED).permutation(len(queries))[:n]]
+
+
+def quality(engines: Sequence[str], work: Path) -> dict[str, Any]:
+    """Each engine's keyword-only article ranking (top 10, no collapse) on both halves of both dev sets, paired
+    against FTS5 on the base index itself."""
+    out: dict[str, Any] = {}
+    for name, fields in SETS.items():
+        base = index_dir(fields)
+        corpus, _ = read_corpus(base, titles=fields == "title+body")  # as indexer/store.py writes it
+        metric = PRIMARY[name]
+        searchers = {"fts5": Fts5(current(base) / "meta.sqlite")}
+        for engine in engines:
+            if engine == "fts5":
+                continue
+            if engine == "memory":
+                searchers[engine] = Memory(current(base) / "meta.sqlite")
+                continue
+            folder = work / f"reuters-{name}-{engine}"
+            if not folder.exists():
+                tmp = folder.with_name(folder.name + ".tmp")
+                shutil.rmtree(tmp, ignore_errors=True)
+                tmp.mkdir(parents=True)
+                (build_tantivy(corpus, tmp, fields=True) if engine == "tantivy-fields" else BUILD[engine](corpus, tmp))
+                tmp.rename(folder)
+            searchers[engine] = (Tantivy(folder, fields=True) if engine == "tantivy-fields" else OPEN[engine](folder))
+        out[name] = {"metric": metric, "articles": len(corpus)}
+        for half in ("tune", "check"):
+            queries, qrels = dev_set(name, half)
+            qids = sorted(queries)
+            scores = {}
+            for engine, s in searchers.items():
+                runs = [[corpus.ids[corpus.rows[d]] for d, _ in s.search(queries[q], LIMIT)[:10]] for q in qids]
+                scores[engine] = [METRIC[metric](run, qrels.get(q, {})) for q, run in zip(qids, runs)]
+            out[name][half] = {e: paired(scores[e], scores["fts5"]).as_dict() for e in searchers if e != "fts5"}
+            out[name][half]["fts5_mean"] = round(float(np.mean(scores["fts5"])), 4)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--passages", type=int, default=1_000_000, help="passages the scaled corpus reaches")
+    parser.add_argument("--engines", nargs="+", default=list(ENGINES), choices=ENGINES)
+    parser.add_argument("--quality-engines", nargs="*", default=["memory", "tantivy", "tantivy-fields", "bm25s"])
+    parser.add_argument("--work", type=Path, default=WORK, help=f"where indexes are built and reused (default {WORK})")
+    parser.add_argument("--queries", type=int, default=300, help="dev queries timed per engine")
+    parser.add_argument("--filtered", type=int, default=100, help="of which also timed with the date filter")
+    parser.add_argument("--out", type=Path, help="result file (default bench/results/keyword-engines-<cpu>.json)")
+    parser.add_argument("--skip-scale", action="store_true", help="quality only")
+    parser.add_argument("--measure", choices=ENGINES, help=argparse.SUPPRESS)
+    parser.add_argument("--mmap", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    work = args.work / f"p{args.passages}"
+    if args.measure:
+        result = timed_queries(args.measure, target(work, args.measure), args.mmap, query_sample(args.queries), args.filtered)
+        print(json.dumps(result))  # noqa: T201 - the parent reads it
+        return
+    machine = machine_facts()
+    path = args.out or RESULTS / f"keyword-engines-{'-'.join(machine['cpu'].split()[:3]).lower()}.json"
+    # Runs of single engines (each bounded in time) add to the file of earlier runs at the same scale.
+    earlier = json.loads(path.read_text()) if path.exists() else {}
+    result: dict[str, Any] = {"benchmark": "keyword_engines", "commit": commit(), "machine": machine,
+                              "started": datetime.now().isoformat(timespec="seconds"), "load_avg_start": os.getloadavg(),
+                              "limit": LIMIT, "date_filter": [SINCE.isoformat(), BEFORE.isoformat()],
+                              "quality": earlier.get("quality")}
+    if args.quality_engines:
+        result["quality"] = quality(args.quality_engines, args.work)
+    if not args.skip_scale:
+        corpus, passages = read_corpus(index_dir("title+body"), titles=True)
+        corpus.rows = scale_rows(passages, args.passages)
+        result["scale"] = {"passages": int(passages[corpus.rows].sum()), "articles": len(corpus), "engines": {}}
+        if earlier.get("scale", {}).get("passages") == result["scale"]["passages"]:
+            result["scale"]["engines"] = earlier["scale"]["engines"]
+        work.mkdir(parents=True, exist_ok=True)
+        for engine in args.engines:
+            entry = {"build": build(corpus, work, engine) if engine != "memory" else None, "runs": []}
+            for mmap in ([False, True] if engine == "bm25s" else [False]):
+                entry["runs"].append(measure(engine, args.work, args.passages, mmap, args.queries, args.filtered))
+            if engine == "tantivy":
+                entry["update"] = tantivy_update(work, corpus)
+            entry["load_avg_1m"] = os.getloadavg()
+            result["scale"]["engines"][engine] = entry
+    else:
+        result["scale"] = earlier.get("scale")
+    result["load_avg_end"] = os.getloadavg()
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))  # noqa: T201 - CLI
+
+
+if __name__ == "__main__":
+    main()
