@@ -11,12 +11,8 @@ import pytest
 pytest.importorskip("tantivy")
 pytest.importorskip("bm25s")
 
-from bench.keyword_engines import (  # noqa: E402 - after the skips: the engines are an extra (bench-keyword)
-    BUILD,
-    OPEN,
-    read_corpus,
-    scale_rows,
-)
+from bench.keyword_engines import read_corpus, scale_rows  # noqa: E402 - after the skips: engines are an extra
+from bench.keyword_indexes import BUILD, OPEN  # noqa: E402
 
 
 def test_scale_rows_repeats_whole_articles_up_to_the_bound():
