@@ -1,5 +1,5 @@
 # Two commands do all set-up: `make serve` and `make test`. Everything else is a step of theirs.
-# `make serve` installs only what serving needs; `make test` adds the test, notebook, browser, Ray and docs
+# `make serve` installs only what serving needs; `make test` adds the test, notebook, browser, Ray, docs and keyword-bench
 # packages and, run as root, apt-installs Debian's Chromium for the browser test (the rule for /usr/bin/chromium below).
 PYTHON ?= python3
 VENV := .venv
