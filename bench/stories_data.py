@@ -25,7 +25,8 @@ class IndexedArticles:
     sources: list[str | None]
     dup_groups: list[str | None]
     topics: list[list[str]]
-    vectors: np.ndarray  # float32 [n, d], normalised
+    vectors: np.ndarray  # float32 [n, d], normalised mean of each article's passage vectors
+    lead_vectors: np.ndarray  # float32 [n, d], each article's first passage vector
 
 
 def load_indexed(index_dir: Path) -> IndexedArticles:
@@ -36,15 +37,19 @@ def load_indexed(index_dir: Path) -> IndexedArticles:
         rows = conn.execute("SELECT num, id, title, body, published, source, dup_group, meta FROM articles"
                             " ORDER BY num").fetchall()
         row_of = {r[0]: i for i, r in enumerate(rows)}
-        pids, nums = zip(*conn.execute("SELECT id, article_num FROM passages ORDER BY id"))
+        pids, nums, ordinals = zip(*conn.execute("SELECT id, article_num, ordinal FROM passages ORDER BY id"))
         passage_vectors = version.vectors.get(np.array(pids, dtype=np.int64))
         owners = np.array([row_of[n] for n in nums], dtype=np.int64)
         vectors = article_vectors(passage_vectors, owners, len(rows))
+        firsts = np.array(ordinals) == 0
+        lead_vectors = np.zeros_like(vectors)
+        lead_vectors[owners[firsts]] = passage_vectors[firsts]
     finally:
         version.close()
     return IndexedArticles([r[1] for r in rows], [r[2] for r in rows], [r[3] for r in rows],
                            [datetime.fromisoformat(r[4]) if r[4] else None for r in rows], [r[5] for r in rows],
-                           [r[6] for r in rows], [json.loads(r[7]).get("topics") or [] for r in rows], vectors)
+                           [r[6] for r in rows], [json.loads(r[7]).get("topics") or [] for r in rows], vectors,
+                           lead_vectors)
 
 
 def open_readonly(path: Path) -> sqlite3.Connection:

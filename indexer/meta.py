@@ -25,10 +25,12 @@ CREATE TABLE articles (
     url TEXT,
     content_hash TEXT NOT NULL,
     meta TEXT NOT NULL DEFAULT '{}',
-    dup_group TEXT                    -- id of the first article with the same or near-same body
+    dup_group TEXT,                   -- id of the first article with the same or near-same body
+    story TEXT                        -- story id: articles reporting the same event (indexer/stories.py)
 );
 CREATE INDEX articles_published ON articles(published);
 CREATE INDEX articles_source ON articles(source);
+CREATE INDEX articles_story ON articles(story, published);
 CREATE TABLE passages (
     id INTEGER PRIMARY KEY,           -- FAISS id
     article_num INTEGER NOT NULL REFERENCES articles(num),
@@ -62,7 +64,8 @@ class StoredPassage:
 
 
 def write_meta(path: Path, articles: Iterable[Article], passages_of: dict[str, Sequence[Passage]],
-               index_titles: bool, dup_groups: dict[str, str] | None = None) -> tuple[int, int]:
+               index_titles: bool, dup_groups: dict[str, str] | None = None,
+               stories: dict[str, str] | None = None) -> tuple[int, int]:
     """Write a new meta.sqlite; returns (articles, passages) written."""
     conn = sqlite3.connect(path)
     n_articles = n_passages = 0
@@ -72,12 +75,12 @@ def write_meta(path: Path, articles: Iterable[Article], passages_of: dict[str, S
             n_articles += 1
             title = article.title if index_titles else ""
             conn.execute(
-                "INSERT INTO articles (num, id, title, body, published, source, url, content_hash, meta, dup_group)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?)",
+                "INSERT INTO articles (num, id, title, body, published, source, url, content_hash, meta, dup_group,"
+                " story) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 (n_articles, article.id, article.title, article.body,
                  article.published.isoformat() if article.published else None, article.source, article.url,
                  article.content_hash, json.dumps(article.meta, ensure_ascii=False, default=str),
-                 (dup_groups or {}).get(article.id)),
+                 (dup_groups or {}).get(article.id), (stories or {}).get(article.id, article.id)),
             )
             conn.execute("INSERT INTO articles_fts (rowid, title, lead, body) VALUES (?,?,?,?)",
                          (n_articles, title, lead_of(article.body), article.body))
@@ -179,6 +182,25 @@ class MetaReader:
         return {"id": row[1], "title": row[2], "body": row[3], "published": _date(row[4]), "source": row[5],
                 "url": row[6], "content_hash": row[7], "meta": json.loads(row[8]), "dup_group": row[9],
                 "passages": passages}
+
+    def stories(self) -> dict[str, str]:
+        """Article id -> story id; empty for a version written before stories were stored."""
+        try:
+            return dict(self.conn.execute("SELECT id, story FROM articles WHERE story IS NOT NULL"))
+        except sqlite3.OperationalError:  # no story column
+            return {}
+
+    def story_articles(self, story_id: str) -> list[dict[str, Any]]:
+        """The articles of one story in time order (undated last, then by id): a timeline."""
+        try:
+            rows = self.conn.execute(
+                "SELECT id, title, published, source, url, dup_group FROM articles WHERE story = ?"
+                " ORDER BY published IS NULL, published, id", (story_id,)).fetchall()
+        except sqlite3.OperationalError:  # no story column: each article is its own story
+            rows = self.conn.execute("SELECT id, title, published, source, url, dup_group FROM articles WHERE id = ?",
+                                     (story_id,)).fetchall()
+        return [{"id": r[0], "title": r[1], "published": _date(r[2]), "source": r[3], "url": r[4], "dup_group": r[5]}
+                for r in rows]
 
     def article_hashes(self) -> dict[str, str]:
         """Article id -> content hash, for incremental updates."""

@@ -268,7 +268,7 @@ def writer_gone(folder: Path) -> bool:
 
 def write_version(index_dir: Path, articles: list, passages_of: dict, ids, vectors, *, model: dict[str, Any],
                   chunking: dict[str, Any], dup_groups: dict[str, str], flat_limit: int = FLAT_LIMIT,
-                  hnsw_limit: int = HNSW_LIMIT) -> str:
+                  hnsw_limit: int = HNSW_LIMIT, stories: dict[str, str] | None = None) -> str:
     """Write a complete new version folder beside the others (not yet published); returns its name.
 
     Files are written under .tmp names, fsynced and renamed; the manifest comes last, so a crash
@@ -281,7 +281,7 @@ def write_version(index_dir: Path, articles: list, passages_of: dict, ids, vecto
     try:
         (folder / WRITER).write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname()}))
         return _write_files(folder, name, articles, passages_of, ids, vectors, model=model, chunking=chunking,
-                            dup_groups=dup_groups, flat_limit=flat_limit, hnsw_limit=hnsw_limit)
+                            dup_groups=dup_groups, flat_limit=flat_limit, hnsw_limit=hnsw_limit, stories=stories)
     except BaseException:
         # A failed writer (full disk, Ctrl-C) gives its space back at once; only a killed one leaves the
         # folder, which gc removes as soon as the writer named in it is gone.
@@ -290,12 +290,14 @@ def write_version(index_dir: Path, articles: list, passages_of: dict, ids, vecto
 
 
 def _write_files(folder: Path, name: str, articles: list, passages_of: dict, ids, vectors, *, model: dict[str, Any],
-                 chunking: dict[str, Any], dup_groups: dict[str, str], flat_limit: int, hnsw_limit: int) -> str:
+                 chunking: dict[str, Any], dup_groups: dict[str, str], flat_limit: int, hnsw_limit: int,
+                 stories: dict[str, str] | None = None) -> str:
     from indexer.meta import write_meta
 
     meta_tmp = folder / (META + ".tmp")
     n_articles, n_passages = write_meta(meta_tmp, articles, passages_of,
-                                        index_titles=chunking["fields"] == "title+body", dup_groups=dup_groups)
+                                        index_titles=chunking["fields"] == "title+body", dup_groups=dup_groups,
+                                        stories=stories)
     commit_file(meta_tmp, folder / META)
     store = FaissStore.build(ids, vectors, model["dim"], flat_limit, hnsw_limit=hnsw_limit)
     vec_tmp = folder / (VECTORS + ".tmp")
@@ -303,6 +305,8 @@ def _write_files(folder: Path, name: str, articles: list, passages_of: dict, ids
     commit_file(vec_tmp, folder / VECTORS)
     counts = {"articles": n_articles, "passages": n_passages,
               "duplicate_groups": len(set(dup_groups.values()))}
+    if stories is not None:
+        counts["stories"] = len(set(stories.values()))
     manifest = base_manifest(name, model, chunking, counts, store.spec)
     manifest["files"] = {VECTORS: file_entry(folder / VECTORS), META: file_entry(folder / META)}
     write_manifest(folder, manifest)

@@ -118,6 +118,7 @@ class Base:
         conn = version.meta.conn
         self.stored = {aid: (h, m) for aid, h, m in conn.execute("SELECT id, content_hash, meta FROM articles")}
         self.titles = dict(conn.execute("SELECT id, title FROM articles"))
+        self.stories = version.meta.stories()  # kept articles keep their stories
         self.passages_of: dict[str, list[Passage]] = {}
         for pid, aid, ordinal, text, start, end, tokens in conn.execute(
                 "SELECT p.id, a.id, p.ordinal, p.text, p.start, p.end, p.tokens FROM passages p"
@@ -235,7 +236,8 @@ def update(paths: Sequence[Path], settings: Settings, embedder: Embedder, delete
                 version.close()
         if on_progress:
             on_progress("writing", 0, 1)
-        name = write_prepared(index_dir, prepared, passages, vectors, embedder, settings)
+        name = write_prepared(index_dir, prepared, passages, vectors, embedder, settings,
+                              {a: base.stories[a] for a in changes.unchanged + kept if a in base.stories})
         publish_new(index_dir, name)
     return UpdateReport(name, base_name, True, len(changes.added), len(changes.changed), len(deleted),
                         len(changes.unchanged), len(kept), len(articles), len(passages), embedded, carried,

@@ -14,9 +14,10 @@ from typing import Any, Literal
 import numpy as np
 
 from indexer.embed import Embedder
-from indexer.errors import ArticleNotFound, BadQuery
+from indexer.errors import ArticleNotFound, BadQuery, StoryNotFound
 from indexer.settings import Settings
 from indexer.store import IndexVersion, check_model
+from indexer.stories import summary
 from search_api import keyword
 from search_api.bm25 import KeywordIndex, idf, instances
 from search_api.fusion import best_per_group, decay, ranked, rrf, soft_max_pool
@@ -26,7 +27,8 @@ from search_api.rerank import Reranker, rerank
 
 BACKGROUND_PASSAGES = 512  # a fixed random sample: the scale of each query's cosines (search_api/relevance.py)
 Mode = Literal["hybrid", "dense", "keyword"]
-Group = Literal["article", "none"]
+Group = Literal["article", "story", "none"]
+BY_ARTICLE = ("article", "story")  # groupings whose keys are article ids
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,7 @@ class Hit:
     highlights: list[tuple[int, int]] = field(default_factory=list)
     matched_terms: list[str] = field(default_factory=list)
     relevance: float = 0.0
+    story: dict[str, Any] | None = None  # with group=story: the story's size, dates, sources and headline
 
 
 @dataclass
@@ -130,6 +133,7 @@ class Searcher:
             len(self._article_ids))
         self._published = [None] + [datetime.fromisoformat(r[2]) if r[2] else None for r in rows]
         self._dup_group = {r[1]: r[3] for r in rows if r[3]}
+        self._story = version.meta.stories() or {r[1]: r[1] for r in rows}  # older versions: one story per article
         pairs = np.array(conn.execute("SELECT id, article_num FROM passages ORDER BY id").fetchall(), dtype=np.int64)
         self._pids = pairs[:, 0] if len(pairs) else np.zeros(0, dtype=np.int64)
         self._owner = pairs[:, 1] if len(pairs) else np.zeros(0, dtype=np.int64)
@@ -188,8 +192,8 @@ class Searcher:
             raise BadQuery(f"offset + k must be at most {s.candidates} (results are ranked that deep)", "offset")
         if req.mode not in (None, "hybrid", "dense", "keyword"):
             raise BadQuery("mode must be hybrid, dense or keyword", "mode")
-        if req.group not in ("article", "none"):
-            raise BadQuery("group must be article or none", "group")
+        if req.group not in ("article", "story", "none"):
+            raise BadQuery("group must be article, story or none", "group")
         since, before = _as_datetime(req.since, False), _as_datetime(req.until, True)
         clamped = since == before and since in (datetime.min, datetime.max)  # both past the calendar's edge
         if since and before and since >= before and not clamped:
@@ -233,7 +237,7 @@ class Searcher:
         since, before = _as_datetime(req.since, False), _as_datetime(req.until, True)
         allowed = self._allowed(since, before, req.sources) if since or before or req.sources else None
         qvec = self.embedder.encode_query(req.q)  # in keyword mode too: relevance needs the query's meaning
-        rank = self._rank_articles if req.group == "article" else self._rank_passages
+        rank = self._rank_articles if req.group in BY_ARTICLE else self._rank_passages
         scores, best, matches = rank(req, mode, qvec, allowed, since, before)
         if req.recency_half_life_days:
             dates = {key: self._published[self._key_num(key, req.group)] for key in scores}
@@ -241,8 +245,10 @@ class Searcher:
             scores = decay(scores, dates, req.recency_half_life_days, now)
         order = ranked(scores)
         duplicates: dict[Any, list[Any]] = {key: [] for key in order}
-        if req.group == "article" and req.collapse:
+        if req.group in BY_ARTICLE and req.collapse:
             order, duplicates = best_per_group(order, self._dup_group)
+        if req.group == "story":  # one hit per story, its best article: the hit's `story` describes the rest
+            order = best_per_group(order, self._story)[0]
         if req.rerank:
             order, new = self._rerank(req, order, best)
             scores = {**scores, **new}
@@ -251,7 +257,7 @@ class Searcher:
     def signals(self, req: SearchRequest, keys: list, qvec: np.ndarray) -> Signals:
         """What the relevance of each ranked key (article id, or passage id with group=none) is computed from."""
         nums = np.array([self._key_num(key, req.group) for key in keys], dtype=np.int64)
-        if req.group == "article":
+        if req.group in BY_ARTICLE:
             cosine = self._article_cosines(nums, qvec)
         else:
             cosine = self.version.vectors.get(np.array(keys, dtype=np.int64)) @ qvec if keys else np.zeros(0)
@@ -285,7 +291,7 @@ class Searcher:
         return self._pids[keep[self._owner]]
 
     def _key_num(self, key: Any, group: str) -> int:
-        if group == "article":
+        if group in BY_ARTICLE:
             return self._num_of[key]
         return int(self._owner[np.searchsorted(self._pids, key)])
 
@@ -352,7 +358,7 @@ class Searcher:
 
     def _passage_ids(self, req, keys: list, best: dict[str, int]) -> list[int]:
         """The passage shown for each key: itself, or the article's best dense, keyword or first passage."""
-        if req.group != "article":
+        if req.group not in BY_ARTICLE:
             return list(keys)
         missing = [aid for aid in keys if aid not in best]
         best = {**best, **keyword.best_passage_per_article(self.version.meta.conn, req.q, missing)}
@@ -380,9 +386,10 @@ class Searcher:
             hits.append(Hit(
                 rank=rank, score=round(float(scores[key]), 6), passage_id=pid, text=p.text, start=p.start, end=p.end,
                 article_id=p.article_id, title=p.title, published=p.published, source=p.source, url=p.url,
-                matched_passages=max(matches.get(key, 1) - 1, 0) if req.group == "article" else 0,
-                duplicates=sorted(duplicates.get(key, [])) if req.group == "article" else [],
+                matched_passages=max(matches.get(key, 1) - 1, 0) if req.group in BY_ARTICLE else 0,
+                duplicates=sorted(duplicates.get(key, [])) if req.group in BY_ARTICLE else [],
                 highlights=spans, matched_terms=light.terms, relevance=rated[key],
+                story=self.story(self._story[key], summary_only=True) if req.group == "story" else None,
             ))
         return hits
 
@@ -405,6 +412,20 @@ class Searcher:
         found["duplicates"] = sorted(a for a, g in self._dup_group.items()
                                      if found["dup_group"] and g == found["dup_group"] and a != article_id)
         return found
+
+    def story(self, story_id: str, summary_only: bool = False) -> dict[str, Any]:
+        """One story's summary and (unless `summary_only`) its articles in time order; StoryNotFound if unknown."""
+        timeline = self.version.meta.story_articles(story_id)
+        if not timeline:
+            raise StoryNotFound(f"no story with id {story_id!r} in index version {self.name}; story ids come from "
+                                "search hits (group=story) or an article's story_id")
+        return summary(story_id, timeline) if summary_only else {**summary(story_id, timeline), "timeline": timeline}
+
+    def story_of(self, article_id: str) -> str:
+        """The story id of an article; ArticleNotFound if the id is unknown."""
+        if article_id not in self._num_of:
+            raise ArticleNotFound(f"no article with id {article_id!r} in index version {self.name}")
+        return self._story[article_id]
 
     def stats(self) -> dict[str, Any]:
         """Index version, counts, model and date range."""
