@@ -53,6 +53,24 @@ def scores(pairs: list[dict], same: np.ndarray, resamples: int = 0, seed: int = 
     return out
 
 
+def paired_f1(pairs: list[dict], same_a: np.ndarray, same_b: np.ndarray, resamples: int, seed: int = 0) -> dict:
+    """F1 of a minus F1 of b on the same pairs: the difference, its 95% bootstrap interval (pairs resampled
+    together) and a two-sided bootstrap p-value."""
+    gold = np.array([p["label"] for p in pairs], dtype=bool)
+
+    def f1(k: np.ndarray, same: np.ndarray) -> float:
+        tp = np.sum(gold[k] & same[k])
+        return float(2 * tp / max(np.sum(gold[k]) + np.sum(same[k]), 1))
+
+    every = np.arange(len(pairs))
+    draws = np.array([f1(k, same_a) - f1(k, same_b)
+                      for k in np.random.default_rng(seed).integers(0, len(pairs), (resamples, len(pairs)))])
+    p = min(1.0, 2 * min(float(np.mean(draws <= 0)), float(np.mean(draws >= 0))))
+    return {"diff": round(f1(every, same_a) - f1(every, same_b), 4),
+            "diff_95": [round(float(np.percentile(draws, 2.5)), 4), round(float(np.percentile(draws, 97.5)), 4)],
+            "p": round(p, 4)}
+
+
 def predicted(pairs: list[dict], stories: dict[str, str]) -> np.ndarray:
     """Whether each pair's two articles share a story."""
     return np.array([stories[p["a"]] == stories[p["b"]] for p in pairs], dtype=bool)
@@ -93,20 +111,30 @@ def main() -> None:
     report = {"machine": machine, "index": str(args.index_dir), "pairs": len(pairs), "fit_pairs": len(fit_pairs),
               "check_pairs": len(check_pairs), "variants": {}}
     dense_grid = {**GRID, "min_overlap": (0.0,)}
+    found: dict[str, dict[str, str]] = {}
     for name, vectors, grid, w in (("mean+keywords", data.vectors, GRID, words),
                                    ("lead+keywords", data.lead_vectors, GRID, words),
                                    ("mean dense only", data.vectors, dense_grid, no_words)):
         t0 = time.perf_counter()
         params, fit_f1, stories = fit(data, vectors, w, fit_pairs, grid)
+        found[name] = stories
         report["variants"][name] = {"params": asdict(params), "fit_f1": fit_f1,
                                     "check": scores(check_pairs, predicted(check_pairs, stories), args.resamples),
                                     "stories": len(set(stories.values())), "fit_seconds": round(time.perf_counter() - t0, 1)}
+    same = {name: predicted(check_pairs, found[name]) for name in found}
+    report["keywords_minus_dense_f1"] = paired_f1(check_pairs, same["mean+keywords"], same["mean dense only"],
+                                                  args.resamples)
+    report["lead_minus_mean_f1"] = paired_f1(check_pairs, same["lead+keywords"], same["mean+keywords"], args.resamples)
+    report["default"] = asdict(StoryParams())
+    report["default_check"] = scores(check_pairs, predicted(check_pairs, cluster(
+        data.ids, data.published, candidate_links(data.ids, data.published, data.vectors, None, 1.0, 0.8),
+        StoryParams(), {i: g for i, g in zip(data.ids, data.dup_groups) if g})), args.resamples)
     report["variants"]["copies only"] = {"check": scores(check_pairs, predicted(check_pairs, copies), args.resamples),
                                          "stories": len(set(copies.values()))}
     cpu = machine["cpu"].split()[0].lower() if machine["cpu"] else "cpu"
     out = args.out or Path(__file__).with_name("results") / f"stories-quality-{cpu}.json"
     out.write_text(json.dumps(report, indent=2) + "\n")
-    print(json.dumps({k: {kk: vv for kk, vv in v.items() if kk != "fit_seconds"} for k, v in report["variants"].items()}, indent=1))
+    print(json.dumps({k: v for k, v in report.items() if k != "machine"}, indent=1))
 
 
 if __name__ == "__main__":

@@ -218,7 +218,7 @@ class SimilarHitOut(BaseModel):
     published: NaiveUTC | None
     source: str | None
     url: str | None
-    score: float = Field(description="cosine of the two articles' vectors")
+    score: float = Field(description="cosine of its best passage to the asked article's vector")
     story_id: str
     same_story: bool = Field(description="in the asked article's own story (listed after the others)")
 

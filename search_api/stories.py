@@ -49,28 +49,28 @@ def similar_route(searcher: SearcherDep, article_id: str,
 
 
 def similar(searcher: Searcher, article_id: str, k: int) -> list[dict[str, Any]]:
-    """Up to `k` articles nearest to `article_id` (cosine of mean passage vectors), those of other stories first,
-    the article itself and its wire copies left out; ties by article id."""
+    """Up to `k` articles nearest to `article_id`, those of other stories first, the article itself and its wire
+    copies left out, one article per duplicate group. An article's score is its best passage's cosine to the
+    asked article's vector (the mean of its passage vectors); ties by article id."""
     own_story = searcher.story_of(article_id)
     found = searcher.article(article_id)
     skip = {article_id, *found["duplicates"]}
     query = _unit(searcher.version.vectors.get(np.array([p["id"] for p in found["passages"]], dtype=np.int64)))
-    depth = min(len(searcher.version.vectors), SIMILAR_DEPTH * k)
-    _, pids = searcher.version.vectors.search(query, depth)
+    scores, pids = searcher.version.vectors.search(query, min(len(searcher.version.vectors), SIMILAR_DEPTH * k))
     stored = searcher.version.meta.passages(pids[pids >= 0].tolist())
-    candidates = sorted({p.article_id for p in stored.values()} - skip)
-    scored = [(float(_unit(searcher.version.vectors.get(np.array([p["id"] for p in info["passages"]],
-                                                                   dtype=np.int64))) @ query), info)
-              for info in (searcher.version.meta.article(a) for a in candidates)]
+    best: dict[str, tuple[float, Any]] = {}
+    for score, pid in zip(scores.tolist(), pids.tolist()):
+        passage = stored.get(pid)
+        if passage is not None and passage.article_id not in skip and passage.article_id not in best:
+            best[passage.article_id] = (score, passage)  # results come best first
     hits, groups = [], set()
-    for score, info in sorted(scored, key=lambda pair: (-pair[0], pair[1]["id"])):
-        if info["dup_group"] in groups:  # a copy of a better related article
+    for score, p in sorted(best.values(), key=lambda pair: (-pair[0], pair[1].article_id)):
+        if p.dup_group and p.dup_group in groups:  # a copy of a better related article
             continue
-        groups.add(info["dup_group"] or info["id"])
-        story_id = searcher.story_of(info["id"])
-        hits.append({"article_id": info["id"], "title": info["title"], "published": info["published"],
-                     "source": info["source"], "url": info["url"], "score": round(score, 6), "story_id": story_id,
-                     "same_story": story_id == own_story})
+        groups.add(p.dup_group or p.article_id)
+        story_id = searcher.story_of(p.article_id)
+        hits.append({"article_id": p.article_id, "title": p.title, "published": p.published, "source": p.source,
+                     "url": p.url, "score": round(score, 6), "story_id": story_id, "same_story": story_id == own_story})
     hits.sort(key=lambda h: (h["same_story"], -h["score"], h["article_id"]))
     return hits[:k]
 

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 import numpy as np
 
-from indexer.stories import StoryParams, assign_stories, keywords, overlap, idf, summary
+from indexer.stories import StoryParams, assign_stories, idf, keywords, overlap, summary
 
 T0 = datetime(1987, 3, 2, 9, 0)
 PARAMS = StoryParams(threshold=0.8, min_overlap=0.2, window_days=3.0, max_span_days=5.0)  # the keyword side on
