@@ -14,6 +14,7 @@ from collections import Counter
 from pathlib import Path
 
 from bench.machine import machine_facts
+from bench.stories_data import STORIES_INDEX, result_path
 from indexer.settings import Settings
 from search_api.highlight import words_of
 from search_api.searcher import Searcher, SearchRequest
@@ -37,7 +38,7 @@ def mlt_query(text: str, df: Counter, n: int) -> str:
 def main() -> None:
     """Run both on the sample and write the result file."""
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--index-dir", type=Path, default=Path("/work/var-shared/stories-reuters-title-body"))
+    parser.add_argument("--index-dir", type=Path, default=STORIES_INDEX)
     parser.add_argument("--sample", type=int, default=300)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
@@ -70,8 +71,7 @@ def main() -> None:
               "sample": len(sample), "top": TOP, "share_same_topic": comparison,
               "ms_per_article": {k: round(1000 * v / len(sample), 1) for k, v in seconds.items()}}
     searcher.close()
-    cpu = machine["cpu"].split()[0].lower() if machine["cpu"] else "cpu"
-    out = args.out or Path(__file__).with_name("results") / f"similar-topics-{cpu}.json"
+    out = result_path("similar-topics", machine, args.out)
     out.write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report["share_same_topic"]), report["ms_per_article"])
 

@@ -13,7 +13,7 @@ from collections import Counter
 from pathlib import Path
 
 from bench.machine import machine_facts
-from bench.stories_data import load_indexed
+from bench.stories_data import BASE_INDEX, load_indexed, result_path
 from indexer.records import Article
 from indexer.stories import StoryParams, article_stories, story_order
 
@@ -23,7 +23,7 @@ SIZES = (5000, 10000, 19043)
 def main() -> None:
     """Measure each size and write the result file."""
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--index-dir", type=Path, default=Path("/work/main/var/bench/eval-reuters-title-body"))
+    parser.add_argument("--index-dir", type=Path, default=BASE_INDEX)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     machine = machine_facts()
@@ -50,8 +50,7 @@ def main() -> None:
                          "stories": len(sizes), "articles_in_multi_article_stories": sum(c for c in sizes.values() if c > 1),
                          "largest_story": max(sizes.values())})
             print(rows[-1])
-    cpu = machine["cpu"].split()[0].lower() if machine["cpu"] else "cpu"
-    out = args.out or Path(__file__).with_name("results") / f"stories-cost-{cpu}.json"
+    out = result_path("stories-cost", machine, args.out)
     out.write_text(json.dumps({"machine": machine, "index": str(args.index_dir), "rows": rows}, indent=2) + "\n")
 
 

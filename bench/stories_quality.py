@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.machine import machine_facts
-from bench.stories_data import IndexedArticles, load_indexed
+from bench.stories_data import BASE_INDEX, IndexedArticles, load_indexed, result_path
 from indexer.stories import StoryParams, candidate_links, cluster, keywords
 
 PAIRS = Path(__file__).with_name("stories_pairs.jsonl")
@@ -97,7 +97,7 @@ def fit(data: IndexedArticles, vectors: np.ndarray, words, pairs: list[dict], gr
 def main() -> None:
     """Fit, check and write the result file."""
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--index-dir", type=Path, default=Path("/work/main/var/bench/eval-reuters-title-body"))
+    parser.add_argument("--index-dir", type=Path, default=BASE_INDEX)
     parser.add_argument("--resamples", type=int, default=2000)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
@@ -131,8 +131,7 @@ def main() -> None:
         StoryParams(), {i: g for i, g in zip(data.ids, data.dup_groups) if g})), args.resamples)
     report["variants"]["copies only"] = {"check": scores(check_pairs, predicted(check_pairs, copies), args.resamples),
                                          "stories": len(set(copies.values()))}
-    cpu = machine["cpu"].split()[0].lower() if machine["cpu"] else "cpu"
-    out = args.out or Path(__file__).with_name("results") / f"stories-quality-{cpu}.json"
+    out = result_path("stories-quality", machine, args.out)
     out.write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps({k: v for k, v in report.items() if k != "machine"}, indent=1))
 

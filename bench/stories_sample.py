@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.stories_data import load_indexed
+from bench.stories_data import BASE_INDEX, load_indexed
 
 BINS = ((0.5, 0.6), (0.6, 0.7), (0.7, 0.8), (0.8, 0.9), (0.9, 1.01))
 WINDOW_DAYS = 3.0
@@ -32,7 +32,7 @@ def window_pairs(vectors: np.ndarray, days: np.ndarray, floor: float, block: int
 def main() -> None:
     """Sample and write the pairs."""
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--index-dir", type=Path, default=Path("/work/main/var/bench/eval-reuters-title-body"))
+    parser.add_argument("--index-dir", type=Path, default=BASE_INDEX)
     parser.add_argument("--per-bin", type=int, default=60)
     parser.add_argument("--random", type=int, default=20)
     parser.add_argument("--out", type=Path, default=Path("bench/stories_pairs.jsonl"))
