@@ -1,6 +1,7 @@
 """Incremental update: compare a corpus with the published version by article id and content hash,
 embed only what changed, carry every other vector over, and publish a version that equals a full
-build of the same articles (it is written by the same `write_prepared`).
+build of the same articles (it is written by the same `write_prepared`), except that kept articles keep
+their story ids (docs/stories.md).
 """
 
 from __future__ import annotations
