@@ -44,7 +44,9 @@ def main() -> None:
     args = parser.parse_args()
     machine = machine_facts()
     searcher = Searcher.open(args.index_dir, Settings(index_dir=args.index_dir))
-    rows = searcher.version.meta.conn.execute("SELECT id, title, body, meta, dup_group FROM articles").fetchall()
+    catalog = searcher.version.text.catalog()
+    articles = searcher.version.text.articles(catalog.article_ids[1:])
+    rows = [(a.id, a.title, a.body, json.dumps(a.meta), group) for a, group in zip(articles, catalog.dup_groups[1:])]
     topics = {r[0]: set(json.loads(r[3]).get("topics") or []) for r in rows}
     group_of = {r[0]: r[4] or r[0] for r in rows}
     copies: dict[str, set[str]] = {}

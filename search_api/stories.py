@@ -57,7 +57,7 @@ def similar(searcher: Searcher, article_id: str, k: int) -> list[dict[str, Any]]
     skip = {article_id, *found["duplicates"]}
     query = _unit(searcher.version.vectors.get(np.array([p["id"] for p in found["passages"]], dtype=np.int64)))
     scores, pids = searcher.version.vectors.search(query, min(len(searcher.version.vectors), SIMILAR_DEPTH * k))
-    stored = searcher.version.meta.passages(pids[pids >= 0].tolist())
+    stored = searcher.version.text.passages(pids[pids >= 0].tolist())
     best: dict[str, tuple[float, Any]] = {}
     for score, pid in zip(scores.tolist(), pids.tolist()):
         passage = stored.get(pid)

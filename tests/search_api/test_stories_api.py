@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 
 from indexer.pipeline import build
 from indexer.settings import Settings
-from indexer.store import IndexVersion
+from indexer.storage import open_store
 from indexer.update import update
 from search_api.app import SearcherHolder, create_app
 from search_api.client import NewsSearchClient
@@ -46,9 +46,9 @@ def write(folder: Path, records: list[dict]) -> Path:
 
 
 def stories_of(index_dir: Path) -> dict[str, str]:
-    version = IndexVersion.open(index_dir)
+    version = open_store(Settings(index_dir=index_dir)).open()
     try:
-        return version.meta.stories()
+        return version.text.stories()
     finally:
         version.close()
 
@@ -142,9 +142,10 @@ def test_similar_leaves_out_the_articles_wire_copies(reuters_client, reuters_ind
     assert reuters_index[2]["reuters-906"] == reuters_index[2]["reuters-1014"]  # copies share a story
     body = reuters_client.get("/articles/reuters-906/similar", params={"k": 50}).json()
     assert not {"reuters-906", "reuters-1014"} & {h["article_id"] for h in body["hits"]}
-    version = IndexVersion.open(reuters_index[0].index_dir)
+    version = open_store(reuters_index[0]).open()
     try:  # every other article, one per duplicate group
-        groups = {g or a for a, g in version.meta.conn.execute("SELECT id, dup_group FROM articles")}
+        catalog = version.text.catalog()
+        groups = {g or a for a, g in zip(catalog.article_ids[1:], catalog.dup_groups[1:])}
     finally:
         version.close()
     assert len(body["hits"]) == len(groups) - 1
