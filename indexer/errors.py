@@ -49,6 +49,10 @@ class ArticleNotFound(NewsearchError):
     http_status = 404
 
 
+class StoryNotFound(ArticleNotFound):
+    """No story with that id in the served version."""
+
+
 class Unauthorized(NewsearchError):
     """A protected route was called without a valid key."""
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +22,7 @@ from indexer.settings import Settings
 from indexer.sources import CorpusReader, Problem
 from indexer.storage import open_store
 from indexer.storage.base import Store
+from indexer.stories import article_stories
 
 EMBED_BLOCK = 256  # passages per cache commit (checkpoint) and progress update
 
@@ -307,18 +308,20 @@ def open_cache(settings: Settings, embedder: Embedder) -> EmbeddingCache | None:
 
 
 def write_prepared(store: Store, prepared: Prepared, passages: list[Passage], vectors: np.ndarray,
-                   embedder: Embedder, settings: Settings) -> str:
-    """Group near-duplicates and write a new version; returns its name (unpublished)."""
+                   embedder: Embedder, settings: Settings, previous_stories: Mapping[str, str] | None = None) -> str:
+    """Group near-duplicates and stories and write a new version; returns its name (unpublished).
+    `previous_stories` (article id -> story id of the articles an update keeps) keeps their stories."""
     row_of = {a.id: i for i, a in enumerate(prepared.articles)}
     owners = np.array([row_of[p.article_id] for p in passages], dtype=np.int64)
-    groups = duplicate_groups([a.id for a in prepared.articles], [a.body for a in prepared.articles],
-                              article_vectors(vectors, owners, len(prepared.articles)),
+    per_article = article_vectors(vectors, owners, len(prepared.articles))
+    groups = duplicate_groups([a.id for a in prepared.articles], [a.body for a in prepared.articles], per_article,
                               published=[a.published for a in prepared.articles])
+    stories = article_stories(prepared.articles, per_article, groups, previous_stories)
     ids = np.array([p.id for p in passages], dtype=np.int64)
     if len(np.unique(ids)) != len(ids):
         raise SourceError("two articles hash to the same passage ids; give one of them another id")
     with store.begin(model_info(embedder), chunking_info(settings)) as writer:
-        writer.add(prepared.articles, prepared.passages_of, ids, vectors, groups)
+        writer.add(prepared.articles, prepared.passages_of, ids, vectors, groups, stories)
         return writer.commit()
 
 

@@ -118,6 +118,7 @@ class Base:
         self.version = version
         self.stored = version.text.stored_articles()
         self.titles = version.text.titles()
+        self.stories = version.text.stories()  # kept articles keep their stories
         self.passages_of: dict[str, list[Passage]] = version.text.passages_by_article()
 
     def articles(self, ids: Sequence[str]) -> list[Article]:
@@ -225,7 +226,8 @@ def update(paths: Sequence[Path], settings: Settings, embedder: Embedder, delete
                 version.close()
         if on_progress:
             on_progress("writing", 0, 1)
-        name = write_prepared(store, prepared, passages, vectors, embedder, settings)
+        name = write_prepared(store, prepared, passages, vectors, embedder, settings,
+                              {a: base.stories[a] for a in changes.unchanged + kept if a in base.stories})
         store.publish_new(name)
     return UpdateReport(name, base_name, True, len(changes.added), len(changes.changed), len(deleted),
                         len(changes.unchanged), len(kept), len(articles), len(passages), embedded, carried,

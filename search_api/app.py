@@ -27,6 +27,7 @@ from search_api.holder import SearcherHolder
 from search_api.ops import install_operations, served
 from search_api.schemas import ArticleOut, ErrorOut, HealthOut, SearchBody, SearchOut, SearchQuery, StatsOut
 from search_api.searcher import Searcher, SearchRequest
+from search_api.stories import router as stories_router
 from search_api.strict import single_values, unique_keys
 
 
@@ -91,6 +92,7 @@ def create_app(settings: Settings | None = None, holder: SearcherHolder | None =
     install_operations(app, settings)
     app.include_router(web.router)
     app.include_router(admin_router)
+    app.include_router(stories_router)
     keyed = [Depends(require_api_key)]
 
     @app.get("/search", response_model=SearchOut, responses=ERRORS, dependencies=[*keyed, Depends(single_values)])

@@ -23,9 +23,10 @@ from indexer.errors import (
     RequestRejected,
     RequestTooLarge,
     ServerError,
+    StoryNotFound,
     Unauthorized,
 )
-from search_api.client_types import Article, Health, SearchResults, Stats
+from search_api.client_types import Article, Health, SearchResults, Similar, Stats, Story
 
 # The optional fields of POST /search besides q, k and offset; a test keeps this equal to the server's schema.
 SEARCH_OPTIONS = frozenset({"group", "mode", "since", "until", "source", "collapse",
@@ -44,6 +45,8 @@ def error_for(status: int, body: Any, path: str) -> NewsearchError:
         error: NewsearchError = BadQuery(message, field)
     elif status in (401, 403):
         error = Unauthorized(message + " (pass api_key= to the client)")
+    elif status == 404 and path.startswith("/stories/"):
+        error = StoryNotFound(message)
     elif status == 404 and path.startswith("/articles/"):
         error = ArticleNotFound(message)
     elif status == 413:
@@ -82,6 +85,11 @@ def next_body(page: SearchResults) -> dict[str, Any] | None:
 def article_path(article_id: str) -> str:
     """The URL path of one article, its id escaped (ids may hold any character)."""
     return "/articles/" + quote(article_id, safe="")
+
+
+def story_path(story_id: str) -> str:
+    """The URL path of one story, its id escaped."""
+    return "/stories/" + quote(story_id, safe="")
 
 
 class _Base:
@@ -188,6 +196,14 @@ class NewsSearchClient(_Base):
         """One whole article; ArticleNotFound if the server has no such id."""
         return Article.from_json(self._call("GET", article_path(article_id)))
 
+    def story(self, story_id: str) -> Story:
+        """One story and its articles in time order; StoryNotFound if the server has no such id."""
+        return Story.from_json(self._call("GET", story_path(story_id)))
+
+    def similar(self, article_id: str, k: int = 10) -> Similar:
+        """Related coverage of an article: nearest articles outside its story first, its copies left out."""
+        return Similar.from_json(self._call("GET", article_path(article_id) + "/similar", params={"k": k}))
+
     def stats(self) -> Stats:
         """Index version, counts, model, date range and sources."""
         return Stats.from_json(self._call("GET", "/stats"))
@@ -248,6 +264,14 @@ class AsyncNewsSearchClient(_Base):
     async def article(self, article_id: str) -> Article:
         """One whole article; ArticleNotFound if the server has no such id."""
         return Article.from_json(await self._call("GET", article_path(article_id)))
+
+    async def story(self, story_id: str) -> Story:
+        """One story and its articles in time order (see NewsSearchClient.story)."""
+        return Story.from_json(await self._call("GET", story_path(story_id)))
+
+    async def similar(self, article_id: str, k: int = 10) -> Similar:
+        """Related coverage of an article (see NewsSearchClient.similar)."""
+        return Similar.from_json(await self._call("GET", article_path(article_id) + "/similar", params={"k": k}))
 
     async def stats(self) -> Stats:
         """Index version, counts, model, date range and sources."""

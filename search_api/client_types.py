@@ -56,6 +56,105 @@ def marked_html(text: str, spans: list[tuple[int, int]]) -> str:
     return "".join(out)
 
 
+STORY_DATES = {"first_published": _datetime, "last_published": _datetime}
+
+
+@dataclass
+class StorySummary:
+    """A story (articles reporting the same event): size, date span, sources, headline (the server's
+    StorySummaryOut)."""
+
+    id: str
+    articles: int
+    first_published: datetime | None
+    last_published: datetime | None
+    sources: list[str]
+    headline: str
+    extra: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> StorySummary:
+        """A story summary from JSON."""
+        return decode(cls, data, STORY_DATES)
+
+    def to_json(self) -> dict[str, Any]:
+        """The summary as the server sent it."""
+        return encode(self)
+
+
+@dataclass
+class TimelineEntry:
+    """One article of a story's timeline."""
+
+    id: str
+    title: str
+    published: datetime | None
+    source: str | None
+    url: str | None
+    dup_group: str | None
+    extra: dict[str, Any] = field(default_factory=dict, repr=False)
+
+
+@dataclass
+class Story(StorySummary):
+    """A story with its articles in time order (GET /stories/{id})."""
+
+    timeline: list[TimelineEntry] = field(default_factory=list)
+    index_version: str = ""
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Story:
+        """A story from the body of GET /stories/{id}."""
+        entries = lambda rows: [decode(TimelineEntry, r, {"published": _datetime}) for r in rows]  # noqa: E731
+        return decode(cls, data, {**STORY_DATES, "timeline": entries})
+
+    def to_pandas(self):  # noqa: ANN201 - pandas is an optional extra, imported here
+        """The timeline as a pandas DataFrame, one row an article in time order."""
+        import pandas as pd
+
+        return pd.DataFrame([{f.name: getattr(e, f.name) for f in fields(e) if f.name != "extra"}
+                             for e in self.timeline], columns=[f.name for f in fields(TimelineEntry)][:-1])
+
+
+@dataclass
+class SimilarHit:
+    """An article related to the one asked about."""
+
+    article_id: str
+    title: str
+    published: datetime | None
+    source: str | None
+    url: str | None
+    score: float
+    story_id: str
+    same_story: bool
+    extra: dict[str, Any] = field(default_factory=dict, repr=False)
+
+
+@dataclass
+class Similar:
+    """Related coverage of one article (GET /articles/{id}/similar): other stories first, then its own."""
+
+    article_id: str
+    story_id: str
+    index_version: str
+    hits: list[SimilarHit]
+    extra: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Similar:
+        """Related articles from the body of GET /articles/{id}/similar."""
+        hits = lambda rows: [decode(SimilarHit, r, {"published": _datetime}) for r in rows]  # noqa: E731
+        return decode(cls, data, {"hits": hits})
+
+    def to_json(self) -> dict[str, Any]:
+        """The answer as the server sent it."""
+        return encode(self)
+
+    def __iter__(self) -> Iterator[SimilarHit]:
+        return iter(self.hits)
+
+
 @dataclass
 class SearchHit:
     """One ranked hit: a passage, its score and its article (fields of the server's HitOut)."""
@@ -76,12 +175,13 @@ class SearchHit:
     highlights: list[tuple[int, int]] = field(default_factory=list)
     matched_terms: list[str] = field(default_factory=list)
     relevance: float = 0.0
+    story: StorySummary | None = None  # with group=story
     extra: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> SearchHit:
         """A hit from one element of the response's `hits`."""
-        return decode(cls, data, {"published": _datetime, "highlights": _spans})
+        return decode(cls, data, {"published": _datetime, "highlights": _spans, "story": StorySummary.from_json})
 
     def to_json(self) -> dict[str, Any]:
         """The hit as the server sent it."""

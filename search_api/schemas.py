@@ -41,7 +41,8 @@ class SearchBody(BaseModel):
                    json_schema_extra={"minimum": 1})
     offset: int = Field(0, description="hits to skip, for paging (offset + k: at most NEWSEARCH_CANDIDATES)",
                         json_schema_extra={"minimum": 0})
-    group: Literal["article", "none"] = Field("article", description="one hit per article, or raw passages")
+    group: Literal["article", "story", "none"] = Field("article", description="one hit per article, one per story "
+                                                      "(articles reporting the same event), or raw passages")
     mode: Literal["hybrid", "dense", "keyword"] | None = Field(None, description="retrieval mode; default hybrid")
     since: date | datetime | None = Field(None, description="only articles published on or after (ISO date)")
     until: date | datetime | None = Field(None, description="only articles published on or before (ISO date: that whole day; a datetime: that instant)")
@@ -88,6 +89,17 @@ class SearchQuery(SearchBody):
     typed_json: ClassVar[bool] = False
 
 
+class StorySummaryOut(BaseModel):
+    """A story: articles reporting the same event, across sources and days (docs/stories.md)."""
+
+    id: str = Field(description="story id (the id of the article that started it); GET /stories/{id}")
+    articles: int = Field(description="articles in the story")
+    first_published: NaiveUTC | None
+    last_published: NaiveUTC | None
+    sources: list[str]
+    headline: str = Field(description="the title of the story's first article")
+
+
 class HitOut(BaseModel):
     """One ranked hit."""
 
@@ -108,6 +120,7 @@ class HitOut(BaseModel):
     matched_terms: list[str] = Field(description="query words found in the passage")
     relevance: float = Field(description="calibrated probability (0-1) that the hit is relevant; below the floor "
                              "it gets no highlight")
+    story: StorySummaryOut | None = Field(None, description="with group=story: the story this hit stands for")
 
 
 class SearchOut(BaseModel):
@@ -177,3 +190,44 @@ class StatsOut(BaseModel):
     oldest: NaiveUTC | None
     newest: NaiveUTC | None
     sources: dict[str, int]
+
+
+class TimelineEntryOut(BaseModel):
+    """One article of a story's timeline."""
+
+    id: str
+    title: str
+    published: NaiveUTC | None
+    source: str | None
+    url: str | None
+    dup_group: str | None = Field(description="id of its wire-copy group, if it has copies")
+
+
+class StoryOut(StorySummaryOut):
+    """A story and its articles in time order (GET /stories/{id})."""
+
+    timeline: list[TimelineEntryOut]
+    index_version: str
+
+
+class SimilarHitOut(BaseModel):
+    """An article related to the one asked about."""
+
+    article_id: str
+    title: str
+    published: NaiveUTC | None
+    source: str | None
+    url: str | None
+    score: float = Field(description="cosine of its best passage to the asked article's vector")
+    story_id: str
+    same_story: bool = Field(description="in the asked article's own story (listed after the others)")
+
+
+class SimilarOut(BaseModel):
+    """Related coverage of one article (GET /articles/{id}/similar): nearest articles outside its story first,
+    then the rest of its story; its wire copies left out."""
+
+    article_id: str
+    story_id: str
+    index_version: str
+    hits: list[SimilarHitOut]

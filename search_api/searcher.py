@@ -15,13 +15,14 @@ from typing import Any, Literal
 import numpy as np
 
 from indexer.embed import Embedder
-from indexer.errors import ArticleNotFound, BadQuery
+from indexer.errors import ArticleNotFound, BadQuery, StoryNotFound
 from indexer.settings import Settings
 from indexer.storage import open_store
 from indexer.storage.base import Filter, KeywordWeights, Version
 from indexer.storage.bm25 import idf
 from indexer.storage.filtering import CatalogFilter
 from indexer.storage.manifest import check_model
+from indexer.stories import summary
 from search_api import keyword
 from search_api.fusion import best_per_group, decay, ranked, rrf, soft_max_pool
 from search_api.highlight import highlight
@@ -30,7 +31,8 @@ from search_api.rerank import Reranker, rerank
 
 BACKGROUND_PASSAGES = 512  # a fixed random sample: the scale of each query's cosines (search_api/relevance.py)
 Mode = Literal["hybrid", "dense", "keyword"]
-Group = Literal["article", "none"]
+Group = Literal["article", "story", "none"]
+BY_ARTICLE = ("article", "story")  # groupings whose keys are article ids
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,7 @@ class Hit:
     highlights: list[tuple[int, int]] = field(default_factory=list)
     matched_terms: list[str] = field(default_factory=list)
     relevance: float = 0.0
+    story: dict[str, Any] | None = None  # with group=story: the story's size, dates, sources and headline
 
 
 @dataclass
@@ -125,6 +128,7 @@ class Searcher:
         self._published = catalog.published
         self._dup_group = {aid: group for aid, group in zip(self._article_ids, catalog.dup_groups) if group}
         self._pids, self._owner = catalog.passage_ids, catalog.owners
+        self._story = version.text.stories() or {a: a for a in self._article_ids[1:]}  # older versions: one story per article
         self.newest = max((d for d in self._published if d), default=None)
         # Filters are masks over per-article arrays, not a query per request.
         self._filter = CatalogFilter(catalog)
@@ -173,8 +177,8 @@ class Searcher:
             raise BadQuery(f"offset + k must be at most {s.candidates} (results are ranked that deep)", "offset")
         if req.mode not in (None, "hybrid", "dense", "keyword"):
             raise BadQuery("mode must be hybrid, dense or keyword", "mode")
-        if req.group not in ("article", "none"):
-            raise BadQuery("group must be article or none", "group")
+        if req.group not in ("article", "story", "none"):
+            raise BadQuery("group must be article, story or none", "group")
         since, before = _as_datetime(req.since, False), _as_datetime(req.until, True)
         clamped = since == before and since in (datetime.min, datetime.max)  # both past the calendar's edge
         if since and before and since >= before and not clamped:
@@ -220,7 +224,7 @@ class Searcher:
         allowed = self._filter.passages(where) if where else None
         # Relevance needs the query's meaning in keyword mode too; a bare ranking there does not.
         qvec = self.embedder.encode_query(req.q) if rated or mode != "keyword" else None
-        rank = self._rank_articles if req.group == "article" else self._rank_passages
+        rank = self._rank_articles if req.group in BY_ARTICLE else self._rank_passages
         scores, best, matches = rank(req, mode, qvec, allowed, where)
         if req.recency_half_life_days:
             dates = {key: self._published[self._key_num(key, req.group)] for key in scores}
@@ -228,8 +232,10 @@ class Searcher:
             scores = decay(scores, dates, req.recency_half_life_days, now)
         order = ranked(scores)
         duplicates: dict[Any, list[Any]] = {key: [] for key in order}
-        if req.group == "article" and req.collapse:
+        if req.group in BY_ARTICLE and req.collapse:
             order, duplicates = best_per_group(order, self._dup_group)
+        if req.group == "story":  # one hit per story, its best article: the hit's `story` describes the rest
+            order = best_per_group(order, self._story)[0]
         if req.rerank:
             order, new = self._rerank(req, order, best)
             scores = {**scores, **new}
@@ -238,7 +244,7 @@ class Searcher:
     def signals(self, req: SearchRequest, keys: list, qvec: np.ndarray) -> Signals:
         """What the relevance of each ranked key (article id, or passage id with group=none) is computed from."""
         nums = np.array([self._key_num(key, req.group) for key in keys], dtype=np.int64)
-        if req.group == "article":
+        if req.group in BY_ARTICLE:
             cosine = self._article_cosines(nums, qvec)
         else:
             cosine = self.version.vectors.get(np.array(keys, dtype=np.int64)) @ qvec if keys else np.zeros(0)
@@ -256,7 +262,7 @@ class Searcher:
         return best
 
     def _key_num(self, key: Any, group: str) -> int:
-        if group == "article":
+        if group in BY_ARTICLE:
             return self._num_of[key]
         return int(self._owner[np.searchsorted(self._pids, key)])
 
@@ -313,7 +319,7 @@ class Searcher:
 
     def _passage_ids(self, req, keys: list, best: dict[str, int]) -> list[int]:
         """The passage shown for each key: itself, or the article's best dense, keyword or first passage."""
-        if req.group != "article":
+        if req.group not in BY_ARTICLE:
             return list(keys)
         missing = [aid for aid in keys if aid not in best]
         best = {**best, **self.version.text.best_keyword_passages(keyword.query_words(req.q), missing)}
@@ -341,9 +347,10 @@ class Searcher:
             hits.append(Hit(
                 rank=rank, score=round(float(scores[key]), 6), passage_id=pid, text=p.text, start=p.start, end=p.end,
                 article_id=p.article_id, title=p.title, published=p.published, source=p.source, url=p.url,
-                matched_passages=max(matches.get(key, 1) - 1, 0) if req.group == "article" else 0,
-                duplicates=sorted(duplicates.get(key, [])) if req.group == "article" else [],
+                matched_passages=max(matches.get(key, 1) - 1, 0) if req.group in BY_ARTICLE else 0,
+                duplicates=sorted(duplicates.get(key, [])) if req.group in BY_ARTICLE else [],
                 highlights=spans, matched_terms=light.terms, relevance=rated[key],
+                story=self.story(self._story[key], summary_only=True) if req.group == "story" else None,
             ))
         return hits
 
@@ -360,6 +367,20 @@ class Searcher:
         found["duplicates"] = sorted(a for a, g in self._dup_group.items()
                                      if found["dup_group"] and g == found["dup_group"] and a != article_id)
         return found
+
+    def story(self, story_id: str, summary_only: bool = False) -> dict[str, Any]:
+        """One story's summary and (unless `summary_only`) its articles in time order; StoryNotFound if unknown."""
+        timeline = self.version.text.story_articles(story_id)
+        if not timeline:
+            raise StoryNotFound(f"no story with id {story_id!r} in index version {self.name}; story ids come from "
+                                "search hits (group=story) or an article's story_id")
+        return summary(story_id, timeline) if summary_only else {**summary(story_id, timeline), "timeline": timeline}
+
+    def story_of(self, article_id: str) -> str:
+        """The story id of an article; ArticleNotFound if the id is unknown."""
+        if article_id not in self._num_of:
+            raise ArticleNotFound(f"no article with id {article_id!r} in index version {self.name}")
+        return self._story[article_id]
 
     def stats(self) -> dict[str, Any]:
         """Index version, counts, model and date range."""

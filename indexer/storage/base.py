@@ -150,6 +150,15 @@ class TextIndex(Protocol):
         passages: [{id, ordinal, start, end}] by ordinal), or None."""
         ...
 
+    def stories(self) -> dict[str, str]:
+        """Article id -> story id (indexer/stories.py); empty for a version written before stories were stored."""
+        ...
+
+    def story_articles(self, story_id: str) -> list[dict[str, Any]]:
+        """The articles of one story (id, title, published, source, url, dup_group) in time order, undated last,
+        then by id; empty if there is no such story."""
+        ...
+
     def first_passages(self, article_ids: Sequence[str]) -> dict[str, int]:
         """Each article's first passage id (lowest ordinal); articles without passages are absent."""
         ...
@@ -223,9 +232,10 @@ class VersionWriter(Protocol):
     name: str
 
     def add(self, articles: Sequence[Article], passages_of: Mapping[str, Sequence[Passage]], ids: np.ndarray,
-            vectors: np.ndarray, dup_groups: Mapping[str, str]) -> None:
-        """Add articles, their passages (by article id), the passages' vectors under `ids`, and each article's
-        near-duplicate group (article id -> group id); may be called several times."""
+            vectors: np.ndarray, dup_groups: Mapping[str, str], stories: Mapping[str, str] | None = None) -> None:
+        """Add articles, their passages (by article id), the passages' vectors under `ids`, each article's
+        near-duplicate group (article id -> group id) and story (article id -> story id; absent: a story of its
+        own); may be called several times."""
         ...
 
     def commit(self) -> str:

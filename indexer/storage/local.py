@@ -110,6 +110,7 @@ class LocalWriter:
         self._ids: list[np.ndarray] = []
         self._vectors: list[np.ndarray] = []
         self._groups: set[str] = set()
+        self._stories: set[str] = set()
         self._meta: MetaWriter | None = None
         self._done = False
         self.folder.mkdir()
@@ -121,16 +122,17 @@ class LocalWriter:
             raise
 
     def add(self, articles: Sequence[Article], passages_of: Mapping[str, Sequence[Passage]], ids: np.ndarray,
-            vectors: np.ndarray, dup_groups: Mapping[str, str]) -> None:
+            vectors: np.ndarray, dup_groups: Mapping[str, str], stories: Mapping[str, str] | None = None) -> None:
         """Write the articles' rows now; the vectors are indexed at commit (the index type needs them all)."""
         try:
-            self._meta.add(articles, passages_of, dup_groups)  # type: ignore[union-attr]
+            self._meta.add(articles, passages_of, dup_groups, stories)  # type: ignore[union-attr]
         except BaseException:
             self.abort()
             raise
         self._ids.append(np.asarray(ids, dtype=np.int64))
         self._vectors.append(np.asarray(vectors, dtype=np.float32))
         self._groups.update(dup_groups.values())
+        self._stories.update((stories or {a.id: a.id for a in articles}).values())
 
     def commit(self) -> str:
         """meta.sqlite, then vectors.faiss, then manifest.json; returns the version's name (not published)."""
@@ -154,7 +156,7 @@ class LocalWriter:
         store.save(vec_tmp)
         commit_file(vec_tmp, folder / VECTORS)
         counts = {"articles": meta.articles, "passages": meta.passages,  # type: ignore[union-attr]
-                  "duplicate_groups": len(self._groups)}
+                  "duplicate_groups": len(self._groups), "stories": len(self._stories)}
         manifest = base_manifest(self.name, self.model, self.chunking, counts)
         manifest["faiss"] = {"spec": store.spec, "version": faiss.__version__}
         manifest["files"] = {VECTORS: file_entry(folder / VECTORS), META: file_entry(folder / META)}

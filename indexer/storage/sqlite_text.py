@@ -33,10 +33,12 @@ CREATE TABLE articles (
     url TEXT,
     content_hash TEXT NOT NULL,
     meta TEXT NOT NULL DEFAULT '{}',
-    dup_group TEXT                    -- id of the first article with the same or near-same body
+    dup_group TEXT,                   -- id of the first article with the same or near-same body
+    story TEXT                        -- story id: articles reporting the same event (indexer/stories.py)
 );
 CREATE INDEX articles_published ON articles(published);
 CREATE INDEX articles_source ON articles(source);
+CREATE INDEX articles_story ON articles(story, published);
 CREATE TABLE passages (
     id INTEGER PRIMARY KEY,           -- FAISS id
     article_num INTEGER NOT NULL REFERENCES articles(num),
@@ -63,20 +65,21 @@ class MetaWriter:
         self.conn.executescript(SCHEMA)
 
     def add(self, articles: Sequence[Article], passages_of: Mapping[str, Sequence[Passage]],
-            dup_groups: Mapping[str, str]) -> None:
-        """Add articles (numbered from 1 in the order given), their passages and keyword rows."""
+            dup_groups: Mapping[str, str], stories: Mapping[str, str] | None = None) -> None:
+        """Add articles (numbered from 1 in the order given), their passages and keyword rows; an article without
+        a story in `stories` is a story of its own."""
         conn = self.conn
         for article in articles:
             self.articles += 1
             num = self.articles
             title = article.title if self.index_titles else ""
             conn.execute(
-                "INSERT INTO articles (num, id, title, body, published, source, url, content_hash, meta, dup_group)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?)",
+                "INSERT INTO articles (num, id, title, body, published, source, url, content_hash, meta, dup_group,"
+                " story) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 (num, article.id, article.title, article.body,
                  article.published.isoformat() if article.published else None, article.source, article.url,
                  article.content_hash, json.dumps(article.meta, ensure_ascii=False, default=str),
-                 dup_groups.get(article.id)),
+                 dup_groups.get(article.id), (stories or {}).get(article.id, article.id)),
             )
             conn.execute("INSERT INTO articles_fts (rowid, title, lead, body) VALUES (?,?,?,?)",
                          (num, title, lead_of(article.body), article.body))
@@ -227,6 +230,27 @@ class SqliteText:
         return {"id": row[1], "title": row[2], "body": row[3], "published": _date(row[4]), "source": row[5],
                 "url": row[6], "content_hash": row[7], "meta": json.loads(row[8]), "dup_group": row[9],
                 "passages": passages}
+
+    @readable
+    def stories(self) -> dict[str, str]:
+        """Article id -> story id; empty for a version written before stories were stored."""
+        try:
+            return dict(self.conn.execute("SELECT id, story FROM articles WHERE story IS NOT NULL"))
+        except sqlite3.OperationalError:  # no story column
+            return {}
+
+    @readable
+    def story_articles(self, story_id: str) -> list[dict[str, Any]]:
+        """The articles of one story in time order (undated last, then by id): a timeline."""
+        try:
+            rows = self.conn.execute(
+                "SELECT id, title, published, source, url, dup_group FROM articles WHERE story = ?"
+                " ORDER BY published IS NULL, published, id", (story_id,)).fetchall()
+        except sqlite3.OperationalError:  # no story column: each article is its own story
+            rows = self.conn.execute("SELECT id, title, published, source, url, dup_group FROM articles WHERE id = ?",
+                                     (story_id,)).fetchall()
+        return [{"id": r[0], "title": r[1], "published": _date(r[2]), "source": r[3], "url": r[4], "dup_group": r[5]}
+                for r in rows]
 
     @readable
     def first_passages(self, article_ids: Sequence[str]) -> dict[str, int]:

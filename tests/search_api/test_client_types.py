@@ -18,12 +18,18 @@ from search_api.client_types import (
     PassageRef,
     SearchHit,
     SearchResults,
+    Similar,
+    SimilarHit,
     Stats,
+    Story,
+    StorySummary,
+    TimelineEntry,
     marked_html,
 )
 
 CLIENT_TYPES = {"HitOut": SearchHit, "SearchOut": SearchResults, "ArticleOut": Article, "PassageRef": PassageRef,
-                "StatsOut": Stats, "HealthOut": Health}
+                "StatsOut": Stats, "HealthOut": Health, "StorySummaryOut": StorySummary, "StoryOut": Story,
+                "TimelineEntryOut": TimelineEntry, "SimilarOut": Similar, "SimilarHitOut": SimilarHit}
 CLIENT_ONLY = {"extra", "request"}
 
 
@@ -66,7 +72,7 @@ def test_client_types_declare_every_server_field(components, name):
 
 @pytest.mark.parametrize("name, decode", [
     ("SearchOut", SearchResults.from_json), ("ArticleOut", Article.from_json), ("StatsOut", Stats.from_json),
-    ("HealthOut", Health.from_json),
+    ("HealthOut", Health.from_json), ("StoryOut", Story.from_json), ("SimilarOut", Similar.from_json),
 ])
 def test_every_field_round_trips_through_the_client(components, name, decode):
     sent = example(components[name], components)

@@ -195,3 +195,23 @@ def test_page_asks_for_and_uses_an_api_key(page, index_dir, corpus_settings, emb
         settle(page, lambda: page.dispatch_event("#api-key", "change"))
         page.wait_for_selector("#results .hit")
         assert "Magnitogorsk" in titles(page)[0]
+
+
+def test_story_grouping_and_timeline(page, server):
+    page.goto(f"{server}/?q=" + SEED_QUERY.replace(" ", "+") + "&group=story")
+    page.wait_for_selector("li.hit")
+    assert page.input_value("#group") == "story"
+    first = page.locator("li.hit").first
+    assert re.search(r"story: \d+ articles?, ", first.locator(".meta .story").inner_text())
+    first.locator("button.follow").click()
+    page.wait_for_selector("ol.timeline li")
+    heading = first.locator(".extra h3").first.inner_text()
+    assert heading.startswith("Story timeline: ")
+    assert first.locator("ol.timeline li.current").inner_text().endswith(SEED_TITLE)
+    assert first.locator("ul.related li").count() >= 1  # related coverage from other stories
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "story-timeline.png"), full_page=True)
+    first.locator("button.more").click()  # group=story on the page, group=none for one article's passages
+    from playwright.sync_api import expect
+
+    expect(first.locator(".extra h3").first).to_contain_text("passage")
