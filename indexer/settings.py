@@ -82,6 +82,10 @@ class Settings:
     # Keyword (BM25) search over articles runs in memory when the index holds at most this many tokens
     # (about 6 bytes each, read when a version is opened); larger indexes, and filtered searches, ask SQLite.
     keyword_memory_tokens: int = 50_000_000
+    # Webhooks of alerts (docs/alerts.md): attempts per batch, the wait before the second (doubling after), timeout.
+    alert_webhook_attempts: int = 5
+    alert_webhook_backoff: float = 2.0
+    alert_webhook_timeout: float = 10.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -189,6 +193,9 @@ RANGES: dict[str, tuple[float, float, str]] = {
     "nprobe": (0, 65536, "IVF lists probed per query; 0: automatic"),
     "ef_search": (0, 65536, "HNSW candidates per query; 0: automatic"),
     "keyword_memory_tokens": (0, 10**10, "indexed tokens; 0: keyword search always asks SQLite"),
+    "alert_webhook_attempts": (1, 100, "POSTs of one batch to a webhook before giving up"),
+    "alert_webhook_backoff": (0, 3600, "seconds before the second attempt, doubling after"),
+    "alert_webhook_timeout": (0.1, 600, "seconds"),
 }
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from indexer.alerts_store import staged_update
 from indexer.embed import Embedder, built_kind, built_precision
 from indexer.engines import make_engine
 from indexer.errors import ConfigError
@@ -236,7 +237,8 @@ def update(paths: Sequence[Path], settings: Settings, embedder: Embedder, delete
         if on_progress:
             on_progress("writing", 0, 1)
         name = write_prepared(index_dir, prepared, passages, vectors, embedder, settings)
-        publish_new(index_dir, name)
+        with staged_update(index_dir, name, base_name, sorted(to_chunk)):  # the alerts' outbox (docs/alerts.md)
+            publish_new(index_dir, name)
     return UpdateReport(name, base_name, True, len(changes.added), len(changes.changed), len(deleted),
                         len(changes.unchanged), len(kept), len(articles), len(passages), embedded, carried,
                         prepared.problems, time.perf_counter() - started)

@@ -22,6 +22,8 @@ from indexer.settings import Settings
 from search_api import web
 from search_api.admin import reload_quietly
 from search_api.admin import router as admin_router
+from search_api.alert_worker import AlertWorker
+from search_api.alerts import router as alerts_router
 from search_api.auth import CHALLENGE, require_api_key
 from search_api.holder import SearcherHolder
 from search_api.ops import install_operations, served
@@ -78,8 +80,12 @@ def create_app(settings: Settings | None = None, holder: SearcherHolder | None =
         if not app.state.holder.loaded:
             app.state.holder.load()
         app.state.holder.start_watching()
-        app.state.jobs = JobRunner(settings, on_done=lambda job: reload_quietly(app.state.holder))
+        app.state.alerts = AlertWorker(settings, app.state.holder)  # evaluates what updates staged (docs/alerts.md)
+        app.state.jobs = JobRunner(settings, on_done=lambda job: (reload_quietly(app.state.holder),
+                                                                  app.state.alerts.wake()))
+        app.state.alerts.start()
         yield
+        app.state.alerts.stop()
         app.state.holder.close()
 
     app = FastAPI(title="newsearch", version=__version__, lifespan=lifespan, responses=GUARD_ERRORS,
@@ -90,6 +96,7 @@ def create_app(settings: Settings | None = None, holder: SearcherHolder | None =
     install_operations(app, settings)
     app.include_router(web.router)
     app.include_router(admin_router)
+    app.include_router(alerts_router)
     keyed = [Depends(require_api_key)]
 
     @app.get("/search", response_model=SearchOut, responses=ERRORS, dependencies=[*keyed, Depends(single_values)])

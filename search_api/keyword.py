@@ -53,6 +53,19 @@ def search_articles(conn: sqlite3.Connection, text: str, limit: int, title_weigh
     return [(r[0], float(r[1])) for r in rows]
 
 
+def score_articles(conn: sqlite3.Connection, text: str, nums: Sequence[int], title_weight: float = 1.0,
+                   lead_weight: float = 1.0, drop_stop_words: bool = True) -> dict[int, float]:
+    """Scores (-bm25, as search_articles gives them) of those of `nums` (FTS5 rowids) that hold a query word."""
+    match = fts_query(text, drop_stop_words)
+    out: dict[int, float] = {}
+    for start in range(0, len(nums) if match else 0, 5000):  # under SQLite's limit of bound values
+        chunk = list(nums[start : start + 5000])
+        rows = conn.execute(f"SELECT rowid, -bm25(articles_fts, ?, ?, 1.0) FROM articles_fts WHERE articles_fts MATCH ?"
+                            f" AND rowid IN ({','.join('?' * len(chunk))})", [title_weight, lead_weight, match, *chunk])
+        out.update((int(r[0]), float(r[1])) for r in rows)
+    return out
+
+
 def _top_unfiltered(conn: sqlite3.Connection, table: str, bm25: str, weights: list[float], join: str, key: str,
                     match: str, limit: int) -> list[tuple]:
     """The top `limit` rows by (-bm25, key) of an unfiltered match, joining only the best rows, not every match.
