@@ -18,6 +18,7 @@ from feedgen.feed import FeedGenerator
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator
 
 from indexer.alerts_store import Alert, AlertStore, Delivery, Match
+from indexer.errors import BadQuery
 from search_api.alert_eval import request_of
 from search_api.auth import Forbidden, key_matches, presented_key, require_api_key
 from search_api.schemas import ErrorOut, SearchBody, Text
@@ -117,7 +118,12 @@ def create(request: Request, store: StoreDep, owner: Owner, body: AlertBody) -> 
     alert = Alert("", body.query, owner or "", 0.0, body.mode, _iso(body.since), _iso(body.until), tuple(body.source),
                   body.min_relevance, str(body.webhook) if body.webhook else None)
     with request.app.state.holder.use() as searcher:
-        searcher.validate(request_of(alert))  # the checks /search makes (query length, since before until, ...)
+        try:
+            searcher.validate(request_of(alert))  # the checks /search makes (query length, since before until, ...)
+        except BadQuery as exc:
+            if exc.field != "q":
+                raise
+            raise BadQuery(f"query: {exc}".replace(": q ", ": the query ", 1), "query") from None
     saved = store.create(alert.query, alert.owner, alert.mode, alert.since, alert.until, alert.sources,
                          alert.min_relevance, alert.webhook)
     return _out(store, saved)

@@ -184,7 +184,8 @@ def install_error_handlers(app: FastAPI) -> None:
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0]
         # loc is ("query"|"body", field, ...) or, for a body that is not JSON, ("body", character offset).
-        loc = [part for part in first.get("loc", ()) if part not in ("query", "body", "path", "header")]
+        loc = list(first.get("loc", ()))
+        loc = loc[1:] if loc and loc[0] in ("query", "body", "path", "header") else loc  # a field may be named "query"
         field = loc[0] if loc and isinstance(loc[0], str) else None
         message = str(first.get("msg"))
         if first.get("type") == "extra_forbidden":
