@@ -115,7 +115,7 @@ def _out(store: AlertStore, alert: Alert) -> dict[str, Any]:
 @router.post("", response_model=AlertOut, status_code=201, dependencies=[Depends(unique_keys)])
 def create(request: Request, store: StoreDep, owner: Owner, body: AlertBody) -> dict:
     """Save a search; each later update's new and changed articles are matched against it."""
-    alert = Alert("", body.query, owner or "", 0.0, body.mode, _iso(body.since), _iso(body.until), tuple(body.source),
+    alert = Alert("", body.query, "admin" if owner is None else owner, 0.0, body.mode, _iso(body.since), _iso(body.until), tuple(body.source),
                   body.min_relevance, str(body.webhook) if body.webhook else None)
     with request.app.state.holder.use() as searcher:
         try:
@@ -169,6 +169,7 @@ def atom(alert: Alert, matches: list[Match], self_url: str) -> bytes:
     fg.link(href=self_url, rel="self")
     fg.updated(_utc(max([m.matched for m in matches], default=alert.created)))
     fg.generator("newsearch")
+    fg.author({"name": "newsearch"})  # Atom wants an author on the feed when its entries have none
     for m in matches:
         entry = fg.add_entry(order="append")
         entry.id(f"urn:newsearch:match:{alert.id}:{quote(m.version, safe='')}:{quote(m.article_id, safe='')}")
