@@ -178,3 +178,23 @@ def test_client_methods(served):
         client.delete_alert(alert["id"])
         with pytest.raises(AlertNotFound):
             client.alert(alert["id"])
+
+
+@pytest.mark.slow
+def test_admin_reindex_evaluates_alerts(served):
+    """POST /admin/reindex runs `news-index update` in a process of its own; the server then evaluates its batch."""
+    client, records, admin = served["client"], wikinews(), {"X-Admin-Key": ADMIN}
+    alert = client.post("/alerts", json={"query": records[13]["title"]}, headers=auth(KEY)).json()
+    corpus = write_jsonl(served["tmp"] / "c" / "a.jsonl", records[:14])
+    job = client.post("/admin/reindex", json={"paths": [str(corpus)]}, headers=admin).json()
+    deadline = time.monotonic() + 300
+    recent: list = []
+    while not recent and time.monotonic() < deadline:
+        time.sleep(0.5)
+        state = client.get(f"/admin/jobs/{job['id']}", headers=admin).json()
+        assert state["state"] != "failed", state["error"]
+        recent = client.get(f"/alerts/{alert['id']}", headers=auth(KEY)).json()["recent"]
+    state = client.get(f"/admin/jobs/{job['id']}", headers=admin).json()
+    assert records[13]["id"] in [m["article_id"] for m in recent]
+    assert {m["article_id"] for m in recent} <= {r["id"] for r in records[8:14]}  # the fixture indexed 8
+    assert state["state"] == "succeeded" and {m["version"] for m in recent} == {state["result"]["version"]}
