@@ -124,7 +124,7 @@ def main() -> None:
             "machine": machine_facts(), "load_average_before": load_before, "load_average_after": os.getloadavg()[0],
             "index": str(args.base), "alerts": len(alerts),
             "queries": "Reuters headlines, fixed seed (text not recorded)", "update": update_facts,
-            "batch_articles": len(batch.article_ids), "batch_passages": int(len(batch_of(searcher, batch.article_ids)[0].pids)),
+            "batch_articles": len(batch.article_ids), "batch_passages": len(batch_of(searcher, batch.article_ids).pids),
             "embed_queries_seconds": spread(embed_wall), "embed_queries_cpu_seconds": spread(embed_cpu),
             "evaluate_seconds": spread(eval_wall), "evaluate_cpu_seconds": spread(eval_cpu),
             "evaluate_ms_per_alert": round(1000 * statistics.median(eval_wall) / len(alerts), 3),

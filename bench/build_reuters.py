@@ -23,7 +23,7 @@ from bench.machine import machine_facts
 from indexer.embed import Embedder, with_context
 from indexer.pipeline import build
 from indexer.settings import Settings
-from indexer.store import IndexVersion
+from indexer.storage.local import LocalVersion
 from search_api.searcher import Searcher, SearchRequest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,11 +39,10 @@ def commit() -> str:
 
 def embedded_texts(index_dir: Path) -> list[str]:
     """Each distinct text the build of the published version embedded (title in context where it was), sorted."""
-    version = IndexVersion.open(index_dir, verify=False)
+    version = LocalVersion.open(index_dir, verify=False)
     try:
         titled = version.manifest["chunking"].get("title_context", False)
-        texts = {with_context(t, x) if titled else x for t, x in version.meta.conn.execute(
-            "SELECT a.title, p.text FROM passages p JOIN articles a ON a.num = p.article_num")}
+        texts = {with_context(t, x) if titled else x for t, x in version.text.passage_texts()}
     finally:
         version.close()
     return sorted(texts)

@@ -29,7 +29,7 @@ from bench.build_reuters import ROOT, commit
 from bench.latency import percentile
 from bench.machine import machine_facts, memory_kb
 from bench.vector_data import NOISE, VectorSet, vector_set
-from indexer.vectors import ivf_lists
+from indexer.storage.faiss_vectors import ivf_lists
 
 TRAIN_MAX = 1 << 18
 

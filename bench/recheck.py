@@ -27,7 +27,8 @@ from bench.machine import machine_facts
 from indexer.embed import Embedder
 from indexer.errors import ConfigError
 from indexer.settings import Settings
-from indexer.store import IndexVersion
+from indexer.storage import open_store
+from indexer.storage.base import Version
 from search_api.evaluate import ensure_index, evaluate
 from search_api.searcher import Searcher
 from search_api.significance import paired
@@ -79,14 +80,14 @@ class Runner:
     def __init__(self, name: str, embedder: Embedder, lead_free_dir: Path):
         self.name, self.embedder, self.lead_free_dir = name, embedder, lead_free_dir
         self.base = Settings.from_env(index_dir=index_dir(SETS[name]), fields=SETS[name])
-        self.versions: dict[Path, IndexVersion] = {}
+        self.versions: dict[Path, Version] = {}
         self.searchers: dict[tuple, Searcher] = {}
         self.done: dict[tuple, dict[str, Any]] = {}  # the default configuration is scored once per half
 
-    def version(self, settings: Settings) -> IndexVersion:
+    def version(self, settings: Settings) -> Version:
         path = settings.index_dir
         if path not in self.versions:
-            self.versions[path] = IndexVersion.open(path, nprobe=settings.nprobe, ef_search=settings.ef_search)
+            self.versions[path] = open_store(settings).open()
         return self.versions[path]
 
     def searcher(self, settings: Settings) -> Searcher:

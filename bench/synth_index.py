@@ -5,7 +5,7 @@ Copy 0 is the real index itself; each further copy repeats its articles under ne
 the same text, dates and sources, and gives every passage a perturbed real vector (bench/vector_data.py:
 median cosine 0.82 to its source, as far as a real passage's nearest neighbour). The last copy takes
 articles in a seeded random order until N passages are reached. Near-duplicate groups stay within a copy.
-The version is written by indexer.store.write_version (the writer builds use; the vector index is the one
+The version is written by indexer.storage.local.LocalWriter (the writer builds use; the vector index is the one
 index_spec picks for N) and published, with the manifest's model section describing the default embedder,
 so `news-search serve` and Searcher.open accept it. The source is only read.
 
@@ -32,7 +32,8 @@ from indexer.embed import Embedder
 from indexer.pipeline import chunking_info, model_info
 from indexer.records import Article, Passage
 from indexer.settings import Settings
-from indexer.store import META, VECTORS, publish, write_version
+from indexer.storage.folders import META, VECTORS, publish
+from indexer.storage.local import LocalWriter
 
 SOURCE = Path(__file__).resolve().parent.parent / "var" / "reuters-src-title-body"
 
@@ -119,9 +120,10 @@ def synthesise(source: Path, out: Path, n: int, settings: Settings, noise: float
         raise SystemExit("two synthetic passages share an id; choose another --seed")
     t1 = time.perf_counter()
     embedder = Embedder.from_settings(settings)
-    name = write_version(out, articles, passages_of, ids, vectors, model=model_info(embedder),
-                         chunking=chunking_info(settings), dup_groups=groups, flat_limit=settings.flat_limit,
-                         hnsw_limit=settings.hnsw_limit)
+    with LocalWriter(out, model_info(embedder), chunking_info(settings), settings.flat_limit,
+                     settings.hnsw_limit) as writer:
+        writer.add(articles, passages_of, ids, vectors, groups)
+        name = writer.commit()
     publish(out, name)
     t2 = time.perf_counter()
     manifest = json.loads((out / name / "manifest.json").read_text())

@@ -27,7 +27,8 @@ from bench.build_reuters import REUTERS, ROOT, commit
 from indexer.embed import Embedder
 from indexer.pipeline import build
 from indexer.settings import Settings
-from indexer.store import IndexVersion, current_version
+from indexer.storage.folders import current_version
+from indexer.storage.local import LocalVersion
 from indexer.update import update
 
 CORRECTION = "Correction: this story was updated after {source} revised the figures given in paragraph one."
@@ -69,9 +70,9 @@ def write_corpus(records: list[dict], folder: Path) -> Path:
 
 def snapshot(index_dir: Path) -> dict:
     """The published version's records, keyword matches and vectors, for comparing two indexes."""
-    version = IndexVersion.open(index_dir)
+    version = LocalVersion.open(index_dir)
     try:
-        conn = version.meta.conn
+        conn = version.text.conn  # the local format itself: tables and FTS5 matches
         tables = {t: conn.execute(f"SELECT * FROM {t} ORDER BY 1").fetchall() for t in ("articles", "passages")}
         fts = [conn.execute("SELECT rowid FROM passages_fts WHERE passages_fts MATCH ? ORDER BY bm25(passages_fts), rowid"
                             " LIMIT 100", (q,)).fetchall() for q in ("cocoa", "oil OR opec", "dividend")]

@@ -13,7 +13,7 @@ import numpy as np
 
 from bench.build_reuters import ROOT
 from bench.eval_reuters import dev_queries
-from indexer.store import VECTORS, current_version
+from indexer.storage.folders import VECTORS, current_version
 
 CACHE = ROOT / "var" / "bench-vectors"
 # A synthetic copy sits as far from its source passage as a real passage's nearest (non-duplicate)

@@ -10,7 +10,7 @@ import random
 import re
 from collections import Counter, defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +21,8 @@ from indexer.errors import SourceError
 from indexer.records import Article
 
 MIN_JACCARD = 0.8  # dedup.duplicate_groups' default: copies share at least this share of word 3-shingles
+STATE = ".adapt"  # the run's state and record inside the model folder; a dot folder is not in its fingerprint
+TRAINED_FILE = f"{STATE}/trained-headlines.tsv"
 _WORD = re.compile(r"[A-Za-z][A-Za-z-]+")
 
 
@@ -35,6 +37,7 @@ class TrainingSet:
     excluded: int  # articles left out: the ids asked for and their near copies
     copies: int  # articles dropped as the same body as an article kept (its copies are not its negatives)
     used: int  # articles that gave pairs
+    trained: dict[str, str] = field(default_factory=dict)  # id -> headline_key of each article that gave pairs
 
 
 def read_ids(path: Path) -> list[str]:
@@ -127,7 +130,27 @@ def training_set(articles: Sequence[Article], count: TokenCounter, max_tokens: i
             anchors.append(article.title)
             positives.append(passage.text)
     return TrainingSet(anchors, positives, len(articles), len(articles) - len(titled), len(left_out), copies,
-                       len(kept))
+                       len(kept), {article.id: headline_key(article.title) for article in kept})
+
+
+def headline_key(text: str) -> str:
+    """A headline's identity whatever its case and spacing: an evaluation query that has the key of a headline
+    the model was adapted on was seen in training."""
+    return hashlib.sha256(" ".join(text.casefold().split()).encode()).hexdigest()[:16]
+
+
+def read_trained(model_folder: Path) -> dict[str, str]:
+    """id -> headline_key of the articles an adapted model was trained on ({} for a model not adapted here)."""
+    path = Path(model_folder) / TRAINED_FILE
+    if not path.is_file():
+        return {}
+    return dict(line.split("\t", 1) for line in path.read_text(encoding="utf-8").splitlines() if "\t" in line)
+
+
+def write_trained(model_folder: Path, trained: dict[str, str]) -> None:
+    """Record which articles' headlines an adapted model saw (ids and hashes only, no text)."""
+    lines = "".join(f"{article_id}\t{key}\n" for article_id, key in sorted(trained.items()))
+    (Path(model_folder) / TRAINED_FILE).write_text(lines, encoding="utf-8")
 
 
 def corpus_phrases(articles: Sequence[Article], limit: int, stop_words: frozenset[str]) -> list[str]:

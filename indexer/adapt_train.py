@@ -21,14 +21,13 @@ from typing import Any
 
 import numpy as np
 
-from indexer.adapt import corpus_hash, corpus_phrases, ids_hash, read_ids, training_set
+from indexer.adapt import STATE, corpus_hash, corpus_phrases, ids_hash, read_ids, training_set, write_trained
 from indexer.embed import Embedder
 from indexer.errors import ConfigError, SourceError
 from indexer.models import DEFAULT_MODEL, HUB_PREFIX, minilm_folder
 from indexer.pipeline import embed_all, open_cache, read_corpus
 from indexer.settings import Settings
 
-STATE = ".adapt"
 LIBRARIES = ("torch", "transformers", "sentence-transformers", "datasets", "accelerate")
 
 
@@ -129,6 +128,7 @@ def adapt(paths: Sequence[Path], out: Path, settings: Settings, options: AdaptOp
     model, history, steps, used = _train(data, phrases, labels, state, options, settings, progress)
     train_seconds = time.perf_counter() - t0
     model.save(str(out), create_model_card=False)
+    write_trained(out, data.trained)
     shutil.rmtree(state / "checkpoints", ignore_errors=True)
     record = {
         "base_model": HUB_PREFIX + DEFAULT_MODEL, "base_fingerprint": counter.fingerprint,

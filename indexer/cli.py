@@ -107,13 +107,14 @@ def cmd_gc(args: argparse.Namespace) -> int:
 
 def cmd_stats(args: argparse.Namespace) -> int:
     """Describe the published version."""
-    from indexer.store import IndexVersion, list_versions
+    from indexer.storage import open_store
 
     settings = settings_from(args)
-    version = IndexVersion.open(settings.index_dir, verify=not args.fast)
+    store = open_store(settings)
+    version = store.open(verify=not args.fast)
     try:
         info = {"index_dir": str(settings.index_dir), "published": version.name,
-                "versions": list_versions(settings.index_dir), **{k: version.manifest[k] for k in
+                "versions": store.versions(), **{k: version.manifest.get(k) for k in
                 ("created", "counts", "model", "chunking", "faiss", "files")}}
     finally:
         version.close()

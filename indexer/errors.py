@@ -83,3 +83,11 @@ class StorageError(NewsearchError):
     """The index folder cannot be read or written: a damaged file, a read-only folder or a full disk."""
 
     http_status = 503
+
+
+class IndexDamaged(StorageError):
+    """A version's files stopped reading after it was opened and verified (damaged or removed under it)."""
+
+    def __init__(self, message: str, reason: str):
+        super().__init__(message)
+        self.reason = reason  # the storage engine's own words, for the server's message

@@ -5,7 +5,6 @@ one that a living server or job holds a lease on. Works before anything is publi
 
 from __future__ import annotations
 
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +15,8 @@ from indexer.errors import ConfigError, IndexNotFound
 from indexer.jobs import modified, stale_job_files
 from indexer.leases import LEASES, leased_versions, read_leases, writer_lock
 from indexer.settings import Settings
-from indexer.store import CURRENT, MANIFEST, IndexVersion, current_version, list_versions, read_manifest, stale_folders
+from indexer.storage import open_store
+from indexer.storage.base import Store
 
 
 @dataclass
@@ -54,32 +54,31 @@ class GcReport:
         return "\n".join(lines + self.notes)
 
 
-def needed_keys(index_dir: Path, versions: list[str]) -> set[bytes]:
+def needed_keys(store: Store, versions: list[str]) -> set[bytes]:
     """Cache keys of every passage of some versions, as their builds computed them."""
     keys: set[bytes] = set()
     for name in versions:
-        version = IndexVersion.open(index_dir, name, verify=False)
+        version = store.open(name, verify=False)
         try:
             built = version.manifest["model"]
             model = model_key(built["name"], built_kind(built))
             titled = version.manifest["chunking"].get("title_context", False)
-            for title, text in version.meta.conn.execute(
-                    "SELECT a.title, p.text FROM passages p JOIN articles a ON a.num = p.article_num"):
+            for title, text in version.text.passage_texts():
                 keys.add(cache_key(model, with_context(title, text) if titled else text))
         finally:
             version.close()
     return keys
 
 
-def prune_cache(settings: Settings, kept: list[str], dry_run: bool) -> int:
+def prune_cache(settings: Settings, store: Store, kept: list[str], dry_run: bool) -> int:
     """Drop cached vectors that none of the kept versions needs; returns how many."""
     from indexer.pipeline import cache_path
 
     path = cache_path(settings)
     if path is None or not path.is_file():
         return 0
-    keep = needed_keys(settings.index_dir, kept)
-    dim = read_manifest(settings.index_dir / kept[-1])["model"]["dim"]
+    keep = needed_keys(store, kept)
+    dim = store.manifest(kept[-1])["model"]["dim"]
     cache = EmbeddingCache(path, dim)
     try:
         if dry_run:
@@ -89,17 +88,16 @@ def prune_cache(settings: Settings, kept: list[str], dry_run: bool) -> int:
         cache.close()
 
 
-def stale_temp_files(index_dir: Path, grace_seconds: float) -> list[Path]:
-    """Temporary files of a publish or a lease that was killed midway, older than the grace period."""
+def stale_lease_files(index_dir: Path, grace_seconds: float) -> list[Path]:
+    """Temporary files of a lease that was killed midway, older than the grace period."""
     now = time.time()
-    found = [*index_dir.glob(f"{CURRENT}.*.tmp"), *(index_dir / LEASES).glob("*.tmp")]
-    return [p for p in found if now - modified(p, now) > grace_seconds]
+    return [p for p in (index_dir / LEASES).glob("*.tmp") if now - modified(p, now) > grace_seconds]
 
 
-def published_or_none(index_dir: Path) -> str | None:
+def published_or_none(store: Store) -> str | None:
     """The published version, or None before the first publish (a damaged CURRENT still raises)."""
     try:
-        return current_version(index_dir)
+        return store.current()
     except IndexNotFound:
         return None
 
@@ -114,9 +112,10 @@ def collect(settings: Settings, keep: int = 2, grace_seconds: float | None = Non
         what = "is not a folder" if index_dir.exists() else "does not exist"
         raise IndexNotFound(f"{index_dir} {what}; nothing to collect")
     grace = settings.gc_grace_seconds if grace_seconds is None else grace_seconds
+    store = open_store(settings)
     with writer_lock(index_dir, "gc"):
-        published = published_or_none(index_dir)
-        versions = list_versions(index_dir)
+        published = published_or_none(store)
+        versions = store.versions()
         newest = set(versions[-keep:]) if keep else set()
         in_use = leased_versions(index_dir, settings.lease_seconds)
         report = GcReport(published, dry_run=dry_run)
@@ -130,20 +129,19 @@ def collect(settings: Settings, keep: int = 2, grace_seconds: float | None = Non
                 report.in_use.append(name)
             else:
                 report.removed.append(name)
-        report.abandoned = [p.name for p in stale_folders(index_dir, grace)]
-        temps = stale_temp_files(index_dir, grace)
+        report.abandoned = store.unfinished(grace)
+        temps = stale_lease_files(index_dir, grace)
         expired = [lease for lease in read_leases(index_dir) if not lease.alive(settings.lease_seconds)]
         job_files = stale_job_files(index_dir, grace)
-        report.temp_files, report.expired_leases, report.job_records = len(temps), len(expired), len(job_files)
+        report.temp_files = store.remove_temporary(grace, dry_run) + len(temps)
+        report.expired_leases, report.job_records = len(expired), len(job_files)
         if not dry_run:
             for name in report.removed + report.abandoned:
-                # The manifest goes first: a half-removed folder is then an incomplete one, never a damaged version.
-                (index_dir / name / MANIFEST).unlink(missing_ok=True)
-                shutil.rmtree(index_dir / name)
+                store.remove(name)
             for path in temps + [lease.path for lease in expired] + job_files:
                 path.unlink(missing_ok=True)
         if prune_cache_too and published is not None:
-            report.cache_pruned = prune_cache(settings, report.kept, dry_run)
+            report.cache_pruned = prune_cache(settings, store, report.kept, dry_run)
         elif prune_cache_too:
             report.notes.append("cache not pruned: nothing is published, and its embeddings let the next build resume")
     return report

@@ -20,7 +20,8 @@ from indexer.leases import writer_lock
 from indexer.records import Article, Passage, RawArticle
 from indexer.settings import Settings
 from indexer.sources import CorpusReader, Problem
-from indexer.store import list_versions, publish_new, write_version
+from indexer.storage import open_store
+from indexer.storage.base import Store
 
 EMBED_BLOCK = 256  # passages per cache commit (checkpoint) and progress update
 
@@ -283,9 +284,10 @@ def build(paths: Sequence[Path], settings: Settings, embedder: Embedder, strict:
         embed_seconds = time.perf_counter() - t0
         if on_progress:
             on_progress("writing", 0, 1)
-        version = write_prepared(settings.index_dir, prepared, passages, vectors, embedder, settings)
-        publish_new(settings.index_dir, version)
-    size = sum(f.stat().st_size for f in (settings.index_dir / version).iterdir())
+        store = open_store(settings)
+        version = write_prepared(store, prepared, passages, vectors, embedder, settings)
+        store.publish_new(version)
+    size = store.size(version)
     return BuildReport(version, len(prepared.articles), len(passages), prepared.problems,
                        time.perf_counter() - started, embed_seconds, embedded, size)
 
@@ -304,9 +306,9 @@ def open_cache(settings: Settings, embedder: Embedder) -> EmbeddingCache | None:
     return EmbeddingCache(path, embedder.dim, embedder.key, embedder.fingerprint) if path is not None else None
 
 
-def write_prepared(index_dir: Path, prepared: Prepared, passages: list[Passage], vectors: np.ndarray,
+def write_prepared(store: Store, prepared: Prepared, passages: list[Passage], vectors: np.ndarray,
                    embedder: Embedder, settings: Settings) -> str:
-    """Group near-duplicates and write the version folder; returns its name (unpublished)."""
+    """Group near-duplicates and write a new version; returns its name (unpublished)."""
     row_of = {a.id: i for i, a in enumerate(prepared.articles)}
     owners = np.array([row_of[p.article_id] for p in passages], dtype=np.int64)
     groups = duplicate_groups([a.id for a in prepared.articles], [a.body for a in prepared.articles],
@@ -315,9 +317,9 @@ def write_prepared(index_dir: Path, prepared: Prepared, passages: list[Passage],
     ids = np.array([p.id for p in passages], dtype=np.int64)
     if len(np.unique(ids)) != len(ids):
         raise SourceError("two articles hash to the same passage ids; give one of them another id")
-    return write_version(index_dir, prepared.articles, prepared.passages_of, ids, vectors,
-                         model=model_info(embedder), chunking=chunking_info(settings), dup_groups=groups,
-                         flat_limit=settings.flat_limit, hnsw_limit=settings.hnsw_limit)
+    with store.begin(model_info(embedder), chunking_info(settings)) as writer:
+        writer.add(prepared.articles, prepared.passages_of, ids, vectors, groups)
+        return writer.commit()
 
 
-__all__ = ["build", "prepare", "BuildReport", "Prepared", "list_versions"]
+__all__ = ["build", "prepare", "BuildReport", "Prepared"]

@@ -16,7 +16,8 @@ from typing import Any, get_type_hints
 from indexer.backends import check_backend, check_openvino_precision
 from indexer.errors import ConfigError
 from indexer.models import DEFAULT_MODEL
-from indexer.vectors import FLAT_LIMIT, HNSW_LIMIT
+from indexer.storage import STORES
+from indexer.storage.faiss_vectors import FLAT_LIMIT, HNSW_LIMIT
 
 ENV_PREFIX = "NEWSEARCH_"
 # Variables of earlier releases still read, under the setting that replaced them (README, Configuration).
@@ -29,6 +30,7 @@ class Settings:
     """Every tunable of newsearch; see README "Configuration" for each variable."""
 
     index_dir: Path = Path("var/index")
+    store: str = "local"  # storage backend of index versions (indexer/storage; docs/storage.md)
     model: str = DEFAULT_MODEL  # a packaged model's name (models.KNOWN_MODELS) or a sentence-transformers folder
     chunk_tokens: int = 200
     chunk_overlap: int = 1  # sentences repeated at the start of the next passage
@@ -144,6 +146,8 @@ class Settings:
         check_openvino_precision(self.openvino_precision)
         if self.query_backend:
             check_backend(self.query_backend, "NEWSEARCH_QUERY_BACKEND")
+        if self.store not in STORES:
+            raise ConfigError(f"NEWSEARCH_STORE must be one of {', '.join(STORES)}, not {self.store!r}")
         if self.engine not in ("local", "ray"):
             raise ConfigError(f"NEWSEARCH_ENGINE must be local or ray, not {self.engine!r}")
         for name, (low, high, note) in RANGES.items():

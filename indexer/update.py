@@ -9,7 +9,6 @@ import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +31,9 @@ from indexer.pipeline import (
 from indexer.records import Article, Passage
 from indexer.settings import Settings
 from indexer.sources import Problem
-from indexer.store import IndexVersion, check_model, current_version, publish_new
+from indexer.storage import open_store
+from indexer.storage.base import Version
+from indexer.storage.manifest import check_model
 
 
 @dataclass
@@ -90,7 +91,7 @@ class UpdateReport:
 
 
 def meta_json(article: Article) -> str:
-    """An article's metadata as meta.sqlite stores it."""
+    """An article's metadata as the store keeps it (TextIndex.stored_articles)."""
     return json.dumps(article.meta, ensure_ascii=False, default=str)
 
 
@@ -114,27 +115,15 @@ def diff(articles: Sequence[Article], stored: dict[str, tuple[str, str]]) -> Dif
 class Base:
     """The published version's records, read back for an update."""
 
-    def __init__(self, version: IndexVersion):
+    def __init__(self, version: Version):
         self.version = version
-        conn = version.meta.conn
-        self.stored = {aid: (h, m) for aid, h, m in conn.execute("SELECT id, content_hash, meta FROM articles")}
-        self.titles = dict(conn.execute("SELECT id, title FROM articles"))
-        self.passages_of: dict[str, list[Passage]] = {}
-        for pid, aid, ordinal, text, start, end, tokens in conn.execute(
-                "SELECT p.id, a.id, p.ordinal, p.text, p.start, p.end, p.tokens FROM passages p"
-                " JOIN articles a ON a.num = p.article_num ORDER BY a.num, p.ordinal"):
-            self.passages_of.setdefault(aid, []).append(Passage(pid, aid, ordinal, text, start, end, tokens))
+        self.stored = version.text.stored_articles()
+        self.titles = version.text.titles()
+        self.passages_of: dict[str, list[Passage]] = version.text.passages_by_article()
 
     def articles(self, ids: Sequence[str]) -> list[Article]:
         """Whole stored articles, for those the update keeps without reading them again."""
-        out = []
-        for aid in ids:
-            r = self.version.meta.conn.execute(
-                "SELECT id, title, body, published, source, url, content_hash, meta FROM articles WHERE id = ?",
-                (aid,)).fetchone()
-            out.append(Article(r[0], r[1], r[2], datetime.fromisoformat(r[3]) if r[3] else None, r[4], r[5], r[6],
-                               json.loads(r[7])))
-        return out
+        return self.version.text.articles(ids)
 
 
 def _how_to_match(built_with: str, built: dict) -> str:
@@ -145,7 +134,7 @@ def _how_to_match(built_with: str, built: dict) -> str:
             "(bf16 needs a CPU that has it)")
 
 
-def check_compatible(version: IndexVersion, settings: Settings, embedder: Embedder) -> None:
+def check_compatible(version: Version, settings: Settings, embedder: Embedder) -> None:
     """An update can only extend a version built with the same model and chunking."""
     check_model(version.manifest, embedder.name, embedder.dim, settings.index_dir, embedder.fingerprint)
     built = version.manifest.get("model", {})
@@ -205,11 +194,12 @@ def update(paths: Sequence[Path], settings: Settings, embedder: Embedder, delete
     """Bring the published version up to date with a corpus and publish the result."""
     started = time.perf_counter()
     index_dir = settings.index_dir
-    current_version(index_dir)  # no index: fail before creating anything
+    store = open_store(settings)
+    store.current()  # no index: fail before creating anything
     with writer_lock(index_dir, "update"), make_engine(settings, embedder, progress, on_progress) as engine:
-        base_name = current_version(index_dir)
+        base_name = store.current()
         with leased(index_dir, base_name, settings.lease_seconds):
-            version = IndexVersion.open(index_dir, base_name)
+            version = store.open(base_name)
             try:
                 check_compatible(version, settings, embedder)
                 corpus = engine.read(paths, strict)
@@ -236,9 +226,9 @@ def update(paths: Sequence[Path], settings: Settings, embedder: Embedder, delete
                 version.close()
         if on_progress:
             on_progress("writing", 0, 1)
-        name = write_prepared(index_dir, prepared, passages, vectors, embedder, settings)
+        name = write_prepared(store, prepared, passages, vectors, embedder, settings)
         with staged_update(index_dir, name, base_name, sorted(to_chunk)):  # the alerts' outbox (docs/alerts.md)
-            publish_new(index_dir, name)
+            store.publish_new(name)
     return UpdateReport(name, base_name, True, len(changes.added), len(changes.changed), len(deleted),
                         len(changes.unchanged), len(kept), len(articles), len(passages), embedded, carried,
                         prepared.problems, time.perf_counter() - started)

@@ -13,24 +13,25 @@ import numpy as np
 
 from indexer.alerts_store import Alert, Match
 from indexer.errors import BadQuery
+from indexer.storage.filtering import epoch
 from search_api import keyword
 from search_api.alert_match import Batch, Ranking, above, allowed, dense_scores, rank
 from search_api.relevance import relevance
-from search_api.searcher import Searcher, SearchRequest, _as_datetime, _epoch
+from search_api.searcher import Searcher, SearchRequest, _as_datetime
 
 log = logging.getLogger("newsearch.alerts")
 
 
-def batch_of(searcher: Searcher, article_ids: Sequence[str]) -> tuple[Batch, np.ndarray]:
-    """The batch's articles that the served version holds, with their passages and vectors; and their rowids."""
+def batch_of(searcher: Searcher, article_ids: Sequence[str]) -> Batch:
+    """The batch's articles that the served version holds, with their passages and vectors."""
     present = sorted(a for a in set(article_ids) if a in searcher._num_of)
     nums = np.array([searcher._num_of[a] for a in present], dtype=np.int64)
     starts, ends = searcher._article_start[nums], searcher._article_start[nums + 1]
     positions = np.concatenate([np.arange(a, b) for a, b in zip(starts.tolist(), ends.tolist())] + [[]]).astype(np.int64)
     pids = searcher._pids[searcher._by_article[positions]]
-    batch = Batch(present, searcher._time[nums], searcher._source[nums], [searcher._dup_group.get(a) for a in present],
-                  pids, np.repeat(np.arange(len(nums)), ends - starts), searcher.version.vectors.get(pids))
-    return batch, nums
+    catalog = searcher._filter  # the catalog's dates and sources as arrays, by article number
+    return Batch(present, catalog.times[nums], catalog.sources[nums], [searcher._dup_group.get(a) for a in present],
+                 pids, np.repeat(np.arange(len(nums)), ends - starts), searcher.version.vectors.get(pids))
 
 
 def request_of(alert: Alert) -> SearchRequest:
@@ -45,18 +46,14 @@ def _when(value: str | None) -> datetime | date | None:
     return datetime.fromisoformat(value) if "T" in value or " " in value else date.fromisoformat(value)
 
 
-def keyword_scores(searcher: Searcher, q: str, batch: Batch, nums: np.ndarray, keep: np.ndarray) -> dict[str, float]:
-    """BM25 scores (-bm25, higher better) of the kept articles of the batch that hold a query word."""
-    s, memory = searcher.settings, searcher._keyword
-    terms = memory.terms(keyword.query_words(q, s.keyword_stop_words)) if memory is not None else None
-    if terms is not None:
-        rowids, scores = memory.top(terms, len(memory.rowids))
-        found = dict(zip(rowids.tolist(), scores.tolist()))
-    else:
-        found = keyword.score_articles(searcher.version.meta.conn, q, nums[keep].tolist(), s.title_weight,
-                                       s.lead_weight, s.keyword_stop_words)
-    return {aid: found[num] for aid, num, k in zip(batch.article_ids, nums.tolist(), keep.tolist())
-            if k and num in found}
+def keyword_scores(searcher: Searcher, q: str, batch: Batch, keep: np.ndarray, every: int) -> dict[str, float]:
+    """BM25 scores of the kept articles of the batch that hold a query word, as /search's keyword side scores them
+    (asked for every match: the store ranks the whole index, from memory when its postings are loaded)."""
+    if not keep.any():
+        return {}
+    words = keyword.query_words(q, searcher.settings.keyword_stop_words)
+    found = dict(searcher.version.text.keyword_articles(words, every, searcher._weights))
+    return {aid: found[aid] for aid, k in zip(batch.article_ids, keep.tolist()) if k and aid in found}
 
 
 def ranking_of(searcher: Searcher) -> Ranking:
@@ -67,7 +64,8 @@ def ranking_of(searcher: Searcher) -> Ranking:
 
 def evaluate(searcher: Searcher, alerts: Sequence[Alert], article_ids: Sequence[str], version: str) -> list[Match]:
     """Every alert's matches among `article_ids` (those the served version holds), recorded as brought by `version`."""
-    batch, nums = batch_of(searcher, article_ids)
+    batch = batch_of(searcher, article_ids)
+    every = len(searcher._article_ids)
     if not alerts or not batch.article_ids:
         return []
     queries = searcher.embedder.encode_queries([a.query for a in alerts])
@@ -82,16 +80,16 @@ def evaluate(searcher: Searcher, alerts: Sequence[Alert], article_ids: Sequence[
             continue
         mode = req.mode or searcher.settings.default_mode
         since, before = _as_datetime(req.since, False), _as_datetime(req.until, True)
-        keep = allowed(batch, _epoch(since) if since else None, _epoch(before) if before else None, req.sources)
+        keep = allowed(batch, epoch(since) if since else None, epoch(before) if before else None, req.sources)
         dense, best = dense_scores(batch, row, keep, searcher.settings.pool_temperature)
-        words = keyword_scores(searcher, req.q, batch, nums, keep) if mode != "dense" else {}
+        words = keyword_scores(searcher, req.q, batch, keep, every) if mode != "dense" else {}
         order, scores = rank(batch, mode, dense, words, ranking_of(searcher))
         if not order:
             continue
         floor = searcher.settings.min_relevance if req.min_relevance is None else req.min_relevance
         rated = relevance(searcher.signals(req, order, qvec))
         found += [(alert, aid, best[aid], scores[aid], r) for aid, r in above(order, rated, floor)]
-    stored = searcher.version.meta.passages([pid for _, _, pid, _, _ in found])
+    stored = searcher.version.text.passages([pid for _, _, pid, _, _ in found])
     out = []
     for alert, aid, pid, score, rated in found:
         p = stored[pid]

@@ -5,7 +5,6 @@ The model and the index are loaded in `lifespan`, never at import; tests overrid
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated
@@ -16,7 +15,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
 from indexer import __version__
-from indexer.errors import BadQuery, NewsearchError, StorageError
+from indexer.errors import BadQuery, IndexDamaged, NewsearchError, StorageError
 from indexer.jobs import JobRunner
 from indexer.settings import Settings
 from search_api import web
@@ -161,15 +160,15 @@ def install_error_handlers(app: FastAPI) -> None:
         headers = CHALLENGE if exc.http_status == 401 else None
         return JSONResponse({"detail": str(exc), "field": field}, status_code=exc.http_status, headers=headers)
 
-    @app.exception_handler(sqlite3.DatabaseError)
-    async def storage_error(request: Request, exc: sqlite3.DatabaseError) -> JSONResponse:
-        # The served version's database was damaged (or removed) after it was opened and verified.
+    @app.exception_handler(IndexDamaged)
+    async def storage_error(request: Request, exc: IndexDamaged) -> JSONResponse:
+        # The served version's files were damaged (or removed) after it was opened and verified.
         holder = request.app.state.holder
         name = served(request.app).name if served(request.app) else "?"
-        holder.mark_damaged(name, str(exc))
+        holder.mark_damaged(name, exc.reason)
         request.app.state.metrics.storage_errors.inc()
-        error = StorageError(f"the served index {name} cannot be read ({exc}); rebuild it with `news-index build` "
-                             "(or restore its files): the server loads the published version by itself")
+        error = StorageError(f"the served index {name} cannot be read ({exc.reason}); rebuild it with `news-index "
+                             "build` (or restore its files): the server loads the published version by itself")
         return await newsearch_error(request, error)
 
     @app.exception_handler(HTTPException)

@@ -75,6 +75,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.out:
         args.out.write_text(json.dumps(result, indent=2, default=str) + "\n")
     print(table(result, args.queries.name))
+    if result["seen_in_training"]:
+        print(f"warning: {result['seen_in_training']} of {result['queries']} queries are headlines of judged articles "
+              f"the model {settings.model} was adapted on; adapt with --exclude-ids the judged articles "
+              "(docs/adapt.md) for figures that mean anything", file=sys.stderr)
     return 0
 
 

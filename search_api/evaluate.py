@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from indexer.adapt import headline_key, read_trained
 from indexer.embed import Embedder
 from indexer.errors import ConfigError, SourceError
 from indexer.pipeline import build, lead_passage_sentences
@@ -171,18 +172,27 @@ def intervals(per_query_scores: dict[str, dict[str, float]]) -> dict[str, list[f
             for name in names}
 
 
+def seen_in_training(queries: dict[str, str], qrels: Qrels, trained: dict[str, str]) -> list[str]:
+    """Ids of the queries that are the headline of a judged article the model was adapted on (its answer was
+    a training pair): score those with a model adapted with the judged articles excluded (docs/adapt.md)."""
+    return [qid for qid, text in queries.items()
+            if any(trained.get(doc) == headline_key(text) for doc in qrels.get(qid, {}))]
+
+
 def evaluate(searcher: Searcher, queries: dict[str, str], qrels: Qrels, modes: Sequence[str],
              collapse: str = "on") -> dict[str, Any]:
     """Scores of each mode (means, 95% intervals, per query), with what produced them, as one JSON-able dict."""
     s = searcher.settings
     results = [run_mode(searcher, queries, qrels, mode, collapse) for mode in modes]
     judged = [q for q in queries if q in qrels]
+    seen = seen_in_training(queries, qrels, read_trained(searcher.embedder.model_path))
     return {
         "index_version": searcher.name,
         "chunking": searcher.version.manifest["chunking"],
         "articles": searcher.version.manifest["counts"]["articles"],
         "queries": len(judged),
         "collapse": collapse,
+        "seen_in_training": len(seen),
         "settings": {k: getattr(s, k) for k in ("rrf_k", "dense_weight", "keyword_weight", "candidates",
                                                 "title_weight", "lead_weight", "pool_temperature")},
         "modes": {r.mode: {"means": {k: round(v, 4) for k, v in r.means.items()}, "intervals": intervals(r.per_query),

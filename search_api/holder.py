@@ -16,7 +16,7 @@ from indexer.embed import Embedder
 from indexer.errors import IndexNotFound, NewsearchError
 from indexer.leases import drop_lease, renew_lease, take_lease
 from indexer.settings import Settings
-from indexer.store import current_version
+from indexer.storage import open_store
 from search_api.searcher import Searcher
 
 log = logging.getLogger("newsearch.reload")
@@ -50,7 +50,7 @@ class SearcherHolder:
 
     def load(self) -> Searcher:
         """Open the published version and serve it."""
-        return self._open_and_swap(current_version(self.settings.index_dir))
+        return self._open_and_swap(open_store(self.settings).current())
 
     def _open_and_swap(self, name: str) -> Searcher:
         """Lease `name`, then open and serve it; the lease comes first so gc cannot remove it mid-open."""
@@ -80,7 +80,7 @@ class SearcherHolder:
         served = Served(searcher, owned, lease)
         if served.lease is None:
             with contextlib.suppress(OSError):
-                served.lease = take_lease(searcher.version.path.parent, searcher.name)
+                served.lease = take_lease(searcher.version.index_dir, searcher.name)
         with self._lock:
             old, self._served = self._served, served
             self._all.append(served)
@@ -150,7 +150,7 @@ class SearcherHolder:
         is); returns what changed."""
         with self._reload_lock:
             previous = self._served.searcher.name if self._served else None
-            published = current_version(self.settings.index_dir)
+            published = open_store(self.settings).current()
             if published == previous and not force:
                 return {"previous": previous, "current": published, "changed": False}
             self._open_and_swap(published)

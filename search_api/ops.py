@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 import sys
 import time
 from datetime import UTC, datetime
@@ -17,7 +16,7 @@ from fastapi import APIRouter, FastAPI, HTTPException, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from indexer.errors import IndexMismatch, NewsearchError, StorageError
+from indexer.errors import IndexDamaged, IndexMismatch, NewsearchError, StorageError
 from indexer.settings import Settings
 from search_api.metrics import Metrics
 from search_api.schemas import ErrorOut, HealthOut
@@ -140,8 +139,8 @@ def readyz(request: Request) -> dict:
     if holder.fault:
         raise StorageError(f"{holder.fault}; rebuild or restore it: the server loads the published version by itself")
     try:
-        searcher.version.meta.conn.execute("SELECT 1 FROM articles LIMIT 1").fetchall()
-    except sqlite3.Error as exc:
-        raise IndexMismatch(f"the served index {searcher.name} cannot be read ({exc}); rebuild it with "
+        searcher.version.text.check()
+    except IndexDamaged as exc:
+        raise IndexMismatch(f"the served index {searcher.name} cannot be read ({exc.reason}); rebuild it with "
                             "`news-index build` and restart the server") from exc
     return {"status": "ready", "index_version": searcher.name}

@@ -4,6 +4,7 @@ group by article, collapse near-duplicates, rate relevance, highlight. In-proces
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
@@ -16,9 +17,12 @@ import numpy as np
 from indexer.embed import Embedder
 from indexer.errors import ArticleNotFound, BadQuery
 from indexer.settings import Settings
-from indexer.store import IndexVersion, check_model
+from indexer.storage import open_store
+from indexer.storage.base import Filter, KeywordWeights, Version
+from indexer.storage.bm25 import idf
+from indexer.storage.filtering import CatalogFilter
+from indexer.storage.manifest import check_model
 from search_api import keyword
-from search_api.bm25 import KeywordIndex, idf, instances
 from search_api.fusion import best_per_group, decay, ranked, rrf, soft_max_pool
 from search_api.highlight import highlight
 from search_api.relevance import Signals, background, coverage, relevance
@@ -102,53 +106,35 @@ def _as_datetime(value: datetime | date | None, end: bool) -> datetime | None:
         return datetime.max if value.year > 5000 else datetime.min
 
 
-def _epoch(value: datetime | None) -> float:
-    """Seconds since 1970 of a naive-UTC (or aware) datetime; NaN for None."""
-    if value is None:
-        return float("nan")
-    if value.tzinfo is not None:
-        value = value.astimezone(UTC).replace(tzinfo=None)
-    return (value - datetime(1970, 1, 1)).total_seconds()
-
-
 class Searcher:
     """Search over one opened index version with one embedder."""
 
-    def __init__(self, version: IndexVersion, embedder: Embedder, settings: Settings,
+    def __init__(self, version: Version, embedder: Embedder, settings: Settings,
                  reranker: Reranker | None = None):
-        check_model(version.manifest, embedder.name, embedder.dim, version.path.parent, embedder.fingerprint)
+        check_model(version.manifest, embedder.name, embedder.dim, version.index_dir, embedder.fingerprint)
         self.version = version
         self.embedder = embedder
         self.settings = settings
         self.reranker = reranker
-        conn = version.meta.conn
-        rows = conn.execute("SELECT num, id, published, dup_group, source FROM articles ORDER BY num").fetchall()
-        self._article_ids = [""] + [r[1] for r in rows]  # indexed by article num (from 1)
-        self._num_of = {r[1]: r[0] for r in rows}
+        catalog = version.text.catalog()
+        self._article_ids = catalog.article_ids  # indexed by article number (from 1)
+        self._num_of = {aid: num for num, aid in enumerate(self._article_ids) if num}
         self._id_rank = np.zeros(len(self._article_ids), dtype=np.int64)  # article num -> place of its id in id order
         self._id_rank[sorted(range(len(self._article_ids)), key=self._article_ids.__getitem__)] = np.arange(
             len(self._article_ids))
-        self._published = [None] + [datetime.fromisoformat(r[2]) if r[2] else None for r in rows]
-        self._dup_group = {r[1]: r[3] for r in rows if r[3]}
-        pairs = np.array(conn.execute("SELECT id, article_num FROM passages ORDER BY id").fetchall(), dtype=np.int64)
-        self._pids = pairs[:, 0] if len(pairs) else np.zeros(0, dtype=np.int64)
-        self._owner = pairs[:, 1] if len(pairs) else np.zeros(0, dtype=np.int64)
+        self._published = catalog.published
+        self._dup_group = {aid: group for aid, group in zip(self._article_ids, catalog.dup_groups) if group}
+        self._pids, self._owner = catalog.passage_ids, catalog.owners
         self.newest = max((d for d in self._published if d), default=None)
-        # Filters are masks over these per-article arrays (indexed by num), not an SQL query per request.
-        self._time = np.array([_epoch(d) for d in self._published], dtype=np.float64)
-        self._source = np.array([None] + [r[4] for r in rows], dtype=object)
-        self._keyword = self._load_keyword(conn)
+        # Filters are masks over per-article arrays, not a query per request.
+        self._filter = CatalogFilter(catalog)
+        self._weights = KeywordWeights(settings.title_weight, settings.lead_weight)
+        version.text.prepare_keyword(self._weights, settings.keyword_memory_tokens)
         # Article num -> where its passages sit in _pids (through _by_article), for the cosine of any ranked article.
         self._by_article = np.argsort(self._owner, kind="stable")
         self._article_start = np.searchsorted(self._owner[self._by_article], np.arange(len(self._article_ids) + 1))
         sample = np.random.default_rng(0).permutation(len(self._pids))[:BACKGROUND_PASSAGES]
         self._background = version.vectors.get(np.sort(self._pids[sample])) if len(sample) else np.zeros((0, 1))
-
-    def _load_keyword(self, conn) -> KeywordIndex | None:  # noqa: ANN001
-        """The article keyword index in memory, unless it holds more tokens than settings.keyword_memory_tokens."""
-        if instances(conn, "articles_fts") > self.settings.keyword_memory_tokens:
-            return None
-        return KeywordIndex.load(conn, "articles_fts", [self.settings.title_weight, self.settings.lead_weight, 1.0])
 
     @classmethod
     def open(cls, index_dir: str | Path | None = None, settings: Settings | None = None,
@@ -158,9 +144,8 @@ class Searcher:
         settings = settings or Settings.from_env()
         index_dir = Path(index_dir) if index_dir else settings.index_dir
         embedder = embedder or Embedder.from_settings(settings)
-        return cls(IndexVersion.open(index_dir, version, nprobe=settings.nprobe, mmap=settings.mmap,
-                                     ef_search=settings.ef_search),
-                   embedder, settings, reranker)
+        store = open_store(dataclasses.replace(settings, index_dir=index_dir))
+        return cls(store.open(version), embedder, settings, reranker)
 
     @property
     def name(self) -> str:
@@ -223,18 +208,20 @@ class Searcher:
     def ranking(self, req: SearchRequest) -> list[tuple[Any, list[Any]]]:
         """Every result `search` pages through for this request, in order, each key (article id, or passage
         id with group=none) with the keys collapsed into it; no hits are built (the evaluation's fast path)."""
-        _, order, _, _, _, duplicates, _ = self._order(req)
+        _, order, _, _, _, duplicates, _ = self._order(req, rated=False)
         return [(key, duplicates.get(key, [])) for key in order]
 
-    def _order(self, req: SearchRequest):
-        """(mode, ranked keys, scores, best passages, matches, duplicates, query vector) of a validated request."""
+    def _order(self, req: SearchRequest, rated: bool = True):
+        """(mode, ranked keys, scores, best passages, matches, duplicates, query vector) of a validated request;
+        the query vector is None when nothing needs it (keyword mode, not `rated` for relevance)."""
         self.validate(req)
         mode = req.mode or self.settings.default_mode
-        since, before = _as_datetime(req.since, False), _as_datetime(req.until, True)
-        allowed = self._allowed(since, before, req.sources) if since or before or req.sources else None
-        qvec = self.embedder.encode_query(req.q)  # in keyword mode too: relevance needs the query's meaning
+        where = Filter(_as_datetime(req.since, False), _as_datetime(req.until, True), tuple(req.sources))
+        allowed = self._filter.passages(where) if where else None
+        # Relevance needs the query's meaning in keyword mode too; a bare ranking there does not.
+        qvec = self.embedder.encode_query(req.q) if rated or mode != "keyword" else None
         rank = self._rank_articles if req.group == "article" else self._rank_passages
-        scores, best, matches = rank(req, mode, qvec, allowed, since, before)
+        scores, best, matches = rank(req, mode, qvec, allowed, where)
         if req.recency_half_life_days:
             dates = {key: self._published[self._key_num(key, req.group)] for key in scores}
             now = _as_datetime(req.now, False) or self.newest or datetime.now()
@@ -255,11 +242,7 @@ class Searcher:
             cosine = self._article_cosines(nums, qvec)
         else:
             cosine = self.version.vectors.get(np.array(keys, dtype=np.int64)) @ qvec if keys else np.zeros(0)
-        words = keyword.query_words(req.q)
-        if self._keyword is not None:
-            n_rows, (df, present) = len(self._keyword.rowids), self._keyword.presence(words, nums)
-        else:
-            n_rows, df, present = keyword.word_presence(self.version.meta.conn, words, nums.tolist())
+        n_rows, df, present = self.version.text.word_presence(keyword.query_words(req.q), nums.tolist())
         mean, sd = background(qvec, self._background)
         return Signals(cosine, coverage([idf(n_rows, int(d)) for d in df], present), mean, sd)
 
@@ -272,32 +255,21 @@ class Searcher:
         np.maximum.at(best, np.repeat(np.arange(len(nums)), ends - starts), cosines)
         return best
 
-    def _allowed(self, since: datetime | None, before: datetime | None, sources: tuple[str, ...]) -> np.ndarray:
-        """Ids of the passages whose article was published in [since, before) by one of `sources`."""
-        keep = np.ones(len(self._time), dtype=bool)
-        with np.errstate(invalid="ignore"):  # undated (NaN) articles fail any date bound
-            if since is not None:
-                keep &= self._time >= _epoch(since)
-            if before is not None:
-                keep &= self._time < _epoch(before)
-        if sources:
-            keep &= np.isin(self._source, list(sources))
-        return self._pids[keep[self._owner]]
-
     def _key_num(self, key: Any, group: str) -> int:
         if group == "article":
             return self._num_of[key]
         return int(self._owner[np.searchsorted(self._pids, key)])
 
-    def _dense_passages(self, qvec: np.ndarray, n: int, allowed: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-        return self.version.vectors.search(qvec, n, allowed)
+    def _dense_passages(self, qvec: np.ndarray, n: int, allowed: np.ndarray | None,
+                        where: Filter) -> tuple[np.ndarray, np.ndarray]:
+        return self.version.vectors.search(qvec, n, allowed, where if where else None)
 
-    def _dense_articles(self, qvec: np.ndarray, depth: int, allowed: np.ndarray | None):
+    def _dense_articles(self, qvec: np.ndarray, depth: int, allowed: np.ndarray | None, where: Filter):
         """Top `depth` articles by their pooled passage scores: (ranking, best pid, score, passages per article)."""
         total = len(allowed) if allowed is not None else len(self._pids)
         n = min(depth * 4, total)
         while True:
-            scores, pids = self._dense_passages(qvec, n, allowed)
+            scores, pids = self._dense_passages(qvec, n, allowed, where)
             pooled = soft_max_pool(self._owner[np.searchsorted(self._pids, pids)], scores,
                                    self.settings.pool_temperature)
             if len(pooled.groups) >= depth or n >= total:
@@ -311,40 +283,29 @@ class Searcher:
         return (top, dict(zip(top, pids[pooled.best[order]].tolist())), dict(zip(top, pooled.scores[order].tolist())),
                 matches)
 
-    def _rank_articles(self, req, mode, qvec, allowed, since, before):
+    def _rank_articles(self, req, mode, qvec, allowed, where: Filter):
         depth = self.settings.candidates
-        kw = self._keyword_articles(req.q, depth, since, before, req.sources) if mode != "dense" else []
+        words = keyword.query_words(req.q, self.settings.keyword_stop_words)
+        kw = self.version.text.keyword_articles(words, depth, self._weights, where or None) if mode != "dense" else []
         if mode == "keyword":
             return dict(kw), {}, {}
-        dense_rank, best, scores, matches = self._dense_articles(qvec, depth, allowed)
+        dense_rank, best, scores, matches = self._dense_articles(qvec, depth, allowed, where)
         if mode == "dense":
             return scores, best, matches
         scores = rrf([dense_rank, [aid for aid, _ in kw]], [self.settings.dense_weight, self.settings.keyword_weight],
                      self.settings.rrf_k)
         return scores, best, matches
 
-    def _keyword_articles(self, q: str, depth: int, since, before, sources) -> list[tuple[str, float]]:
-        """keyword.search_articles, from the in-memory index when one is loaded and the request has no filter."""
-        stop = self.settings.keyword_stop_words
-        terms = (self._keyword.terms(keyword.query_words(q, stop)) if self._keyword and not (since or before or sources)
-                 else None)
-        if terms is None:
-            return keyword.search_articles(self.version.meta.conn, q, depth, self.settings.title_weight,
-                                           self.settings.lead_weight, since, before, sources, stop)
-        nums, scores = self._keyword.top(terms, depth)
-        found = sorted(zip((self._article_ids[n] for n in nums.tolist()), scores.tolist()), key=lambda p: (-p[1], p[0]))
-        return found[:depth]
-
-    def _rank_passages(self, req, mode, qvec, allowed, since, before):
+    def _rank_passages(self, req, mode, qvec, allowed, where: Filter):
         depth = self.settings.candidates
         dense: dict[int, float] = {}
         if mode != "keyword":
-            s, p = self._dense_passages(qvec, depth, allowed)
+            s, p = self._dense_passages(qvec, depth, allowed, where)
             dense = dict(zip(p.tolist(), s.tolist()))
         if mode == "dense":
             return dense, {}, {}
-        kw = dict(keyword.search_passages(self.version.meta.conn, req.q, depth, self.settings.title_weight,
-                                          since, before, req.sources))
+        kw = dict(self.version.text.keyword_passages(keyword.query_words(req.q), depth, self.settings.title_weight,
+                                                     where or None))
         if mode == "keyword":
             return kw, {}, {}
         return rrf([ranked(dense), ranked(kw)], [self.settings.dense_weight, self.settings.keyword_weight],
@@ -355,7 +316,7 @@ class Searcher:
         if req.group != "article":
             return list(keys)
         missing = [aid for aid in keys if aid not in best]
-        best = {**best, **keyword.best_passage_per_article(self.version.meta.conn, req.q, missing)}
+        best = {**best, **self.version.text.best_keyword_passages(keyword.query_words(req.q), missing)}
         still = [aid for aid in keys if aid not in best]
         if still:
             best.update(self._first_passages(still))
@@ -364,13 +325,13 @@ class Searcher:
     def _rerank(self, req, order: list, best: dict[str, int]) -> tuple[list, dict]:
         top = order[: self.settings.rerank_depth]
         pids = self._passage_ids(req, top, best)
-        stored = self.version.meta.passages(pids)
+        stored = self.version.text.passages(pids)
         texts = {key: stored[pid].text for key, pid in zip(top, pids)}
         return rerank(order, texts, req.q, self.reranker, len(top))
 
     def _hits(self, req, page, scores, best, matches, duplicates, rated, floor) -> list[Hit]:
         pids = self._passage_ids(req, page, best)
-        stored = self.version.meta.passages(pids)
+        stored = self.version.text.passages(pids)
         hits = []
         for rank, (key, pid) in enumerate(zip(page, pids), req.offset + 1):
             p = stored[pid]
@@ -387,19 +348,13 @@ class Searcher:
         return hits
 
     def _first_passages(self, article_ids: list[str]) -> dict[str, int]:
-        conn = self.version.meta.conn
-        out = {}
-        for aid in article_ids:
-            row = conn.execute("SELECT p.id FROM passages p WHERE p.article_num = ? ORDER BY p.ordinal LIMIT 1",
-                               (self._num_of[aid],)).fetchone()
-            out[aid] = row[0]
-        return out
+        return self.version.text.first_passages(article_ids)
 
     # -- articles and stats -----------------------------------------------------------------------
 
     def article(self, article_id: str) -> dict[str, Any]:
         """One article with its body and passages; ArticleNotFound if the id is unknown."""
-        found = self.version.meta.article(article_id)
+        found = self.version.text.article(article_id)
         if found is None:
             raise ArticleNotFound(f"no article with id {article_id!r} in index version {self.name}")
         found["duplicates"] = sorted(a for a, g in self._dup_group.items()
@@ -409,8 +364,8 @@ class Searcher:
     def stats(self) -> dict[str, Any]:
         """Index version, counts, model and date range."""
         m = self.version.manifest
-        oldest, newest = self.version.meta.date_range()
+        oldest, newest = self.version.text.date_range()
         return {"index_version": self.name, "created": m["created"], "articles": m["counts"]["articles"],
                 "passages": m["counts"]["passages"], "duplicate_groups": m["counts"].get("duplicate_groups", 0),
-                "model": m["model"], "chunking": m["chunking"], "faiss": m["faiss"],
-                "oldest": oldest, "newest": newest, "sources": dict(self.version.meta.sources())}
+                "model": m["model"], "chunking": m["chunking"], "faiss": m.get("faiss", {}),
+                "oldest": oldest, "newest": newest, "sources": dict(self.version.text.sources())}

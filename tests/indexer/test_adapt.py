@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from indexer.adapt import corpus_phrases, read_ids, training_set, with_copies
+from indexer.adapt import corpus_phrases, headline_key, read_ids, read_trained, training_set, with_copies
 from indexer.adapt_train import STATE, AdaptOptions, adapt, last_checkpoint, prepare_out
 from indexer.clean import clean_article
 from indexer.cli import main
@@ -19,6 +19,7 @@ from indexer.embed import Embedder
 from indexer.errors import ConfigError, SourceError
 from indexer.records import RawArticle
 from indexer.settings import Settings
+from search_api.cli import main as search_main
 from tests.conftest import REUTERS, shared_data
 
 TINY = AdaptOptions(max_length=48, batch_size=4, phrases=40, save_steps=2, max_articles=8)
@@ -59,6 +60,9 @@ def test_pairs_skip_untitled_excluded_and_their_copies(count_tokens):
     # without the exclusion, one of the two same-body copies stays (their headlines are not each other's negatives)
     kept = training_set(articles, count_tokens, 60)
     assert "OIL PRICES RISE" in kept.anchors and "CRUDE UP ON CARTEL CUT" not in kept.anchors and kept.copies == 1
+    # what the model saw is recorded by id and headline hash, the excluded articles not among them
+    assert set(data.trained) == {"d", "e"} and data.trained["d"] == headline_key("bank  raises prime rate ")
+    assert set(kept.trained) == {"a", "d", "e"}
 
 
 def test_copies_are_found_transitively_and_only_within_the_time_window():
@@ -119,6 +123,7 @@ def test_adapted_model_embeds_on_torch_and_openvino_and_records(adapted, tmp_pat
     assert record["fingerprint"] != record["base_fingerprint"] and record["corpus"]["articles_used"] == 8
     assert json.loads((out / STATE / "record.json").read_text()) == record
     assert not (out / STATE / "checkpoints").exists()  # done: no resumable state left behind
+    assert len(read_trained(out)) == record["corpus"]["articles_used"]
     texts = ["OIL PRICES RISE", "The bank raised its prime rate."]
     vectors = {}
     for backend in ("torch", "openvino"):
@@ -158,3 +163,22 @@ def test_a_killed_run_resumes_from_its_last_checkpoint(adapted, tmp_path, monkey
     texts = ["OIL PRICES RISE", "The bank raised its prime rate."]
     assert np.allclose(Embedder(out, backend="torch").encode(texts),
                        Embedder(uninterrupted, backend="torch").encode(texts), atol=1e-5)
+
+
+@pytest.mark.slow
+def test_the_harness_warns_when_queries_are_headlines_the_model_was_adapted_on(adapted, tmp_path, capsys):
+    corpus, out, settings, record = adapted
+    articles = [json.loads(line) for line in corpus.read_text(encoding="utf-8").splitlines()]
+    queries, qrels = tmp_path / "q.jsonl", tmp_path / "qrels.tsv"
+    queries.write_text("".join(json.dumps({"_id": f"q{i}", "text": a["title"].lower()}) + "\n"
+                               for i, a in enumerate(articles)))
+    qrels.write_text("".join(f"q{i}\t{a['id']}\t1\n" for i, a in enumerate(articles)))
+    result = tmp_path / "r.json"
+    args = ["eval", "--corpus", str(corpus), "--queries", str(queries), "--qrels", str(qrels), "--fields", "body",
+            "--index-dir", str(tmp_path / "index"), "--mode", "dense", "--quiet", "--out", str(result),
+            "--set", f"model={out}", "--set", f"cache_dir={tmp_path / 'cache'}"]
+    assert search_main(args) == 0
+    used = record["corpus"]["articles_used"]  # a sample of the corpus: only those headlines were seen
+    assert 0 < used < len(articles) and json.loads(result.read_text())["seen_in_training"] == used
+    assert f"{used} of {len(articles)} queries are headlines of judged articles" in capsys.readouterr().err
+

@@ -18,8 +18,9 @@ from indexer.errors import StorageError
 from indexer.gc import collect
 from indexer.pipeline import build
 from indexer.settings import Settings
-from indexer.store import IndexVersion, current_version, list_versions
-from indexer.vectors import FaissStore
+from indexer.storage.faiss_vectors import FaissStore
+from indexer.storage.folders import current_version, list_versions
+from indexer.storage.local import LocalVersion
 from tests.conftest import CORPUS, fill, small_disk
 
 
@@ -51,7 +52,7 @@ def test_a_build_on_a_full_disk_fails_and_gives_its_space_back(disk, embedder, l
     assert list_versions(disk.index_dir) == [published] and current_version(disk.index_dir) == published
     assert [p.name for p in disk.index_dir.iterdir() if p.name.startswith("v")] == [published]
     assert used(disk.index_dir) <= before  # nothing of the failed build holds space
-    IndexVersion.open(disk.index_dir).close()  # the published version is intact (checksums verified)
+    LocalVersion.open(disk.index_dir).close()  # the published version is intact (checksums verified)
 
 
 def test_faiss_on_a_full_disk_is_one_line(tmp_path):

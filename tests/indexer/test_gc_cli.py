@@ -9,7 +9,7 @@ import numpy as np
 
 from indexer.cache import EmbeddingCache, cache_key
 from indexer.leases import LOCK_FILE
-from indexer.store import current_version, list_versions, publish
+from indexer.storage.folders import current_version, list_versions, publish
 from tests.indexer.test_cli import news_index
 from tests.indexer.test_resume import tiny_version
 

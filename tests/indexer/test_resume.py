@@ -20,11 +20,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from indexer import store
 from indexer.gc import collect
 from indexer.records import Article, Passage
 from indexer.settings import Settings
-from indexer.store import IndexVersion, current_version, list_versions, publish, write_version
+from indexer.storage import folders
+from indexer.storage.folders import current_version, list_versions, publish
+from indexer.storage.local import LocalVersion, LocalWriter
 from tests.conftest import REUTERS, shared_data
 from tests.indexer.test_update import assert_same_index, write_jsonl
 
@@ -109,7 +110,7 @@ def test_job_killed_mid_embedding_keeps_published_version_and_resumes(command, t
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         checkpointed = cached_rows(cache) - before
-        version = IndexVersion.open(settings.index_dir)  # verifies every checksum
+        version = LocalVersion.open(settings.index_dir)  # verifies every checksum
         assert version.name == v0 and list_versions(settings.index_dir) == [v0]
         version.close()
     assert watcher.seen == [v0]
@@ -139,8 +140,9 @@ def tiny_version(index_dir: Path, seed: int) -> str:
     vectors = rng.normal(size=(3, 8)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     ids = np.array([p[0].id for p in passages.values()], dtype=np.int64)
-    return write_version(index_dir, articles, passages, ids, vectors, model={"name": "m", "dim": 8, "max_seq_length": 8},
-                         chunking={"fields": "title+body"}, dup_groups={})
+    with LocalWriter(index_dir, {"name": "m", "dim": 8, "max_seq_length": 8}, {"fields": "title+body"}) as writer:
+        writer.add(articles, passages, ids, vectors, {})
+        return writer.commit()
 
 
 def test_a_crash_at_any_rename_leaves_a_readable_published_version(tmp_path, monkeypatch):
@@ -158,16 +160,16 @@ def test_a_crash_at_any_rename_leaves_a_readable_published_version(tmp_path, mon
                 raise OSError("simulated power loss")
             real_replace(src, dst)
 
-        monkeypatch.setattr(store.os, "replace", replace)
+        monkeypatch.setattr(folders.os, "replace", replace)
         try:
             publish(index_dir, tiny_version(index_dir, 2))
         except OSError:
             pass
         finally:
-            monkeypatch.setattr(store.os, "replace", real_replace)
+            monkeypatch.setattr(folders.os, "replace", real_replace)
         published = current_version(index_dir)
         assert published == (v0 if crash_at < steps else list_versions(index_dir)[-1])
-        IndexVersion.open(index_dir).close()  # complete and matching its checksums
+        LocalVersion.open(index_dir).close()  # complete and matching its checksums
         assert all((index_dir / v / "manifest.json").is_file() for v in list_versions(index_dir))
         collect(Settings(index_dir=index_dir), keep=0, grace_seconds=0)
         leftovers = [p.name for p in index_dir.rglob("*") if p.name.endswith(".tmp")]

@@ -12,7 +12,8 @@ import pytest
 from indexer.errors import ConfigError, IndexNotFound
 from indexer.pipeline import build
 from indexer.settings import Settings
-from indexer.store import IndexVersion, current_version, list_versions
+from indexer.storage.folders import current_version, list_versions
+from indexer.storage.local import LocalVersion
 from indexer.update import diff, update
 from search_api.searcher import Searcher, SearchRequest
 from tests.conftest import WIKINEWS, shared_data
@@ -34,7 +35,7 @@ def write_jsonl(path: Path, records: list[dict]) -> Path:
 
 def dump(index_dir: Path) -> dict:
     """Everything a reader sees of the published version except its name and creation time."""
-    version = IndexVersion.open(index_dir)
+    version = LocalVersion.open(index_dir)
     conn = sqlite3.connect(version.path / "meta.sqlite")
     try:
         tables = {t: conn.execute(f"SELECT * FROM {t} ORDER BY 1").fetchall() for t in ("articles", "passages")}
@@ -139,7 +140,7 @@ def test_update_of_an_approximate_index_equals_a_rebuild_through_the_embedding_c
     new[0]["body"] += "\n\nThis article was updated."
     write_jsonl(tmp_path / "v2" / "news.jsonl", new)
     report = update([tmp_path / "v2"], settings, embedder, delete_missing=True, progress=False)
-    assert report.carried > 0 and IndexVersion.open(settings.index_dir).manifest["faiss"]["spec"].startswith("IVF")
+    assert report.carried > 0 and LocalVersion.open(settings.index_dir).manifest["faiss"]["spec"].startswith("IVF")
 
     rebuilt = Settings(index_dir=tmp_path / "rebuilt", flat_limit=0, cache_dir=str(settings.index_dir / "cache"))
     build([tmp_path / "v2"], rebuilt, embedder, progress=False)

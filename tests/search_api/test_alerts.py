@@ -13,7 +13,7 @@ from indexer.alerts_store import Alert, AlertStore, alerts_path
 from indexer.gc import collect
 from indexer.pipeline import build
 from indexer.settings import Settings
-from indexer.store import current_version
+from indexer.storage.folders import current_version
 from indexer.update import update
 from search_api.alert_eval import evaluate
 from search_api.alert_worker import AlertWorker

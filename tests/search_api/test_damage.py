@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from indexer.pipeline import build
 from indexer.settings import Settings
-from indexer.store import current_version
+from indexer.storage.folders import current_version
 from search_api.app import SearcherHolder, create_app
 from tests.conftest import CORPUS
 from tests.search_api.test_ops import samples

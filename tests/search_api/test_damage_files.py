@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from indexer.store import current_version, publish
+from indexer.storage.folders import current_version, publish
 from tests.conftest import serve_process
 
 QUERIES = [("oil prices", "hybrid"), ("apartment building collapsed", "dense"), ("election", "keyword")]

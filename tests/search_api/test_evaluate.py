@@ -8,9 +8,10 @@ import json
 
 import pytest
 
+from indexer.adapt import headline_key
 from indexer.errors import ConfigError, SourceError
 from search_api.cli import main
-from search_api.evaluate import load_qrels, load_queries, set_name_of, split_half
+from search_api.evaluate import load_qrels, load_queries, seen_in_training, set_name_of, split_half
 from tests.conftest import CORPUS
 
 
@@ -172,3 +173,29 @@ def test_the_evaluation_ranking_is_the_served_order(searcher):
             hits = searcher.search(req).hits
             assert [(h.article_id, h.duplicates) for h in hits] == [
                 (key, sorted(dups)) for key, dups in searcher.ranking(req)[:40]]
+
+
+def test_a_keyword_ranking_embeds_no_query(searcher, monkeypatch):
+    from search_api.searcher import SearchRequest
+
+    embedded: list[str] = []
+    encode = searcher.embedder.encode_query
+    monkeypatch.setattr(searcher.embedder, "encode_query", lambda q: embedded.append(q) or encode(q))
+    req = SearchRequest(q="oil prices", k=20, mode="keyword")
+    order = [key for key, _ in searcher.ranking(req)][:20]
+    assert order and embedded == []  # the evaluation's keyword mode costs no model call
+    hits = searcher.search(req).hits  # served hits carry a relevance, which needs the query's vector
+    assert [h.article_id for h in hits] == order and embedded == ["oil prices"]
+    assert all(h.relevance is not None for h in hits)
+    searcher.ranking(SearchRequest(q="oil prices", k=20, mode="hybrid"))
+    assert embedded == ["oil prices", "oil prices"]
+
+
+def test_queries_seen_in_training_are_headlines_of_their_own_judged_articles():
+    queries = {"q1": "Oil  prices RISE", "q2": "cocoa", "q3": "wheat tender"}
+    qrels = {"q1": {"a": 1}, "q2": {"b": 1, "c": 1}, "q3": {"d": 1}}
+    trained = {"a": headline_key("OIL PRICES RISE"), "b": headline_key("COCOA PRICES FALL"),
+               "e": headline_key("WHEAT TENDER")}  # e is not q3's judged article
+    assert seen_in_training(queries, qrels, trained) == ["q1"]
+    assert seen_in_training(queries, qrels, {}) == []
+

@@ -7,8 +7,14 @@ import sqlite3
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from indexer.storage.fts import match_expression
 from search_api.highlight import highlight, query_terms
-from search_api.keyword import fts_query
+from search_api.keyword import query_words
+
+
+def fts_query(text: str, drop_stop_words: bool = True) -> str | None:
+    """The FTS5 expression the local store matches for a query's words."""
+    return match_expression(query_words(text, drop_stop_words))
 
 
 def test_highlight_picks_the_sentence_with_the_query_words():

@@ -18,7 +18,7 @@ from indexer.gc import collect
 from indexer.leases import read_leases
 from indexer.pipeline import build
 from indexer.settings import Settings
-from indexer.store import current_version, list_versions
+from indexer.storage.folders import current_version, list_versions
 from indexer.update import update
 from search_api.app import create_app
 from search_api.holder import SearcherHolder

@@ -1,4 +1,4 @@
-"""The vector store behind a small interface, and its FAISS implementation.
+"""The local store's vectors: a FAISS index keyed by passage id (indexer.storage.base.VectorIndex).
 
 The index type is chosen from the passage count in one function, `index_spec` (measured in
 bench/index_by_scale.py; see bench/RESULTS.md, "Index by scale").
@@ -7,13 +7,14 @@ bench/index_by_scale.py; see bench/RESULTS.md, "Index by scale").
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
 
 import faiss
 import numpy as np
 
 from indexer.errors import ConfigError, StorageError
+from indexer.storage.base import Filter
 
 # Exact search scans every vector: 2.5 ms a query at 28k passages, 10-18 ms at 100k on one core here,
 # while IVF-SQ8 answers 100k in 1-2 ms at recall@10 0.96. From this many passages, the approximate index.
@@ -29,19 +30,6 @@ EXACT_FILTER_LIMIT = 20_000  # filtered approximate searches over at most this m
 TRAIN_PER_LIST = 64  # k-means training points per inverted list (FAISS warns below 39)
 TRAIN_MAX = 1 << 18  # k-means costs points x lists: at most this many points
 LIVE = faiss.IDSelectorRange(0, 1 << 62)  # every passage id (they are >= 0); not the -1 of a removed HNSW node
-
-
-class VectorStore(Protocol):
-    """What the rest of newsearch needs from a vector index (a distributed one may sit beside FAISS)."""
-
-    dim: int
-
-    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None: ...
-    def remove(self, ids: np.ndarray) -> int: ...
-    def search(self, query: np.ndarray, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]: ...
-    def get(self, ids: np.ndarray) -> np.ndarray: ...
-    def save(self, path: Path) -> None: ...
-    def __len__(self) -> int: ...
 
 
 def index_spec(n_passages: int, flat_limit: int = FLAT_LIMIT, hnsw_limit: int = HNSW_LIMIT) -> str:
@@ -80,6 +68,8 @@ class FaissStore:
         self.mapped = mapped  # memory-mapped from its file: read-only
         self.spec = spec
         self._ids: np.ndarray | None = None  # sorted stored ids, made on first need, dropped on change
+        # The ids of a Filter's passages: set by the version that knows the articles (local.LocalVersion).
+        self.resolve: Callable[[Filter], np.ndarray] | None = None
         self.ivf = faiss.try_extract_index_ivf(index)
         if self.ivf is not None:
             self.ivf.nprobe = min(nprobe or default_nprobe(self.ivf.nlist, index.ntotal), self.ivf.nlist)
@@ -160,8 +150,18 @@ class FaissStore:
             return np.zeros((0, self.dim), dtype=np.float32)
         return self.index.reconstruct_batch(ids)
 
-    def search(self, query: np.ndarray, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k (scores, ids) for one query vector; `allowed` restricts to those ids. -1 ids are dropped."""
+    def ids(self) -> np.ndarray:
+        """Every id held, ascending."""
+        return np.sort(self._all_ids())
+
+    def search(self, query: np.ndarray, k: int, allowed: np.ndarray | None = None,
+               filter: Filter | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k (scores, ids) for one query vector; `allowed` restricts to those ids, `filter` (when no ids
+        are given) to its articles' passages. -1 ids are dropped."""
+        if allowed is None and filter:
+            if self.resolve is None:
+                raise ConfigError("this vector index knows no articles: pass the allowed passage ids")
+            allowed = self.resolve(filter)
         k = min(k, len(self))
         if k <= 0 or (allowed is not None and len(allowed) == 0):
             return np.zeros(0, dtype=np.float32), np.zeros(0, dtype=np.int64)

@@ -10,8 +10,10 @@ import pytest
 
 from indexer.embed import Embedder
 from indexer.errors import IndexMismatch, IndexNotFound
-from indexer.store import CURRENT, IndexVersion, check_model, current_version, list_versions, publish
-from indexer.vectors import FaissStore
+from indexer.storage.faiss_vectors import FaissStore
+from indexer.storage.folders import CURRENT, current_version, list_versions, publish
+from indexer.storage.local import LocalVersion
+from indexer.storage.manifest import check_model
 
 
 def test_filtered_search_returns_only_allowed_ids_with_deterministic_ties():
@@ -48,7 +50,7 @@ def test_damaged_file_is_refused_with_rebuild_hint(corpus_index, tmp_path):
     data[len(data) // 2] ^= 0xFF
     vec.write_bytes(bytes(data))
     with pytest.raises(IndexMismatch, match="checksum.*news-index build"):
-        IndexVersion.open(index)
+        LocalVersion.open(index)
 
 
 def test_other_format_or_model_is_refused(corpus_index, tmp_path):
@@ -63,12 +65,12 @@ def test_other_format_or_model_is_refused(corpus_index, tmp_path):
     manifest["format_version"] = 99
     manifest_path.write_text(json.dumps(manifest))
     with pytest.raises(IndexMismatch, match="format.*rebuild"):
-        IndexVersion.open(index)
+        LocalVersion.open(index)
 
 
 def test_missing_or_unpublished_index(tmp_path):
     with pytest.raises(IndexNotFound, match="no index published"):
-        IndexVersion.open(tmp_path)
+        LocalVersion.open(tmp_path)
     (tmp_path / "v1").mkdir()
     with pytest.raises(IndexNotFound, match="incomplete"):
         publish(tmp_path, "v1")

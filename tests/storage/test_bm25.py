@@ -8,10 +8,12 @@ import pytest
 
 from indexer.pipeline import build
 from indexer.settings import Settings
-from indexer.store import IndexVersion
+from indexer.storage import fts
+from indexer.storage.base import KeywordWeights
+from indexer.storage.bm25 import KeywordIndex, instances, varints
+from indexer.storage.local import LocalVersion
 from indexer.update import update
 from search_api import keyword
-from search_api.bm25 import KeywordIndex, instances, varints
 from search_api.searcher import Searcher, SearchRequest
 from tests.conftest import WIKINEWS, shared_data
 
@@ -33,16 +35,16 @@ def memory_top(index: KeywordIndex, ids: dict[int, str], query: str, limit: int)
 
 @pytest.mark.parametrize("weights", [(1.0, 1.0), (2.0, 0.3)])
 def test_memory_scores_equal_fts5_bm25(corpus_index, weights):
-    version = IndexVersion.open(corpus_index)
+    version = LocalVersion.open(corpus_index)
     try:
-        conn = version.meta.conn
+        conn = version.text.conn
         index = KeywordIndex.load(conn, "articles_fts", [*weights, 1.0])
         assert instances(conn, "articles_fts") > 0 and index.nbytes > 0
         ids = dict(conn.execute("SELECT num, id FROM articles"))
         matched = 0
         for query in QUERIES:
             for limit in (3, 200):
-                expected = keyword.search_articles(conn, query, limit, *weights)
+                expected = fts.search_articles(conn, keyword.query_words(query), limit, KeywordWeights(*weights))
                 assert memory_top(index, ids, query, limit) == expected, query
                 matched += len(expected)
         assert matched > 50  # the queries do match the corpus
@@ -51,9 +53,9 @@ def test_memory_scores_equal_fts5_bm25(corpus_index, weights):
 
 
 def test_a_word_fts5_splits_falls_back_to_sql(corpus_index):
-    version = IndexVersion.open(corpus_index)
+    version = LocalVersion.open(corpus_index)
     try:
-        index = KeywordIndex.load(version.meta.conn, "articles_fts", [1.0, 1.0, 1.0])
+        index = KeywordIndex.load(version.text.conn, "articles_fts", [1.0, 1.0, 1.0])
         assert index.terms(["oil_price"]) is None  # FTS5 reads it as a two-word phrase
         assert index.terms(["Prices"]) == ["price"]
     finally:
@@ -64,7 +66,7 @@ def test_searcher_answers_alike_with_and_without_the_memory_index(corpus_index, 
     memory = Searcher.open(corpus_index, corpus_settings, embedder)
     sql = Searcher.open(corpus_index, corpus_settings.replace(keyword_memory_tokens=0), embedder)
     try:
-        assert memory._keyword is not None and sql._keyword is None
+        assert memory.version.text._keyword and not sql.version.text._keyword
         for query in QUERIES:
             for mode in ("keyword", "hybrid"):
                 a, b = (s.search(SearchRequest(q=query, k=20, mode=mode)) for s in (memory, sql))
@@ -90,15 +92,15 @@ def test_memory_scores_equal_fts5_after_an_incremental_update(tmp_path, embedder
     (tmp_path / "v2").mkdir()
     (tmp_path / "v2" / "news.jsonl").write_text("".join(json.dumps(r) + "\n" for r in new))
     update([tmp_path / "v2"], settings, embedder, delete_missing=True, progress=False)
-    version = IndexVersion.open(settings.index_dir)
+    version = LocalVersion.open(settings.index_dir)
     try:
-        conn = version.meta.conn
+        conn = version.text.conn
         index = KeywordIndex.load(conn, "articles_fts", [1.0, 1.0, 1.0])
         ids = dict(conn.execute("SELECT num, id FROM articles"))
         assert len(index.rowids) == len(ids) == 10
         words = {w for r in old for w in keyword.query_words(r["title"])}
         for query in [*QUERIES, *sorted(words)[:40]]:
-            expected = keyword.search_articles(conn, query, 200)
+            expected = fts.search_articles(conn, keyword.query_words(query), 200, KeywordWeights())
             assert memory_top(index, ids, query, 200) == expected, query
     finally:
         version.close()

@@ -1,4 +1,4 @@
-"""The on-disk index: one folder per version, a manifest that describes it, and CURRENT naming
+"""The local store on disk: one folder per version, a manifest that describes it, and CURRENT naming
 the published one. Writers never touch a published version; publishing is an atomic rename.
 """
 
@@ -10,32 +10,19 @@ import os
 import secrets
 import shutil
 import socket
-import sqlite3
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import faiss
-
-from indexer import __version__
 from indexer.errors import IndexMismatch, IndexNotFound, NewsearchError
-from indexer.meta import MetaReader
-from indexer.vectors import FLAT_LIMIT, HNSW_LIMIT, FaissStore
+from indexer.storage.manifest import FORMAT, FORMAT_VERSION, rebuild_hint
 
-FORMAT = "newsearch-index"
-FORMAT_VERSION = 2  # 2: articles_fts has a lead column
 CURRENT = "CURRENT"
 MANIFEST = "manifest.json"
 VECTORS = "vectors.faiss"
 META = "meta.sqlite"
 WRITER = "writer.json"  # pid and host of the process writing an unfinished version; removed when complete
-
-
-def rebuild_hint(index_dir: Path) -> str:
-    """What to run to get a good index again."""
-    return f"rebuild it with `news-index build <corpus> --index-dir {index_dir}`"
 
 
 def new_version_name() -> str:
@@ -84,24 +71,6 @@ def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
     tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
     commit_file(tmp, folder / MANIFEST)
     fsync_dir(folder)
-
-
-def base_manifest(version: str, model: dict[str, Any], chunking: dict[str, Any],
-                  counts: dict[str, int], faiss_spec: str) -> dict[str, Any]:
-    """Everything a reader needs to check an index, minus the file checksums."""
-    import sentence_transformers
-
-    return {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "version": version,
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "model": model,
-        "chunking": chunking,
-        "counts": counts,
-        "faiss": {"spec": faiss_spec, "version": faiss.__version__},
-        "software": {"newsearch": __version__, "sentence_transformers": sentence_transformers.__version__},
-    }
 
 
 def publish(index_dir: Path, version: str) -> None:
@@ -183,64 +152,6 @@ def verify_files(folder: Path, manifest: dict[str, Any]) -> None:
                                 f"{rebuild_hint(folder.parent)}")
 
 
-def check_model(manifest: dict[str, Any], model_name: str, dim: int, index_dir: Path,
-                fingerprint: str | None = None) -> None:
-    """Refuse an index built with another embedding model (by name, dimension and, if known, files)."""
-    built = manifest.get("model", {})
-    fix = f"{rebuild_hint(index_dir)}, or set NEWSEARCH_MODEL to the model it was built with ({built.get('name')})"
-    same_files = bool(fingerprint) and built.get("fingerprint") == fingerprint
-    if (built.get("name") != model_name and not same_files) or built.get("dim") != dim:
-        raise IndexMismatch(
-            f"the index was built with model {built.get('name')} (dim {built.get('dim')}) but this process uses "
-            f"{model_name} (dim {dim}); {fix}")
-    if fingerprint and built.get("fingerprint") and built["fingerprint"] != fingerprint:
-        raise IndexMismatch(
-            f"the index was built with other files of model {model_name} (fingerprint {built['fingerprint']}, "
-            f"this process has {fingerprint}); {fix}")
-
-
-@dataclass
-class IndexVersion:
-    """An opened, verified version: its manifest, vectors and metadata."""
-
-    name: str
-    path: Path
-    manifest: dict[str, Any]
-    vectors: FaissStore
-    meta: MetaReader
-
-    @classmethod
-    def open(cls, index_dir: Path, version: str | None = None, verify: bool = True, nprobe: int = 0,
-             mmap: bool = False, ef_search: int = 0) -> IndexVersion:
-        """Open the published version (or a named one), checking format and checksums; `nprobe`, `mmap`
-        and `ef_search` are passed to FaissStore.load."""
-        index_dir = Path(index_dir)
-        name = version or current_version(index_dir)
-        folder = index_dir / name
-        try:
-            manifest = read_manifest(folder)
-            if verify:
-                verify_files(folder, manifest)
-            vectors = FaissStore.load(folder / VECTORS, nprobe, mmap, ef_search)
-            meta = MetaReader(folder / META)
-        except (RuntimeError, OSError, sqlite3.DatabaseError) as exc:
-            raise IndexMismatch(f"cannot read {folder}: {exc}; {rebuild_hint(index_dir)}") from None
-        if vectors.dim != manifest["model"]["dim"] or len(vectors) != manifest["counts"]["passages"]:
-            raise IndexMismatch(f"{folder / VECTORS} disagrees with {MANIFEST}; {rebuild_hint(index_dir)}")
-        return cls(name, folder, manifest, vectors, meta)
-
-    def close(self) -> None:
-        """Release the SQLite connections."""
-        self.meta.close()
-
-
-def remove_version(index_dir: Path, name: str) -> None:
-    """Delete one version folder (never the published one)."""
-    if name == current_version(index_dir):
-        raise IndexMismatch(f"{name} is the published version of {index_dir}; it cannot be removed")
-    shutil.rmtree(index_dir / name)
-
-
 def stale_folders(index_dir: Path, grace_seconds: float) -> list[Path]:
     """Folders of builds that never completed (no manifest): at once if the process that wrote them (on this
     host) is gone, else once older than the grace period."""
@@ -266,45 +177,3 @@ def writer_gone(folder: Path) -> bool:
     return False
 
 
-def write_version(index_dir: Path, articles: list, passages_of: dict, ids, vectors, *, model: dict[str, Any],
-                  chunking: dict[str, Any], dup_groups: dict[str, str], flat_limit: int = FLAT_LIMIT,
-                  hnsw_limit: int = HNSW_LIMIT) -> str:
-    """Write a complete new version folder beside the others (not yet published); returns its name.
-
-    Files are written under .tmp names, fsynced and renamed; the manifest comes last, so a crash
-    leaves at most an incomplete folder that readers never open and `gc` removes.
-    """
-    index_dir.mkdir(parents=True, exist_ok=True)
-    name = new_version_name()
-    folder = index_dir / name
-    folder.mkdir()
-    try:
-        (folder / WRITER).write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname()}))
-        return _write_files(folder, name, articles, passages_of, ids, vectors, model=model, chunking=chunking,
-                            dup_groups=dup_groups, flat_limit=flat_limit, hnsw_limit=hnsw_limit)
-    except BaseException:
-        # A failed writer (full disk, Ctrl-C) gives its space back at once; only a killed one leaves the
-        # folder, which gc removes as soon as the writer named in it is gone.
-        shutil.rmtree(folder, ignore_errors=True)
-        raise
-
-
-def _write_files(folder: Path, name: str, articles: list, passages_of: dict, ids, vectors, *, model: dict[str, Any],
-                 chunking: dict[str, Any], dup_groups: dict[str, str], flat_limit: int, hnsw_limit: int) -> str:
-    from indexer.meta import write_meta
-
-    meta_tmp = folder / (META + ".tmp")
-    n_articles, n_passages = write_meta(meta_tmp, articles, passages_of,
-                                        index_titles=chunking["fields"] == "title+body", dup_groups=dup_groups)
-    commit_file(meta_tmp, folder / META)
-    store = FaissStore.build(ids, vectors, model["dim"], flat_limit, hnsw_limit=hnsw_limit)
-    vec_tmp = folder / (VECTORS + ".tmp")
-    store.save(vec_tmp)
-    commit_file(vec_tmp, folder / VECTORS)
-    counts = {"articles": n_articles, "passages": n_passages,
-              "duplicate_groups": len(set(dup_groups.values()))}
-    manifest = base_manifest(name, model, chunking, counts, store.spec)
-    manifest["files"] = {VECTORS: file_entry(folder / VECTORS), META: file_entry(folder / META)}
-    write_manifest(folder, manifest)
-    (folder / WRITER).unlink()
-    return name

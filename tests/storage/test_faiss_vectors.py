@@ -12,8 +12,7 @@ from indexer import vectors as vec
 from indexer.errors import ConfigError
 from indexer.pipeline import build
 from indexer.settings import Settings
-from indexer.store import IndexVersion, current_version
-from indexer.vectors import (
+from indexer.storage.faiss_vectors import (
     EF_SEARCH,
     FLAT_LIMIT,
     HNSW_LIMIT,
@@ -23,6 +22,8 @@ from indexer.vectors import (
     index_spec,
     ivf_lists,
 )
+from indexer.storage.folders import current_version
+from indexer.storage.local import LocalVersion
 from search_api.searcher import Searcher, SearchRequest
 from tests.conftest import CORPUS
 
@@ -45,8 +46,8 @@ def test_index_spec_at_its_boundaries():
 @pytest.fixture(scope="module")
 def real(corpus_index):
     """(ids, vectors) of every passage of the corpus index: real MiniLM embeddings."""
-    version = IndexVersion.open(corpus_index)
-    ids = np.sort(np.array([r[0] for r in version.meta.conn.execute("SELECT id FROM passages")], dtype=np.int64))
+    version = LocalVersion.open(corpus_index)
+    ids = np.sort(np.array([r[0] for r in version.text.conn.execute("SELECT id FROM passages")], dtype=np.int64))
     vectors = version.vectors.get(ids)
     version.close()
     return ids, vectors

@@ -1,0 +1,134 @@
+"""Keyword (BM25) retrieval with SQLite FTS5 over a local version's meta.sqlite.
+
+User text never reaches FTS5 syntax: the caller's words are each quoted. Articles are scored over three
+columns (title, lead, body), so words of the opening sentences, which a headline sums up, count more.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from indexer.chunk import MAX_PASSAGES_PER_ARTICLE, passage_id
+from indexer.storage.base import Filter, KeywordWeights
+
+
+def match_expression(words: Sequence[str]) -> str | None:
+    """An FTS5 MATCH expression OR-ing the words, each quoted; None if there are none."""
+    if not words:
+        return None
+    return " OR ".join(f'"{w}"' for w in words)
+
+
+def article_filter_sql(filter: Filter | None) -> tuple[str, list[Any]]:
+    """A WHERE clause over `articles a`: published in [since, before), source in `sources`."""
+    clauses, args = ["1"], []
+    if filter is not None and filter.since is not None:
+        clauses.append("a.published >= ?")
+        args.append(filter.since.isoformat())
+    if filter is not None and filter.before is not None:
+        clauses.append("a.published < ?")
+        args.append(filter.before.isoformat())
+    if filter is not None and filter.sources:
+        clauses.append(f"a.source IN ({','.join('?' * len(filter.sources))})")
+        args.extend(filter.sources)
+    return " AND ".join(clauses), args
+
+
+def search_articles(conn: sqlite3.Connection, words: Sequence[str], limit: int, weights: KeywordWeights,
+                    filter: Filter | None = None) -> list[tuple[str, float]]:
+    """Top articles as (article id, score), score = -bm25 over title, lead and body (higher is better)."""
+    match = match_expression(words)
+    if match is None:
+        return []
+    where, args = article_filter_sql(filter)
+    if not args:
+        return _top_unfiltered(conn, "articles_fts", "bm25(articles_fts, ?, ?, 1.0)", [weights.title, weights.lead],
+                               "JOIN articles a ON a.num = r.rowid", "a.id", match, limit)
+    rows = conn.execute(
+        f"SELECT a.id, -bm25(articles_fts, ?, ?, 1.0) AS s FROM articles_fts"
+        f" JOIN articles a ON a.num = articles_fts.rowid WHERE articles_fts MATCH ? AND {where} ORDER BY s DESC, a.id LIMIT ?",
+        [weights.title, weights.lead, match, *args, limit],
+    )
+    return [(r[0], float(r[1])) for r in rows]
+
+
+def _top_unfiltered(conn: sqlite3.Connection, table: str, bm25: str, weights: list[float], join: str, key: str,
+                    match: str, limit: int) -> list[tuple]:
+    """The top `limit` rows by (-bm25, key) of an unfiltered match, joining only the best rows, not every match.
+
+    FTS5 keeps the best rows by score alone, so rows tied with the last one kept may be cut arbitrarily;
+    asking for more than `limit` until the last row fetched scores below the last row returned makes
+    the tie-break by `key` exact.
+    """
+    fetch = 2 * limit
+    while True:
+        rows = conn.execute(
+            f"SELECT {key}, -r.s FROM (SELECT rowid, {bm25} AS s FROM {table} WHERE {table} MATCH ?"
+            f" ORDER BY s LIMIT ?) r {join} ORDER BY r.s, {key}",
+            [*weights, match, fetch + 1],
+        ).fetchall()
+        if len(rows) <= fetch or rows[-1][1] < rows[limit - 1][1]:
+            return [(r[0], float(r[1])) for r in rows[:limit]]
+        fetch *= 4
+
+
+def search_passages(conn: sqlite3.Connection, words: Sequence[str], limit: int, title_weight: float = 1.0,
+                    filter: Filter | None = None) -> list[tuple[int, float]]:
+    """Top passages as (passage id, score), score = -bm25."""
+    match = match_expression(words)
+    if match is None:
+        return []
+    where, args = article_filter_sql(filter)
+    if not args:
+        return [(int(pid), score) for pid, score in _top_unfiltered(
+            conn, "passages_fts", "bm25(passages_fts, ?, 1.0)", [title_weight], "", "r.rowid", match, limit)]
+    rows = conn.execute(
+        "SELECT p.id, -bm25(passages_fts, ?, 1.0) AS s FROM passages_fts"
+        " JOIN passages p ON p.id = passages_fts.rowid JOIN articles a ON a.num = p.article_num"
+        f" WHERE passages_fts MATCH ? AND {where} ORDER BY s DESC, p.id LIMIT ?",
+        [title_weight, match, *args, limit],
+    )
+    return [(int(r[0]), float(r[1])) for r in rows]
+
+
+def best_passage_per_article(conn: sqlite3.Connection, words: Sequence[str], article_ids: Sequence[str]) -> dict[str, int]:
+    """For each article, its passage with the best BM25 for the words (articles without a match are absent)."""
+    match = match_expression(words)
+    if match is None or not article_ids:
+        return {}
+    out: dict[str, int] = {}
+    for aid in article_ids:
+        # An article's passage ids share its hash and differ in the low bits (indexer.chunk.passage_id), so a
+        # rowid range lets FTS5 seek to its passages instead of scoring every passage that matches.
+        first = passage_id(aid, 0)
+        row = conn.execute(
+            "SELECT p.id FROM passages_fts JOIN passages p ON p.id = passages_fts.rowid"
+            " JOIN articles a ON a.num = p.article_num WHERE passages_fts MATCH ? AND passages_fts.rowid BETWEEN ? AND ?"
+            " AND a.id = ? ORDER BY bm25(passages_fts), p.id LIMIT 1",
+            [match, first, first + MAX_PASSAGES_PER_ARTICLE - 1, aid],
+        ).fetchone()
+        if row is not None:
+            out[aid] = int(row[0])
+    return out
+
+
+def word_presence(conn: sqlite3.Connection, words: Sequence[str], nums: Sequence[int]) -> tuple[int, list[int], np.ndarray]:
+    """Articles indexed, then for each word how many articles hold it and whether each article `nums`
+    (FTS5 rowids) does: what bm25.KeywordIndex.presence answers from memory, asked of SQLite."""
+    (n_rows,) = conn.execute("SELECT count(*) FROM articles_fts_docsize").fetchone()
+    df: list[int] = []
+    present = np.zeros((len(words), len(nums)), dtype=bool)
+    at = {num: i for i, num in enumerate(nums)}
+    marks = ",".join("?" * len(nums))
+    for i, word in enumerate(words):
+        match = f'"{word}"'
+        df.append(conn.execute("SELECT count(*) FROM articles_fts WHERE articles_fts MATCH ?", (match,)).fetchone()[0])
+        if nums:
+            for (num,) in conn.execute(f"SELECT rowid FROM articles_fts WHERE articles_fts MATCH ? AND rowid IN ({marks})",
+                                       (match, *nums)):
+                present[i, at[num]] = True
+    return n_rows, df, present

@@ -1,0 +1,314 @@
+"""The local store's text: articles, passages and FTS5 keyword tables in one SQLite file per version
+(meta.sqlite), written by MetaWriter and read by SqliteText (indexer.storage.base.TextIndex).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+
+from indexer.chunk import lead_span
+from indexer.errors import IndexDamaged
+from indexer.records import Article, Passage
+from indexer.storage import fts
+from indexer.storage.base import Catalog, Filter, KeywordWeights, StoredPassage
+from indexer.storage.bm25 import KeywordIndex, instances
+
+SCHEMA = """
+CREATE TABLE articles (
+    num INTEGER PRIMARY KEY,          -- rowid of articles_fts
+    id TEXT NOT NULL UNIQUE,
+    title TEXT NOT NULL,
+    body TEXT NOT NULL,
+    published TEXT,                   -- ISO 8601, naive UTC
+    source TEXT,
+    url TEXT,
+    content_hash TEXT NOT NULL,
+    meta TEXT NOT NULL DEFAULT '{}',
+    dup_group TEXT                    -- id of the first article with the same or near-same body
+);
+CREATE INDEX articles_published ON articles(published);
+CREATE INDEX articles_source ON articles(source);
+CREATE TABLE passages (
+    id INTEGER PRIMARY KEY,           -- FAISS id
+    article_num INTEGER NOT NULL REFERENCES articles(num),
+    ordinal INTEGER NOT NULL,
+    start INTEGER NOT NULL,
+    end INTEGER NOT NULL,
+    tokens INTEGER NOT NULL,
+    text TEXT NOT NULL
+);
+CREATE INDEX passages_article ON passages(article_num, ordinal);
+CREATE VIRTUAL TABLE articles_fts USING fts5(title, lead, body, content='', tokenize='porter unicode61 remove_diacritics 2');
+CREATE VIRTUAL TABLE passages_fts USING fts5(title, text, content='', tokenize='porter unicode61 remove_diacritics 2');
+"""
+
+
+
+class MetaWriter:
+    """Writes a new meta.sqlite article by article; `finish` optimises and commits it."""
+
+    def __init__(self, path: Path, index_titles: bool):
+        self.conn = sqlite3.connect(path)
+        self.index_titles = index_titles
+        self.articles = self.passages = 0
+        self.conn.executescript(SCHEMA)
+
+    def add(self, articles: Sequence[Article], passages_of: Mapping[str, Sequence[Passage]],
+            dup_groups: Mapping[str, str]) -> None:
+        """Add articles (numbered from 1 in the order given), their passages and keyword rows."""
+        conn = self.conn
+        for article in articles:
+            self.articles += 1
+            num = self.articles
+            title = article.title if self.index_titles else ""
+            conn.execute(
+                "INSERT INTO articles (num, id, title, body, published, source, url, content_hash, meta, dup_group)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (num, article.id, article.title, article.body,
+                 article.published.isoformat() if article.published else None, article.source, article.url,
+                 article.content_hash, json.dumps(article.meta, ensure_ascii=False, default=str),
+                 dup_groups.get(article.id)),
+            )
+            conn.execute("INSERT INTO articles_fts (rowid, title, lead, body) VALUES (?,?,?,?)",
+                         (num, title, lead_of(article.body), article.body))
+            rows = [(p.id, num, p.ordinal, p.start, p.end, p.tokens, p.text) for p in passages_of.get(article.id, ())]
+            conn.executemany("INSERT INTO passages VALUES (?,?,?,?,?,?,?)", rows)
+            conn.executemany("INSERT INTO passages_fts (rowid, title, text) VALUES (?,?,?)",
+                             [(r[0], title, r[6]) for r in rows])
+            self.passages += len(rows)
+
+    def finish(self) -> None:
+        """Optimise the keyword tables, commit and close."""
+        self.conn.execute("INSERT INTO articles_fts(articles_fts) VALUES ('optimize')")
+        self.conn.execute("INSERT INTO passages_fts(passages_fts) VALUES ('optimize')")
+        self.conn.commit()
+        self.conn.close()
+
+    def close(self) -> None:
+        """Close without committing (an aborted write)."""
+        self.conn.close()
+
+
+def lead_of(body: str, max_sentences: int = 2) -> str:
+    """The lead of a news story (its first sentences), for the keyword index's lead column."""
+    span = lead_span(body, max_sentences)
+    return body[span[0] : span[1]] if span else ""
+
+
+def _date(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+Method = TypeVar("Method", bound=Callable[..., Any])
+
+
+def readable(method: Method) -> Method:
+    """SQLite errors of a version opened and verified before (its file damaged or removed since) become
+    IndexDamaged, which the server answers with 503 and a fallback version."""
+
+    @functools.wraps(method)
+    def wrapper(self: SqliteText, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.DatabaseError as exc:
+            raise IndexDamaged(f"{self.path} cannot be read ({exc}); rebuild the index with `news-index build` "
+                               "or restore its files", str(exc)) from exc
+
+    return wrapper  # type: ignore[return-value]
+
+
+class SqliteText:
+    """Read-only access to meta.sqlite, one connection per thread (FastAPI runs sync routes in a pool)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self._keyword: dict[KeywordWeights, KeywordIndex] = {}  # article postings in memory (prepare_keyword)
+        self._article_ids: list[str] = []  # article num -> id, for the in-memory index's rows
+        self.conn.execute("SELECT count(*) FROM articles").fetchone()
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        """This thread's connection."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(f"file:{self.path}?mode=ro&immutable=1", uri=True, check_same_thread=False)
+            self._local.conn = conn
+            with self._lock:
+                self._connections.append(conn)
+        return conn
+
+    def close(self) -> None:
+        """Close every thread's connection."""
+        with self._lock:
+            for conn in self._connections:
+                conn.close()
+            self._connections.clear()
+
+    @readable
+    def check(self) -> None:
+        """Raise IndexDamaged if the database no longer answers."""
+        self.conn.execute("SELECT 1 FROM articles LIMIT 1").fetchall()
+
+    @readable
+    def count_articles(self) -> int:
+        """Rows in `articles`."""
+        return int(self.conn.execute("SELECT count(*) FROM articles").fetchone()[0])
+
+    @readable
+    def count_passages(self) -> int:
+        """Rows in `passages`."""
+        return int(self.conn.execute("SELECT count(*) FROM passages").fetchone()[0])
+
+    @readable
+    def sources(self) -> list[tuple[str, int]]:
+        """Distinct sources with their article counts."""
+        return [(s, n) for s, n in self.conn.execute(
+            "SELECT source, count(*) FROM articles WHERE source IS NOT NULL GROUP BY source ORDER BY source")]
+
+    @readable
+    def date_range(self) -> tuple[datetime | None, datetime | None]:
+        """Oldest and newest publication dates."""
+        lo, hi = self.conn.execute("SELECT min(published), max(published) FROM articles").fetchone()
+        return _date(lo), _date(hi)
+
+    @readable
+    def catalog(self) -> Catalog:
+        """Articles by num (the FTS5 rowid, from 1) and passages by id with their article's num."""
+        rows = self.conn.execute("SELECT num, id, published, dup_group, source FROM articles ORDER BY num").fetchall()
+        pairs = np.array(self.conn.execute("SELECT id, article_num FROM passages ORDER BY id").fetchall(),
+                         dtype=np.int64)
+        empty = np.zeros(0, dtype=np.int64)
+        return Catalog([""] + [r[1] for r in rows], [None] + [_date(r[2]) for r in rows],
+                       [None] + [r[4] for r in rows], [None] + [r[3] for r in rows],
+                       pairs[:, 0] if len(pairs) else empty, pairs[:, 1] if len(pairs) else empty)
+
+    @readable
+    def passages(self, ids: Sequence[int]) -> dict[int, StoredPassage]:
+        """Passages by id, joined with their articles."""
+        out: dict[int, StoredPassage] = {}
+        ids = [int(i) for i in ids]
+        for chunk_start in range(0, len(ids), 500):
+            chunk = ids[chunk_start : chunk_start + 500]
+            rows = self.conn.execute(
+                "SELECT p.id, a.id, p.ordinal, p.start, p.end, p.text, a.title, a.published, a.source, a.url, a.dup_group"
+                f" FROM passages p JOIN articles a ON a.num = p.article_num WHERE p.id IN ({','.join('?' * len(chunk))})",
+                chunk,
+            )
+            for r in rows:
+                out[r[0]] = StoredPassage(r[0], r[1], r[2], r[3], r[4], r[5], r[6], _date(r[7]), r[8], r[9], r[10])
+        return out
+
+    @readable
+    def article(self, article_id: str) -> dict[str, Any] | None:
+        """One article with its passages' ids and offsets, or None."""
+        row = self.conn.execute(
+            "SELECT num, id, title, body, published, source, url, content_hash, meta, dup_group FROM articles WHERE id = ?",
+            (article_id,),
+        ).fetchone()
+        if row is None:
+            return None
+        passages = [
+            {"id": pid, "ordinal": o, "start": s, "end": e}
+            for pid, o, s, e in self.conn.execute(
+                "SELECT id, ordinal, start, end FROM passages WHERE article_num = ? ORDER BY ordinal", (row[0],))
+        ]
+        return {"id": row[1], "title": row[2], "body": row[3], "published": _date(row[4]), "source": row[5],
+                "url": row[6], "content_hash": row[7], "meta": json.loads(row[8]), "dup_group": row[9],
+                "passages": passages}
+
+    @readable
+    def first_passages(self, article_ids: Sequence[str]) -> dict[str, int]:
+        """Each article's passage of the lowest ordinal."""
+        out = {}
+        for aid in article_ids:
+            row = self.conn.execute("SELECT p.id FROM passages p WHERE p.article_num = (SELECT num FROM articles"
+                                    " WHERE id = ?) ORDER BY p.ordinal LIMIT 1", (aid,)).fetchone()
+            if row is not None:
+                out[aid] = row[0]
+        return out
+
+    @readable
+    def stored_articles(self) -> dict[str, tuple[str, str]]:
+        """Article id -> (content hash, metadata JSON), for incremental updates."""
+        return {aid: (h, m) for aid, h, m in self.conn.execute("SELECT id, content_hash, meta FROM articles")}
+
+    @readable
+    def articles(self, ids: Sequence[str]) -> list[Article]:
+        """Whole stored articles, in the order asked."""
+        out = []
+        for aid in ids:
+            r = self.conn.execute(
+                "SELECT id, title, body, published, source, url, content_hash, meta FROM articles WHERE id = ?",
+                (aid,)).fetchone()
+            out.append(Article(r[0], r[1], r[2], _date(r[3]), r[4], r[5], r[6], json.loads(r[7])))
+        return out
+
+    @readable
+    def passages_by_article(self) -> dict[str, list[Passage]]:
+        """Every article's passages by ordinal, articles in stored order."""
+        out: dict[str, list[Passage]] = {}
+        for pid, aid, ordinal, text, start, end, tokens in self.conn.execute(
+                "SELECT p.id, a.id, p.ordinal, p.text, p.start, p.end, p.tokens FROM passages p"
+                " JOIN articles a ON a.num = p.article_num ORDER BY a.num, p.ordinal"):
+            out.setdefault(aid, []).append(Passage(pid, aid, ordinal, text, start, end, tokens))
+        return out
+
+    @readable
+    def titles(self) -> dict[str, str]:
+        """Article id -> title."""
+        return dict(self.conn.execute("SELECT id, title FROM articles"))
+
+    def passage_texts(self) -> Iterator[tuple[str, str]]:
+        """(article title, passage text) of every passage."""
+        yield from self.conn.execute("SELECT a.title, p.text FROM passages p JOIN articles a ON a.num = p.article_num")
+
+    @readable
+    def prepare_keyword(self, weights: KeywordWeights, memory_tokens: int) -> None:
+        """Hold the article keyword index in memory for these weights, unless it has more than `memory_tokens`."""
+        if weights in self._keyword or instances(self.conn, "articles_fts") > memory_tokens:
+            return
+        self._article_ids = [""] + [r[0] for r in self.conn.execute("SELECT id FROM articles ORDER BY num")]
+        self._keyword[weights] = KeywordIndex.load(self.conn, "articles_fts", [weights.title, weights.lead, 1.0])
+
+    @readable
+    def keyword_articles(self, words: Sequence[str], limit: int, weights: KeywordWeights,
+                         filter: Filter | None = None) -> list[tuple[str, float]]:
+        """Top articles by BM25: from memory when loaded for these weights and unfiltered, else FTS5."""
+        memory = self._keyword.get(weights)
+        terms = memory.terms(words) if memory is not None and not filter else None
+        if terms is None:
+            return fts.search_articles(self.conn, words, limit, weights, filter)
+        nums, scores = memory.top(terms, limit)  # type: ignore[union-attr]
+        found = sorted(zip((self._article_ids[n] for n in nums.tolist()), scores.tolist()), key=lambda p: (-p[1], p[0]))
+        return found[:limit]
+
+    @readable
+    def keyword_passages(self, words: Sequence[str], limit: int, title_weight: float,
+                         filter: Filter | None = None) -> list[tuple[int, float]]:
+        """Top passages by BM25 (FTS5)."""
+        return fts.search_passages(self.conn, words, limit, title_weight, filter)
+
+    @readable
+    def best_keyword_passages(self, words: Sequence[str], article_ids: Sequence[str]) -> dict[str, int]:
+        """Each article's passage with the best BM25 (FTS5)."""
+        return fts.best_passage_per_article(self.conn, words, article_ids)
+
+    @readable
+    def word_presence(self, words: Sequence[str], numbers: Sequence[int]) -> tuple[int, list[int], np.ndarray]:
+        """Articles indexed, articles holding each word, and which of the article `numbers` hold each word."""
+        for memory in self._keyword.values():  # any weights: presence does not depend on them
+            df, present = memory.presence(words, np.asarray(numbers, dtype=np.int64))
+            return len(memory.rowids), df.tolist(), present
+        return fts.word_presence(self.conn, words, [int(n) for n in numbers])
