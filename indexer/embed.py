@@ -273,6 +273,10 @@ class Embedder:
             mask[r, : len(row)] = 1
         return {"input_ids": input_ids, "attention_mask": mask, "token_type_ids": np.zeros_like(input_ids)}
 
+    def encode_queries(self, queries: Sequence[str]) -> np.ndarray:
+        """Many query vectors in batches, shape (len(queries), dim): what encode_query gives each, up to padding."""
+        return self._encode(queries, self.query_runtime)
+
     def encode_query(self, query: str) -> np.ndarray:
         """One query vector, shape (dim,)."""
         started = time.perf_counter()

@@ -151,6 +151,12 @@ class Settings:
     """Token of a Milvus server (`user:password` or an API key); empty for Milvus Lite."""
     milvus_collection: str = "newsearch"
     """Prefix of this index's Milvus collection and alias names."""
+    alert_webhook_attempts: int = 5
+    """POSTs of one batch of an alert's matches to its webhook before giving up (docs/alerts.md)."""
+    alert_webhook_backoff: float = 2.0
+    """Seconds before a webhook's second attempt, doubling after each failure."""
+    alert_webhook_timeout: float = 10.0
+    """Seconds a webhook has to answer one POST."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -260,6 +266,9 @@ RANGES: dict[str, tuple[float, float, str]] = {
     "nprobe": (0, 65536, "IVF lists probed per query; 0: automatic"),
     "ef_search": (0, 65536, "HNSW candidates per query; 0: automatic"),
     "keyword_memory_tokens": (0, 10**10, "indexed tokens; 0: keyword search always asks SQLite"),
+    "alert_webhook_attempts": (1, 100, "POSTs of one batch to a webhook before giving up"),
+    "alert_webhook_backoff": (0, 3600, "seconds before the second attempt, doubling after"),
+    "alert_webhook_timeout": (0.1, 600, "seconds"),
 }
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from indexer.alerts_store import staged_update
 from indexer.embed import Embedder, built_kind, built_precision
 from indexer.engines import make_engine
 from indexer.errors import ConfigError
@@ -228,7 +229,8 @@ def update(paths: Sequence[Path], settings: Settings, embedder: Embedder, delete
             on_progress("writing", 0, 1)
         name = write_prepared(store, prepared, passages, vectors, embedder, settings,
                               {a: base.stories[a] for a in changes.unchanged + kept if a in base.stories})
-        store.publish_new(name)
+        with staged_update(index_dir, name, base_name, sorted(to_chunk)):  # the alerts' outbox (docs/alerts.md)
+            store.publish_new(name)
     return UpdateReport(name, base_name, True, len(changes.added), len(changes.changed), len(deleted),
                         len(changes.unchanged), len(kept), len(articles), len(passages), embedded, carried,
                         prepared.problems, time.perf_counter() - started)

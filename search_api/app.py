@@ -22,6 +22,8 @@ from indexer.settings import Settings
 from search_api import web
 from search_api.admin import reload_quietly
 from search_api.admin import router as admin_router
+from search_api.alert_worker import AlertWorker
+from search_api.alerts import router as alerts_router
 from search_api.auth import CHALLENGE, require_api_key
 from search_api.holder import SearcherHolder
 from search_api.ops import install_operations, served
@@ -79,8 +81,12 @@ def create_app(settings: Settings | None = None, holder: SearcherHolder | None =
         if not app.state.holder.loaded:
             app.state.holder.load()
         app.state.holder.start_watching()
-        app.state.jobs = JobRunner(settings, on_done=lambda job: reload_quietly(app.state.holder))
+        app.state.alerts = AlertWorker(settings, app.state.holder)  # evaluates what updates staged (docs/alerts.md)
+        app.state.jobs = JobRunner(settings, on_done=lambda job: (reload_quietly(app.state.holder),
+                                                                  app.state.alerts.wake()))
+        app.state.alerts.start()
         yield
+        app.state.alerts.stop()
         app.state.holder.close()
 
     # /docs and /redoc with Swagger UI and ReDoc served from fastapi-offline's files, not a CDN: they work offline.
@@ -93,6 +99,7 @@ def create_app(settings: Settings | None = None, holder: SearcherHolder | None =
     app.include_router(web.router)
     app.include_router(admin_router)
     app.include_router(stories_router)
+    app.include_router(alerts_router)
     keyed = [Depends(require_api_key)]
 
     @app.get("/search", response_model=SearchOut, responses=ERRORS, dependencies=[*keyed, Depends(single_values)])
@@ -180,7 +187,8 @@ def install_error_handlers(app: FastAPI) -> None:
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0]
         # loc is ("query"|"body", field, ...) or, for a body that is not JSON, ("body", character offset).
-        loc = [part for part in first.get("loc", ()) if part not in ("query", "body", "path", "header")]
+        loc = list(first.get("loc", ()))
+        loc = loc[1:] if loc and loc[0] in ("query", "body", "path", "header") else loc  # a field may be named "query"
         field = loc[0] if loc and isinstance(loc[0], str) else None
         message = str(first.get("msg"))
         if first.get("type") == "extra_forbidden":

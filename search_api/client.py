@@ -15,6 +15,7 @@ from urllib.parse import quote
 
 import httpx
 
+from indexer.alerts_store import AlertNotFound
 from indexer.errors import (
     ArticleNotFound,
     BadQuery,
@@ -31,6 +32,7 @@ from search_api.client_types import Article, Health, SearchResults, Similar, Sta
 # The optional fields of POST /search besides q, k and offset; a test keeps this equal to the server's schema.
 SEARCH_OPTIONS = frozenset({"group", "mode", "since", "until", "source", "collapse",
                             "recency_half_life_days", "now", "min_relevance"})
+ALERT_OPTIONS = frozenset({"mode", "since", "until", "source", "min_relevance", "webhook"})  # POST /alerts besides query
 RETRY_STATUSES = frozenset({502, 503, 504})
 # Raised before any byte of an answer arrived, or when the connection dropped: safe to send again.
 RETRY_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError, httpx.ReadError)
@@ -49,6 +51,8 @@ def error_for(status: int, body: Any, path: str) -> NewsearchError:
         error = StoryNotFound(message)
     elif status == 404 and path.startswith("/articles/"):
         error = ArticleNotFound(message)
+    elif status == 404 and path.startswith("/alerts/"):
+        error = AlertNotFound(message)
     elif status == 413:
         error = RequestTooLarge(message)
     elif status < 500:
@@ -80,6 +84,21 @@ def search_body(q: str, k: int, offset: int, filters: dict[str, Any]) -> dict[st
 def next_body(page: SearchResults) -> dict[str, Any] | None:
     """The request for the page after `page`, or None when it was the last."""
     return {**page.request, "offset": page.offset + len(page.hits)} if page.has_next else None
+
+
+def alert_body(query: str, options: dict[str, Any]) -> dict[str, Any]:
+    """The JSON body of POST /alerts: the query and mode, since, until, source, min_relevance, webhook."""
+    unknown = sorted(set(options) - ALERT_OPTIONS)
+    if unknown:
+        raise BadQuery(f"unknown alert option(s) {unknown}; known: {sorted(ALERT_OPTIONS)}", unknown[0])
+    body = search_body(query, 10, 0, {k: v for k, v in options.items() if k != "webhook"})
+    return {"query": query, **{k: v for k, v in body.items() if k not in ("q", "k", "offset")},
+            **({"webhook": options["webhook"]} if options.get("webhook") else {})}
+
+
+def alert_path(alert_id: str, feed: bool = False) -> str:
+    """The URL path of one alert (or of its Atom feed)."""
+    return "/alerts/" + quote(alert_id, safe="") + ("/feed.atom" if feed else "")
 
 
 def article_path(article_id: str) -> str:
@@ -139,12 +158,16 @@ class _Base:
                            f"{self.retries + 1} attempt(s); is `news-search serve` running there?")
 
     @staticmethod
-    def _answer(response: httpx.Response) -> dict[str, Any]:
+    def _answer(response: httpx.Response) -> Any:
+        """A success's JSON object or list (an Atom feed's text; {} for 204), else the error it stands for."""
+        if response.status_code == 204:
+            return {}
         try:
             body = response.json()
         except ValueError:
             body = response.text
-        if response.is_success and isinstance(body, dict):
+        xml = response.headers.get("content-type", "").startswith("application/atom+xml")
+        if response.is_success and (isinstance(body, dict | list) or xml):
             return body
         raise error_for(response.status_code, body, response.request.url.path)
 
@@ -160,7 +183,7 @@ class NewsSearchClient(_Base):
         super().__init__(base_url, api_key, timeout, **options)
         self._http = httpx.Client(**self._options())
 
-    def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         for attempt in range(self.retries + 1):
             try:
                 response, error = self._http.request(method, path, **kwargs), None
@@ -208,6 +231,26 @@ class NewsSearchClient(_Base):
         """Index version, counts, model, date range and sources."""
         return Stats.from_json(self._call("GET", "/stats"))
 
+    def create_alert(self, query: str, **options: Any) -> dict[str, Any]:
+        """Save an alert (docs/alerts.md); options: mode, since, until, source, min_relevance, webhook."""
+        return self._call("POST", "/alerts", json=alert_body(query, options))
+
+    def alerts(self) -> list[dict[str, Any]]:
+        """This key's alerts, with their match counts."""
+        return self._call("GET", "/alerts")
+
+    def alert(self, alert_id: str) -> dict[str, Any]:
+        """One alert with its newest matches and webhook deliveries; AlertNotFound if there is none."""
+        return self._call("GET", alert_path(alert_id))
+
+    def delete_alert(self, alert_id: str) -> None:
+        """Remove an alert and its matches."""
+        self._call("DELETE", alert_path(alert_id))
+
+    def alert_feed(self, alert_id: str) -> str:
+        """An alert's matches as Atom XML."""
+        return self._call("GET", alert_path(alert_id, feed=True))
+
     def health(self) -> Health:
         """Whether the server is up, and the index version it serves."""
         return Health.from_json(self._call("GET", "/healthz"))
@@ -230,7 +273,7 @@ class AsyncNewsSearchClient(_Base):
         super().__init__(base_url, api_key, timeout, **options)
         self._http = httpx.AsyncClient(**self._options())
 
-    async def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+    async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         for attempt in range(self.retries + 1):
             try:
                 response, error = await self._http.request(method, path, **kwargs), None
@@ -276,6 +319,26 @@ class AsyncNewsSearchClient(_Base):
     async def stats(self) -> Stats:
         """Index version, counts, model, date range and sources."""
         return Stats.from_json(await self._call("GET", "/stats"))
+
+    async def create_alert(self, query: str, **options: Any) -> dict[str, Any]:
+        """Save an alert (see NewsSearchClient.create_alert)."""
+        return await self._call("POST", "/alerts", json=alert_body(query, options))
+
+    async def alerts(self) -> list[dict[str, Any]]:
+        """This key's alerts, with their match counts."""
+        return await self._call("GET", "/alerts")
+
+    async def alert(self, alert_id: str) -> dict[str, Any]:
+        """One alert with its newest matches and webhook deliveries."""
+        return await self._call("GET", alert_path(alert_id))
+
+    async def delete_alert(self, alert_id: str) -> None:
+        """Remove an alert and its matches."""
+        await self._call("DELETE", alert_path(alert_id))
+
+    async def alert_feed(self, alert_id: str) -> str:
+        """An alert's matches as Atom XML."""
+        return await self._call("GET", alert_path(alert_id, feed=True))
 
     async def health(self) -> Health:
         """Whether the server is up, and the index version it serves."""

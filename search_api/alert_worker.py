@@ -1,0 +1,151 @@
+"""The server's alerts thread: evaluates the batches updates staged once their version is served, then POSTs each
+alert's matches of a batch to its webhook, retrying with exponential backoff. Runs beside the requests, never in
+them, and never in the update: publishing a version waits for none of this.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Sequence
+
+import httpx
+
+from indexer.alerts_store import Alert, AlertStore, Delivery, Match, alerts_path
+from indexer.errors import NewsearchError
+from indexer.settings import Settings
+from search_api.alert_eval import evaluate
+from search_api.holder import SearcherHolder
+from search_api.searcher import Searcher
+
+log = logging.getLogger("newsearch.alerts")
+
+
+def payloads(alerts: Sequence[Alert], matches: Sequence[Match], version: str) -> list[tuple[str, str, str]]:
+    """(alert id, webhook URL, JSON body) for each alert with a webhook and matches in this batch."""
+    by_alert: dict[str, list[dict]] = {}
+    for m in matches:
+        by_alert.setdefault(m.alert_id, []).append({k: v for k, v in vars(m).items() if k != "alert_id"})
+    return [(a.id, a.webhook, json.dumps({"alert_id": a.id, "query": a.query, "version": version,
+                                          "matches": by_alert[a.id]}, ensure_ascii=False))
+            for a in alerts if a.webhook and a.id in by_alert]
+
+
+def backoff_delay(attempts: int, base: float) -> float:
+    """Seconds before the next attempt after `attempts` failed ones: base * 2 ** (attempts - 1)."""
+    return base * 2 ** max(attempts - 1, 0)
+
+
+def drain(store: AlertStore, searcher: Searcher) -> int:
+    """Evaluate every pending batch whose version is published up to the served one; returns how many."""
+    batches = store.pending(searcher.name)
+    done = 0
+    for i, batch in enumerate(batches):
+        # An article changed again by a later batch is matched there, once, as the version serving it now.
+        later = {aid for b in batches[i + 1 :] for aid in b.article_ids}
+        ids = [aid for aid in batch.article_ids if aid not in later]
+        alerts = [a for a in store.alerts() if a.created <= batch.staged]
+        matches = evaluate(searcher, alerts, ids, batch.version)
+        if store.record(batch.version, matches, payloads(alerts, matches, batch.version)):
+            done += 1
+            log.info("alerts: batch %s (%d articles) gave %d match(es) for %d alert(s)", batch.version, len(ids),
+                     len(matches), len(alerts))
+    return done
+
+
+def send(delivery: Delivery, timeout: float) -> str | None:
+    """POST one delivery's JSON; None on a 2xx answer, else why it failed."""
+    try:
+        response = httpx.post(delivery.url, content=delivery.payload.encode(), timeout=timeout,
+                              headers={"Content-Type": "application/json", "User-Agent": "newsearch-alerts"})
+    except httpx.HTTPError as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None if response.is_success else f"HTTP {response.status_code}"
+
+
+def deliver(store: AlertStore, settings: Settings) -> int:
+    """Attempt every due delivery once; returns how many were delivered."""
+    delivered = 0
+    for d in store.due():
+        error = send(d, settings.alert_webhook_timeout)
+        attempts = d.attempts + 1
+        retry = (time.time() + backoff_delay(attempts, settings.alert_webhook_backoff)
+                 if error is not None and attempts < settings.alert_webhook_attempts else None)
+        store.attempted(d.id, error, retry)
+        if error is None:
+            delivered += 1
+        elif retry is None:
+            log.warning("alert %s: webhook %s failed %d time(s), giving up: %s", d.alert_id, d.url, attempts, error)
+        else:
+            log.info("alert %s: webhook %s failed (%s); attempt %d in %.1fs", d.alert_id, d.url, error, attempts + 1,
+                     retry - time.time())
+    return delivered
+
+
+class AlertWorker:
+    """A thread that evaluates staged batches and sends webhooks, woken by a swap or every poll interval."""
+
+    def __init__(self, settings: Settings, holder: SearcherHolder):
+        self.settings = settings
+        self.holder = holder
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.last_error: str | None = None
+
+    def run_once(self) -> int:
+        """Evaluate what is pending and attempt due deliveries; returns the batches evaluated."""
+        if not alerts_path(self.settings.index_dir).is_file() or not self.holder.loaded:
+            return 0
+        store = AlertStore(self.settings.index_dir)
+        try:
+            with self.holder.use() as searcher:
+                done = drain(store, searcher)
+            deliver(store, self.settings)
+            return done
+        finally:
+            store.close()
+
+    def _next_wait(self) -> float:
+        poll = self.settings.reload_interval if self.settings.reload_interval > 0 else 5.0
+        if not alerts_path(self.settings.index_dir).is_file():
+            return poll
+        store = AlertStore(self.settings.index_dir)
+        try:
+            due = store.next_due()
+        finally:
+            store.close()
+        return poll if due is None else min(poll, max(due - time.time(), 0.05))
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.run_once()
+                wait = self._next_wait()
+                self.last_error = None
+            except Exception as exc:  # noqa: BLE001 - one bad batch or file must not end the thread
+                reason = str(exc) if isinstance(exc, NewsearchError) else f"{type(exc).__name__}: {exc}"
+                if reason != self.last_error:
+                    log.warning("alerts: evaluation or delivery failed, retrying later: %s", reason)
+                self.last_error, wait = reason, 5.0
+            self._wake.wait(wait)
+            self._wake.clear()
+
+    def wake(self) -> None:
+        """Look for work now (after a swap to a new version)."""
+        self._wake.set()
+
+    def start(self) -> None:
+        """Run in a background thread."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="alerts", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the thread (a delivery in flight finishes first)."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)

@@ -1,0 +1,200 @@
+"""The alert routes over a real small index: keys, owners, bad input as 4xx, the feed, and webhooks POSTed to a
+receiver on 127.0.0.1 that fails before it succeeds."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from datetime import date
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import feedparser
+import pytest
+from fastapi.testclient import TestClient
+
+from indexer.alerts_store import AlertNotFound, AlertStore
+from indexer.errors import BadQuery
+from indexer.pipeline import build
+from indexer.settings import Settings
+from indexer.update import update
+from search_api.alert_worker import deliver
+from search_api.app import create_app
+from search_api.client import NewsSearchClient
+from search_api.holder import SearcherHolder
+from tests.search_api.live_server import serve_index
+from tests.search_api.test_alerts import wikinews, write_jsonl
+
+ADMIN, KEY, OTHER = "admin-secret", "key-one", "key-two"
+
+
+class Receiver:
+    """An HTTP server on 127.0.0.1 that answers the first `failures` POSTs with 500, then 200, keeping each body."""
+
+    def __init__(self, failures: int):
+        self.failures, self.bodies = failures, []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+                outer.bodies.append(self.rfile.read(int(self.headers["Content-Length"])))
+                self.send_response(500 if len(outer.bodies) <= outer.failures else 200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory, embedder):
+    tmp = tmp_path_factory.mktemp("alerts-api")
+    settings = Settings(index_dir=tmp / "index", api_keys=(KEY, OTHER), admin_key=ADMIN, reload_interval=0,
+                        alert_webhook_backoff=0.05, alert_webhook_attempts=3)
+    build([write_jsonl(tmp / "a" / "a.jsonl", wikinews()[:8])], settings, embedder, progress=False)
+    holder = SearcherHolder(settings, embedder)
+    holder.load()
+    app = create_app(settings, holder)
+    with TestClient(app) as client:
+        yield {"client": client, "settings": settings, "app": app, "tmp": tmp, "embedder": embedder}
+
+
+def auth(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def test_keys_and_owners(served):
+    client = served["client"]
+    assert client.post("/alerts", json={"query": "gas explosion"}).status_code == 401
+    assert client.get("/alerts").status_code == 401
+    assert client.get("/alerts", headers={"X-Admin-Key": "wrong"}).status_code == 403
+    mine = client.post("/alerts", json={"query": "gas explosion", "source": ["wire"]}, headers=auth(KEY))
+    assert mine.status_code == 201, mine.text
+    alert = mine.json()
+    assert alert["query"] == "gas explosion" and alert["source"] == ["wire"] and alert["matches"] == 0
+    assert client.get(f"/alerts/{alert['id']}", headers=auth(KEY)).json()["recent"] == []
+    # Another key neither sees nor deletes it; the admin key sees every alert.
+    assert alert["id"] not in [a["id"] for a in client.get("/alerts", headers=auth(OTHER)).json()]
+    assert client.get(f"/alerts/{alert['id']}", headers=auth(OTHER)).status_code == 404
+    assert client.delete(f"/alerts/{alert['id']}", headers=auth(OTHER)).status_code == 404
+    assert alert["id"] in [a["id"] for a in client.get("/alerts", headers={"X-Admin-Key": ADMIN}).json()]
+    assert client.delete(f"/alerts/{alert['id']}", headers=auth(KEY)).status_code == 204
+    assert client.get(f"/alerts/{alert['id']}", headers=auth(KEY)).status_code == 404
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"query": ""}, "query"), ({"query": "   "}, "query"), ({"mode": "dense"}, "query"), ({"query": "x", "webhook": "not a url"}, "webhook"),
+    ({"query": "x", "webhook": "ftp://example.org/x"}, "webhook"), ({"query": "x", "min_relevance": 2}, "min_relevance"),
+    ({"query": "x", "mode": "fuzzy"}, "mode"), ({"query": "x", "since": "2020-02-01", "until": "2020-01-01"}, "since"),
+    ({"query": "x", "since": 2020}, "since"), ({"query": "x", "colour": "red"}, "colour"),
+    ({"query": "x" * 1001}, "query"),
+])
+def test_bad_input_is_422_naming_the_field(served, body, field):
+    r = served["client"].post("/alerts", json=body, headers=auth(KEY))
+    assert r.status_code == 422, r.text
+    assert r.json()["field"] == field and r.json()["detail"], r.text
+
+
+def test_unknown_alert_is_404(served):
+    client = served["client"]
+    for path in ("/alerts/a0000", "/alerts/a0000/feed.atom"):
+        r = client.get(path, headers=auth(KEY))
+        assert r.status_code == 404 and "GET /alerts" in r.json()["detail"]
+    assert client.delete("/alerts/a0000", headers=auth(KEY)).status_code == 404
+
+
+def test_update_feed_and_webhook_that_fails_first(served):
+    client, settings, records = served["client"], served["settings"], wikinews()
+    receiver = Receiver(failures=1)
+    try:
+        body = {"query": records[9]["title"], "webhook": receiver.url}
+        alert = client.post("/alerts", json=body, headers=auth(KEY)).json()
+        update([write_jsonl(served["tmp"] / "b" / "a.jsonl", records[:12])], settings, served["embedder"],
+               progress=False)
+        client.post("/admin/reload", headers={"X-Admin-Key": ADMIN})
+        served["app"].state.alerts.wake()
+        deadline, detail = time.monotonic() + 120, {"deliveries": []}
+        while time.monotonic() < deadline and [d["state"] for d in detail["deliveries"]] != ["delivered"]:
+            time.sleep(0.2)  # the receiver answers before the server records the answer
+            detail = client.get(f"/alerts/{alert['id']}", headers=auth(KEY)).json()
+        assert len(receiver.bodies) == 2 and receiver.bodies[0] == receiver.bodies[1]
+        sent = json.loads(receiver.bodies[-1])
+        assert sent["alert_id"] == alert["id"] and records[9]["id"] in [m["article_id"] for m in sent["matches"]]
+        assert detail["matches"] >= 1 and detail["deliveries"][0]["state"] == "delivered"
+        assert detail["deliveries"][0]["attempts"] == 2 and detail["deliveries"][0]["last_error"] is None
+        feed = client.get(f"/alerts/{alert['id']}/feed.atom", headers=auth(KEY))
+        assert feed.headers["content-type"].startswith("application/atom+xml")
+        parsed = feedparser.parse(feed.content)
+        assert not parsed.bozo and records[9]["title"] in [e.title for e in parsed.entries]
+    finally:
+        receiver.close()
+
+
+def test_webhook_gives_up_after_the_set_attempts(tmp_path, served):
+    settings = served["settings"].replace(index_dir=tmp_path)
+    receiver = Receiver(failures=100)
+    store = AlertStore(tmp_path)
+    try:
+        alert = store.create("q", "", webhook=receiver.url)
+        store.stage("v1", "v0", ["x"])
+        store.mark_published("v1")
+        assert store.record("v1", [], [(alert.id, receiver.url, '{"matches": []}')])
+        for _ in range(50):  # bounded: three attempts with 0.05 s and 0.1 s between them
+            deliver(store, settings)
+            if not store.next_due():
+                break
+            time.sleep(0.05)
+        (delivery,) = store.deliveries(alert.id)
+        assert delivery.state == "failed" and delivery.attempts == 3 and delivery.last_error == "HTTP 500"
+        assert len(receiver.bodies) == 3
+    finally:
+        store.close()
+        receiver.close()
+
+
+def test_client_methods(served):
+    settings = served["settings"]
+    with serve_index(settings.index_dir, settings, served["embedder"]) as url, \
+            NewsSearchClient(url, api_key=OTHER, timeout=60) as client:
+        alert = client.create_alert("wildfire evacuation", mode="dense", since=date(2019, 1, 1), source="wire",
+                                    min_relevance=0.1)
+        assert alert["mode"] == "dense" and alert["since"] == "2019-01-01" and alert["source"] == ["wire"]
+        assert [a["id"] for a in client.alerts()] == [alert["id"]]
+        assert client.alert(alert["id"])["recent"] == []
+        assert not feedparser.parse(client.alert_feed(alert["id"])).bozo
+        with pytest.raises(BadQuery) as bad:
+            client.create_alert("x", webhook="file:///etc/passwd")
+        assert bad.value.field == "webhook"
+        with pytest.raises(BadQuery):
+            client.create_alert("x", colour="red")
+        client.delete_alert(alert["id"])
+        with pytest.raises(AlertNotFound):
+            client.alert(alert["id"])
+
+
+@pytest.mark.slow
+def test_admin_reindex_evaluates_alerts(served):
+    """POST /admin/reindex runs `news-index update` in a process of its own; the server then evaluates its batch."""
+    client, records, admin = served["client"], wikinews(), {"X-Admin-Key": ADMIN}
+    alert = client.post("/alerts", json={"query": records[13]["title"]}, headers=auth(KEY)).json()
+    corpus = write_jsonl(served["tmp"] / "c" / "a.jsonl", records[:14])
+    job = client.post("/admin/reindex", json={"paths": [str(corpus)]}, headers=admin).json()
+    deadline = time.monotonic() + 300
+    recent: list = []
+    while not recent and time.monotonic() < deadline:
+        time.sleep(0.5)
+        state = client.get(f"/admin/jobs/{job['id']}", headers=admin).json()
+        assert state["state"] != "failed", state["error"]
+        recent = client.get(f"/alerts/{alert['id']}", headers=auth(KEY)).json()["recent"]
+    state = client.get(f"/admin/jobs/{job['id']}", headers=admin).json()
+    assert records[13]["id"] in [m["article_id"] for m in recent]
+    assert {m["article_id"] for m in recent} <= {r["id"] for r in records[8:14]}  # the fixture indexed 8
+    assert state["state"] == "succeeded" and {m["version"] for m in recent} == {state["result"]["version"]}
