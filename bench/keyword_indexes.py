@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from indexer.meta import SCHEMA
 
 from bench.vector_data import SEED
-from indexer.meta import SCHEMA
 from search_api.keyword import query_words, search_articles
 
 
