@@ -27,13 +27,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from indexer.meta import lead_of
 
 from bench.build_reuters import ROOT, commit
 from bench.eval_reuters import SETS, dev_queries, dev_set, index_dir
 from bench.keyword_indexes import BUILD, FOLDER, OPEN, Corpus, Fts5, Memory, Tantivy, build_tantivy, tantivy_update
 from bench.machine import machine_facts, memory_kb
 from bench.vector_data import SEED
+from indexer.storage.sqlite_text import lead_of
 from search_api.eval_metrics import mrr_at, ndcg_at
 from search_api.significance import paired
 

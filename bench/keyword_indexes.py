@@ -1,5 +1,5 @@
 """The keyword engines bench/keyword_engines.py compares, each as build(corpus, folder) and a class opened on the
-built folder whose search(text, limit, since, before) gives (doc, score) best first: FTS5 as search_api/keyword.py
+built folder whose search(text, limit, since, before) gives (doc, score) best first: FTS5 as indexer/storage/fts.py
 asks it, the in-memory postings of search_api/bm25.py, tantivy and bm25s.
 """
 
@@ -17,10 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from indexer.meta import SCHEMA
 
 from bench.vector_data import SEED
-from search_api.keyword import query_words, search_articles
+from indexer.storage.base import Filter, KeywordWeights
+from indexer.storage.fts import search_articles
+from indexer.storage.sqlite_text import SCHEMA
+from search_api.keyword import query_words
 
 
 @dataclass
@@ -68,7 +70,7 @@ def build_fts5(corpus: Corpus, folder: Path) -> None:
 
 
 class Fts5:
-    """search_api/keyword.search_articles on a read-only connection (what the Searcher does without memory)."""
+    """indexer/storage/fts.search_articles on a read-only connection (what the Searcher does without memory)."""
 
     def __init__(self, path: Path, **_: Any):
         self.conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
@@ -77,15 +79,15 @@ class Fts5:
         self.num = None if first.isdigit() else {a: n for n, a in self.conn.execute("SELECT num, id FROM articles")}
 
     def search(self, text: str, limit: int, since: datetime | None = None, before: datetime | None = None):
-        hits = search_articles(self.conn, text, limit, since=since, before=before)
+        hits = search_articles(self.conn, query_words(text), limit, KeywordWeights(), Filter(since, before))
         return [(int(a) if self.num is None else self.num[a] - 1, s) for a, s in hits]
 
 
 class Memory:
-    """search_api/bm25.KeywordIndex loaded from an FTS5 table; filters applied to the scored rows."""
+    """indexer/storage/bm25.KeywordIndex loaded from an FTS5 table; filters applied to the scored rows."""
 
     def __init__(self, path: Path, **_: Any):
-        from search_api.bm25 import KeywordIndex
+        from indexer.storage.bm25 import KeywordIndex
 
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         self.index = KeywordIndex.load(conn, "articles_fts", [1.0, 1.0])

@@ -205,12 +205,13 @@ def following_index(settings):  # noqa: ANN001, ANN201 - Settings in and out (se
     built with, so an update never mixes two kinds of vectors whatever this machine would choose today."""
     from indexer.embed import built_precision
     from indexer.errors import NewsearchError
-    from indexer.store import current_version, read_manifest
+    from indexer.storage import open_store
 
     if settings.backend != "auto":
         return settings
     try:
-        built = read_manifest(settings.index_dir / current_version(settings.index_dir)).get("model", {})
+        store = open_store(settings)
+        built = store.manifest(store.current()).get("model", {})
     except NewsearchError:
         return settings  # nothing published (or unreadable): update says so itself
     backend = built.get("backend", "torch")
