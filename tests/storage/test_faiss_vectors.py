@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from indexer import vectors as vec
+from indexer.storage import faiss_vectors as vec
 from indexer.errors import ConfigError
 from indexer.pipeline import build
 from indexer.settings import Settings
