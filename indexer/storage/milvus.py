@@ -86,8 +86,9 @@ class MilvusWriter:
                                           properties={WRITER_KEY: writer})
 
     def add(self, articles: Sequence[Article], passages_of: Mapping[str, Sequence[Passage]], ids: np.ndarray,
-            vectors: np.ndarray, dup_groups: Mapping[str, str]) -> None:
-        """Insert articles and their passages with the vectors of `ids`."""
+            vectors: np.ndarray, dup_groups: Mapping[str, str], stories: Mapping[str, str] | None = None) -> None:
+        """Insert articles and their passages with the vectors of `ids`; an article not in `stories` is a story
+        of its own."""
         row_of = {int(pid): i for i, pid in enumerate(np.asarray(ids, dtype=np.int64).tolist())}
         arts, pas = [], []
         for article in articles:
@@ -97,7 +98,7 @@ class MilvusWriter:
                 self.groups.add(group)
             title = article.title if self.index_titles else ""
             arts.append(article_row(article, self.counts["articles"], group, title, lead_of(article.body),
-                                    self.weights))
+                                    self.weights, (stories or {}).get(article.id)))
             for passage in passages_of.get(article.id, ()):
                 row = row_of.get(int(passage.id))
                 if row is None:  # a Milvus row needs a vector: a stand-in, and commit refuses the version

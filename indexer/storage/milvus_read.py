@@ -140,6 +140,7 @@ class MilvusText:
         self.repeats = repeats  # title and lead repetitions in the `keyword` field (see keyword_articles)
         self.titled = titles  # whether titles were keyword-indexed
         self._catalog: Catalog | None = None
+        self._stories: dict[str, str] | None = None
 
     def _get(self, collection: str, ids: Sequence[Any], fields: list[str]) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = []
@@ -226,6 +227,21 @@ class MilvusText:
         return {"id": a["id"], "title": a["title"], "body": "".join(a["body"]), "published": from_micros(a["published"]),
                 "source": a["source"], "url": a["url"], "content_hash": a["content_hash"], "meta": json.loads(a["meta"]),
                 "dup_group": a["dup_group"], "passages": passages}
+
+    def stories(self) -> dict[str, str]:
+        """Article id -> story id (read once per version)."""
+        if self._stories is None:
+            self._stories = {r["id"]: r["story"] for r in fetch_all(self.client, self.articles_collection,
+                                                                     ["id", "story"])}
+        return self._stories
+
+    def story_articles(self, story_id: str) -> list[dict[str, Any]]:
+        """The articles of one story in time order (undated last, then by id): a timeline."""
+        rows = self._query(self.articles_collection, id_filter("story", [story_id]),
+                           ["id", "title", "published", "source", "url", "dup_group"])
+        timeline = [{"id": r["id"], "title": r["title"], "published": from_micros(r["published"]),
+                     "source": r["source"], "url": r["url"], "dup_group": r["dup_group"]} for r in rows]
+        return sorted(timeline, key=lambda a: (a["published"] is None, a["published"] or 0, a["id"]))
 
     def first_passages(self, article_ids: Sequence[str]) -> dict[str, int]:
         """Each article's passage of the lowest ordinal."""

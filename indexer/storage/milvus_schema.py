@@ -168,6 +168,7 @@ def article_schema():  # noqa: ANN201 (a pymilvus CollectionSchema)
     schema.add_field("content_hash", DataType.VARCHAR, max_length=256)
     schema.add_field("meta", DataType.VARCHAR, max_length=MAX_VARCHAR)  # JSON text, exactly as the corpus gave it
     schema.add_field("dup_group", DataType.VARCHAR, max_length=1024, nullable=True)
+    schema.add_field("story", DataType.VARCHAR, max_length=1024)  # story id (indexer/stories.py)
     schema.add_field("keyword", DataType.VARCHAR, max_length=MAX_VARCHAR, enable_analyzer=True, enable_match=True,
                      analyzer_params=ANALYZER)
     _bm25(schema, "keyword", "sparse")
@@ -198,12 +199,13 @@ def index_params(client: MilvusClient, sparse: Sequence[str], dense: dict[str, A
 
 
 def article_row(article: Article, num: int, dup_group: str | None, title: str, lead: str,
-                repeats: dict[str, int]) -> dict[str, Any]:
+                repeats: dict[str, int], story: str | None = None) -> dict[str, Any]:
     """One article as a row of the article collection; `title` is "" when titles are not keyword-indexed."""
     return {"id": article.id, "num": num, "title": fit(article.title), "body": split_body(article.body),
             "published": micros(article.published), "source": article.source, "url": article.url,
             "content_hash": article.content_hash,
             "meta": json.dumps(article.meta, ensure_ascii=False, default=str), "dup_group": dup_group,
+            "story": story or article.id,
             "keyword": fit(analyzed(keyword_text(title, lead, article.body, repeats))),
             "title_terms": fit(analyzed(title)), "lead_terms": fit(analyzed(lead))}
 

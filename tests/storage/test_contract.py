@@ -74,6 +74,9 @@ class Data:
         # Every third article shares a group with the first of its source, so groups are stored and read back.
         first_of: dict[str | None, str] = {}
         self.groups = {a.id: first_of.setdefault(a.source, a.id) for i, a in enumerate(articles) if i % 3 == 0}
+        # Stories of five articles in file order, named after their first; every seventh article is left out of
+        # the mapping, so it must come back as a story of its own.
+        self.stories = {a.id: articles[i - i % 5].id for i, a in enumerate(articles) if i % 7}
 
 
 def paragraphs(article: Article) -> list[Passage]:
@@ -85,9 +88,9 @@ def paragraphs(article: Article) -> list[Passage]:
 
 @pytest.fixture(scope="module")
 def data() -> Data:
-    """The real articles of corpus/ (cleaned as builds clean them); corpus/ has one source, so the sourced
-    articles are spread over three wires for the source filters to have something to choose."""
-    articles = [replace(a, source=WIRES[i % 3]) if a.source else a
+    """The real articles of corpus/ (cleaned as builds clean them); corpus/ has one source, so the articles are
+    spread over three wires for the source filters to have something to choose, and every tenth has none."""
+    articles = [replace(a, source=None if i % 10 == 9 else WIRES[i % 3])
                 for i, a in enumerate(read_corpus([CORPUS], progress=False).articles)]
     assert len(articles) > 40 and any(a.published for a in articles) and any(a.source is None for a in articles)
     return Data(articles)
@@ -104,7 +107,8 @@ def write(store: Store, data: Data, articles: list[Article] | None = None, batch
             ids = np.array([p.id for p in passages], dtype=np.int64)
             vectors = np.stack([embed(p.text) for p in passages]) if passages else np.zeros((0, DIM), np.float32)
             writer.add(part, {a.id: data.passages_of[a.id] for a in part}, ids, vectors,
-                       {a.id: data.groups[a.id] for a in part if a.id in data.groups})
+                       {a.id: data.groups[a.id] for a in part if a.id in data.groups},
+                       {a.id: data.stories[a.id] for a in part if a.id in data.stories})
         return writer.commit()
 
 
@@ -376,3 +380,20 @@ def test_an_update_writes_a_new_version_and_leaves_the_old_one_whole(store, data
     assert before.text.article(edited.id)["body"] == changed.body
     before.close()
     after.close()
+
+
+def test_stories_read_back_and_each_is_a_timeline(opened: Version, data: Data):
+    expected = {a.id: data.stories.get(a.id, a.id) for a in data.articles}
+    assert opened.text.stories() == expected
+    for story in sorted(set(expected.values()))[:6]:
+        members = [a for a in data.articles if expected[a.id] == story]
+        timeline = opened.text.story_articles(story)
+        assert [t["id"] for t in timeline] == [a.id for a in sorted(
+            members, key=lambda a: (a.published is None, a.published or datetime.min, a.id))]
+        for t in timeline:
+            article = data.by_id[t["id"]]
+            assert (t["title"], t["published"], t["source"], t["url"]) == (
+                article.title, article.published, article.source, article.url)
+            assert t["dup_group"] == data.groups.get(t["id"])
+    assert opened.text.story_articles("no-such-story") == []
+

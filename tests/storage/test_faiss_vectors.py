@@ -8,10 +8,10 @@ import json
 import numpy as np
 import pytest
 
-from indexer.storage import faiss_vectors as vec
 from indexer.errors import ConfigError
 from indexer.pipeline import build
 from indexer.settings import Settings
+from indexer.storage import faiss_vectors as vec
 from indexer.storage.faiss_vectors import (
     EF_SEARCH,
     FLAT_LIMIT,
