@@ -71,14 +71,25 @@ def configured_dim(folder: Path) -> int | None:
         kind = module.get("type", "").rsplit(".", 1)[-1]
         config = folder / module.get("path", "") / "config.json"
         if kind == "Pooling" and config.is_file():
-            pooling = json.loads(config.read_text())
-            modes = sum(1 for k, v in pooling.items() if k.startswith("pooling_mode_") and v is True)
-            dim = pooling["word_embedding_dimension"] * max(modes, 1)
+            dim = _pooled_dim(json.loads(config.read_text()))
         elif kind == "Dense" and config.is_file():
-            dim = json.loads(config.read_text())["out_features"]
+            dim = json.loads(config.read_text()).get("out_features")
         elif kind not in ("Transformer", "Normalize"):
             return None
+        if kind in ("Pooling", "Dense") and not dim:
+            return None
     return dim
+
+
+def _pooled_dim(pooling: dict) -> int | None:
+    """A Pooling module's output size: sentence-transformers before 6 wrote one flag per mode (each mode adds a
+    block), 6 writes the mode by name; anything else is left to a forward pass."""
+    if "word_embedding_dimension" in pooling:
+        modes = sum(1 for k, v in pooling.items() if k.startswith("pooling_mode_") and v is True)
+        return pooling["word_embedding_dimension"] * max(modes, 1)
+    if isinstance(pooling.get("pooling_mode"), str) and "embedding_dimension" in pooling:
+        return pooling["embedding_dimension"]
+    return None
 
 
 def with_context(title: str, text: str) -> str:

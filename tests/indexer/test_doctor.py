@@ -78,6 +78,14 @@ def test_word_pieces_equal_the_transformers_tokenizer(embedder):
 def test_the_dimension_is_read_from_the_model_files(embedder):
     assert configured_dim(embedder.model_path) == 384 == embedder.encode(["a passage"]).shape[1]
 
+    from indexer.embed import _pooled_dim
+
+    # sentence-transformers 6 saves the Pooling config by mode name (as `news-index adapt` writes it)
+    assert _pooled_dim({"embedding_dimension": 384, "pooling_mode": "mean", "include_prompt": True}) == 384
+    assert _pooled_dim({"word_embedding_dimension": 384, "pooling_mode_mean_tokens": True,
+                        "pooling_mode_max_tokens": True}) == 768
+    assert _pooled_dim({"embedding_dimension": 384, "pooling_mode": ["mean", "max"]}) is None  # a forward pass says
+
 
 def test_the_fingerprint_is_remembered_until_a_file_changes(tmp_path, embedder):
     folder = tmp_path / "model"
