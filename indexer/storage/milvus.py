@@ -41,7 +41,7 @@ from indexer.storage.milvus_schema import (
     passage_row,
     passage_schema,
 )
-from indexer.storage.milvus_wire import calls, connect, is_remote
+from indexer.storage.milvus_wire import calls, connect, is_remote, lite_path
 from indexer.storage.sqlite_text import lead_of
 
 WRITER_KEY = "newsearch.writer"  # collection property: version name, pid, host and start of the writing job
@@ -180,6 +180,15 @@ class MilvusStore:
         if not is_remote(self.uri):
             self.index_dir.mkdir(parents=True, exist_ok=True)
         self.client = client or connect(self.uri, settings.milvus_token)
+
+    def close(self) -> None:
+        """Close the client; for Milvus Lite also stop this process' server of the file, which would otherwise
+        outlive the store and hold up the process' exit."""
+        self.client.close()
+        if not is_remote(self.uri):
+            from milvus_lite.server_manager import server_manager_instance
+
+            server_manager_instance.release_server(str(lite_path(self.uri)))
 
     # -- collections ------------------------------------------------------------------------------
 

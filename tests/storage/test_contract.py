@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -46,9 +46,13 @@ BACKENDS: list[Callable[[Path], Store]] = [local_store, milvus_store]
 
 
 @pytest.fixture(params=BACKENDS, ids=lambda factory: factory.__name__)
-def store(request, tmp_path) -> Store:
-    """An empty store of each backend."""
-    return request.param(tmp_path / "index")
+def store(request, tmp_path) -> Iterator[Store]:
+    """An empty store of each backend; a Milvus client is closed after the test, so Milvus Lite's server does
+    not outlive it (left open, each one delays the end of the test process)."""
+    opened = request.param(tmp_path / "index")
+    yield opened
+    if hasattr(opened, "close"):
+        opened.close()
 
 
 def embed(text: str) -> np.ndarray:

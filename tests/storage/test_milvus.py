@@ -43,20 +43,12 @@ PASSAGES = {
 IDS = np.array([1001, 1002, 2001, 3001], dtype=np.int64)
 
 
-def release(store: MilvusStore) -> None:
-    """Close the client and stop the in-process Milvus Lite of the store's file."""
-    from milvus_lite.server_manager import server_manager_instance
-
-    store.client.close()
-    server_manager_instance.release_server(str(lite_path(store.uri)))
-
-
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[MilvusStore]:
     """A Milvus store on its own Milvus Lite file."""
     s = MilvusStore(Settings(index_dir=tmp_path / "index"))
     yield s
-    release(s)
+    s.close()
 
 
 @pytest.fixture
