@@ -79,6 +79,17 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def stop_process(proc: subprocess.Popen, log) -> None:  # noqa: ANN001 - a temporary file
+    """Terminate a test's child process (killing it if it ignores that for 30 s) and close its log file."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    log.close()
+
+
 @contextmanager
 def serve_process(index_dir: Path, **env: str) -> Iterator[str]:
     """A real `news-search serve` on a free 127.0.0.1 port, ready; yields its base URL, stops it after.
@@ -105,13 +116,7 @@ def serve_process(index_dir: Path, **env: str) -> Iterator[str]:
             time.sleep(0.3)
         yield base
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+        stop_process(proc, log)
 
 
 def _ready(base: str) -> bool:

@@ -19,7 +19,7 @@ from indexer.settings import Settings
 from indexer.storage import open_store
 from indexer.storage.milvus_wire import connect
 from indexer.update import update
-from tests.conftest import free_port, serve_process
+from tests.conftest import free_port, serve_process, stop_process
 from tests.indexer.test_update import wikinews, write_jsonl
 from tests.search_api.test_reload import SearchLoad
 
@@ -45,13 +45,7 @@ def milvus_server(tmp_path: Path) -> Iterator[str]:
                 time.sleep(0.3)
         yield uri
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+        stop_process(proc, log)
 
 
 @pytest.mark.slow
