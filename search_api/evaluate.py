@@ -175,8 +175,10 @@ def intervals(per_query_scores: dict[str, dict[str, float]]) -> dict[str, list[f
 def seen_in_training(queries: dict[str, str], qrels: Qrels, trained: dict[str, str]) -> list[str]:
     """Ids of the queries that are the headline of a judged article the model was adapted on (its answer was
     a training pair): score those with a model adapted with the judged articles excluded (docs/adapt.md)."""
+    if not trained:
+        return []
     return [qid for qid, text in queries.items()
-            if any(trained.get(doc) == headline_key(text) for doc in qrels.get(qid, {}))]
+            if (key := headline_key(text)) and any(trained.get(doc) == key for doc in qrels.get(qid, {}))]
 
 
 def evaluate(searcher: Searcher, queries: dict[str, str], qrels: Qrels, modes: Sequence[str],
