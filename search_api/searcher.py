@@ -325,7 +325,7 @@ class Searcher:
         best = {**best, **self.version.text.best_keyword_passages(keyword.query_words(req.q), missing)}
         still = [aid for aid in keys if aid not in best]
         if still:
-            best.update(self._first_passages(still))
+            best.update(self.version.text.first_passages(still))
         return [best[aid] for aid in keys]
 
     def _rerank(self, req, order: list, best: dict[str, int]) -> tuple[list, dict]:
@@ -353,9 +353,6 @@ class Searcher:
                 story=self.story(self._story[key], summary_only=True) if req.group == "story" else None,
             ))
         return hits
-
-    def _first_passages(self, article_ids: list[str]) -> dict[str, int]:
-        return self.version.text.first_passages(article_ids)
 
     # -- articles and stats -----------------------------------------------------------------------
 
