@@ -26,12 +26,10 @@ def batch_of(searcher: Searcher, article_ids: Sequence[str]) -> Batch:
     """The batch's articles that the served version holds, with their passages and vectors."""
     present = sorted(a for a in set(article_ids) if a in searcher._num_of)
     nums = np.array([searcher._num_of[a] for a in present], dtype=np.int64)
-    starts, ends = searcher._article_start[nums], searcher._article_start[nums + 1]
-    positions = np.concatenate([np.arange(a, b) for a, b in zip(starts.tolist(), ends.tolist())] + [[]]).astype(np.int64)
-    pids = searcher._pids[searcher._by_article[positions]]
+    pids, owner = searcher.passages_of(nums)
     catalog = searcher._filter  # the catalog's dates and sources as arrays, by article number
     return Batch(present, catalog.times[nums], catalog.sources[nums], [searcher._dup_group.get(a) for a in present],
-                 pids, np.repeat(np.arange(len(nums)), ends - starts), searcher.version.vectors.get(pids))
+                 pids, owner, searcher.version.vectors.get(pids))
 
 
 def request_of(alert: Alert) -> SearchRequest:

@@ -254,12 +254,18 @@ class Searcher:
 
     def _article_cosines(self, nums: np.ndarray, qvec: np.ndarray) -> np.ndarray:
         """Each article's best passage cosine to the query (-1 for an article without passages)."""
+        pids, owner = self.passages_of(nums)
+        cosines = self.version.vectors.get(pids) @ qvec
+        best = np.full(len(nums), -1.0)
+        np.maximum.at(best, owner, cosines)
+        return best
+
+    def passages_of(self, nums: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The passage ids of some articles (by number), article by article in `nums` order, and each passage's
+        place in `nums`."""
         starts, ends = self._article_start[nums], self._article_start[nums + 1]
         positions = np.concatenate([np.arange(a, b) for a, b in zip(starts.tolist(), ends.tolist())] + [[]])
-        cosines = self.version.vectors.get(self._pids[self._by_article[positions.astype(np.int64)]]) @ qvec
-        best = np.full(len(nums), -1.0)
-        np.maximum.at(best, np.repeat(np.arange(len(nums)), ends - starts), cosines)
-        return best
+        return self._pids[self._by_article[positions.astype(np.int64)]], np.repeat(np.arange(len(nums)), ends - starts)
 
     def _key_num(self, key: Any, group: str) -> int:
         if group in BY_ARTICLE:
