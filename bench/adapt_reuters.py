@@ -1,4 +1,5 @@
-"""Benchmark: the base model against one adapted by `news-index adapt`, on the checking halves of both dev sets.
+"""Benchmark: the base model (or another adapted one, `--baseline`) against one adapted by `news-index adapt`, on
+one half of both dev sets (the checking half; `--half tune` for choosing between recipes).
 
 Indexes of the whole corpus take ~25 min of embedding each on this 2-core CPU, so by default both models are
 measured on a reduced corpus fixed by a seed: every article judged by a checking-half headlines query, up to
@@ -32,34 +33,34 @@ SPLIT = ROOT / "bench" / "dev_split.json"
 METRIC = {"headlines": "mrr@10", "topics": "ndcg@10"}  # each set's headline metric (data README)
 
 
-def check_half(name: str) -> tuple[dict[str, str], dict[str, dict[str, int]]]:
-    """A dev set's checking-half queries and their qrels."""
-    check = set(json.loads(SPLIT.read_text())["sets"][name]["check"])
-    queries = {q: t for q, t in load_queries(EVAL / f"{name}-queries.jsonl").items() if q in check}
-    qrels = {q: rel for q, rel in load_qrels(EVAL / f"{name}-qrels.tsv").items() if q in check}
+def dev_half(name: str, half: str = "check") -> tuple[dict[str, str], dict[str, dict[str, int]]]:
+    """A dev set's queries of one half (`tune` or `check`) and their qrels."""
+    chosen = set(json.loads(SPLIT.read_text())["sets"][name][half])
+    queries = {q: t for q, t in load_queries(EVAL / f"{name}-queries.jsonl").items() if q in chosen}
+    qrels = {q: rel for q, rel in load_qrels(EVAL / f"{name}-qrels.tsv").items() if q in chosen}
     return queries, qrels
 
 
-def reduced_ids(per_topic: int, extra: int, seed: int, all_ids: list[str]) -> set[str]:
+def reduced_ids(per_topic: int, extra: int, seed: int, all_ids: list[str], half: str = "check") -> set[str]:
     """The articles of the reduced corpus (see the module docstring). Articles are taken in an order fixed by the
     seed, so a smaller corpus is part of a larger one (and finds its vectors in the embedding cache)."""
     def order(ids: set[str]) -> list[str]:
         return sorted(ids, key=lambda i: hashlib.blake2b(f"{seed}:{i}".encode(), digest_size=8).digest())
 
-    chosen = {d for rel in check_half("headlines")[1].values() for d in rel}
-    for _, rel in sorted(check_half("topics")[1].items()):
+    chosen = {d for rel in dev_half("headlines", half)[1].values() for d in rel}
+    for _, rel in sorted(dev_half("topics", half)[1].items()):
         chosen.update(order(set(rel))[:per_topic])
     return chosen | set(order(set(all_ids) - chosen)[:extra])
 
 
-def write_corpus(out: Path, per_topic: int, extra: int, seed: int) -> int:
+def write_corpus(out: Path, per_topic: int, extra: int, seed: int, half: str = "check") -> int:
     """Write the reduced corpus as one JSON-lines file (kept outside the repository: Reuters text); its size."""
     lines = []
     for path in sorted(REUTERS.glob("corpus-*.jsonl.gz")):
         with gzip.open(path, "rt", encoding="utf-8") as fh:
             lines.extend(fh)
     ids = [json.loads(line)["id"] for line in lines]
-    keep = reduced_ids(per_topic, extra, seed, ids)
+    keep = reduced_ids(per_topic, extra, seed, ids, half)
     out.parent.mkdir(parents=True, exist_ok=True)
     if not out.is_file():  # written once: its mtime is part of the eval indexes' identity
         out.write_text("".join(line for i, line in zip(ids, lines) if i in keep))
@@ -72,33 +73,34 @@ def paired(base: list[float], adapted: list[float]) -> dict:
     return {"diff": round(found.diff, 4), "ci95": [round(found.low, 4), round(found.high, 4)], "p": round(found.p, 4)}
 
 
-def run_set(name: str, corpus: list[Path], models: dict[str, Path | None], work: Path, modes: list[str]) -> dict:
-    """Both models' scores on one set's checking half over `corpus`, and the paired differences."""
-    queries, qrels = check_half(name)
+def run_set(name: str, corpus: list[Path], models: dict[str, Path | None], work: Path, modes: list[str],
+            half: str = "check") -> dict:
+    """Both models' scores on one half of a set over `corpus`, and the paired differences."""
+    queries, qrels = dev_half(name, half)
     in_corpus = {json.loads(line)["id"] for path in corpus for line in _lines(path)}
     qrels = {q: kept for q, rel in qrels.items() if (kept := {d: g for d, g in rel.items() if d in in_corpus})}
     scores = {}
     for label, model in models.items():
-        folder = model.name if model else label  # each adapted model's indexes and scores apart
-        settings = Settings.from_env(index_dir=work / f"{folder}-{SETS[name].replace('+', '-')}", fields=SETS[name],
-                                     model=str(model) if model else "")
+        folder = model.name if model else "base"  # each adapted model's indexes and scores apart
+        index = work / f"{folder}-{half}-{SETS[name].replace('+', '-')}"
+        settings = Settings.from_env(index_dir=index, fields=SETS[name], model=str(model) if model else "")
         embedder = Embedder.from_settings(settings)
         # Scores are kept beside the index: the base model's are made once (--base-only) while the other trains.
-        kept = work / f"{folder}-{name}-scores.json"
+        kept = work / f"{folder}-{half}-{name}-scores.json"
         identity = {"corpus": [str(p) for p in corpus], "model": embedder.fingerprint, "modes": modes}
         if kept.is_file() and json.loads(kept.read_text())["identity"] == identity:
             scores[label] = json.loads(kept.read_text())["result"]
             continue
         scores[label], _ = evaluate_corpus(corpus, settings, embedder, queries, qrels, modes, progress=True)
         kept.write_text(json.dumps({"identity": identity, "result": scores[label]}) + "\n")
-    if "adapted" not in scores:
+    if len(scores) < 2:
         return {}
-    base, adapted = scores["base"]["modes"], scores["adapted"]["modes"]
+    base, adapted = scores["baseline"]["modes"], scores["adapted"]["modes"]
     compared = {mode: {metric: {**paired([base[mode]["per_query"][q][metric] for q in sorted(qrels)],
                                          [adapted[mode]["per_query"][q][metric] for q in sorted(qrels)]),
                                 "base": base[mode]["means"][metric], "adapted": adapted[mode]["means"][metric]}
                        for metric in base[mode]["means"]} for mode in modes}
-    return {"queries": len(qrels), "articles": scores["base"]["articles"], "compared": compared,
+    return {"queries": len(qrels), "articles": scores["baseline"]["articles"], "compared": compared,
             "median_query_ms": {k: {m: r["modes"][m]["median_query_ms"] for m in modes} for k, r in scores.items()},
             "per_query": {k: {m: r["modes"][m]["per_query"] for m in modes} for k, r in scores.items()}}
 
@@ -110,6 +112,8 @@ def _lines(path: Path) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, required=True, help="the adapted model folder")
+    parser.add_argument("--baseline", type=Path, help="compare with this adapted model instead of the base model")
+    parser.add_argument("--half", choices=("tune", "check"), default="check", help="dev-set half (choose on tune)")
     parser.add_argument("--work", type=Path, default=ROOT / "var" / "bench" / "adapt", help="corpus and indexes")
     parser.add_argument("--full", action="store_true", help="the whole corpus instead of the reduced one")
     parser.add_argument("--per-topic", type=int, default=10)
@@ -130,21 +134,23 @@ def main() -> None:
     if args.full:
         corpus, size = sorted(REUTERS.glob("corpus-*.jsonl.gz")), 19043
     else:
-        corpus = [args.work / f"corpus-{args.per_topic}-{args.extra}-{args.seed}.jsonl"]
-        size = write_corpus(corpus[0], args.per_topic, args.extra, args.seed)
+        corpus = [args.work / f"corpus-{args.half}-{args.per_topic}-{args.extra}-{args.seed}.jsonl"]
+        size = write_corpus(corpus[0], args.per_topic, args.extra, args.seed, args.half)
     out = {"benchmark": "adapt_reuters", "date": datetime.now(UTC).isoformat(timespec="seconds"), "commit": commit(),
-           "machine": machine_facts(), "model": str(args.model), "training": record,
+           "machine": machine_facts(), "model": str(args.model),
+           "baseline": str(args.baseline or "base"), "half": args.half, "training": record,
            "corpus": {"full": args.full, "articles": size, "per_topic": args.per_topic, "extra": args.extra,
                       "seed": args.seed}, "sets": {}}
     if args.base_only:
         for name in args.sets:
-            run_set(name, corpus, {"base": None}, args.work, args.modes)
+            run_set(name, corpus, {"baseline": None}, args.work, args.modes, args.half)
         return
     for name in args.sets:
-        out["sets"][name] = run_set(name, corpus, {"base": None, "adapted": args.model}, args.work, args.modes)
+        models = {"baseline": args.baseline, "adapted": args.model}
+        out["sets"][name] = run_set(name, corpus, models, args.work, args.modes, args.half)
         for mode, metrics in out["sets"][name]["compared"].items():
             m = metrics[METRIC[name]]
-            print(f"{name} {mode} {METRIC[name]}: base {m['base']:.4f} adapted {m['adapted']:.4f} "
+            print(f"{name} {args.half} {mode} {METRIC[name]}: baseline {m['base']:.4f} adapted {m['adapted']:.4f} "
                   f"diff {m['diff']:+.4f} [{m['ci95'][0]:+.4f}, {m['ci95'][1]:+.4f}] p={m['p']}")
     path = ROOT / "bench" / "results" / f"adapt-{args.tag}.json"
     path.write_text(json.dumps(out, indent=1, default=str) + "\n")

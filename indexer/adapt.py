@@ -17,12 +17,13 @@ import numpy as np
 
 from indexer.chunk import TokenCounter, chunk_article
 from indexer.dedup import body_key, duplicate_groups, shingles
-from indexer.errors import SourceError
+from indexer.errors import ConfigError, SourceError
 from indexer.records import Article
 
 MIN_JACCARD = 0.8  # dedup.duplicate_groups' default: copies share at least this share of word 3-shingles
 STATE = ".adapt"  # the run's state and record inside the model folder; a dot folder is not in its fingerprint
 TRAINED_FILE = f"{STATE}/trained-headlines.tsv"
+PAIRINGS = ("draw", "lead", "all")  # draw_pairs' choices of each headline's passages
 _WORD = re.compile(r"[A-Za-z][A-Za-z-]+")
 
 
@@ -30,14 +31,19 @@ _WORD = re.compile(r"[A-Za-z][A-Za-z-]+")
 class TrainingSet:
     """The pairs a corpus yields and what was left out on the way."""
 
-    anchors: list[str]  # headlines
-    positives: list[str]  # a passage of the headline's article (its lead, then its body passages)
+    titles: list[str]  # each kept article's headline
+    passages: list[list[str]]  # each kept article's passages: its lead, then its body passages
     articles: int  # articles read
     untitled: int  # articles without a title: they give no pair
     excluded: int  # articles left out: the ids asked for and their near copies
     copies: int  # articles dropped as the same body as an article kept (its copies are not its negatives)
     used: int  # articles that gave pairs
     trained: dict[str, str] = field(default_factory=dict)  # id -> headline_key of each article that gave pairs
+
+    @property
+    def available(self) -> int:
+        """Every (headline, passage) pair the kept articles offer."""
+        return sum(len(found) for found in self.passages)
 
 
 def read_ids(path: Path) -> list[str]:
@@ -104,12 +110,12 @@ def with_copies(articles: Sequence[Article], seeds: Sequence[str]) -> set[str]:
 
 def training_set(articles: Sequence[Article], count: TokenCounter, max_tokens: int, exclude: Sequence[str] = (),
                  lead_sentences: int = 2, max_articles: int = 0, seed: int = 0) -> TrainingSet:
-    """(headline, passage) pairs: each titled article's lead and body passages of at most `max_tokens` word
-    pieces, chunked as the index chunks them.
+    """The articles that train and their passages: each titled article's lead and body passages of at most
+    `max_tokens` word pieces, chunked as the index chunks them.
 
     Left out: articles in `exclude` and their near copies (with_copies), and all but the first (by id) of
     articles with the same body, whose headlines would otherwise be each other's in-batch negatives. With
-    `max_articles`, a random sample (by `seed`) of the rest.
+    `max_articles`, a random sample (by `seed`) of the rest. Which pairs train: draw_pairs.
     """
     left_out = with_copies(articles, exclude) if exclude else set()
     titled = [a for a in articles if a.title.strip()]
@@ -124,13 +130,28 @@ def training_set(articles: Sequence[Article], count: TokenCounter, max_tokens: i
     copies = sum(1 for a in titled if a.id not in left_out) - len(kept)
     if max_articles and len(kept) > max_articles:
         kept = sorted(random.Random(seed).sample(kept, max_articles), key=lambda a: a.id)
-    anchors, positives = [], []
-    for article in kept:
-        for passage in chunk_article(article, count, max_tokens=max_tokens, lead_sentences=lead_sentences):
-            anchors.append(article.title)
-            positives.append(passage.text)
-    return TrainingSet(anchors, positives, len(articles), len(articles) - len(titled), len(left_out), copies,
-                       len(kept), {article.id: headline_key(article.title) for article in kept})
+    passages = [[p.text for p in chunk_article(article, count, max_tokens=max_tokens, lead_sentences=lead_sentences)]
+                for article in kept]
+    return TrainingSet([a.title for a in kept], passages, len(articles), len(articles) - len(titled), len(left_out),
+                       copies, len(kept), {article.id: headline_key(article.title) for article in kept})
+
+
+def draw_pairs(data: TrainingSet, how: str, epochs: int, seed: int) -> tuple[list[str], list[str]]:
+    """(headlines, passages) for `epochs` passes: `all` pairs each headline with every passage of its article,
+    `lead` with its lead (the first passage), `draw` with one passage per pass drawn at random (seeded)."""
+    if how not in PAIRINGS:
+        raise ConfigError(f"unknown pairing {how!r}; use one of {', '.join(PAIRINGS)}")
+    anchors: list[str] = []
+    positives: list[str] = []
+    rng = random.Random(seed)
+    for _ in range(epochs):
+        for title, found in zip(data.titles, data.passages):
+            if not found:
+                continue
+            chosen = found if how == "all" else found[:1] if how == "lead" else [rng.choice(found)]
+            anchors.extend([title] * len(chosen))
+            positives.extend(chosen)
+    return anchors, positives
 
 
 def headline_key(text: str) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import random
 import resource
 import shutil
@@ -21,7 +22,16 @@ from typing import Any
 
 import numpy as np
 
-from indexer.adapt import STATE, corpus_hash, corpus_phrases, ids_hash, read_ids, training_set, write_trained
+from indexer.adapt import (
+    STATE,
+    corpus_hash,
+    corpus_phrases,
+    draw_pairs,
+    ids_hash,
+    read_ids,
+    training_set,
+    write_trained,
+)
 from indexer.embed import Embedder
 from indexer.errors import ConfigError, SourceError
 from indexer.models import DEFAULT_MODEL, HUB_PREFIX, minilm_folder
@@ -36,6 +46,7 @@ class AdaptOptions:
     """How to adapt; every field is recorded, and a re-run resumes only with the same ones."""
 
     epochs: float = 1.0
+    pairs: str = "all"  # adapt.draw_pairs: one passage per article per epoch ("draw", "lead") or "all" of them
     max_articles: int = 0  # 0: every article that gives pairs
     max_length: int = 128  # word pieces the model reads while training; passages are chunked to fit
     batch_size: int = 32  # pairs per step: each headline's negatives are the other 31 passages
@@ -111,7 +122,8 @@ def adapt(paths: Sequence[Path], out: Path, settings: Settings, options: AdaptOp
     counter = Embedder(base, backend="torch")
     data = training_set(corpus.articles, counter.count_tokens, options.max_length - 2, excluded,
                         max_articles=options.max_articles, seed=options.seed)
-    if not data.anchors:
+    anchors, positives = draw_pairs(data, options.pairs, math.ceil(options.epochs), options.seed)
+    if not anchors:
         raise SourceError(f"no training pairs in {', '.join(map(str, paths))}: {data.articles} articles, "
                           f"{data.untitled} without a title, {data.excluded} excluded; adapting needs articles "
                           "with headlines")
@@ -122,10 +134,10 @@ def adapt(paths: Sequence[Path], out: Path, settings: Settings, options: AdaptOp
         return json.loads((state / "record.json").read_text())
     phrases = corpus_phrases(corpus.articles, options.phrases, _stop_words())
     t0 = time.perf_counter()
-    labels = _labels(data.positives, phrases, options, settings, progress)
+    labels = _labels(positives, phrases, options, settings, progress)
     teacher_seconds = time.perf_counter() - t0
     t0 = time.perf_counter()
-    model, history, steps, used = _train(data, phrases, labels, state, options, settings, progress)
+    model, history, steps, used = _train((anchors, positives), phrases, labels, state, options, settings, progress)
     train_seconds = time.perf_counter() - t0
     model.save(str(out), create_model_card=False)
     write_trained(out, data.trained)
@@ -136,8 +148,8 @@ def adapt(paths: Sequence[Path], out: Path, settings: Settings, options: AdaptOp
         "corpus": {"paths": [str(p) for p in paths], "hash": run["corpus"], "articles": data.articles,
                    "untitled": data.untitled, "same_body_copies": data.copies, "articles_used": data.used},
         "excluded_ids": {"given": len(set(excluded)), "hash": run["excluded"], "left_out_with_copies": data.excluded},
-        "pairs": len(data.anchors), "phrases": len(phrases), "options": run["options"], "precision": used,
-        "steps": steps, "loss": history,
+        "pairs": len(anchors), "pairs_available": data.available, "phrases": len(phrases),
+        "options": run["options"], "precision": used, "steps": steps, "loss": history,
         "seconds": {"total": round(time.perf_counter() - started, 1), "teacher": round(teacher_seconds, 1),
                     "train": round(train_seconds, 1)},
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
@@ -166,9 +178,10 @@ def _labels(positives: list[str], phrases: list[str], options: AdaptOptions, set
     return np.stack([vectors[: len(positives)], vectors[len(positives) :][picked]], axis=1), picked
 
 
-def _train(data, phrases, labels, state: Path, options: AdaptOptions, settings: Settings,  # noqa: ANN001
+def _train(pairs, phrases, labels, state: Path, options: AdaptOptions, settings: Settings,  # noqa: ANN001
            progress: bool):  # noqa: ANN202
-    """Run (or resume) the trainer; the model, the loss curve, the steps and the precision it ran in."""
+    """Run (or resume) the trainer on (headlines, passages) `pairs`, drawn for ceil(epochs) passes; the model,
+    the loss curve, the steps and the precision it ran in."""
     try:
         from datasets import Dataset
     except ImportError:
@@ -183,7 +196,7 @@ def _train(data, phrases, labels, state: Path, options: AdaptOptions, settings: 
     model = load_sentence_transformer(minilm_folder(), settings.threads)
     reads = model.max_seq_length
     model.max_seq_length = options.max_length
-    columns = {"anchor": data.anchors, "positive": data.positives}
+    columns = {"anchor": pairs[0], "positive": pairs[1]}
     if labels is not None:
         vectors, picked = labels
         columns["phrase"] = [phrases[i] for i in picked]
@@ -193,7 +206,7 @@ def _train(data, phrases, labels, state: Path, options: AdaptOptions, settings: 
         loss = MultipleNegativesRankingLoss(model)
     bf16 = openvino_bf16_capable()  # the CPU's bf16 instructions, as the embedding backends check them
     args = SentenceTransformerTrainingArguments(
-        output_dir=str(state / "checkpoints"), num_train_epochs=options.epochs,
+        output_dir=str(state / "checkpoints"), num_train_epochs=options.epochs / math.ceil(options.epochs),
         per_device_train_batch_size=options.batch_size, learning_rate=options.learning_rate, warmup_ratio=0.1,
         seed=options.seed, data_seed=options.seed, bf16=bf16, use_cpu=True, batch_sampler=BatchSamplers.NO_DUPLICATES,
         save_strategy="steps", save_steps=options.save_steps, save_total_limit=1, logging_steps=5,

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
 
+from indexer.adapt import PAIRINGS
 from indexer.backends import AUTO, BACKENDS
 from indexer.errors import NewsearchError
 from indexer.settings import FIELD_CHOICES, Settings
@@ -128,8 +129,8 @@ def cmd_adapt(args: argparse.Namespace) -> int:
     """Fine-tune the packaged model on a corpus' headlines into a model folder."""
     from indexer.adapt_train import STATE, AdaptOptions, adapt
 
-    given = {"epochs": args.epochs, "max_articles": args.max_articles, "max_length": args.max_length,
-             "batch_size": args.train_batch_size, "learning_rate": args.learning_rate,
+    given = {"epochs": args.epochs, "pairs": args.pairs, "max_articles": args.max_articles,
+             "max_length": args.max_length, "batch_size": args.train_batch_size, "learning_rate": args.learning_rate,
              "distill_weight": args.distill_weight, "seed": args.seed}
     options = AdaptOptions(**{k: v for k, v in given.items() if v is not None})
     record = adapt(args.paths, args.out, settings_from(args), options, args.exclude_ids, progress=not args.quiet)
@@ -199,6 +200,8 @@ def add_adapt_parser(sub) -> None:  # noqa: ANN001 - argparse's private subparse
     p.add_argument("--exclude-ids", type=Path, help="file of article ids (one a line) to leave out of training, "
                    "with their near copies: the judged articles of queries that are headlines")
     p.add_argument("--epochs", type=float, help="passes over the pairs (default 1)")
+    p.add_argument("--pairs", choices=PAIRINGS, help="each headline's passages per epoch: one drawn at random "
+                   "(draw), its lead, or all of them (all, the default: ~5x the steps)")
     p.add_argument("--max-articles", type=int, help="train on a random sample of this many articles (default all)")
     p.add_argument("--max-length", type=int, help="word pieces per training text (default 128)")
     p.add_argument("--train-batch-size", type=int, help="pairs per step (default 32)")

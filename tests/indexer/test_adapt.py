@@ -11,7 +11,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from indexer.adapt import corpus_phrases, headline_key, read_ids, read_trained, training_set, with_copies
+from indexer.adapt import (
+    corpus_phrases,
+    draw_pairs,
+    headline_key,
+    read_ids,
+    read_trained,
+    training_set,
+    with_copies,
+)
 from indexer.adapt_train import STATE, AdaptOptions, adapt, last_checkpoint, prepare_out
 from indexer.clean import clean_article
 from indexer.cli import main
@@ -22,7 +30,7 @@ from indexer.settings import Settings
 from search_api.cli import main as search_main
 from tests.conftest import REUTERS, shared_data
 
-TINY = AdaptOptions(max_length=48, batch_size=4, phrases=40, save_steps=2, max_articles=8)
+TINY = AdaptOptions(max_length=48, batch_size=4, phrases=40, save_steps=2, max_articles=8, epochs=5, pairs="draw")
 
 
 @pytest.fixture(scope="module")
@@ -54,15 +62,35 @@ def test_pairs_skip_untitled_excluded_and_their_copies(count_tokens):
         article("e", "WHEAT TENDER", "Egypt bought 200,000 tonnes of wheat in a tender. Shipment is due in May."),
     ]
     data = training_set(articles, count_tokens, 60, exclude=["a"])
-    assert set(data.anchors) == {"BANK RAISES PRIME RATE", "WHEAT TENDER"}
+    assert data.titles == ["BANK RAISES PRIME RATE", "WHEAT TENDER"]
     assert data.untitled == 1 and data.excluded == 2 and data.used == 2
-    assert all(p in articles[3].body or p in articles[4].body for p in data.positives)
+    assert all(p in a.body for a, found in zip(articles[3:], data.passages) for p in found)
     # without the exclusion, one of the two same-body copies stays (their headlines are not each other's negatives)
     kept = training_set(articles, count_tokens, 60)
-    assert "OIL PRICES RISE" in kept.anchors and "CRUDE UP ON CARTEL CUT" not in kept.anchors and kept.copies == 1
+    assert "OIL PRICES RISE" in kept.titles and "CRUDE UP ON CARTEL CUT" not in kept.titles and kept.copies == 1
     # what the model saw is recorded by id and headline hash, the excluded articles not among them
     assert set(data.trained) == {"d", "e"} and data.trained["d"] == headline_key("bank  raises prime rate ")
     assert set(kept.trained) == {"a", "d", "e"}
+
+
+def test_one_pair_per_article_and_epoch_or_all_passages(count_tokens):
+    sentences = " ".join(f"Sentence {i} of the wheat story says a different thing about tonnes." for i in range(12))
+    articles = [article("w", "WHEAT TENDER", sentences), article("s", "SUGAR QUOTA CUT", "The quota was cut. Why.")]
+    data = training_set(articles, count_tokens, 40)
+    wheat = data.passages[data.titles.index("WHEAT TENDER")]
+    assert len(wheat) > 3 and wheat[0] == "Sentence 0 of the wheat story says a different thing about tonnes. " \
+        "Sentence 1 of the wheat story says a different thing about tonnes."  # the lead: its first two sentences
+    assert data.available == sum(map(len, data.passages))
+    anchors, positives = draw_pairs(data, "all", 1, seed=1)
+    assert len(anchors) == data.available and positives == [p for found in data.passages for p in found]
+    anchors, positives = draw_pairs(data, "lead", 2, seed=1)
+    assert anchors == data.titles * 2 and positives == [found[0] for found in data.passages] * 2
+    anchors, positives = draw_pairs(data, "draw", 3, seed=1)
+    assert anchors == data.titles * 3 and all(p in f for p, f in zip(positives, data.passages * 3))
+    drawn = [p for a, p in zip(anchors, positives) if a == "WHEAT TENDER"]
+    assert len(set(drawn)) > 1 and draw_pairs(data, "draw", 3, seed=1) == (anchors, positives)  # seeded, per epoch
+    with pytest.raises(ConfigError, match="unknown pairing"):
+        draw_pairs(data, "every", 1, seed=1)
 
 
 def test_copies_are_found_transitively_and_only_within_the_time_window():
