@@ -46,10 +46,12 @@ class AdaptOptions:
     """How to adapt; every field is recorded, and a re-run resumes only with the same ones."""
 
     epochs: float = 1.0
-    pairs: str = "all"  # adapt.draw_pairs: one passage per article per epoch ("draw", "lead") or "all" of them
+    # adapt.draw_pairs: one passage per article and epoch; as good per step as every passage ("all", ~5 pairs an
+    # article) and a fifth of the steps (bench/RESULTS.md, "Adapted model": one pair per article)
+    pairs: str = "draw"
     max_articles: int = 0  # 0: every article that gives pairs
-    max_length: int = 128  # word pieces the model reads while training; passages are chunked to fit
-    batch_size: int = 32  # pairs per step: each headline's negatives are the other 31 passages
+    max_length: int = 64  # word pieces read while training (passages chunked to fit); 64 and 16: the measured recipe
+    batch_size: int = 16  # pairs per step: each headline's negatives are the other 15 passages
     learning_rate: float = 3e-5
     distill_weight: float = 10.0  # weight of the pull toward the base model's vectors; 0: plain MNRL
     phrases: int = 2000  # corpus phrases anchored to their base vectors

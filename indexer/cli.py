@@ -199,12 +199,12 @@ def add_adapt_parser(sub) -> None:  # noqa: ANN001 - argparse's private subparse
     p.add_argument("--out", type=Path, required=True, help="new folder for the model (re-run to resume)")
     p.add_argument("--exclude-ids", type=Path, help="file of article ids (one a line) to leave out of training, "
                    "with their near copies: the judged articles of queries that are headlines")
-    p.add_argument("--epochs", type=float, help="passes over the pairs (default 1)")
+    p.add_argument("--epochs", type=float, help="passes over the articles, each drawing its passage anew (default 1)")
     p.add_argument("--pairs", choices=PAIRINGS, help="each headline's passages per epoch: one drawn at random "
-                   "(draw), its lead, or all of them (all, the default: ~5x the steps)")
+                   "(draw, the default), its lead, or all of them (all: ~5x the steps)")
     p.add_argument("--max-articles", type=int, help="train on a random sample of this many articles (default all)")
-    p.add_argument("--max-length", type=int, help="word pieces per training text (default 128)")
-    p.add_argument("--train-batch-size", type=int, help="pairs per step (default 32)")
+    p.add_argument("--max-length", type=int, help="word pieces per training text (default 64)")
+    p.add_argument("--train-batch-size", type=int, help="pairs per step (default 16)")
     p.add_argument("--learning-rate", type=float, help="peak learning rate (default 3e-5)")
     p.add_argument("--distill-weight", type=float, help="pull toward the base model's vectors (default 10; 0: off)")
     p.add_argument("--seed", type=int, help="seed of sampling, shuffling and initialisation (default 13)")
