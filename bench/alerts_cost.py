@@ -5,7 +5,7 @@ folder of its own, saves N alerts whose queries are Reuters headlines (read at r
 the copy with 1% of the articles touched (bench.update_reuters: half corrected, half new), then times what the
 server does when it swaps to the new version: one batched embedding of the N queries and the ranking of the
 batch's articles for each (search_api.alert_worker.drain), repeated for an interval; for scale, it also times
-/search for a sample of the same queries over the whole index. Writes bench/results/alerts-cost-<cpu>.json. Run:
+/search for a sample of the same queries over the whole index. Writes bench/results/alerts-cost-<cpu kind>.json. Run:
 `NEWSEARCH_CACHE_DIR=/work/var-shared/cache .venv/bin/python -m bench.alerts_cost [--work DIR]`.
 """
 
@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
 import statistics
 import time
@@ -23,8 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.build_reuters import ROOT, commit
-from bench.machine import machine_facts, memory_kb
+from bench.common import ROOT, commit, machine_facts, memory_kb, result_path, write_result
 from bench.update_reuters import changed_corpus, reuters_records, write_corpus
 from indexer.alerts_store import AlertStore
 from indexer.embed import Embedder
@@ -140,10 +138,7 @@ def main() -> None:
     finally:
         store.close()
         searcher.close()
-    cpu = re.sub(r"[^a-z0-9]+", "-", result["machine"]["cpu"].lower()).strip("-")
-    out = ROOT / "bench" / "results" / f"alerts-cost-{cpu}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    out = write_result(result_path("alerts-cost", facts=result["machine"]), result)
     print(json.dumps({k: v for k, v in result.items() if k != "machine"}, indent=2))
     print(f"wrote {out}")
 

@@ -12,8 +12,7 @@ import random
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench.build_reuters import REUTERS
-from bench.eval_reuters import EVAL
+from bench.common import EVAL, REUTERS
 from indexer.embed import Embedder
 from indexer.pipeline import embedding_texts, prepare
 from indexer.settings import Settings

@@ -224,7 +224,7 @@ def openvino_runtime(path: Path, threads: int, queries: bool = False, used: str 
 
     For queries, one stream on every thread (the least latency for one short text); for passages, one stream
     per core, so batches run side by side (`OpenVinoRuntime.many`), which gives more passages/s than one
-    stream on every core (bench/RESULTS.md, bf16 section, "Embedding backends").
+    stream on every core (bench/RESULTS.md, "Embedding backends", bf16 table).
     The compiled model is cached (OpenVINO's CACHE_DIR) beside the export, so under the model's fingerprint,
     in a folder per OpenVINO version and precision: a later process reads it instead of compiling again.
     """
@@ -314,7 +314,7 @@ def check_backend(backend: str, variable: str = "NEWSEARCH_BACKEND", allow_auto:
 def query_backend_for(backend: str, openvino: str = "auto") -> str:
     """The default query backend for passages on `backend`: ONNX Runtime (least latency and CPU per query of the
     fp32 runtimes) where it gives the passages' vectors, else the passages' backend itself (OpenVINO in bf16 is
-    the fastest allowed one for one query: bench/RESULTS.md, bf16 section, "Query embedding")."""
+    the fastest allowed one for one query: bench/RESULTS.md, "Query embedding", bf16 table)."""
     return "onnx" if backend in FP32_EXPORTS and precision(backend, openvino) == "fp32" else backend
 
 

@@ -52,7 +52,7 @@ def default_nprobe(nlist: int, n_passages: int) -> int:
 
     Small corpora need the quarter: an eighth gives recall@10 0.940-0.945 on the dev queries at 28k and
     100k passages. The share needed falls as lists multiply: at 1M (4,096 lists) 128 give 0.958 on them
-    at p50 3.0 ms on an AVX2 CPU (1.5 ms on Zen 5), 256 give 0.969 (bench/results/index_by_scale-*.json).
+    at p50 3.0 ms on an AVX2 CPU (1.5 ms on Zen 5), 256 give 0.969 (bench/results/index-by-scale-*.json).
     """
     share = SCAN_CODES * nlist / max(n_passages, 1)
     return max(1, min(nlist // 4, 1 << max(0, round(math.log2(share)))))
