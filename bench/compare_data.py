@@ -15,8 +15,8 @@ from pathlib import Path
 from bench.build_reuters import REUTERS
 from bench.eval_reuters import EVAL
 from indexer.embed import Embedder
-from indexer.pipeline import embedding_texts, prepare
 from indexer.settings import Settings
+from indexer.steps import embedding_texts, prepare
 from search_api.evaluate import load_qrels, load_queries
 
 Qrels = dict[str, dict[str, int]]

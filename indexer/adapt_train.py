@@ -25,8 +25,8 @@ from indexer.adapt import STATE, corpus_hash, corpus_phrases, ids_hash, read_ids
 from indexer.embed import Embedder
 from indexer.errors import ConfigError, SourceError
 from indexer.models import DEFAULT_MODEL, HUB_PREFIX, minilm_folder
-from indexer.pipeline import embed_all, open_cache, read_corpus
 from indexer.settings import Settings
+from indexer.steps import embed_all, open_cache, read_corpus
 
 LIBRARIES = ("torch", "transformers", "sentence-transformers", "datasets", "accelerate")
 

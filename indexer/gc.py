@@ -72,7 +72,7 @@ def needed_keys(store: Store, versions: list[str]) -> set[bytes]:
 
 def prune_cache(settings: Settings, store: Store, kept: list[str], dry_run: bool) -> int:
     """Drop cached vectors that none of the kept versions needs; returns how many."""
-    from indexer.pipeline import cache_path
+    from indexer.steps import cache_path
 
     path = cache_path(settings)
     if path is None or not path.is_file():

@@ -22,7 +22,9 @@ from indexer.embed import Embedder
 from indexer.engines import EngineBase
 from indexer.errors import ConfigError, SourceError
 from indexer.models import resolve_model
-from indexer.pipeline import (
+from indexer.records import Article, Passage
+from indexer.sources import CorpusReader, Problem
+from indexer.steps import (
     Corpus,
     chunk_options,
     clean_or_report,
@@ -32,8 +34,6 @@ from indexer.pipeline import (
     no_articles,
     place_block,
 )
-from indexer.records import Article, Passage
-from indexer.sources import CorpusReader, Problem
 
 LOCAL_OBJECT_STORE = 256 * 1024 * 1024  # bytes; the pipeline holds text and 384-float vectors only
 

@@ -15,10 +15,13 @@ import numpy as np
 
 from indexer.alerts_store import staged_update
 from indexer.embed import Embedder, built_kind, built_precision
-from indexer.engines import make_engine
 from indexer.errors import ConfigError
 from indexer.leases import leased, writer_lock
-from indexer.pipeline import (
+from indexer.pipeline import make_engine
+from indexer.records import Article, Passage
+from indexer.settings import Settings
+from indexer.sources import Problem
+from indexer.steps import (
     Prepared,
     ProgressFn,
     built_chunking,
@@ -28,9 +31,6 @@ from indexer.pipeline import (
     from_cache,
     write_prepared,
 )
-from indexer.records import Article, Passage
-from indexer.settings import Settings
-from indexer.sources import Problem
 from indexer.storage import open_store
 from indexer.storage.base import Version
 from indexer.storage.manifest import check_model

@@ -197,7 +197,7 @@ def test_articles_without_a_title_get_a_lead_passage_and_update_decides_as_a_reb
 
 
 def test_update_of_an_index_from_before_the_untitled_lead_rule_says_how_to_rebuild(tmp_path, embedder, corpus_index):
-    from indexer.pipeline import built_chunking
+    from indexer.steps import built_chunking
 
     name = current_version(corpus_index)
     manifest_path = corpus_index / name / "manifest.json"

@@ -19,9 +19,9 @@ import pytest
 
 from indexer.chunk import passage_id
 from indexer.errors import IndexMismatch, IndexNotFound
-from indexer.pipeline import read_corpus
 from indexer.records import Article, Passage
 from indexer.settings import Settings
+from indexer.steps import read_corpus
 from indexer.storage import open_store
 from indexer.storage.base import Filter, KeywordWeights, Store, Version
 from tests.conftest import CORPUS
