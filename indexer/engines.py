@@ -11,11 +11,11 @@ from typing import Protocol
 
 import numpy as np
 
-from indexer.cache import EmbeddingCache
+from indexer.cache import EmbeddingCache, open_cache
 from indexer.embed import Embedder
 from indexer.records import Article, Passage
 from indexer.settings import Settings
-from indexer.steps import Corpus, ProgressFn, chunk_all, embed_all, open_cache, read_corpus
+from indexer.steps import Corpus, ProgressFn, chunk_all, embed_all, read_corpus
 
 
 class Engine(Protocol):

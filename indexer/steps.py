@@ -16,7 +16,7 @@ from indexer.cache import EmbeddingCache, cache_key
 from indexer.chunk import MAX_PASSAGES_PER_ARTICLE, chunk_article
 from indexer.clean import clean_article
 from indexer.dedup import article_vectors, duplicate_groups
-from indexer.embed import Embedder, with_context
+from indexer.embed import Embedder, embedding_text
 from indexer.errors import SourceError
 from indexer.records import Article, Passage, RawArticle
 from indexer.settings import Settings
@@ -139,15 +139,16 @@ def prepare(paths: Sequence[Path], settings: Settings, embedder: Embedder, stric
                     corpus.problems + cut_short(corpus.articles, passages_of, corpus.origins), corpus.files)
 
 
+def title_context(settings: Settings) -> bool:
+    """Whether passages are embedded under their article's title (fields=title+body; see embed.embedding_text)."""
+    return settings.fields == "title+body"
+
+
 def embedding_texts(prepared: Prepared, settings: Settings) -> list[str]:
-    """What the model reads for each passage: with the article title as context unless fields=body."""
+    """What the model reads for each passage (embed.embedding_text)."""
     titles = {a.id: a.title for a in prepared.articles}
-    return [embedding_text(titles[p.article_id], p.text, settings) for p in prepared.passages]
-
-
-def embedding_text(title: str, text: str, settings: Settings) -> str:
-    """What the model reads for one passage."""
-    return with_context(title, text) if settings.fields == "title+body" else text
+    titled = title_context(settings)
+    return [embedding_text(titles[p.article_id], p.text, titled) for p in prepared.passages]
 
 
 def embed_all(texts: list[str], embedder: Embedder, cache: EmbeddingCache | None = None,
@@ -214,7 +215,7 @@ def model_info(embedder: Embedder) -> dict:
 def chunking_info(settings: Settings) -> dict:
     """The manifest's description of how passages were made."""
     return {"max_tokens": settings.chunk_tokens, "overlap_sentences": settings.chunk_overlap,
-            "fields": settings.fields, "splitter": "blingfire", "title_context": settings.fields == "title+body",
+            "fields": settings.fields, "splitter": "blingfire", "title_context": title_context(settings),
             "lead_sentences": lead_passage_sentences(settings), "lead_for": lead_passage_for(settings)}
 
 
@@ -238,20 +239,6 @@ def lead_passage_for(settings: Settings) -> str:
     if not settings.lead_sentences:
         return "none"
     return "all" if settings.fields == "body" else "untitled"
-
-
-def cache_path(settings: Settings) -> Path | None:
-    """Where the embedding cache lives (default <index_dir>/cache), or None if disabled."""
-    if settings.cache_dir == "none":
-        return None
-    folder = Path(settings.cache_dir) if settings.cache_dir else settings.index_dir / "cache"
-    return folder / "embeddings.sqlite"
-
-
-def open_cache(settings: Settings, embedder: Embedder) -> EmbeddingCache | None:
-    """The embedding cache the settings name, or None if disabled."""
-    path = cache_path(settings)
-    return EmbeddingCache(path, embedder.dim, embedder.key, embedder.fingerprint) if path is not None else None
 
 
 def write_prepared(store: Store, prepared: Prepared, passages: list[Passage], vectors: np.ndarray,
