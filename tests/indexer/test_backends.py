@@ -14,8 +14,7 @@ from indexer.errors import ConfigError
 from indexer.pipeline import build
 from indexer.settings import Settings
 from indexer.update import update
-from tests.indexer.test_resume import short_reuters
-from tests.indexer.test_update import wikinews, write_jsonl
+from tests.helpers import short_reuters, wikinews, write_jsonl
 
 PASSAGES = [
     "Syrian army retakes Palmyra with Russian air support",
