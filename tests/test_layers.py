@@ -3,15 +3,12 @@ cli -> jobs -> engines -> steps -> building blocks, with no import going back up
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from importlinter.cli import lint_imports
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.helpers import ROOT
 
 
 def test_imports_follow_the_layers(capsys):
     code = lint_imports(config_filename=str(ROOT / "pyproject.toml"), no_cache=True, no_logo=True)
     report = capsys.readouterr().out
-    assert code == 0, report
-    assert "BROKEN" not in report and report.count("KEPT") == 2
+    assert code == 0 and " KEPT" in report, report
