@@ -17,9 +17,9 @@ def test_article_grouping_lists_each_article_once_with_one_of_its_passages(fake_
     assert [h.rank for h in articles] == list(range(1, len(articles) + 1))
     assert all(a.score >= b.score for a, b in zip(articles, articles[1:]))
     assert all(h.matched_passages == 0 for h in passages)
-    shown = {h.passage_id: h.article_id for h in passages}
-    for hit in articles:  # the passage shown for an article is one of its own that matched on its own
-        assert shown.get(hit.passage_id, hit.article_id) == hit.article_id
+    bodies = {a.id: a.body for a in fake_searcher.version.text.articles(ids)}
+    for hit in articles:  # the passage shown for an article is its own: its text at its offsets in that body
+        assert hit.text == bodies[hit.article_id][hit.start : hit.end]
 
 
 def test_highlights_are_spans_of_the_passage_holding_query_words(fake_searcher):
