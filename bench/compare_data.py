@@ -14,8 +14,8 @@ from pathlib import Path
 
 from bench.common import EVAL, REUTERS
 from indexer.embed import Embedder
-from indexer.pipeline import embedding_texts, prepare
 from indexer.settings import Settings
+from indexer.steps import embedding_texts, prepare
 from search_api.evaluate import load_qrels, load_queries
 
 Qrels = dict[str, dict[str, int]]

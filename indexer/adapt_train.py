@@ -22,11 +22,12 @@ from typing import Any
 import numpy as np
 
 from indexer.adapt import STATE, corpus_hash, corpus_phrases, ids_hash, read_ids, training_set, write_trained
+from indexer.cache import open_cache
 from indexer.embed import Embedder
 from indexer.errors import ConfigError, SourceError
 from indexer.models import DEFAULT_MODEL, HUB_PREFIX, minilm_folder
-from indexer.pipeline import embed_all, open_cache, read_corpus
 from indexer.settings import Settings
+from indexer.steps import embed_all, read_corpus
 
 LIBRARIES = ("torch", "transformers", "sentence-transformers", "datasets", "accelerate")
 

@@ -23,10 +23,10 @@ from indexer.backends import (
     nominal_precision,
     precision,
     query_backend_for,
-    staging,
     vectors_kind,
 )
 from indexer.errors import ConfigError
+from indexer.files import write_whole
 from indexer.models import resolve_model
 from indexer.settings import Settings
 from indexer.wordpieces import load_tokenizer
@@ -95,6 +95,12 @@ def _pooled_dim(pooling: dict) -> int | None:
 def with_context(title: str, text: str) -> str:
     """The text the model sees for a passage: its article title, then the passage."""
     return f"{title}\n\n{text}" if title else text
+
+
+def embedding_text(title: str, text: str, titled: bool) -> str:
+    """What the model reads for a passage of an index: under its article's title when the index embeds titles
+    (its manifest's chunking.title_context, set by fields=title+body), else the passage alone."""
+    return with_context(title, text) if titled else text
 
 
 class Embedder:
@@ -210,8 +216,8 @@ class Embedder:
                 for block in iter(lambda fh=fh: fh.read(1 << 20), b""):
                     digest.update(block)
         found = digest.hexdigest()[:16]
-        with contextlib.suppress(OSError), staging(memo) as tmp:  # a read-only cache only costs the hashing
-            tmp.write_text(found)
+        with contextlib.suppress(OSError):  # a read-only cache only costs the hashing
+            write_whole(memo, found)
         return found
 
     def _input_names(self) -> list[str]:

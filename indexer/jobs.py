@@ -6,7 +6,6 @@ status file that the job rewrites atomically.
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import subprocess
 import sys
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from indexer.errors import BadQuery, IndexBusy, StorageError
+from indexer.files import write_whole
 from indexer.settings import Settings
 
 JOBS = "jobs"
@@ -34,10 +34,7 @@ class StatusFile:
 
     def write(self) -> None:
         """Publish the current state."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_text(json.dumps({**self.state, "updated": time.time()}, default=str))
-        os.replace(tmp, self.path)
+        write_whole(self.path, json.dumps({**self.state, "updated": time.time()}, default=str))
 
     def progress(self, stage: str, done: int, total: int) -> None:
         """Record the stage and how far it got (used as the pipeline's on_progress)."""

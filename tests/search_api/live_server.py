@@ -16,7 +16,7 @@ from indexer.settings import Settings
 from search_api.app import SearcherHolder, create_app
 from search_api.guard import server_options
 from search_api.searcher import Searcher
-from tests.conftest import free_port
+from tests.helpers import free_port
 
 
 @contextmanager

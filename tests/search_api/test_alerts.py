@@ -3,9 +3,6 @@ articles, the same ranking and floor as /search, kept across restarts, new versi
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import feedparser
 import pytest
 
@@ -20,21 +17,10 @@ from search_api.alert_worker import AlertWorker
 from search_api.alerts import atom
 from search_api.holder import SearcherHolder
 from search_api.searcher import SearchRequest
-from tests.conftest import WIKINEWS, shared_data
+from tests.helpers import wikinews, write_jsonl
 
 FIRST = 150  # articles in the first build; the update adds the next ADDED and changes one
 ADDED = 20
-
-
-def wikinews() -> list[dict]:
-    lines = shared_data(WIKINEWS).read_text(encoding="utf-8").splitlines()
-    return [json.loads(line) for line in lines]
-
-
-def write_jsonl(path: Path, records: list[dict]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
-    return path
 
 
 @pytest.fixture(scope="module")

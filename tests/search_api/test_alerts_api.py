@@ -22,8 +22,8 @@ from search_api.alert_worker import deliver
 from search_api.app import create_app
 from search_api.client import NewsSearchClient
 from search_api.holder import SearcherHolder
+from tests.helpers import wikinews, write_jsonl
 from tests.search_api.live_server import serve_index
-from tests.search_api.test_alerts import wikinews, write_jsonl
 
 ADMIN, KEY, OTHER = "admin-secret", "key-one", "key-two"
 

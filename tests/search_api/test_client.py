@@ -14,7 +14,7 @@ from indexer.errors import ArticleNotFound, BadQuery, RequestRejected, ServerErr
 from search_api.client import AsyncNewsSearchClient, NewsSearchClient
 from search_api.client_types import NO_CLOSE_MATCH, SearchHit
 from search_api.schemas import HitOut
-from tests.conftest import free_port
+from tests.helpers import free_port
 from tests.search_api.live_server import serve_index
 
 SEED_QUERY = "Syrian army retakes Palmyra with Russian air support"

@@ -12,8 +12,7 @@ from indexer.pipeline import build
 from indexer.settings import Settings
 from indexer.storage.folders import current_version
 from search_api.app import SearcherHolder, create_app
-from tests.conftest import CORPUS
-from tests.search_api.test_ops import samples
+from tests.helpers import CORPUS, samples
 
 
 @pytest.fixture()
@@ -56,7 +55,7 @@ def test_a_damaged_database_is_a_503_not_ready_and_counted_until_a_good_version_
 
 @pytest.mark.slow
 def test_a_damaged_new_version_falls_back_to_the_older_one_still_open(tmp_path, embedder):
-    from tests.search_api.test_reload import served_v0_with_v1_published
+    from tests.helpers import served_v0_with_v1_published
 
     settings = Settings(index_dir=tmp_path / "idx", reload_interval=0)
     holder, v0, v1 = served_v0_with_v1_published(tmp_path, settings, embedder)

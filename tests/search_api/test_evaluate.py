@@ -12,7 +12,7 @@ from indexer.adapt import headline_key
 from indexer.errors import ConfigError, SourceError
 from search_api.cli import main
 from search_api.evaluate import load_qrels, load_queries, seen_in_training, set_name_of, split_half
-from tests.conftest import CORPUS
+from tests.helpers import CORPUS
 
 
 def _dev_set(folder, n=8):

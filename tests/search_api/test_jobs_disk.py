@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from indexer.jobs import JobRunner
 from search_api.app import SearcherHolder, create_app
-from tests.conftest import CORPUS, fill, small_disk
+from tests.helpers import CORPUS, fill, small_disk
 
 KEY = {"X-Admin-Key": "k" * 32}
 

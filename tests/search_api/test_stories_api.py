@@ -17,7 +17,7 @@ from indexer.update import update
 from search_api.app import SearcherHolder, create_app
 from search_api.client import NewsSearchClient
 from search_api.searcher import Searcher, SearchRequest
-from tests.conftest import REUTERS, shared_data
+from tests.helpers import REUTERS, shared_data
 
 # Judged same-event pairs (bench/stories_pairs.jsonl): a clearing bank's base-rate cut and another bank matching
 # it the same day; a U.S. offer to escort Kuwaiti tankers reported on two days.
@@ -159,7 +159,7 @@ def test_corpus_stories_through_the_searcher(searcher):
 
 
 def test_client_methods(reuters_index, embedder):
-    from tests.conftest import serve_process
+    from tests.helpers import serve_process
 
     with serve_process(reuters_index[0].index_dir) as base, NewsSearchClient(base) as client:
         story = client.story("reuters-3043")

@@ -15,7 +15,7 @@ from indexer.storage.local import LocalVersion
 from indexer.update import update
 from search_api import keyword
 from search_api.searcher import Searcher, SearchRequest
-from tests.conftest import WIKINEWS, shared_data
+from tests.helpers import WIKINEWS, shared_data
 
 QUERIES = ["oil prices", "Syrian army Palmyra", "the of", "rates rate RATES interest", "zzzqqq nothing",
            "President said on Tuesday", "naïve café résumé", "2016 election results"]
