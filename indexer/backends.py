@@ -314,7 +314,7 @@ def load_runtime(backend: str, model_path: Path, fingerprint: str, export_dir: P
 
 def _require(backend: str, variable: str) -> None:
     # All core dependencies: a missing one means the install did not finish.
-    # Looked up, not imported: importing onnx is slow (bench/RESULTS.md, fixed cost), and only an export needs it.
+    # Looked up, not imported: importing onnx is slow (bench/RESULTS.md, "Fixed cost of a process"), and only an export needs it.
     needs = ["onnx", "openvino" if backend == "openvino" else "onnxruntime"]
     for module in needs:
         if importlib.util.find_spec(module) is None:

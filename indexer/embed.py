@@ -34,7 +34,7 @@ from indexer.wordpieces import load_tokenizer
 # Batches are padded to a multiple of this many word pieces. In bf16 a text's vector otherwise depends on how
 # far its batch was padded (the attention sum over positions ends in a tail the kernel rounds differently);
 # with whole blocks of 16 a text gets the same vector in any batch, alone or as a query, for a small share of
-# throughput (bench/RESULTS.md "Embedding backends", the padding table).
+# throughput (bench/RESULTS.md, "Batching and padding").
 PAD_MULTIPLE = 16
 
 

@@ -49,7 +49,7 @@ class Settings:
     """What is embedded and keyword-indexed: `title+body`, or `body` to leave titles out."""
     batch_size: int = 16
     """Passages per embedding batch (batched longest first, each batch padded to its own longest, rounded up to
-    16 word pieces); the default is the fastest measured (bench/RESULTS.md)."""
+    16 word pieces); the default is the fastest measured (bench/RESULTS.md, "Batching and padding")."""
     cache_dir: str = ""
     """Embedding cache folder; empty: `<index_dir>/cache`; `none`: no cache."""
     threads: int = 0
