@@ -17,7 +17,7 @@ from pathlib import Path
 
 from bench.common import REUTERS, ROOT, commit, machine_facts, result_path, write_result
 from bench.flops import ceiling_rate, gemm_rates, model_shape, passage_flops, total_flops
-from indexer.embed import Embedder, with_context
+from indexer.embed import Embedder, embedding_text
 from indexer.pipeline import build
 from indexer.settings import Settings
 from indexer.storage.local import LocalVersion
@@ -31,7 +31,7 @@ def embedded_texts(index_dir: Path) -> list[str]:
     version = LocalVersion.open(index_dir, verify=False)
     try:
         titled = version.manifest["chunking"].get("title_context", False)
-        texts = {with_context(t, x) if titled else x for t, x in version.text.passage_texts()}
+        texts = {embedding_text(t, x, titled) for t, x in version.text.passage_texts()}
     finally:
         version.close()
     return sorted(texts)
