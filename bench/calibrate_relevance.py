@@ -1,4 +1,4 @@
-"""Benchmark: fit the calibrated relevance of search_api/relevance.py and measure its floor.
+"""Benchmark: fit the calibrated relevance of search_api/ranking/relevance.py and measure its floor.
 
 Runs every dev query (default settings, hybrid, one hit per article, wire copies collapsed) through the
 real Searcher over the full Reuters indexes, records the relevance signals of each ranked hit and whether
@@ -26,8 +26,8 @@ from bench.eval_reuters import EVAL, SETS, index_dir
 from bench.machine import machine_facts
 from indexer.embed import Embedder
 from indexer.settings import Settings
-from search_api import relevance
-from search_api.evaluate import ensure_index, load_qrels, load_queries
+from search_api.evaluation.harness import ensure_index, load_qrels, load_queries
+from search_api.ranking import relevance
 from search_api.searcher import Searcher, SearchRequest
 
 SPLIT = ROOT / "bench" / "dev_split.json"
@@ -304,7 +304,7 @@ def main() -> None:
     OUT.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps({k: v for k, v in result.items() if k != "tune_curve"}, indent=1))
     if not shipped:
-        print(f"search_api/relevance.py differs from this fit: FEATURES = {model[0]}, WEIGHTS = {tuple(model[1])}, "
+        print(f"search_api/ranking/relevance.py differs from this fit: FEATURES = {model[0]}, WEIGHTS = {tuple(model[1])}, "
               f"INTERCEPT = {model[2]}; and the floor {floor} (indexer/settings.py min_relevance)")
 
 

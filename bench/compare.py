@@ -32,8 +32,8 @@ from bench.latency import percentile
 from indexer.doctor import cpu_facts
 from indexer.embed import Embedder
 from indexer.settings import Settings
-from search_api.eval_metrics import mean_scores, per_query
-from search_api.evaluate import DEPTH, ranking_of
+from search_api.evaluation.harness import DEPTH, ranking_of
+from search_api.evaluation.metrics import mean_scores, per_query
 from search_api.searcher import Searcher, SearchRequest
 
 VAR = ROOT / "var" / "compare"
@@ -70,7 +70,7 @@ def latency(millis: list[float]) -> dict[str, float]:
 
 
 def scores(runs: dict[str, list[str]], qrels: dict) -> dict[str, float]:
-    """Mean metrics of a run over the judged queries (search_api.eval_metrics, as news-search eval)."""
+    """Mean metrics of a run over the judged queries (search_api.evaluation.metrics, as news-search eval)."""
     return {k: round(v, 4) for k, v in mean_scores(per_query(runs, qrels)).items()}
 
 

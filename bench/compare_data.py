@@ -17,7 +17,7 @@ from bench.eval_reuters import EVAL
 from indexer.embed import Embedder
 from indexer.pipeline import embedding_texts, prepare
 from indexer.settings import Settings
-from search_api.evaluate import load_qrels, load_queries
+from search_api.evaluation.harness import load_qrels, load_queries
 
 Qrels = dict[str, dict[str, int]]
 

@@ -21,7 +21,15 @@ from pathlib import Path
 from bench.build_reuters import REUTERS, ROOT, commit
 from indexer.embed import Embedder
 from indexer.settings import Settings
-from search_api.evaluate import COLLAPSE_CHOICES, HALVES, evaluate_corpus, load_qrels, load_queries, split_half, table
+from search_api.evaluation.harness import (
+    COLLAPSE_CHOICES,
+    HALVES,
+    evaluate_corpus,
+    load_qrels,
+    load_queries,
+    split_half,
+    table,
+)
 
 EVAL = ROOT.parent / "shared" / "data" / "eval"
 SETS = {"headlines": "body", "topics": "title+body"}  # dev set -> what is indexed (data README)

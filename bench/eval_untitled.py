@@ -29,7 +29,7 @@ import numpy as np
 
 from bench.build_reuters import REUTERS, ROOT, commit
 from bench.machine import machine_facts
-from search_api import significance
+from search_api.evaluation import significance
 
 SPLIT = ROOT / "bench" / "dev_split.json"
 EVAL = ROOT.parent / "shared" / "data" / "eval"

@@ -22,7 +22,7 @@ from bench.build_reuters import REUTERS, ROOT, commit
 from bench.eval_reuters import dev_queries, index_dir
 from indexer.embed import Embedder
 from indexer.settings import Settings
-from search_api.evaluate import ensure_index
+from search_api.evaluation.harness import ensure_index
 from search_api.searcher import Searcher, SearchRequest
 
 SOURCE = "Reuters newswire 1987 (Reuters-21578, Distribution 1.0)"

@@ -23,13 +23,13 @@ from indexer.storage.bm25 import idf
 from indexer.storage.filtering import CatalogFilter
 from indexer.storage.manifest import check_model
 from indexer.stories import summary
-from search_api import keyword
-from search_api.fusion import best_per_group, decay, ranked, rrf, soft_max_pool
-from search_api.highlight import highlight
-from search_api.relevance import Signals, background, coverage, relevance
-from search_api.rerank import Reranker, rerank
+from search_api.ranking.fusion import best_per_group, decay, ranked, rrf, soft_max_pool
+from search_api.ranking.highlight import highlight
+from search_api.ranking.query_words import query_words
+from search_api.ranking.relevance import Signals, background, coverage, relevance
+from search_api.ranking.rerank import Reranker, rerank
 
-BACKGROUND_PASSAGES = 512  # a fixed random sample: the scale of each query's cosines (search_api/relevance.py)
+BACKGROUND_PASSAGES = 512  # a fixed random sample: the scale of each query's cosines (search_api/ranking/relevance.py)
 Mode = Literal["hybrid", "dense", "keyword"]
 Group = Literal["article", "story", "none"]
 BY_ARTICLE = ("article", "story")  # groupings whose keys are article ids
@@ -248,7 +248,7 @@ class Searcher:
             cosine = self._article_cosines(nums, qvec)
         else:
             cosine = self.version.vectors.get(np.array(keys, dtype=np.int64)) @ qvec if keys else np.zeros(0)
-        n_rows, df, present = self.version.text.word_presence(keyword.query_words(req.q), nums.tolist())
+        n_rows, df, present = self.version.text.word_presence(query_words(req.q), nums.tolist())
         mean, sd = background(qvec, self._background)
         return Signals(cosine, coverage([idf(n_rows, int(d)) for d in df], present), mean, sd)
 
@@ -297,7 +297,7 @@ class Searcher:
 
     def _rank_articles(self, req, mode, qvec, allowed, where: Filter):
         depth = self.settings.candidates
-        words = keyword.query_words(req.q, self.settings.keyword_stop_words)
+        words = query_words(req.q, self.settings.keyword_stop_words)
         kw = self.version.text.keyword_articles(words, depth, self._weights, where or None) if mode != "dense" else []
         if mode == "keyword":
             return dict(kw), {}, {}
@@ -316,7 +316,7 @@ class Searcher:
             dense = dict(zip(p.tolist(), s.tolist()))
         if mode == "dense":
             return dense, {}, {}
-        kw = dict(self.version.text.keyword_passages(keyword.query_words(req.q), depth, self.settings.title_weight,
+        kw = dict(self.version.text.keyword_passages(query_words(req.q), depth, self.settings.title_weight,
                                                      where or None))
         if mode == "keyword":
             return kw, {}, {}
@@ -328,7 +328,7 @@ class Searcher:
         if req.group not in BY_ARTICLE:
             return list(keys)
         missing = [aid for aid in keys if aid not in best]
-        best = {**best, **self.version.text.best_keyword_passages(keyword.query_words(req.q), missing)}
+        best = {**best, **self.version.text.best_keyword_passages(query_words(req.q), missing)}
         still = [aid for aid in keys if aid not in best]
         if still:
             best.update(self.version.text.first_passages(still))

@@ -1,6 +1,6 @@
 """Evaluate alerts against the new and changed articles of one update on the served Searcher: the batch's passage
 vectors are read once, the alerts' queries embedded in one batched call, each alert ranked over the batch alone
-(search_api.alert_match) and rated by the Searcher's own relevance signals, as /search rates a hit.
+(search_api.alerts.match) and rated by the Searcher's own relevance signals, as /search rates a hit.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ import numpy as np
 from indexer.alerts_store import Alert, Match
 from indexer.errors import BadQuery
 from indexer.storage.filtering import epoch
-from search_api import keyword
-from search_api.alert_match import Batch, Ranking, above, allowed, dense_scores, rank
-from search_api.relevance import relevance
+from search_api.alerts.match import Batch, Ranking, above, allowed, dense_scores, rank
+from search_api.ranking.query_words import query_words
+from search_api.ranking.relevance import relevance
 from search_api.searcher import Searcher, SearchRequest, _as_datetime
 
 log = logging.getLogger("newsearch.alerts")
@@ -49,7 +49,7 @@ def keyword_scores(searcher: Searcher, q: str, batch: Batch, keep: np.ndarray, e
     (asked for every match: the store ranks the whole index, from memory when its postings are loaded)."""
     if not keep.any():
         return {}
-    words = keyword.query_words(q, searcher.settings.keyword_stop_words)
+    words = query_words(q, searcher.settings.keyword_stop_words)
     found = dict(searcher.version.text.keyword_articles(words, every, searcher._weights))
     return {aid: found[aid] for aid, k in zip(batch.article_ids, keep.tolist()) if k and aid in found}
 

@@ -16,7 +16,7 @@ import httpx
 from indexer.alerts_store import Alert, AlertStore, Delivery, Match, alerts_path
 from indexer.errors import NewsearchError
 from indexer.settings import Settings
-from search_api.alert_eval import evaluate
+from search_api.alerts.batch import evaluate
 from search_api.holder import SearcherHolder
 from search_api.searcher import Searcher
 

@@ -27,7 +27,7 @@ from indexer.errors import (
     StoryNotFound,
     Unauthorized,
 )
-from search_api.client_types import Article, Health, SearchResults, Similar, Stats, Story
+from search_api.client.types import Article, Health, SearchResults, Similar, Stats, Story
 
 # The optional fields of POST /search besides q, k and offset; a test keeps this equal to the server's schema.
 SEARCH_OPTIONS = frozenset({"group", "mode", "since", "until", "source", "collapse",

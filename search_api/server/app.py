@@ -19,18 +19,18 @@ from indexer import __version__
 from indexer.errors import BadQuery, IndexDamaged, NewsearchError, StorageError
 from indexer.jobs import JobRunner
 from indexer.settings import Settings
-from search_api import web
-from search_api.admin import reload_quietly
-from search_api.admin import router as admin_router
-from search_api.alert_worker import AlertWorker
-from search_api.alerts import router as alerts_router
-from search_api.auth import CHALLENGE, require_api_key
+from search_api.alerts.worker import AlertWorker
 from search_api.holder import SearcherHolder
-from search_api.ops import install_operations, served
-from search_api.schemas import ArticleOut, ErrorOut, HealthOut, SearchBody, SearchOut, SearchQuery, StatsOut
 from search_api.searcher import Searcher, SearchRequest
-from search_api.stories import router as stories_router
-from search_api.strict import single_values, unique_keys
+from search_api.server import web
+from search_api.server.admin import reload_quietly
+from search_api.server.admin import router as admin_router
+from search_api.server.alerts import router as alerts_router
+from search_api.server.auth import CHALLENGE, require_api_key
+from search_api.server.ops import install_operations, served
+from search_api.server.schemas import ArticleOut, ErrorOut, HealthOut, SearchBody, SearchOut, SearchQuery, StatsOut
+from search_api.server.stories import router as stories_router
+from search_api.server.strict import single_values, unique_keys
 
 
 # The dependencies are `async def`: they never block, and FastAPI runs a plain `def` dependency in the thread
@@ -51,7 +51,7 @@ ERRORS = {code: {"model": ErrorOut, "description": text} for code, text in (
     (401, "no valid API key (only when NEWSEARCH_API_KEYS is set)"), (404, "no such article"),
     (422, "a field is missing, malformed or out of range; `field` names it"),
     (503, "no index loaded, or the served index cannot be read"))}
-# Answered by search_api/guard.py before the app sees the request, on every route, then the connection closes.
+# Answered by search_api/server/guard.py before the app sees the request, on every route, then the connection closes.
 GUARD_ERRORS = {code: {"model": ErrorOut, "description": text} for code, text in (
     (408, "the headers (NEWSEARCH_HEADER_TIMEOUT) or the body (NEWSEARCH_BODY_TIMEOUT) did not arrive in time"),
     (431, "request line and headers over NEWSEARCH_MAX_HEADER_BYTES"))}

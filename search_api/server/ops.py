@@ -19,8 +19,8 @@ from starlette.routing import Match
 
 from indexer.errors import IndexDamaged, IndexMismatch, NewsearchError, StorageError
 from indexer.settings import Settings
-from search_api.metrics import Metrics
-from search_api.schemas import ErrorOut, HealthOut
+from search_api.server.prometheus import Metrics
+from search_api.server.schemas import ErrorOut, HealthOut
 
 ACCESS_LOG = logging.getLogger("newsearch.access")
 router = APIRouter(tags=["operations"])

@@ -13,9 +13,9 @@ import uvicorn
 
 from indexer.embed import Embedder
 from indexer.settings import Settings
-from search_api.app import SearcherHolder, create_app
-from search_api.guard import server_options
 from search_api.searcher import Searcher
+from search_api.server.app import SearcherHolder, create_app
+from search_api.server.guard import server_options
 from tests.conftest import free_port
 
 

@@ -15,11 +15,11 @@ from indexer.pipeline import build
 from indexer.settings import Settings
 from indexer.storage.folders import current_version
 from indexer.update import update
-from search_api.alert_eval import evaluate
-from search_api.alert_worker import AlertWorker
-from search_api.alerts import atom
+from search_api.alerts.batch import evaluate
+from search_api.alerts.worker import AlertWorker
 from search_api.holder import SearcherHolder
 from search_api.searcher import SearchRequest
+from search_api.server.alerts import atom
 from tests.conftest import WIKINEWS, shared_data
 
 FIRST = 150  # articles in the first build; the update adds the next ADDED and changes one

@@ -18,10 +18,10 @@ from indexer.errors import BadQuery
 from indexer.pipeline import build
 from indexer.settings import Settings
 from indexer.update import update
-from search_api.alert_worker import deliver
-from search_api.app import create_app
+from search_api.alerts.worker import deliver
 from search_api.client import NewsSearchClient
 from search_api.holder import SearcherHolder
+from search_api.server.app import create_app
 from tests.search_api.live_server import serve_index
 from tests.search_api.test_alerts import wikinews, write_jsonl
 

@@ -7,7 +7,7 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from search_api.app import SearcherHolder, create_app
+from search_api.server.app import SearcherHolder, create_app
 
 SEED_QUERY = "Syrian army retakes Palmyra with Russian air support"
 

@@ -8,10 +8,8 @@ from typing import Any
 import pytest
 
 from indexer.settings import Settings
-from search_api import schemas
-from search_api.app import create_app
 from search_api.client import SEARCH_OPTIONS
-from search_api.client_types import (
+from search_api.client.types import (
     NO_CLOSE_MATCH,
     Article,
     Health,
@@ -26,6 +24,8 @@ from search_api.client_types import (
     TimelineEntry,
     marked_html,
 )
+from search_api.server import schemas
+from search_api.server.app import create_app
 
 CLIENT_TYPES = {"HitOut": SearchHit, "SearchOut": SearchResults, "ArticleOut": Article, "PassageRef": PassageRef,
                 "StatsOut": Stats, "HealthOut": Health, "StorySummaryOut": StorySummary, "StoryOut": Story,

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from indexer.pipeline import build
 from indexer.settings import Settings
 from indexer.storage.folders import current_version
-from search_api.app import SearcherHolder, create_app
+from search_api.server.app import SearcherHolder, create_app
 from tests.conftest import CORPUS
 from tests.search_api.test_ops import samples
 

@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from indexer.storage.fts import match_expression
-from search_api.highlight import highlight, query_terms
-from search_api.keyword import query_words
+from search_api.ranking.highlight import highlight, query_terms
+from search_api.ranking.query_words import query_words
 
 
 def fts_query(text: str, drop_stop_words: bool = True) -> str | None:
@@ -64,7 +64,7 @@ def test_stems_are_snowball_english_from_the_c_stemmer():
     from snowballstemmer.english_stemmer import EnglishStemmer
 
     from indexer.sources import CorpusReader
-    from search_api.highlight import _stemmer, stem
+    from search_api.ranking.highlight import _stemmer, stem
     from tests.conftest import CORPUS
 
     assert isinstance(_stemmer(), Stemmer.Stemmer)

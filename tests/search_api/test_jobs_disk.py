@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from indexer.jobs import JobRunner
-from search_api.app import SearcherHolder, create_app
+from search_api.server.app import SearcherHolder, create_app
 from tests.conftest import CORPUS, fill, small_disk
 
 KEY = {"X-Admin-Key": "k" * 32}

@@ -11,10 +11,10 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from indexer.settings import Settings
-from search_api.app import SearcherHolder, create_app
-from search_api.auth import key_matches
-from search_api.ops import ACCESS_LOG
 from search_api.searcher import Searcher
+from search_api.server.app import SearcherHolder, create_app
+from search_api.server.auth import key_matches
+from search_api.server.ops import ACCESS_LOG
 
 
 @pytest.fixture(scope="module")

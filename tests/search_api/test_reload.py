@@ -20,9 +20,9 @@ from indexer.pipeline import build
 from indexer.settings import Settings
 from indexer.storage.folders import current_version, list_versions
 from indexer.update import update
-from search_api.app import create_app
 from search_api.holder import SearcherHolder
 from search_api.searcher import SearchRequest
+from search_api.server.app import create_app
 from tests.conftest import serve_process
 from tests.indexer.test_update import wikinews, write_jsonl
 

@@ -14,9 +14,9 @@ from indexer.pipeline import build
 from indexer.settings import Settings
 from indexer.storage import open_store
 from indexer.update import update
-from search_api.app import SearcherHolder, create_app
 from search_api.client import NewsSearchClient
 from search_api.searcher import Searcher, SearchRequest
+from search_api.server.app import SearcherHolder, create_app
 from tests.conftest import REUTERS, shared_data
 
 # Judged same-event pairs (bench/stories_pairs.jsonl): a clearing bank's base-rate cut and another bank matching
