@@ -40,8 +40,6 @@ CREATE TABLE IF NOT EXISTS deliveries (
 class AlertNotFound(NewsearchError):
     """No alert with that id (or not one the caller's key owns)."""
 
-    http_status = 404
-
 
 @dataclass(frozen=True)
 class Alert:

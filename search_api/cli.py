@@ -13,6 +13,7 @@ from indexer.errors import ConfigError
 from indexer.settings import FIELD_CHOICES, Settings
 from search_api.client.types import NO_CLOSE_MATCH
 from search_api.evaluation.harness import COLLAPSE_CHOICES, HALVES
+from search_api.settings import ServerSettings
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -22,7 +23,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from search_api.server.app import SearcherHolder, create_app
     from search_api.server.guard import server_options
 
-    settings = Settings.from_env(index_dir=args.index_dir, host=args.host, port=args.port)
+    settings = ServerSettings.from_env(index_dir=args.index_dir, host=args.host, port=args.port)
     holder = SearcherHolder(settings)
     holder.load()  # fail fast, with one line, before the server starts
     # access_log=False: search_api/server/ops.py writes one JSON line per request instead of uvicorn's text line.

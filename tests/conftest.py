@@ -18,6 +18,7 @@ import pytest
 from indexer.embed import Embedder
 from indexer.pipeline import build
 from indexer.settings import Settings
+from search_api.settings import ServerSettings
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "corpus"
@@ -50,9 +51,9 @@ def count_tokens(embedder: Embedder):
 
 
 @pytest.fixture(scope="session")
-def corpus_settings(tmp_path_factory) -> Settings:
-    """Settings pointing at a session-wide index folder."""
-    return Settings(index_dir=tmp_path_factory.mktemp("corpus-index"))
+def corpus_settings(tmp_path_factory) -> ServerSettings:
+    """Settings pointing at a session-wide index folder (the server's, which the indexer takes too)."""
+    return ServerSettings(index_dir=tmp_path_factory.mktemp("corpus-index"))
 
 
 @pytest.fixture(scope="session")

@@ -20,7 +20,8 @@ from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator
 from indexer.alerts_store import Alert, AlertStore, Delivery, Match
 from indexer.errors import BadQuery
 from search_api.alerts.batch import request_of
-from search_api.server.auth import Forbidden, key_matches, presented_key, require_api_key
+from search_api.errors import Forbidden
+from search_api.server.auth import key_matches, presented_key, require_api_key
 from search_api.server.schemas import ErrorOut, SearchBody, Text
 from search_api.server.strict import unique_keys
 

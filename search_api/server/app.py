@@ -16,10 +16,9 @@ from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException
 
 from indexer import __version__
-from indexer.errors import BadQuery, IndexDamaged, NewsearchError, StorageError
-from indexer.jobs import JobRunner
-from indexer.settings import Settings
+from indexer.errors import BadQuery, IndexDamaged, NewsearchError, StorageError, Unauthorized
 from search_api.alerts.worker import AlertWorker
+from search_api.errors import status_of
 from search_api.holder import SearcherHolder
 from search_api.searcher import Searcher, SearchRequest
 from search_api.server import web
@@ -27,10 +26,12 @@ from search_api.server.admin import reload_quietly
 from search_api.server.admin import router as admin_router
 from search_api.server.alerts import router as alerts_router
 from search_api.server.auth import CHALLENGE, require_api_key
+from search_api.server.jobs import JobRunner
 from search_api.server.ops import install_operations, served
 from search_api.server.schemas import ArticleOut, ErrorOut, HealthOut, SearchBody, SearchOut, SearchQuery, StatsOut
 from search_api.server.stories import router as stories_router
 from search_api.server.strict import single_values, unique_keys
+from search_api.settings import ServerSettings
 
 
 # The dependencies are `async def`: they never block, and FastAPI runs a plain `def` dependency in the thread
@@ -71,9 +72,9 @@ def _response(request: Request, searcher: Searcher, body: SearchBody) -> dict:
     return {**vars(result), "hits": [vars(h) for h in result.hits]}
 
 
-def create_app(settings: Settings | None = None, holder: SearcherHolder | None = None) -> FastAPI:
+def create_app(settings: ServerSettings | None = None, holder: SearcherHolder | None = None) -> FastAPI:
     """The FastAPI application; pass a holder to serve an already opened searcher."""
-    settings = settings or Settings.from_env()
+    settings = settings or ServerSettings.from_env()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -136,7 +137,7 @@ def create_app(settings: Settings | None = None, holder: SearcherHolder | None =
     return app
 
 
-def document_limits(app: FastAPI, settings: Settings) -> None:
+def document_limits(app: FastAPI, settings: ServerSettings) -> None:
     """Write this server's limits (NEWSEARCH_MAX_K, _MAX_QUERY_CHARS, _CANDIDATES) into its OpenAPI schema."""
     limits = {"q": {"maxLength": settings.max_query_chars}, "k": {"maximum": settings.max_k},
               "offset": {"maximum": settings.candidates - 1}}
@@ -161,8 +162,8 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(NewsearchError)
     async def newsearch_error(request: Request, exc: NewsearchError) -> JSONResponse:
         field = exc.field if isinstance(exc, BadQuery) else None
-        headers = CHALLENGE if exc.http_status == 401 else None
-        return JSONResponse({"detail": str(exc), "field": field}, status_code=exc.http_status, headers=headers)
+        headers = CHALLENGE if isinstance(exc, Unauthorized) else None
+        return JSONResponse({"detail": str(exc), "field": field}, status_code=status_of(exc), headers=headers)
 
     @app.exception_handler(IndexDamaged)
     async def storage_error(request: Request, exc: IndexDamaged) -> JSONResponse:
