@@ -59,11 +59,13 @@ GUARD_ERRORS = {code: {"model": ErrorOut, "description": text} for code, text in
 BODY_ERRORS = {**ERRORS, 413: {"model": ErrorOut, "description": "body over NEWSEARCH_MAX_BODY_BYTES"}}
 
 
+# The body's fields are the SearchRequest's, one to one, but for the repeatable `source` (`sources` in process).
+RENAMED = {"source": "sources"}
+
+
 def _request(body: SearchBody) -> SearchRequest:
-    return SearchRequest(q=body.q, k=body.k, offset=body.offset, group=body.group, mode=body.mode,
-                         since=body.since, until=body.until, sources=tuple(body.source), collapse=body.collapse,
-                         recency_half_life_days=body.recency_half_life_days, now=body.now,
-                         min_relevance=body.min_relevance)
+    values = {RENAMED.get(name, name): getattr(body, name) for name in type(body).model_fields}
+    return SearchRequest(**{**values, "sources": tuple(values["sources"])})
 
 
 def _response(request: Request, searcher: Searcher, body: SearchBody) -> dict:
