@@ -21,7 +21,7 @@ def client(searcher, corpus_settings):
 
 
 def seed_id(searcher):
-    return next(aid for aid in searcher._article_ids if aid.startswith("txt-"))
+    return next(aid for aid in searcher.article_ids if aid.startswith("txt-"))
 
 
 @pytest.mark.parametrize("mode", ["hybrid", "dense", "keyword"])
