@@ -23,8 +23,8 @@ from indexer.adapt import ids_hash
 from indexer.adapt_train import STATE
 from indexer.embed import Embedder
 from indexer.settings import Settings
-from search_api import significance
-from search_api.evaluate import evaluate_corpus, load_qrels, load_queries
+from search_api.evaluation import significance
+from search_api.evaluation.harness import evaluate_corpus, load_qrels, load_queries
 
 SPLIT = ROOT / "bench" / "dev_split.json"
 METRIC = {"headlines": "mrr@10", "topics": "ndcg@10"}  # each set's headline metric (data README)

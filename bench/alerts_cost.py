@@ -4,7 +4,7 @@ Copies a published full build of Reuters (title+body; default the base index of 
 folder of its own, saves N alerts whose queries are Reuters headlines (read at run time, never committed), updates
 the copy with 1% of the articles touched (bench.update_reuters: half corrected, half new), then times what the
 server does when it swaps to the new version: one batched embedding of the N queries and the ranking of the
-batch's articles for each (search_api.alert_worker.drain), repeated for an interval; for scale, it also times
+batch's articles for each (search_api.alerts.worker.drain), repeated for an interval; for scale, it also times
 /search for a sample of the same queries over the whole index. Writes bench/results/alerts-cost-<cpu kind>.json. Run:
 `NEWSEARCH_CACHE_DIR=/work/var-shared/cache .venv/bin/python -m bench.alerts_cost [--work DIR]`.
 """
@@ -28,8 +28,8 @@ from indexer.alerts_store import AlertStore
 from indexer.embed import Embedder
 from indexer.settings import Settings
 from indexer.update import update
-from search_api.alert_eval import batch_of, evaluate
-from search_api.alert_worker import drain
+from search_api.alerts.batch import batch_of, evaluate
+from search_api.alerts.worker import drain
 from search_api.searcher import Searcher, SearchRequest
 
 BASE = ROOT / "var" / "bench" / "eval-reuters-title-body"

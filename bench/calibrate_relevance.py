@@ -1,4 +1,4 @@
-"""Benchmark: fit the calibrated relevance of search_api/relevance.py and measure its floor.
+"""Benchmark: fit the calibrated relevance of search_api/ranking/relevance.py and measure its floor.
 
 Runs every dev query (default settings, hybrid, one hit per article, wire copies collapsed) through the
 real Searcher over the full Reuters indexes, records the relevance signals of each ranked hit and whether
@@ -24,8 +24,8 @@ import numpy as np
 from bench.common import EVAL, ROOT, SETS, commit, index_dir, machine_facts, result_path, write_result
 from indexer.embed import Embedder
 from indexer.settings import Settings
-from search_api import relevance
-from search_api.evaluate import ensure_index, load_qrels, load_queries
+from search_api.evaluation.harness import ensure_index, load_qrels, load_queries
+from search_api.ranking import relevance
 from search_api.searcher import Searcher, SearchRequest
 
 SPLIT = ROOT / "bench" / "dev_split.json"
@@ -300,7 +300,7 @@ def main() -> None:
     write_result(result_path("relevance-calibration"), result)
     print(json.dumps({k: v for k, v in result.items() if k != "tune_curve"}, indent=1))
     if not shipped:
-        print(f"search_api/relevance.py differs from this fit: FEATURES = {model[0]}, WEIGHTS = {tuple(model[1])}, "
+        print(f"search_api/ranking/relevance.py differs from this fit: FEATURES = {model[0]}, WEIGHTS = {tuple(model[1])}, "
               f"INTERCEPT = {model[2]}; and the floor {floor} (indexer/settings.py min_relevance)")
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from search_api.evaluate import load_qrels, load_queries, split_half
+from search_api.evaluation.harness import load_qrels, load_queries, split_half
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"

@@ -30,8 +30,8 @@ from bench.compare_data import restricted_qrels, write_passages, write_queries, 
 from indexer.doctor import cpu_facts
 from indexer.embed import Embedder
 from indexer.settings import Settings
-from search_api.eval_metrics import mean_scores, per_query
-from search_api.evaluate import DEPTH, ranking_of
+from search_api.evaluation.harness import DEPTH, ranking_of
+from search_api.evaluation.metrics import mean_scores, per_query
 from search_api.searcher import Searcher, SearchRequest
 
 VAR = ROOT / "var" / "compare"
@@ -68,7 +68,7 @@ def latency(millis: list[float]) -> dict[str, float]:
 
 
 def scores(runs: dict[str, list[str]], qrels: dict) -> dict[str, float]:
-    """Mean metrics of a run over the judged queries (search_api.eval_metrics, as news-search eval)."""
+    """Mean metrics of a run over the judged queries (search_api.evaluation.metrics, as news-search eval)."""
     return {k: round(v, 4) for k, v in mean_scores(per_query(runs, qrels)).items()}
 
 

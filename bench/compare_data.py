@@ -16,7 +16,7 @@ from bench.common import EVAL, REUTERS
 from indexer.embed import Embedder
 from indexer.settings import Settings
 from indexer.steps import embedding_texts, prepare
-from search_api.evaluate import load_qrels, load_queries
+from search_api.evaluation.harness import load_qrels, load_queries
 
 Qrels = dict[str, dict[str, int]]
 

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from bench.common import REUTERS, SETS, commit, dev_set, index_dir, machine_facts, result_path, write_result
 from indexer.embed import Embedder
 from indexer.settings import Settings
-from search_api.evaluate import COLLAPSE_CHOICES, HALVES, evaluate_corpus, table
+from search_api.evaluation.harness import COLLAPSE_CHOICES, HALVES, evaluate_corpus, table
 
 
 def run_set(name: str, modes: list[str], assignments: list[str], collapse: str, embedder: Embedder,

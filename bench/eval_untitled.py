@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.common import EVAL, REUTERS, SPLIT, commit, machine_facts, result_path, write_result
-from search_api import significance
+from search_api.evaluation import significance
 
 METRICS = ("mrr@10", "ndcg@10")
 

@@ -1,5 +1,5 @@
 """Benchmark: keyword (BM25) engines for the local store's keyword side at scale, and their quality on the
-Reuters dev sets. Engines: FTS5 as search_api/keyword.py asks it, the in-memory postings of search_api/bm25.py,
+Reuters dev sets. Engines: FTS5 as search_api/ranking/query_words.py asks it, the in-memory postings of search_api/bm25.py,
 tantivy (official bindings, mmap'd index) and bm25s (sparse matrices, optionally memory-mapped).
 
 Scale: the articles of a built Reuters title+body index (read only), repeated under new numbers until their
@@ -43,8 +43,8 @@ from bench.common import (
 from bench.keyword_indexes import BUILD, FOLDER, OPEN, Corpus, Fts5, Memory, Tantivy, build_tantivy, tantivy_update
 from bench.vector_data import SEED
 from indexer.storage.sqlite_text import lead_of
-from search_api.eval_metrics import mrr_at, ndcg_at
-from search_api.significance import paired
+from search_api.evaluation.metrics import mrr_at, ndcg_at
+from search_api.evaluation.significance import paired
 
 WORK = Path("/work/var-shared/kw1m-engines")
 ENGINES = ("fts5", "memory", "tantivy", "bm25s")

@@ -18,7 +18,7 @@ from datetime import UTC, date, datetime
 from bench.common import REUTERS, commit, dev_queries, index_dir, machine_facts, percentile, result_path, write_result
 from indexer.embed import Embedder
 from indexer.settings import Settings
-from search_api.evaluate import ensure_index
+from search_api.evaluation.harness import ensure_index
 from search_api.searcher import Searcher, SearchRequest
 
 SOURCE = "Reuters newswire 1987 (Reuters-21578, Distribution 1.0)"

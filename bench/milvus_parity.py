@@ -26,8 +26,8 @@ from indexer.embed import Embedder
 from indexer.pipeline import build
 from indexer.settings import Settings
 from indexer.storage import open_store
+from search_api.evaluation.significance import bootstrap_interval, paired
 from search_api.searcher import Searcher, SearchRequest
-from search_api.significance import bootstrap_interval, paired
 
 MODES = ("dense", "keyword", "hybrid")
 K = 10

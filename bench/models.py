@@ -29,8 +29,8 @@ from indexer.embed import Embedder
 from indexer.models import KNOWN_MODELS
 from indexer.pipeline import build
 from indexer.settings import Settings
-from search_api import significance
-from search_api.evaluate import evaluate_corpus, load_qrels, load_queries
+from search_api.evaluation import significance
+from search_api.evaluation.harness import evaluate_corpus, load_qrels, load_queries
 
 SEED = 20261207  # the dev split's seed: one fixed draw of the sampled articles
 WORK = ROOT / "var" / "bench" / "models"  # corpora written here hold Reuters text: never committed (var/ is ignored)

@@ -27,9 +27,9 @@ from indexer.errors import ConfigError
 from indexer.settings import Settings
 from indexer.storage import open_store
 from indexer.storage.base import Version
-from search_api.evaluate import ensure_index, evaluate
+from search_api.evaluation.harness import ensure_index, evaluate
+from search_api.evaluation.significance import paired
 from search_api.searcher import Searcher
-from search_api.significance import paired
 
 PRIMARY = {"headlines": "mrr@10", "topics": "ndcg@10"}  # the target metric of each set
 # Constant -> (values tried on the tune halves, the simplest value or None). Only the ratio of the two RRF

@@ -16,10 +16,10 @@ from pathlib import Path
 from bench.common import machine_facts, result_path, write_result
 from bench.stories_data import STORIES_INDEX
 from indexer.settings import Settings
-from search_api.highlight import words_of
+from search_api.evaluation.significance import paired
+from search_api.ranking.highlight import words_of
 from search_api.searcher import Searcher, SearchRequest
-from search_api.significance import paired
-from search_api.stories import similar
+from search_api.server.stories import similar
 
 TOP = 10
 MLT_TERMS = 25  # Elasticsearch's more_like_this defaults: 25 query terms, min_term_freq 2, min_doc_freq 5

@@ -10,6 +10,7 @@ import pytest
 from indexer.embed import Embedder
 from indexer.pipeline import build
 from indexer.settings import Settings
+from search_api.settings import ServerSettings
 from tests.helpers import CORPUS, FakeEmbedder
 
 
@@ -47,9 +48,9 @@ def fake_searcher(tmp_path_factory, fake_embedder: FakeEmbedder):
 
 
 @pytest.fixture(scope="session")
-def corpus_settings(tmp_path_factory) -> Settings:
-    """Settings pointing at a session-wide index folder."""
-    return Settings(index_dir=tmp_path_factory.mktemp("corpus-index"))
+def corpus_settings(tmp_path_factory) -> ServerSettings:
+    """Settings pointing at a session-wide index folder (the server's, which the indexer takes too)."""
+    return ServerSettings(index_dir=tmp_path_factory.mktemp("corpus-index"))
 
 
 @pytest.fixture(scope="session")

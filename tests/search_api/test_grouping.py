@@ -3,7 +3,7 @@ what must hold of any ranking, whatever the vectors."""
 
 from __future__ import annotations
 
-from search_api.highlight import query_terms
+from search_api.ranking.highlight import query_terms
 from search_api.searcher import SearchRequest
 
 QUERY = "Syrian army retakes Palmyra"

@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from indexer.storage.fts import match_expression
-from search_api.highlight import highlight, query_terms
-from search_api.keyword import query_words
+from search_api.ranking.highlight import highlight, query_terms
+from search_api.ranking.query_words import query_words
 
 QUOTED_WORDS = re.compile(r'"[^"\s]+"(?: OR "[^"\s]+")*')
 
@@ -77,7 +77,7 @@ def test_stems_are_snowball_english_from_the_c_stemmer():
     from snowballstemmer.english_stemmer import EnglishStemmer
 
     from indexer.sources import CorpusReader
-    from search_api.highlight import _stemmer, stem
+    from search_api.ranking.highlight import _stemmer, stem
     from tests.helpers import CORPUS
 
     assert isinstance(_stemmer(), Stemmer.Stemmer)

@@ -9,11 +9,11 @@ import re
 import pytest
 from fastapi.testclient import TestClient
 
-from indexer.settings import Settings
-from search_api.app import SearcherHolder, create_app
-from search_api.auth import key_matches
-from search_api.ops import ACCESS_LOG
 from search_api.searcher import Searcher
+from search_api.server.app import SearcherHolder, create_app
+from search_api.server.auth import key_matches
+from search_api.server.ops import ACCESS_LOG
+from search_api.settings import ServerSettings
 from tests.helpers import samples
 
 
@@ -24,7 +24,7 @@ def own_searcher(corpus_index, corpus_settings, embedder):
     searcher.close()
 
 
-def make_client(settings: Settings, searcher: Searcher) -> TestClient:
+def make_client(settings: ServerSettings, searcher: Searcher) -> TestClient:
     """A client of a new app serving its own Searcher over the same index (the app closes it on exit)."""
     holder = SearcherHolder(settings, searcher.embedder)
     holder.swap(Searcher.open(searcher.version.path.parent, settings, searcher.embedder))

@@ -15,12 +15,12 @@ from fastapi.testclient import TestClient
 from indexer.gc import collect
 from indexer.leases import read_leases
 from indexer.pipeline import build
-from indexer.settings import Settings
 from indexer.storage.folders import current_version, list_versions
 from indexer.update import update
-from search_api.app import create_app
 from search_api.holder import SearcherHolder
 from search_api.searcher import SearchRequest
+from search_api.server.app import create_app
+from search_api.settings import ServerSettings
 from tests.helpers import SearchLoad, serve_process, served_v0_with_v1_published, wikinews, write_jsonl
 
 KEY = "test-admin-key"
@@ -28,7 +28,7 @@ KEY = "test-admin-key"
 
 @pytest.mark.slow
 def test_server_swaps_versions_under_load_without_a_failed_request(tmp_path, embedder):
-    settings = Settings(index_dir=tmp_path / "idx")
+    settings = ServerSettings(index_dir=tmp_path / "idx")
     write_jsonl(tmp_path / "day1" / "news.jsonl", wikinews(6))
     build([tmp_path / "day1"], settings, embedder, progress=False)
     v0 = current_version(settings.index_dir)
@@ -86,7 +86,7 @@ def test_admin_routes_are_404_without_a_configured_key(searcher, corpus_settings
 
 @pytest.mark.slow
 def test_gc_keeps_versions_that_a_holder_or_living_process_uses(tmp_path, embedder):
-    settings = Settings(index_dir=tmp_path / "idx", reload_interval=0.0)
+    settings = ServerSettings(index_dir=tmp_path / "idx", reload_interval=0.0)
     holder, v0, v1 = served_v0_with_v1_published(tmp_path, settings, embedder)
     report = collect(settings, keep=0)
     assert report.in_use == [v0] and list_versions(settings.index_dir) == [v0, v1]
@@ -115,7 +115,7 @@ def test_gc_keeps_versions_that_a_holder_or_living_process_uses(tmp_path, embedd
 def test_watcher_survives_unexpected_errors_and_leases_before_opening(tmp_path, embedder, monkeypatch):
     from search_api import holder as holder_module
 
-    settings = Settings(index_dir=tmp_path / "idx", reload_interval=0.1, lease_seconds=0.8)
+    settings = ServerSettings(index_dir=tmp_path / "idx", reload_interval=0.1, lease_seconds=0.8)
     holder, v0, v1 = served_v0_with_v1_published(tmp_path, settings, embedder)
 
     real_open, leased_at_open = holder_module.Searcher.open, []

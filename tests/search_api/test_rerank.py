@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from indexer.errors import BadQuery
-from search_api.rerank import rerank
+from search_api.ranking.rerank import rerank
 from search_api.searcher import SearchRequest
 from tests.helpers import WordOverlap
 

@@ -195,7 +195,7 @@ def test_time_zone_aware_bounds_and_now_are_taken_as_utc(small):
 
 
 def test_a_datetime_until_includes_that_instant(small):
-    published = small._published[small._num_of["reuters-491"]]
+    published = small.article("reuters-491")["published"]
     exact = search(small, "oil", mode="dense", k=20, since=published, until=published)
     assert "reuters-491" in ids(exact)
-    assert all(small._published[small._num_of[a]] == published for a in ids(exact))
+    assert all(small.article(a)["published"] == published for a in ids(exact))

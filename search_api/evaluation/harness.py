@@ -20,9 +20,9 @@ from indexer.pipeline import build
 from indexer.settings import Settings
 from indexer.sources import supported
 from indexer.steps import lead_passage_sentences
-from search_api.eval_metrics import Qrels, dedupe, mean_scores, per_query
+from search_api.evaluation.metrics import Qrels, dedupe, mean_scores, per_query
+from search_api.evaluation.significance import bootstrap_interval
 from search_api.searcher import Searcher, SearchRequest
-from search_api.significance import bootstrap_interval
 
 DEPTH = 100  # hits scored per query: Recall@100 needs a hundred
 MARKER = "eval-corpus.json"  # beside the index: what it was built from
