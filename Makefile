@@ -59,6 +59,7 @@ docs: install
 
 lint: install
 	$(BIN)/ruff check indexer search_api tests bench docs/hooks
+	$(BIN)/lint-imports
 
 bench: install
 	$(BIN)/python -m bench.build_reuters --fields title+body

@@ -1,22 +1,19 @@
 """Benchmark: does the relevance calibration (search_api/relevance.py, fitted on the base model) carry to an adapted
 model? Brier score of the top-10 hits and the share of relevant top-10 hits hidden under the default floor, base
 vs adapted, on the reduced-corpus indexes bench/adapt_reuters.py built (run it first). Measures only.
-Writes bench/results/adapt-relevance-<tag>.json.
+Writes bench/results/adapt-relevance-<tag>-<cpu kind>.json.
 Run: `.venv/bin/python -m bench.adapt_relevance --model MODEL_DIR --work WORK [--half check] [--tag T]`
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.adapt_reuters import dev_half
-from bench.build_reuters import ROOT, commit
 from bench.calibrate_relevance import DEPTH, calibration_report, collect, floor_effects
-from bench.eval_reuters import SETS
-from bench.machine import machine_facts
+from bench.common import SETS, commit, machine_facts, result_path, write_result
 from indexer.embed import Embedder
 from indexer.settings import Settings
 from search_api.searcher import Searcher
@@ -54,9 +51,7 @@ def main() -> None:
             print(f"{name} {label}: Brier {cal['brier']} (base rate {cal['brier_base_rate']}), relevant "
                   f"{cal['relevant_share']} mean relevance {cal['mean_relevance']}, relevant top-10 hits under "
                   f"{floor}: {found['recall_lost']}, flagged {found['flagged']}")
-    path = ROOT / "bench" / "results" / f"adapt-relevance-{args.tag}.json"
-    path.write_text(json.dumps(out, indent=1) + "\n")
-    print(f"wrote {path}")
+    print(f"wrote {write_result(result_path(f'adapt-relevance-{args.tag}'), out, indent=1)}")
 
 
 if __name__ == "__main__":

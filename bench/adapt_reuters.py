@@ -6,7 +6,7 @@ measured on a reduced corpus fixed by a seed: every article judged by a checking
 --per-topic articles judged by each checking-half topics query, and --extra other articles (`--full` uses the whole
 corpus). The same corpus, chunking and queries for both models; qrels keep only articles in the corpus. Reports
 each metric's paired difference (adapted - base) with a 95% bootstrap interval and a sign-flip p-value, and the
-training record (time, peak memory). Writes bench/results/adapt-<tag>.json.
+training record (time, peak memory). Writes bench/results/adapt-<tag>-<cpu kind>.json.
 Run: `NEWSEARCH_CACHE_DIR=/work/var-shared/cache .venv/bin/python -m bench.adapt_reuters --model MODEL_DIR`
 """
 
@@ -19,15 +19,13 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench.build_reuters import REUTERS, ROOT, commit
-from bench.eval_reuters import EVAL, SETS
-from bench.machine import machine_facts
+from bench.common import EVAL, REUTERS, ROOT, SETS, commit, machine_facts, result_path, write_result
 from indexer.adapt import ids_hash
 from indexer.adapt_train import STATE
 from indexer.embed import Embedder
 from indexer.settings import Settings
-from search_api import significance
-from search_api.evaluate import evaluate_corpus, load_qrels, load_queries
+from search_api.evaluation import significance
+from search_api.evaluation.harness import evaluate_corpus, load_qrels, load_queries
 
 SPLIT = ROOT / "bench" / "dev_split.json"
 METRIC = {"headlines": "mrr@10", "topics": "ndcg@10"}  # each set's headline metric (data README)
@@ -152,8 +150,7 @@ def main() -> None:
             m = metrics[METRIC[name]]
             print(f"{name} {args.half} {mode} {METRIC[name]}: baseline {m['base']:.4f} adapted {m['adapted']:.4f} "
                   f"diff {m['diff']:+.4f} [{m['ci95'][0]:+.4f}, {m['ci95'][1]:+.4f}] p={m['p']}")
-    path = ROOT / "bench" / "results" / f"adapt-{args.tag}.json"
-    path.write_text(json.dumps(out, indent=1, default=str) + "\n")
+    path = write_result(result_path(f"adapt-{args.tag}"), out, indent=1)
     print(f"wrote {path}")
 
 

@@ -4,8 +4,8 @@ Copies a published full build of Reuters (title+body; default the base index of 
 folder of its own, saves N alerts whose queries are Reuters headlines (read at run time, never committed), updates
 the copy with 1% of the articles touched (bench.update_reuters: half corrected, half new), then times what the
 server does when it swaps to the new version: one batched embedding of the N queries and the ranking of the
-batch's articles for each (search_api.alert_worker.drain), repeated for an interval; for scale, it also times
-/search for a sample of the same queries over the whole index. Writes bench/results/alerts-cost-<cpu>.json. Run:
+batch's articles for each (search_api.alerts.worker.drain), repeated for an interval; for scale, it also times
+/search for a sample of the same queries over the whole index. Writes bench/results/alerts-cost-<cpu kind>.json. Run:
 `NEWSEARCH_CACHE_DIR=/work/var-shared/cache .venv/bin/python -m bench.alerts_cost [--work DIR]`.
 """
 
@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
 import statistics
 import time
@@ -23,15 +22,14 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.build_reuters import ROOT, commit
-from bench.machine import machine_facts, memory_kb
+from bench.common import ROOT, commit, machine_facts, memory_kb, result_path, write_result
 from bench.update_reuters import changed_corpus, reuters_records, write_corpus
 from indexer.alerts_store import AlertStore
 from indexer.embed import Embedder
 from indexer.settings import Settings
 from indexer.update import update
-from search_api.alert_eval import batch_of, evaluate
-from search_api.alert_worker import drain
+from search_api.alerts.batch import batch_of, evaluate
+from search_api.alerts.worker import drain
 from search_api.searcher import Searcher, SearchRequest
 
 BASE = ROOT / "var" / "bench" / "eval-reuters-title-body"
@@ -140,10 +138,7 @@ def main() -> None:
     finally:
         store.close()
         searcher.close()
-    cpu = re.sub(r"[^a-z0-9]+", "-", result["machine"]["cpu"].lower()).strip("-")
-    out = ROOT / "bench" / "results" / f"alerts-cost-{cpu}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    out = write_result(result_path("alerts-cost", facts=result["machine"]), result)
     print(json.dumps({k: v for k, v in result.items() if k != "machine"}, indent=2))
     print(f"wrote {out}")
 

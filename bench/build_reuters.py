@@ -1,6 +1,6 @@
 """Benchmark: a cold build of the full Reuters-21578 corpus (19,043 articles) with the real model.
 
-Writes bench/results/build_reuters-<fields>-<backend>.json (articles/s, passages/s, index size, peak
+Writes bench/results/build-reuters-<fields>-<cpu kind>-<backend>.json (articles/s, passages/s, index size, peak
 memory, achieved GFLOP/s against the measured GEMM rate) and prints two example queries with their top hits. Run: `make bench` or
 `.venv/bin/python -m bench.build_reuters [--fields body]`.
 """
@@ -9,32 +9,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import resource
 import shutil
-import subprocess
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bench.common import REUTERS, ROOT, commit, machine_facts, result_path, write_result
 from bench.flops import ceiling_rate, gemm_rates, model_shape, passage_flops, total_flops
-from bench.machine import machine_facts
-from indexer.embed import Embedder, with_context
+from indexer.embed import Embedder, embedding_text
 from indexer.pipeline import build
 from indexer.settings import Settings
 from indexer.storage.local import LocalVersion
 from search_api.searcher import Searcher, SearchRequest
 
-ROOT = Path(__file__).resolve().parent.parent
-REUTERS = ROOT.parent / "shared" / "data" / "reuters21578"
 EXAMPLES = ["cocoa harvest in Bahia hurt by drought", "OPEC agrees to cut oil output"]
-
-
-def commit() -> str:
-    """The checkout's commit, for the record."""
-    out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
-    return out.stdout.strip() or "unknown"
 
 
 def embedded_texts(index_dir: Path) -> list[str]:
@@ -42,7 +31,7 @@ def embedded_texts(index_dir: Path) -> list[str]:
     version = LocalVersion.open(index_dir, verify=False)
     try:
         titled = version.manifest["chunking"].get("title_context", False)
-        texts = {with_context(t, x) if titled else x for t, x in version.text.passage_texts()}
+        texts = {embedding_text(t, x, titled) for t, x in version.text.passage_texts()}
     finally:
         version.close()
     return sorted(texts)
@@ -93,7 +82,7 @@ def main() -> None:
             for h in result.hits]})
     result = {
         "benchmark": "build_reuters", "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "commit": commit(), "machine": f"{platform.machine()}, {len(os.sched_getaffinity(0))} cores",
+        "commit": commit(), "machine": machine_facts(),
         "machine_facts": facts, "backend": embedder.backend, "precision": embedder.precision,
         "batch_size": embedder.batch_size,
         "fields": args.fields, "cold": not args.keep, "model_load_seconds": round(load_seconds, 2),
@@ -107,9 +96,7 @@ def main() -> None:
         "examples": examples,
         "efficiency": efficiency(report, embedded_lengths(index_dir, embedder), embedder, rates),
     }
-    out = ROOT / "bench" / "results" / f"build_reuters-{tag}-{embedder.kind}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2, default=str) + "\n")
+    write_result(result_path(f"build-reuters-{tag}", embedder.kind, result["machine"]), result)
     print(report.summary())
     print(json.dumps(result, indent=2, default=str))
 

@@ -1,4 +1,4 @@
-"""Benchmark: fit the calibrated relevance of search_api/relevance.py and measure its floor.
+"""Benchmark: fit the calibrated relevance of search_api/ranking/relevance.py and measure its floor.
 
 Runs every dev query (default settings, hybrid, one hit per article, wire copies collapsed) through the
 real Searcher over the full Reuters indexes, records the relevance signals of each ranked hit and whether
@@ -6,7 +6,7 @@ it is judged relevant (the article or a collapsed copy), fits a logistic model o
 sets (bench/dev_split.json; each set weighing the same), chooses the floor on the tune half, and reports
 on the CHECK half: reliability table, Brier score, recall lost under the floor, queries wrongly flagged
 "no close match". The off-corpus queries of bench/queries/off_corpus.jsonl run over the same indexes and
-over corpus/: share flagged, false hits shown above the floor. Writes bench/results/calibrate_relevance.json.
+over corpus/: share flagged, false hits shown above the floor. Writes bench/results/relevance-calibration-<cpu kind>.json.
 Run: `.venv/bin/python -m bench.calibrate_relevance [--index-dir SET=DIR ...]`.
 """
 
@@ -21,18 +21,15 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.build_reuters import ROOT, commit
-from bench.eval_reuters import EVAL, SETS, index_dir
-from bench.machine import machine_facts
+from bench.common import EVAL, ROOT, SETS, commit, index_dir, machine_facts, result_path, write_result
 from indexer.embed import Embedder
 from indexer.settings import Settings
-from search_api import relevance
-from search_api.evaluate import ensure_index, load_qrels, load_queries
+from search_api.evaluation.harness import ensure_index, load_qrels, load_queries
+from search_api.ranking import relevance
 from search_api.searcher import Searcher, SearchRequest
 
 SPLIT = ROOT / "bench" / "dev_split.json"
 OFF_CORPUS = ROOT / "bench" / "queries" / "off_corpus.jsonl"
-OUT = ROOT / "bench" / "results" / "calibrate_relevance.json"
 DEPTH = 200  # every ranked hit (settings.candidates): `total` and "no close match" look at all of them
 TOP = 10  # hits a user sees; the calibration and the recall lost are measured on these
 VARIANTS = [("cosine_z",), ("cosine_z", "coverage"), ("cosine_z", "coverage", "cosine_z*coverage"),
@@ -300,11 +297,10 @@ def main() -> None:
         "relevance_ms_median_200_hits": round(statistics.median(
             r["rate_ms"] for recs in records["dev"].values() for r in recs.values()), 2),
     }
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(result_path("relevance-calibration"), result)
     print(json.dumps({k: v for k, v in result.items() if k != "tune_curve"}, indent=1))
     if not shipped:
-        print(f"search_api/relevance.py differs from this fit: FEATURES = {model[0]}, WEIGHTS = {tuple(model[1])}, "
+        print(f"search_api/ranking/relevance.py differs from this fit: FEATURES = {model[0]}, WEIGHTS = {tuple(model[1])}, "
               f"INTERCEPT = {model[2]}; and the floor {floor} (indexer/settings.py min_relevance)")
 
 

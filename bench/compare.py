@@ -7,7 +7,7 @@ NEWSEARCH_* variables passed through, e.g. NEWSEARCH_BACKEND) and searched throu
 (dense and hybrid); the competitors run in var/compare-venv (bench/compare_engines.py) on exactly the
 passages newsearch's chunker made, with the text the model reads. Indexing is timed as the wall time of
 the process that indexes (imports and model load included); queries are timed in-process after a warm-up.
-Writes bench/results/compare.json and prints Markdown tables. Run: `make bench-compare`.
+Writes bench/results/compare-<articles>[-first]-<cpu kind>.json and prints Markdown tables. Run: `make bench-compare`.
 """
 
 from __future__ import annotations
@@ -25,15 +25,13 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench.build_reuters import ROOT, commit
+from bench.common import ROOT, SETS, commit, percentile, result_path
 from bench.compare_data import restricted_qrels, write_passages, write_queries, write_subset
-from bench.eval_reuters import SETS
-from bench.latency import percentile
 from indexer.doctor import cpu_facts
 from indexer.embed import Embedder
 from indexer.settings import Settings
-from search_api.eval_metrics import mean_scores, per_query
-from search_api.evaluate import DEPTH, ranking_of
+from search_api.evaluation.harness import DEPTH, ranking_of
+from search_api.evaluation.metrics import mean_scores, per_query
 from search_api.searcher import Searcher, SearchRequest
 
 VAR = ROOT / "var" / "compare"
@@ -70,7 +68,7 @@ def latency(millis: list[float]) -> dict[str, float]:
 
 
 def scores(runs: dict[str, list[str]], qrels: dict) -> dict[str, float]:
-    """Mean metrics of a run over the judged queries (search_api.eval_metrics, as news-search eval)."""
+    """Mean metrics of a run over the judged queries (search_api.evaluation.metrics, as news-search eval)."""
     return {k: round(v, 4) for k, v in mean_scores(per_query(runs, qrels)).items()}
 
 
@@ -235,7 +233,7 @@ def main() -> None:
     parser.add_argument("--articles", type=int, default=1000, help="subset size (the headline-judged articles first)")
     parser.add_argument("--seed", type=int, default=20261125)
     parser.add_argument("--threads", type=int, default=2, help="torch and BLAS threads of every engine")
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "compare.json")
+    parser.add_argument("--out", type=Path, help="default bench/results/compare-<articles>[-first]-<cpu kind>.json")
     parser.add_argument("--engines", nargs="+", choices=ENGINES[1:], default=list(ENGINES[1:]),
                         help="competitors to run beside newsearch (default all)")
     parser.add_argument("--sets", nargs="+", choices=list(SETS), default=list(SETS), help="dev sets (default both)")
@@ -243,6 +241,7 @@ def main() -> None:
                         help="the corpus' first --articles articles instead of the judged ones plus a seeded sample")
     args = parser.parse_args()
     engines = ("newsearch", *args.engines)
+    args.out = args.out or result_path(f"compare-{args.articles}{'-first' if args.first else ''}")
     if not COMPARE_PYTHON.exists():
         raise SystemExit(f"{COMPARE_PYTHON} is missing; create it with `make bench-compare`")
     env = {**os.environ, "NEWSEARCH_THREADS": str(args.threads), "OMP_NUM_THREADS": str(args.threads),

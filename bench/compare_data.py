@@ -12,12 +12,11 @@ import random
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench.build_reuters import REUTERS
-from bench.eval_reuters import EVAL
+from bench.common import EVAL, REUTERS
 from indexer.embed import Embedder
-from indexer.pipeline import embedding_texts, prepare
 from indexer.settings import Settings
-from search_api.evaluate import load_qrels, load_queries
+from indexer.steps import embedding_texts, prepare
+from search_api.evaluation.harness import load_qrels, load_queries
 
 Qrels = dict[str, dict[str, int]]
 

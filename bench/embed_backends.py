@@ -4,7 +4,7 @@ Per backend: passages/s at 256 word pieces for several batch sizes (and achieved
 of the GEMM rate of its precision), single-query latency, and drift from torch fp32 on real Reuters
 passages (mean and worst cosine; overlap of each dev query's top 10 among those passages). Quality on
 the dev sets comes from `bench.eval_reuters --tag <backend>` runs when their files exist. Writes
-bench/results/embed_backends.json. Run: `.venv/bin/python -m bench.embed_backends`.
+bench/results/embed-backends-<cpu kind>.json. Run: `.venv/bin/python -m bench.embed_backends`.
 """
 
 from __future__ import annotations
@@ -17,16 +17,12 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from bench.build_reuters import REUTERS, ROOT, commit
-from bench.eval_reuters import dev_queries
+from bench.common import REUTERS, commit, dev_queries, machine_facts, result_path, write_result
 from bench.flops import ceiling_rate, gemm_rates, model_shape, passage_flops
-from bench.machine import machine_facts
 from indexer.backends import BACKENDS, openvino_bf16_capable
 from indexer.doctor import drift, passes_gate
 from indexer.embed import Embedder, with_context
 from indexer.settings import Settings
-
-RESULTS = ROOT / "bench" / "results"
 
 
 def reuters_texts(limit: int, min_words: int = 0) -> list[str]:
@@ -70,7 +66,7 @@ def dev_quality(kind: str) -> dict:
     with the precision where the CPU chose it: `--tag openvino-bf16`), when they exist."""
     out = {}
     for name in ("headlines", "topics"):
-        path = RESULTS / (f"eval-{name}.json" if kind == "torch" else f"eval-{name}-{kind}.json")
+        path = result_path(f"eval-{name}", kind)
         if path.is_file():
             modes = json.loads(path.read_text())["modes"]
             out[name] = {m: {k: modes[m]["means"][k] for k in ("ndcg@10", "mrr@10")}
@@ -118,8 +114,7 @@ def main() -> None:
               "commit": commit(), "machine_facts": facts, "gemm_gflops": rates,
               "flops_per_passage_256": per_passage, "timed_passages": len(long_texts),
               "drift_passages": len(sample), "drift_queries": len(queries), "backends": rows}
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "embed_backends.json").write_text(json.dumps(result, indent=2) + "\n")
+    write_result(result_path("embed-backends", facts=facts), result)
 
 
 if __name__ == "__main__":

@@ -3,14 +3,13 @@
 Two questions, both on the default backend: (1) throughput of one OpenVINO stream on every core against one
 stream per core (batches side by side), per batch size and padding multiple, in interleaved rounds; (2)
 whether a text's vector depends on its batch: one batched run against the same texts in shuffled blocks and
-alone, per padding multiple. Writes bench/results/embed_batching.json.
+alone, per padding multiple. Writes bench/results/embed-batching-<cpu kind>.json.
 Run: `.venv/bin/python -m bench.embed_batching` (after `python -m bench.build_reuters`).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import statistics
 import time
@@ -18,13 +17,11 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from bench.build_reuters import ROOT, commit, embedded_texts
-from bench.machine import machine_facts
+from bench.build_reuters import embedded_texts
+from bench.common import commit, machine_facts, result_path, write_result
 from bench.vector_data import REUTERS_INDEX
 from indexer.backends import exported_onnx, openvino_runtime
 from indexer.embed import Embedder
-
-OUT = ROOT / "bench" / "results" / "embed_batching.json"
 
 
 def embedders(batches: list[int], pads: list[int]) -> dict[str, Embedder]:
@@ -102,14 +99,14 @@ def main() -> None:
               "throughput": throughput(configs, texts[: args.passages], args.rounds),
               "invariance": invariance(texts[: args.check_passages], sorted({1, 4, 8, 16} | set(args.pads)),
                                        block=37, shuffles=3, alone=300)}
-    OUT.write_text(json.dumps(result, indent=2) + "\n")
+    out = write_result(result_path("embed-batching", facts=result["machine"]), result)
     print("| configuration | passages/s (median) | runs |\n|---|---:|---|")
     for name, row in result["throughput"].items():
         print(f"| {name} | {row['median']} | {row['runs']} |")
     print("\n| padding multiple | max difference, shuffled blocks | alone | texts differing alone |\n|---|---:|---:|---:|")
     for name, row in result["invariance"].items():
         print(f"| {name} | {row['max_diff_blocks']:.2g} | {row['max_diff_alone']:.2g} | {row['texts_differing_alone']} |")
-    print(f"wrote {OUT}")
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 headlines (500 known-item queries, bodies indexed without titles) and topics (59 subject-code queries,
 title + body), each mode through the real Searcher with the code of `news-search eval` (means with 95%
 bootstrap intervals; `--half tune|check` scores one half of bench/dev_split.json). Writes
-bench/results/eval-<set>[-<half>][-<tag>].json and prints one Markdown table per set. The indexes are built
+bench/results/eval-<set>[-<half>]-<cpu kind>[-<tag>].json and prints one Markdown table per set. The indexes are built
 once into var/bench/eval-reuters-<fields> and reused while corpus and chunking are unchanged; set
 NEWSEARCH_CACHE_DIR to share an embedding cache. Run: `.venv/bin/python -m bench.eval_reuters`
 (`--set rrf_k=30` etc. for ablations).
@@ -12,36 +12,12 @@ NEWSEARCH_CACHE_DIR to share an embedding cache. Run: `.venv/bin/python -m bench
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 from datetime import UTC, datetime
-from pathlib import Path
 
-from bench.build_reuters import REUTERS, ROOT, commit
+from bench.common import REUTERS, SETS, commit, dev_set, index_dir, machine_facts, result_path, write_result
 from indexer.embed import Embedder
 from indexer.settings import Settings
-from search_api.evaluate import COLLAPSE_CHOICES, HALVES, evaluate_corpus, load_qrels, load_queries, split_half, table
-
-EVAL = ROOT.parent / "shared" / "data" / "eval"
-SETS = {"headlines": "body", "topics": "title+body"}  # dev set -> what is indexed (data README)
-SPLIT = ROOT / "bench" / "dev_split.json"
-
-
-def dev_queries() -> list[str]:
-    """Every dev query text, headlines then topics (559)."""
-    return [text for name in SETS for text in load_queries(EVAL / f"{name}-queries.jsonl").values()]
-
-
-def index_dir(fields: str, tag: str = "") -> Path:
-    """Where the full-corpus index for these fields (and an index tag, e.g. another backend's) lives."""
-    return ROOT / "var" / "bench" / f"eval-reuters-{fields.replace('+', '-')}{'-' + tag if tag else ''}"
-
-
-def dev_set(name: str, half: str | None = None) -> tuple[dict[str, str], dict[str, dict[str, int]]]:
-    """A dev set's queries (all, or one half of bench/dev_split.json) and its qrels."""
-    queries, qrels = load_queries(EVAL / f"{name}-queries.jsonl"), load_qrels(EVAL / f"{name}-qrels.tsv")
-    return split_half(queries, qrels, SPLIT, name, half) if half else (queries, qrels)
+from search_api.evaluation.harness import COLLAPSE_CHOICES, HALVES, evaluate_corpus, table
 
 
 def run_set(name: str, modes: list[str], assignments: list[str], collapse: str, embedder: Embedder,
@@ -54,7 +30,7 @@ def run_set(name: str, modes: list[str], assignments: list[str], collapse: str, 
                                 modes, collapse, progress=True)
     split = {"file": "bench/dev_split.json", "set": name, "half": half} if half else None
     return {"benchmark": "eval_reuters", "dev_set": name, "date": datetime.now(UTC).isoformat(timespec="seconds"),
-            "commit": commit(), "machine": f"{platform.machine()}, {len(os.sched_getaffinity(0))} cores",
+            "commit": commit(), "machine": machine_facts(),
             "overrides": assignments, "split": split, **result}
 
 
@@ -74,11 +50,9 @@ def main() -> None:
     embedder = Embedder.from_settings(Settings.from_env())
     for name in args.sets:
         result = run_set(name, args.modes, args.set, args.collapse, embedder, args.index_tag, args.half)
-        suffix = "".join(f"-{part}" for part in (args.half, args.tag) if part)
-        out = ROOT / "bench" / "results" / f"eval-{name}{suffix}.json"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(result, indent=2, default=str) + "\n")
-        print(table(result, f"{name}{suffix}"))
+        what = f"eval-{name}-{args.half}" if args.half else f"eval-{name}"
+        out = write_result(result_path(what, args.tag, result["machine"]), result)
+        print(table(result, out.stem))
         print()
 
 

@@ -10,7 +10,7 @@ same on the dev set. Steps:
    given as 0, so both files are restricted; `compare` keeps the check half's scores either way).
 2. For each code version to compare, in a checkout of it, with NEWSEARCH_CACHE_DIR set to a shared cache:
    `news-search eval --corpus DIR --queries FILE --qrels FILE --index-dir INDEX --out RESULT.json`.
-3. `python -m bench.eval_untitled compare LABEL=RESULT.json ... --out bench/results/eval-untitled.json` gives
+3. `python -m bench.eval_untitled compare LABEL=RESULT.json ... --out bench/results/eval-untitled-check-<cpu kind>.json` gives
    each metric per mode with a 95% bootstrap interval of the paired difference against the first result and
    a paired randomization test's p-value.
 """
@@ -20,19 +20,14 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
-import os
-import platform
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 
-from bench.build_reuters import REUTERS, ROOT, commit
-from bench.machine import machine_facts
-from search_api import significance
+from bench.common import EVAL, REUTERS, SPLIT, commit, machine_facts, result_path, write_result
+from search_api.evaluation import significance
 
-SPLIT = ROOT / "bench" / "dev_split.json"
-EVAL = ROOT.parent / "shared" / "data" / "eval"
 METRICS = ("mrr@10", "ndcg@10")
 
 
@@ -114,7 +109,7 @@ def main() -> None:
     p.add_argument("--qrels-out", type=Path, required=True)
     p = sub.add_parser("compare", help="paired differences of `news-search eval --out` results")
     p.add_argument("results", nargs="+", help="LABEL=RESULT.json, the first is the baseline")
-    p.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "eval-untitled.json")
+    p.add_argument("--out", type=Path, help="default bench/results/eval-untitled-check-<cpu kind>.json")
     args = parser.parse_args()
     if args.command == "prepare":
         articles, queries = prepare(args.corpus_out, args.queries_out, args.qrels_out)
@@ -126,13 +121,11 @@ def main() -> None:
     first = next(iter(results.values()))
     out = {"benchmark": "eval_untitled", "dev_set": "headlines", "half": "check", "queries": len(check_half()),
            "articles": first["articles"], "date": datetime.now(UTC).isoformat(timespec="seconds"),
-           "commit": commit(), "machine": f"{platform.machine()}, {len(os.sched_getaffinity(0))} cores",
-           "cpu": machine_facts()["cpu"], "resamples": significance.RESAMPLES, "seed": significance.SEED,
+           "commit": commit(), "machine": machine_facts(), "resamples": significance.RESAMPLES, "seed": significance.SEED,
            "runs": {label: {"index_version": r["index_version"], "chunking": r["chunking"]}
                     for label, r in results.items()},
            "comparison": comparison}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(out, indent=2) + "\n")
+    write_result(args.out or result_path("eval-untitled-check", facts=out["machine"]), out)
     print(table(comparison, list(results)))
 
 

@@ -2,7 +2,7 @@
 second call), of `news-index build` over corpus/ (51 articles, embedding cache off) and of `news-search serve`
 from start to its first 200 on /readyz, each `--runs` times, against the targets of issue 18.
 
-Writes bench/results/fixed-cost-<cpu>.json with the CPU, the backend NEWSEARCH_BACKEND=auto chose and the load
+Writes bench/results/fixed-cost-<cpu kind>.json with the CPU, the backend NEWSEARCH_BACKEND=auto chose and the load
 average around each run (the machine may be shared). Run: `.venv/bin/python -m bench.fixed_cost`.
 """
 
@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
 import socket
 import statistics
@@ -24,8 +23,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.build_reuters import ROOT, commit
-from bench.machine import machine_facts
+from bench.common import ROOT, commit, machine_facts, result_path, write_result
 
 CORPUS = ROOT / "corpus"
 TARGETS = {"query": 2.0, "build": 10.0, "serve_ready": 3.0}  # seconds (issue 18)
@@ -109,15 +107,10 @@ def summary(timings: list[Timing], target: float) -> dict:
             "cpu_median": round(statistics.median(t[1] for t in timings), 2), "target": target, "met": median <= target}
 
 
-def cpu_slug(cpu: str) -> str:
-    """A file-name piece from the CPU's model name."""
-    return re.sub(r"[^a-z0-9]+", "-", cpu.lower()).strip("-") or "cpu"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--out", type=Path, help="default bench/results/fixed-cost-<cpu>.json")
+    parser.add_argument("--out", type=Path, help="default bench/results/fixed-cost-<cpu kind>.json")
     args = parser.parse_args()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     env.pop("NEWSEARCH_INDEX_DIR", None)
@@ -151,9 +144,7 @@ def main() -> None:
                           "reason": picked.reason, "set": os.environ.get("NEWSEARCH_BACKEND", "(unset: auto)")},
               "corpus": str(CORPUS.relative_to(ROOT)), "query": QUERY,
               "targets": {name: summary(runs[name], TARGETS[name]) for name in TARGETS}}
-    out = args.out or ROOT / "bench" / "results" / f"fixed-cost-{cpu_slug(facts['cpu'])}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(args.out or result_path("fixed-cost", facts=facts), result)
     print(json.dumps(result["targets"], indent=2))
 
 

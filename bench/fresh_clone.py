@@ -1,5 +1,5 @@
 """Time a fresh clone's first search: git clone, `make serve` (install, index corpus/, serve), poll until
-GET /search answers; writes bench/results/fresh-clone-first-search-<tag>.json.
+GET /search answers; writes bench/results/fresh-clone-first-search-<cpu kind>[-<variant>].json.
 
 pip's download cache (~/.cache/pip) is kept, so this is faster than a machine that never installed the
 packages; the model export folder is a new one (NEWSEARCH_EXPORT_DIR), as on a fresh machine.
@@ -20,9 +20,8 @@ from pathlib import Path
 
 import httpx
 
-from bench.machine import machine_facts
+from bench.common import machine_facts, result_path, write_result
 
-RESULTS = Path(__file__).resolve().parent / "results"
 QUERY = "Syrian army retakes Palmyra with Russian air support"
 
 
@@ -46,7 +45,7 @@ def main() -> None:
     parser.add_argument("--branch", default="HEAD", help="commit or branch to check out")
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--limit", type=float, default=900, help="give up after this many seconds")
-    parser.add_argument("--tag", default="amd-epyc-avx2", help="names the result file: what and where")
+    parser.add_argument("--variant", default="", help="how this run differs, for the result file's name")
     args = parser.parse_args()
     commit = subprocess.run(["git", "-C", args.repo, "rev-parse", args.branch], capture_output=True, text=True,
                             check=True).stdout.strip()
@@ -82,9 +81,7 @@ def main() -> None:
               "cpu_seconds_of_make_serve": round(used.ru_utime + used.ru_stime, 1),
               "load_average_1min_before_after": [load_before[0], load_after[0]],
               "venv_mb": int(size), "pip_cache": "warm (~/.cache/pip kept)", "machine": machine_facts()}
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"fresh-clone-first-search-{args.tag}.json"
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(result_path("fresh-clone-first-search", args.variant, result["machine"]), result)
     print(json.dumps({k: v for k, v in result.items() if k != "machine"}, indent=2))
 
 

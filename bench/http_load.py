@@ -7,7 +7,7 @@ shuffled and cycled, until `--requests` are answered or `--seconds` pass. Latenc
 request in the generator; the server's CPU time (all its threads and child processes) and the
 generator's own CPU time are read around each run, since both share this machine's cores.
 Also times `Searcher.search` in-process over the same queries (before the server starts).
-Writes bench/results/http_load-<label>.json and prints a table.
+Writes bench/results/http-load-<label>-<cpu kind>[-<variant>].json and prints a table.
 """
 
 from __future__ import annotations
@@ -29,17 +29,15 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import eval_reuters
-from bench.build_reuters import ROOT, commit
-from bench.latency import percentile
-from bench.machine import machine_facts, memory_kb
+from bench import common
+from bench.common import ROOT, commit, machine_facts, memory_kb, percentile, result_path, write_result
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def dev_queries(seed: int = 7) -> list[str]:
     """The dev queries of every eval set, shuffled once (the same order for every run)."""
-    queries = eval_reuters.dev_queries()
+    queries = common.dev_queries()
     random.Random(seed).shuffle(queries)
     return queries
 
@@ -253,9 +251,7 @@ def benchmark(args: argparse.Namespace) -> None:
     finally:
         server.terminate()
         server.wait(timeout=30)
-    out = ROOT / "bench" / "results" / f"http_load-{args.label}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    out = write_result(result_path(f"http-load-{args.label}", args.variant), result)
     print(table(result))
     print(f"wrote {out}")
 
@@ -304,7 +300,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     generator_parser(parser)
     parser.add_argument("--index-dir", type=Path, help="index folder to serve")
-    parser.add_argument("--label", help="names the result file: bench/results/http_load-<label>.json")
+    parser.add_argument("--label", help="the index, in the result file's name (e.g. synth100k)")
+    parser.add_argument("--variant", default="", help="how the run differs, in the result file's name (e.g. dense)")
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 8], help="concurrent clients per run")
     parser.add_argument("--requests", type=int, default=1000, help="at most this many requests per run")
     parser.add_argument("--seconds", type=float, default=60.0, help="at most this long per run")

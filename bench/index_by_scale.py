@@ -6,7 +6,7 @@ records build time, file size and resident memory per passage (loaded and memory
 process), and for every search parameter: recall@10 against exact inner-product search, and latency of
 single-query searches with one thread and with two threads searching concurrently (as a server's two
 workers do). Queries: the 559 embedded dev queries and 1,000 real passages held out of the base.
-Writes bench/results/index_by_scale-<size>.json.
+Writes bench/results/index-by-scale-<size>-<cpu kind>.json.
 """
 
 from __future__ import annotations
@@ -25,9 +25,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from bench.build_reuters import ROOT, commit
-from bench.latency import percentile
-from bench.machine import machine_facts, memory_kb
+from bench.common import ROOT, commit, machine_facts, memory_kb, percentile, result_path
 from bench.vector_data import NOISE, VectorSet, vector_set
 from indexer.storage.faiss_vectors import ivf_lists
 
@@ -177,7 +175,7 @@ def run_size(label: str, families: list[str], source: Path | None) -> dict:
     scores, truth = exact.search(vs.all_queries, K)
     del exact
     print(f"{label}: {n} passages, {len(vs.all_queries)} queries", flush=True)
-    out = ROOT / "bench" / "results" / f"index_by_scale-{label}.json"
+    out = result_path(f"index-by-scale-{label}")
     # Types not measured in this run keep their earlier rows (each row says when and at which commit).
     rows: list[dict] = [r for r in json.loads(out.read_text())["types"] if r["family"] not in families] if out.exists() else []
     result = {"benchmark": "index_by_scale", "date": datetime.now(UTC).isoformat(timespec="seconds"), "commit": commit(),

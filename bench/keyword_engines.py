@@ -1,5 +1,5 @@
 """Benchmark: keyword (BM25) engines for the local store's keyword side at scale, and their quality on the
-Reuters dev sets. Engines: FTS5 as search_api/keyword.py asks it, the in-memory postings of search_api/bm25.py,
+Reuters dev sets. Engines: FTS5 as search_api/ranking/query_words.py asks it, the in-memory postings of search_api/bm25.py,
 tantivy (official bindings, mmap'd index) and bm25s (sparse matrices, optionally memory-mapped).
 
 Scale: the articles of a built Reuters title+body index (read only), repeated under new numbers until their
@@ -28,16 +28,24 @@ from typing import Any
 
 import numpy as np
 
-from bench.build_reuters import ROOT, commit
-from bench.eval_reuters import SETS, dev_queries, dev_set, index_dir
+from bench.common import (
+    ROOT,
+    SETS,
+    commit,
+    dev_queries,
+    dev_set,
+    index_dir,
+    machine_facts,
+    memory_kb,
+    result_path,
+    size_label,
+)
 from bench.keyword_indexes import BUILD, FOLDER, OPEN, Corpus, Fts5, Memory, Tantivy, build_tantivy, tantivy_update
-from bench.machine import machine_facts, memory_kb
 from bench.vector_data import SEED
 from indexer.storage.sqlite_text import lead_of
-from search_api.eval_metrics import mrr_at, ndcg_at
-from search_api.significance import paired
+from search_api.evaluation.metrics import mrr_at, ndcg_at
+from search_api.evaluation.significance import paired
 
-RESULTS = ROOT / "bench" / "results"
 WORK = Path("/work/var-shared/kw1m-engines")
 ENGINES = ("fts5", "memory", "tantivy", "bm25s")
 LIMIT = 200  # keyword candidates per query, as the Searcher asks (Settings.candidates)
@@ -78,8 +86,6 @@ def scale_rows(passages: np.ndarray, n: int, seed: int = SEED) -> np.ndarray:
         parts.append(take)
         made += int(passages[take].sum())
     return np.concatenate(parts)
-
-
 
 
 def target(folder: Path, engine: str) -> Path:
@@ -208,7 +214,7 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=WORK, help=f"where indexes are built and reused (default {WORK})")
     parser.add_argument("--queries", type=int, default=300, help="dev queries timed per engine")
     parser.add_argument("--filtered", type=int, default=100, help="of which also timed with the date filter")
-    parser.add_argument("--out", type=Path, help="result file (default bench/results/keyword-engines-<cpu>.json)")
+    parser.add_argument("--out", type=Path, help="result file (default bench/results/keyword-engines-<passages>-<cpu kind>.json)")
     parser.add_argument("--skip-scale", action="store_true", help="quality only")
     parser.add_argument("--measure", choices=ENGINES, help=argparse.SUPPRESS)
     parser.add_argument("--mmap", action="store_true", help=argparse.SUPPRESS)
@@ -219,7 +225,7 @@ def main() -> None:
         print(json.dumps(result))  # noqa: T201 - the parent reads it
         return
     machine = machine_facts()
-    path = args.out or RESULTS / f"keyword-engines-{'-'.join(machine['cpu'].split()[:3]).lower()}.json"
+    path = args.out or result_path(f"keyword-engines-{size_label(args.passages)}", facts=machine)
     # Runs of single engines (each bounded in time) add to the file of earlier runs at the same scale.
     earlier = json.loads(path.read_text()) if path.exists() else {}
     result: dict[str, Any] = {"benchmark": "keyword_engines", "commit": commit(), "machine": machine,

@@ -22,7 +22,7 @@ from bench.vector_data import SEED
 from indexer.storage.base import Filter, KeywordWeights
 from indexer.storage.fts import search_articles
 from indexer.storage.sqlite_text import SCHEMA
-from search_api.keyword import query_words
+from search_api.ranking.query_words import query_words
 
 
 @dataclass

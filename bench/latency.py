@@ -4,25 +4,21 @@ Dense alone (one hit per article) against hybrid with filters and grouping (a da
 about half the corpus and a source filter), plus keyword alone and hybrid without filters. Each
 query runs `--repeat` times per configuration, interleaved so that load from other processes falls
 on all of them alike (the first 20 queries run once before, as warm-up). Writes
-bench/results/latency.json (p50, p99, mean in ms) and prints a table. Needs the index of
+bench/results/latency-reuters-<cpu kind>.json (p50, p99, mean in ms) and prints a table. Needs the index of
 `bench.eval_reuters` (built if missing).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import statistics
 import time
 from datetime import UTC, date, datetime
 
-from bench.build_reuters import REUTERS, ROOT, commit
-from bench.eval_reuters import dev_queries, index_dir
+from bench.common import REUTERS, commit, dev_queries, index_dir, machine_facts, percentile, result_path, write_result
 from indexer.embed import Embedder
 from indexer.settings import Settings
-from search_api.evaluate import ensure_index
+from search_api.evaluation.harness import ensure_index
 from search_api.searcher import Searcher, SearchRequest
 
 SOURCE = "Reuters newswire 1987 (Reuters-21578, Distribution 1.0)"
@@ -32,15 +28,6 @@ CONFIGS = {
     "hybrid": {"mode": "hybrid"},
     "hybrid+filters": {"mode": "hybrid", "since": date(1987, 3, 1), "until": date(1987, 4, 15), "sources": (SOURCE,)},
 }
-
-
-def percentile(values: list[float], q: float) -> float:
-    """The q-th percentile (0-100) by linear interpolation."""
-    ordered = sorted(values)
-    pos = (len(ordered) - 1) * q / 100
-    low = int(pos)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
 
 
 def main() -> None:
@@ -70,15 +57,13 @@ def main() -> None:
             for name, v in took.items()}
     dense = rows["dense"]
     result = {"benchmark": "latency", "date": datetime.now(UTC).isoformat(timespec="seconds"), "commit": commit(),
-              "machine": f"{platform.machine()}, {len(os.sched_getaffinity(0))} cores", "index_version": searcher.name,
+              "machine": machine_facts(), "index_version": searcher.name,
               "articles": searcher.version.manifest["counts"]["articles"], "k": args.k, "repeat": args.repeat,
               "filters": {k: str(v) for k, v in CONFIGS["hybrid+filters"].items()}, "configs": rows,
               "hybrid_filters_over_dense": {"p50": round(rows["hybrid+filters"]["p50_ms"] / dense["p50_ms"], 2),
                                             "p99": round(rows["hybrid+filters"]["p99_ms"] / dense["p99_ms"], 2)}}
     searcher.close()
-    out = ROOT / "bench" / "results" / "latency.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(result_path("latency-reuters", facts=result["machine"]), result)
     print("| configuration | p50 ms | p99 ms | mean ms |\n|---|---|---|---|")
     for name, r in rows.items():
         print(f"| {name} | {r['p50_ms']} | {r['p99_ms']} | {r['mean_ms']} |")

@@ -4,7 +4,7 @@ Reuses bench.http_load (server start, the keep-alive client loop, the latency su
 another process runs `--clients` users sending GET /search across every mode, date windows, source filters
 and pages, plus `--slow` clients that open a connection and send nothing or half a request, again and again,
 until the server cuts them off (408). The server's resident memory is read at start, after the warm-up, every
-half second of the run and at the end. Writes bench/results/load_mixed.json (or --out) and prints a summary.
+half second of the run and at the end. Writes bench/results/load-mixed-<index>-<cpu kind>.json (or --out) and prints a summary.
 """
 
 from __future__ import annotations
@@ -20,9 +20,8 @@ import urllib.parse
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench.build_reuters import ROOT, commit
+from bench.common import ROOT, commit, machine_facts, memory_kb, result_path, write_result
 from bench.http_load import Load, client, dev_queries, free_port, generator_parser, get_json, start_server, summary
-from bench.machine import machine_facts, memory_kb
 
 MODES = ("hybrid", "dense", "keyword")
 WINDOWS = ({}, {"since": "2019-06-01"}, {"until": "2019-12-31"}, {"since": "2020-01-01", "until": "2020-12-31"})
@@ -136,12 +135,12 @@ def benchmark(args: argparse.Namespace) -> None:
               "workload": "GET /search, dev queries cycled; mode hybrid/dense/keyword, offset 0/10/20, "
                           "no/since/until/both date filters, a source filter on every 5th (some unknown)",
               "bounds": {"seconds": args.seconds, "warmup_seconds": args.warmup_seconds}, **run}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    what = f"load-mixed-{args.index_dir.resolve().name.removesuffix('-index')}"
+    out = write_result(args.out or result_path(what, facts=result["machine"]), result)
     mem = run["server_memory"]
     print(f"{run['clients']} clients + {run['slow_clients']} slow: {run['ok']} ok, {run['errors']} errors, "  # noqa: T201 - CLI
           f"p50 {run.get('p50_ms')} ms, p99 {run.get('p99_ms')} ms; RSS {mem['after_warmup_mb']} -> {mem['end_mb']} MB "
-          f"({mem['growth_after_warmup']:+.1%}); slow clients: {run['slow_client_answers']}\nwrote {args.out}")
+          f"({mem['growth_after_warmup']:+.1%}); slow clients: {run['slow_client_answers']}\nwrote {out}")
 
 
 def main() -> None:
@@ -154,7 +153,7 @@ def main() -> None:
     parser.add_argument("--slow", type=int, default=8, help="slow clients (half idle, half sending half a request)")
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--warmup-seconds", type=float, default=10.0)
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "load_mixed.json")
+    parser.add_argument("--out", type=Path, help="default bench/results/load-mixed-<index folder>-<cpu kind>.json")
     parser.add_argument("--ready-timeout", type=float, default=300.0)
     args = parser.parse_args()
     if args.command == "generate":

@@ -5,7 +5,7 @@ bootstrap interval. Corpora: corpus/ (queries: its titles and the topic queries)
 articles of the first --reuters headline dev queries, body only (queries: those headlines, whose known item also
 gives MRR@10 for each store, and the topic queries). Nothing is tuned on these queries.
 
-Writes bench/results/milvus-parity-<cpu>.json. Run:
+Writes bench/results/milvus-parity-<cpu kind>.json. Run:
 `NEWSEARCH_CACHE_DIR=/work/var-shared/cache .venv/bin/python -m bench.milvus_parity [--reuters 400]`.
 """
 
@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
-import re
 import tempfile
 import time
 from collections.abc import Sequence
@@ -22,14 +21,13 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.build_reuters import ROOT, commit
-from bench.machine import machine_facts
+from bench.common import ROOT, commit, machine_facts, result_path, write_result
 from indexer.embed import Embedder
 from indexer.pipeline import build
 from indexer.settings import Settings
 from indexer.storage import open_store
+from search_api.evaluation.significance import bootstrap_interval, paired
 from search_api.searcher import Searcher, SearchRequest
-from search_api.significance import bootstrap_interval, paired
 
 MODES = ("dense", "keyword", "hybrid")
 K = 10
@@ -153,9 +151,7 @@ def main() -> None:
         report = run(args.reuters, Path(tmp), embedder, base)
     report = {"benchmark": "milvus_parity", "commit": commit(), "machine": machine, "k": K,
               "seconds": round(time.perf_counter() - started, 1), **report}
-    cpu = re.sub(r"[^a-z0-9]+", "-", machine["cpu"].lower()).strip("-")
-    out = args.out or ROOT / "bench" / "results" / f"milvus-parity-{cpu}.json"
-    out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    out = write_result(args.out or result_path("milvus-parity", facts=machine), report)
     print(json.dumps({k: v for k, v in report.items() if k != "machine"}, indent=2))
     print(f"wrote {out}")
 

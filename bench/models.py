@@ -6,7 +6,7 @@ quality: the headlines check half (bench/dev_split.json) over a reduced corpus, 
 judged articles of those queries, their identical-body duplicates, and a fixed random sample of the other
 articles), bodies only as the set asks; dense and hybrid MRR@10 with 95% bootstrap intervals of the paired
 difference and a paired randomization p-value.
-Writes bench/results/models-<part>.json. Run:
+Writes bench/results/models-<part>-<cpu kind>.json. Run:
 `NEWSEARCH_CACHE_DIR=/work/var-shared/cache .venv/bin/python -m bench.models --parts speed quality`
 """
 
@@ -24,18 +24,15 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench.build_reuters import REUTERS, ROOT, commit
-from bench.eval_reuters import EVAL
-from bench.machine import machine_facts
+from bench.common import EVAL, REUTERS, ROOT, SPLIT, commit, machine_facts, result_path, write_result
 from indexer.embed import Embedder
 from indexer.models import KNOWN_MODELS
 from indexer.pipeline import build
 from indexer.settings import Settings
-from search_api import significance
-from search_api.evaluate import evaluate_corpus, load_qrels, load_queries
+from search_api.evaluation import significance
+from search_api.evaluation.harness import evaluate_corpus, load_qrels, load_queries
 
 SEED = 20261207  # the dev split's seed: one fixed draw of the sampled articles
-RESULTS = ROOT / "bench" / "results"
 WORK = ROOT / "var" / "bench" / "models"  # corpora written here hold Reuters text: never committed (var/ is ignored)
 
 
@@ -69,7 +66,7 @@ def sample(ids: list[str], size: int, exclude: set[str] = frozenset()) -> list[s
 
 def check_half() -> tuple[dict[str, str], dict[str, dict[str, int]]]:
     """The headlines check half: its queries and their judgements."""
-    split = json.loads((ROOT / "bench" / "dev_split.json").read_text())["sets"]["headlines"]["check"]
+    split = json.loads(SPLIT.read_text())["sets"]["headlines"]["check"]
     queries = load_queries(EVAL / "headlines-queries.jsonl")
     qrels = load_qrels(EVAL / "headlines-qrels.tsv")
     return {q: queries[q] for q in split}, {q: qrels[q] for q in split if q in qrels}
@@ -171,8 +168,7 @@ def main() -> None:
         result = {"benchmark": "models", "part": part, "date": datetime.now(UTC).isoformat(timespec="seconds"),
                   "commit": commit(), "machine_facts": machine_facts(), "seconds": round(time.perf_counter() - started),
                   "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1), **body}
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        (RESULTS / f"models-{part}.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
+        write_result(result_path(f"models-{part}", facts=result["machine_facts"]), result)
         print(json.dumps({k: v for k, v in result.items() if k != "models"}, indent=2, default=str))
 
 

@@ -1,21 +1,16 @@
-"""Plot p50 search latency against corpus size per index type, from bench/results/index_by_scale-*.json.
+"""Plot p50 search latency against corpus size per index type, from one CPU kind's bench/results/index-by-scale-*-<cpu kind>.json.
 
 Each approximate type is drawn at its cheapest setting that keeps recall@10 >= 0.95 against exact (on all
-queries and on the dev queries alone). Writes bench/results/latency_vs_size.png (needs the `bench` extra: matplotlib).
+queries and on the dev queries alone). Writes bench/results/index-by-scale-latency-<cpu kind>.png (needs the `bench` extra: matplotlib).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 
-import matplotlib
+from bench.common import RESULTS, cpu_kind
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402 - after choosing the file backend
-
-from bench.build_reuters import ROOT  # noqa: E402
-
-RESULTS = ROOT / "bench" / "results"
 TARGET = 0.95
 
 
@@ -25,10 +20,10 @@ def cheapest(runs: list[dict]) -> dict | None:
     return min(good, key=lambda r: r["threads1"]["p50_ms"]) if good else None
 
 
-def series() -> dict[str, list[tuple[int, float, str]]]:
+def series(kind: str) -> dict[str, list[tuple[int, float, str]]]:
     """Per index family: (passages, p50 ms, label of the setting), ordered by size."""
     out: dict[str, list[tuple[int, float, str]]] = {}
-    for path in sorted(RESULTS.glob("index_by_scale-*.json")):
+    for path in sorted(RESULTS.glob(f"index-by-scale-*-{kind}.json")):
         result = json.loads(path.read_text())
         for row in result["types"]:
             run = cheapest(row["runs"])
@@ -39,8 +34,16 @@ def series() -> dict[str, list[tuple[int, float, str]]]:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--cpu", help="the CPU kind whose files to plot (default: this machine's)")
+    kind = parser.parse_args().cpu or cpu_kind()
+    import matplotlib  # the `bench` extra: imported only to draw, so --help works without it
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for family, points in series().items():
+    for family, points in series(kind).items():
         xs, ys = [p[0] for p in points], [p[1] for p in points]
         ax.plot(xs, ys, marker="o", label=family)
         for x, y, label in points:
@@ -53,7 +56,7 @@ def main() -> None:
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    out = RESULTS / "latency_vs_size.png"
+    out = RESULTS / f"index-by-scale-latency-{kind}.png"
     fig.savefig(out, dpi=120)
     print(out)
 

@@ -4,13 +4,12 @@ in parallel (as a server's threads call it), and the vectors' cosine to the pass
 Runtimes: OpenVINO compiled for queries (latency hint, all cores, at the CPU's precision), ONNX Runtime as a
 query backend uses it (threads sleep between runs), ONNX Runtime with its default polling threads (as
 NEWSEARCH_BACKEND=onnx runs it), and torch fp32. Every dev query (559) goes through `Embedder.encode_query`: tokenize, pad, run,
-normalise. Writes bench/results/query_embedding.json. Run: `.venv/bin/python -m bench.query_embedding`.
+normalise. Writes bench/results/query-embedding-<cpu kind>.json. Run: `.venv/bin/python -m bench.query_embedding`.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import threading
 import time
@@ -19,13 +18,8 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from bench.build_reuters import ROOT, commit
-from bench.eval_reuters import dev_queries
-from bench.latency import percentile
-from bench.machine import machine_facts
+from bench.common import commit, dev_queries, machine_facts, percentile, result_path, write_result
 from indexer.embed import Embedder
-
-OUT = ROOT / "bench" / "results" / "query_embedding.json"
 
 
 def runtimes() -> dict[str, Embedder]:
@@ -89,14 +83,14 @@ def main() -> None:
               "commit": commit(), "machine": machine_facts(), "queries": len(queries),
               "mean_word_pieces": round(statistics.fmean(len(passages.tokenizer(q)["input_ids"]) for q in queries), 1),
               "runtimes": rows}
-    OUT.write_text(json.dumps(result, indent=2) + "\n")
+    out = write_result(result_path("query-embedding", facts=result["machine"]), result)
     print("| runtime | callers | p50 ms | wall ms/query | CPU ms/query | queries/s | mean / worst cosine |")
     print("|---|---:|---:|---:|---:|---:|---|")
     for name, row in rows.items():
         for best in row["best"]:
             print(f"| {name} | {best['callers']} | {best['p50_ms']} | {best['wall_ms_per_query']} | "
                   f"{best['cpu_ms_per_query']} | {best['queries_per_s']} | {row['mean_cosine']} / {row['worst_cosine']} |")
-    print(f"wrote {OUT}")
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ passages from bench/synth_index.py) it opens a Searcher with the default setting
 backend, the index type the build chose) and runs every dev query (headlines then topics) through
 hybrid + article grouping and through dense, interleaved so other processes' load falls on both alike
 (the first 20 queries once before, untimed). Records p50/p99/mean ms, requests/s of one thread, the
-query embedding's own p50, and the process's resident memory. Writes bench/results/query_latency.json,
+query embedding's own p50, and the process's resident memory. Writes bench/results/query-latency-<cpu kind>.json,
 keeping entries of indexes not measured in this run.
 """
 
@@ -18,15 +18,11 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench.build_reuters import ROOT, commit
-from bench.eval_reuters import dev_queries
-from bench.latency import percentile
-from bench.machine import machine_facts, memory_kb
+from bench.common import ROOT, commit, dev_queries, machine_facts, memory_kb, percentile, result_path
 from indexer.embed import Embedder
 from indexer.settings import Settings
 from search_api.searcher import Searcher, SearchRequest
 
-OUT = ROOT / "bench" / "results" / "query_latency.json"
 DEFAULT_INDEXES = {"19k-articles": ROOT / "var" / "reuters-src-title-body", "100k": ROOT / "var" / "synth-100k",
                    "1m": ROOT / "var" / "synth-1m"}
 MODES = {"hybrid+grouping": {"mode": "hybrid", "group": "article"}, "dense": {"mode": "dense", "group": "article"}}
@@ -82,11 +78,12 @@ def main() -> None:
                         help="label=index_dir pairs (default: the Reuters index and var/synth-100k, var/synth-1m)")
     parser.add_argument("-k", type=int, default=10)
     parser.add_argument("--queries", type=int, default=0, help="only the first N dev queries (0: all 559)")
-    parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--out", type=Path, help="default bench/results/query-latency-<cpu kind>.json")
     args = parser.parse_args()
     targets = dict(item.split("=", 1) for item in args.index)
     queries = dev_queries()[: args.queries or None]
     embedder = Embedder.from_settings(Settings.from_env())
+    args.out = args.out or result_path("query-latency")
     result = json.loads(args.out.read_text()) if args.out.exists() else {"benchmark": "query_latency", "indexes": {}}
     for label, folder in targets.items():
         if not (Path(folder) / "CURRENT").exists():

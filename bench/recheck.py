@@ -4,8 +4,8 @@ default on the check half (paired bootstrap 95% interval, sign-flip randomizatio
 
 Scores the ranking as `news-search serve` returns it (collapse on, hybrid). Reads the full-Reuters indexes of
 bench/eval_reuters (var/bench/eval-reuters-*, never rebuilt here); the body-only index without a lead passage is
-built into --lead-free-dir. Writes bench/results/recheck.json and bench/results/eval-<set>-check-<constant>-<value>.json
-(the defaults: eval-<set>-check-defaults.json).
+built into --lead-free-dir. Writes bench/results/significance-<cpu kind>.json and each check-half run as
+bench/results/eval-<set>-check-<cpu kind>-sweep-<constant>-<value>.json (the defaults: `...-sweep-defaults.json`).
 Run: `.venv/bin/python -m bench.recheck` (NEWSEARCH_CACHE_DIR shares the embedding cache).
 """
 
@@ -21,20 +21,17 @@ from typing import Any
 import faiss
 import numpy as np
 
-from bench.build_reuters import REUTERS, ROOT, commit
-from bench.eval_reuters import SETS, dev_set, index_dir
-from bench.machine import machine_facts
+from bench.common import REUTERS, ROOT, SETS, commit, dev_set, index_dir, machine_facts, result_path, write_result
 from indexer.embed import Embedder
 from indexer.errors import ConfigError
 from indexer.settings import Settings
 from indexer.storage import open_store
 from indexer.storage.base import Version
-from search_api.evaluate import ensure_index, evaluate
+from search_api.evaluation.harness import ensure_index, evaluate
+from search_api.evaluation.significance import paired
 from search_api.searcher import Searcher
-from search_api.significance import paired
 
 PRIMARY = {"headlines": "mrr@10", "topics": "ndcg@10"}  # the issue's target metric of each set
-RESULTS = ROOT / "bench" / "results"
 # Constant -> (values tried on the tune halves, the simplest value or None). Only the ratio of the two RRF
 # weights matters, so the dense weight stays 1. "collapse" is the request option, "lead_sentences" an index
 # setting of body-only indexes (headlines only: title + body indexes have no lead passage).
@@ -195,9 +192,9 @@ def recheck(runners: dict[str, Runner], name: str) -> dict[str, Any]:
             runs[value] = r.score("check", name, value, ["dense", "keyword", "hybrid"])
             means.setdefault(s, {})[str(value)] = {
                 mode: [m["means"][PRIMARY[s]], *m["intervals"][PRIMARY[s]]] for mode, m in runs[value]["modes"].items()}
-            out = RESULTS / (f"eval-{s}-check-defaults.json" if value == default else f"eval-{s}-check-{name}-{value}.json")
-            out.write_text(json.dumps({"date": datetime.now(UTC).isoformat(timespec="seconds"), "commit": commit(),
-                                       **runs[value]}, indent=2, default=str) + "\n")
+            variant = "sweep-defaults" if value == default else f"sweep-{name}-{value}"
+            write_result(result_path(f"eval-{s}-check", variant), {
+                "date": datetime.now(UTC).isoformat(timespec="seconds"), "commit": commit(), **runs[value]})
         if chosen != default:
             check["chosen_vs_default"][s] = compared(runs[chosen], runs[default], PRIMARY[s])
         if simpler is not None and simpler != default:
@@ -217,12 +214,13 @@ def main() -> None:
                         help="dev sets (default both; one set alone gives that set's half of the table)")
     parser.add_argument("--lead-free-dir", type=Path, default=ROOT / "var" / "bench" / "eval-reuters-body-nolead",
                         help="where the body-only index without a lead passage is built (or reused)")
-    parser.add_argument("--out", type=Path, default=RESULTS / "recheck.json")
+    parser.add_argument("--out", type=Path, help="default bench/results/significance-<cpu kind>.json")
     args = parser.parse_args()
     # One FAISS thread: on 2 shared cores its OpenMP threads spin against the other jobs (41 against 208 ms
     # a flat search here); queries run one after the other anyway.
     faiss.omp_set_num_threads(1)
     embedder = QueryMemo(Embedder.from_settings(Settings.from_env()))
+    args.out = args.out or result_path("significance")
     found = json.loads(args.out.read_text()) if args.out.exists() else {}
     found.update({"benchmark": "recheck", "commit": commit(), "date": datetime.now(UTC).isoformat(timespec="seconds"),
                   "machine": machine_facts(), "primary": PRIMARY})

@@ -3,20 +3,19 @@
 For each corpus (Wikinews sample, Reuters-21578, the project's corpus/) counts, per residue rule of
 indexer.clean.RESIDUE_RULES, the articles it touches, the lines it drops and the characters it removes, and,
 per residue detector below, the articles whose cleaned body still matches it. Writes
-bench/results/scan_residue.json (counts only: no Reuters text). Run: `.venv/bin/python -m bench.scan_residue`;
+bench/results/scan-residue-<cpu kind>.json (counts only: no Reuters text). Run: `.venv/bin/python -m bench.scan_residue`;
 `--examples N` prints N before/after lines per rule for a spot check (stdout only).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import re
 from collections import defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench.build_reuters import REUTERS, ROOT, commit
+from bench.common import REUTERS, ROOT, commit, machine_facts, result_path, write_result
 from indexer.clean import RESIDUE_RULES, clean_article, normalize_text
 from indexer.sources import CorpusReader
 
@@ -87,12 +86,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--corpora", nargs="+", choices=list(CORPORA), default=list(CORPORA))
     parser.add_argument("--examples", type=int, default=0, help="before/after lines to print per rule")
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "scan_residue.json")
+    parser.add_argument("--out", type=Path, help="default bench/results/scan-residue-<cpu kind>.json")
     args = parser.parse_args()
     result = {"benchmark": "scan_residue", "date": datetime.now(UTC).isoformat(timespec="seconds"),
-              "commit": commit(), "corpora": {name: scan(CORPORA[name], args.examples) for name in args.corpora}}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+              "commit": commit(), "machine": machine_facts(), "corpora": {name: scan(CORPORA[name], args.examples) for name in args.corpora}}
+    write_result(args.out or result_path("scan-residue", facts=result["machine"]), result)
     for name, found in result["corpora"].items():
         print(f"\n{name}: {found['articles']} articles")  # noqa: T201
         print("| rule | articles | lines dropped | chars removed |\n|---|---|---|---|")  # noqa: T201

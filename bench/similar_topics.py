@@ -1,7 +1,7 @@
 """Related coverage (GET /articles/{id}/similar) against a keyword more-like-this baseline: for a fixed sample
 of Reuters articles with a topic code, the share of the top 10 related articles (the article and its wire
 copies left out) that share a Reuters topic with it. Needs an index built with stories (docs/stories.md).
-Writes bench/results/similar-topics-<cpu>.json."""
+Writes bench/results/similar-topics-<cpu kind>.json."""
 
 from __future__ import annotations
 
@@ -13,13 +13,13 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from bench.machine import machine_facts
-from bench.stories_data import STORIES_INDEX, result_path
+from bench.common import machine_facts, result_path, write_result
+from bench.stories_data import STORIES_INDEX
 from indexer.settings import Settings
-from search_api.highlight import words_of
+from search_api.evaluation.significance import paired
+from search_api.ranking.highlight import words_of
 from search_api.searcher import Searcher, SearchRequest
-from search_api.significance import paired
-from search_api.stories import similar
+from search_api.server.stories import similar
 
 TOP = 10
 MLT_TERMS = 25  # Elasticsearch's more_like_this defaults: 25 query terms, min_term_freq 2, min_doc_freq 5
@@ -73,8 +73,8 @@ def main() -> None:
               "sample": len(sample), "top": TOP, "share_same_topic": comparison,
               "ms_per_article": {k: round(1000 * v / len(sample), 1) for k, v in seconds.items()}}
     searcher.close()
-    out = result_path("similar-topics", machine, args.out)
-    out.write_text(json.dumps(report, indent=2) + "\n")
+    out = args.out or result_path("similar-topics", facts=machine)
+    write_result(out, report)
     print(json.dumps(report["share_same_topic"]), report["ms_per_article"])
 
 

@@ -1,19 +1,18 @@
 """What story clustering costs at build time and how it grows: the first 5k, 10k and all 19k Reuters
 articles in time order (as a corpus grows), with the default parameters (dense only) and with the keyword
 side on. Wall and CPU time (the machine is shared: CPU time is the steadier figure) and peak memory (tracemalloc: Python and numpy allocations) of indexer.stories.article_stories,
-given the article vectors a build has already. Writes bench/results/stories-cost-<cpu>.json."""
+given the article vectors a build has already. Writes bench/results/stories-cost-<cpu kind>.json."""
 
 from __future__ import annotations
 
 import argparse
-import json
 import time
 import tracemalloc
 from collections import Counter
 from pathlib import Path
 
-from bench.machine import machine_facts
-from bench.stories_data import BASE_INDEX, load_indexed, result_path
+from bench.common import machine_facts, result_path, write_result
+from bench.stories_data import BASE_INDEX, load_indexed
 from indexer.records import Article
 from indexer.stories import StoryParams, article_stories, story_order
 
@@ -50,8 +49,8 @@ def main() -> None:
                          "stories": len(sizes), "articles_in_multi_article_stories": sum(c for c in sizes.values() if c > 1),
                          "largest_story": max(sizes.values())})
             print(rows[-1])
-    out = result_path("stories-cost", machine, args.out)
-    out.write_text(json.dumps({"machine": machine, "index": str(args.index_dir), "rows": rows}, indent=2) + "\n")
+    out = args.out or result_path("stories-cost", facts=machine)
+    write_result(out, {"machine": machine, "index": str(args.index_dir), "rows": rows})
 
 
 if __name__ == "__main__":

@@ -60,9 +60,3 @@ def open_readonly(path: Path) -> sqlite3.Connection:
 
 BASE_INDEX = Path("/work/main/var/bench/eval-reuters-title-body")  # full Reuters, title + body (read-only)
 STORIES_INDEX = Path("/work/var-shared/stories-reuters-title-body")  # the same, built with stories
-
-
-def result_path(stem: str, machine: dict, out: Path | None = None) -> Path:
-    """bench/results/<stem>-<cpu vendor>.json unless `out` is given."""
-    cpu = machine["cpu"].split()[0].lower() if machine.get("cpu") else "cpu"
-    return out or Path(__file__).with_name("results") / f"{stem}-{cpu}.json"

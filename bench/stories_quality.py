@@ -1,6 +1,6 @@
 """Story quality on the judged Reuters pairs (bench/stories_pairs.jsonl): fit the story parameters on one half
 of the pairs, report pairwise precision and recall with bootstrap intervals on the other half, beside the
-copies-only grouping and dense similarity alone. Writes bench/results/stories-quality-<cpu>.json."""
+copies-only grouping and dense similarity alone. Writes bench/results/stories-quality-<cpu kind>.json."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.machine import machine_facts
-from bench.stories_data import BASE_INDEX, IndexedArticles, load_indexed, result_path
+from bench.common import machine_facts, result_path, write_result
+from bench.stories_data import BASE_INDEX, IndexedArticles, load_indexed
 from indexer.stories import StoryParams, candidate_links, cluster, keywords
 
 PAIRS = Path(__file__).with_name("stories_pairs.jsonl")
@@ -131,8 +131,8 @@ def main() -> None:
         StoryParams(), {i: g for i, g in zip(data.ids, data.dup_groups) if g})), args.resamples)
     report["variants"]["copies only"] = {"check": scores(check_pairs, predicted(check_pairs, copies), args.resamples),
                                          "stories": len(set(copies.values()))}
-    out = result_path("stories-quality", machine, args.out)
-    out.write_text(json.dumps(report, indent=2) + "\n")
+    out = args.out or result_path("stories-quality", facts=machine)
+    write_result(out, report)
     print(json.dumps({k: v for k, v in report.items() if k != "machine"}, indent=1))
 
 

@@ -29,9 +29,9 @@ import numpy as np
 from bench.vector_data import NOISE, SEED, perturb, reuters_index
 from indexer.chunk import passage_id
 from indexer.embed import Embedder
-from indexer.pipeline import chunking_info, model_info
 from indexer.records import Article, Passage
 from indexer.settings import Settings
+from indexer.steps import chunking_info, model_info
 from indexer.storage.folders import META, VECTORS, publish
 from indexer.storage.local import LocalWriter
 

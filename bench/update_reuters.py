@@ -4,8 +4,9 @@ Starts from a published full build of Reuters (by default a copy of var/bench/re
 index and embedding cache `bench.build_reuters` leaves, or --base DIR), then updates it with the corpus
 in which 1% of the articles changed: half corrected (a paragraph appended), half new (new ids, new
 titles). Then (unless --no-verify) builds the same corpus from scratch with vectors from the same
-embedding cache and checks that both indexes are identical. Writes bench/results/update_reuters.json;
-the full-build time comes from bench/results/build_reuters-title-body-torch.json (or --full-build-json). Run:
+embedding cache and checks that both indexes are identical. Writes bench/results/update-reuters-<cpu kind>.json;
+the full-build time comes from this CPU's bench/results/build-reuters-title-body-<cpu kind>-torch.json (or
+--full-build-json). Run:
 `.venv/bin/python -m bench.update_reuters [--base DIR] [--full-build-json FILE]`.
 """
 
@@ -15,7 +16,6 @@ import argparse
 import gzip
 import json
 import os
-import platform
 import shutil
 import time
 from datetime import UTC, datetime
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.build_reuters import REUTERS, ROOT, commit
+from bench.common import REUTERS, ROOT, commit, machine_facts, result_path, write_result
 from indexer.embed import Embedder
 from indexer.pipeline import build
 from indexer.settings import Settings
@@ -105,7 +105,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--base", type=Path, default=ROOT / "var" / "bench" / "reuters-title-body",
                         help="a published full build of Reuters (title+body) to copy and update")
-    parser.add_argument("--full-build-json", type=Path, default=ROOT / "bench" / "results" / "build_reuters-title-body-torch.json")
+    parser.add_argument("--full-build-json", type=Path,
+                        help="the cold build to compare with (default: this CPU's torch fp32 title+body build)")
     parser.add_argument("--share", type=float, default=0.01, help="fraction of the corpus touched")
     parser.add_argument("--no-verify", action="store_true", help="skip rebuilding the corpus to compare")
     args = parser.parse_args()
@@ -123,22 +124,21 @@ def main() -> None:
     t0 = time.perf_counter()
     report = update([corpus], settings, embedder, progress=True)
     seconds = time.perf_counter() - t0
-    full = json.loads(args.full_build_json.read_text())
+    full_build = args.full_build_json or result_path("build-reuters-title-body", "torch")
+    full = json.loads(full_build.read_text())
     result = {
         "benchmark": "update_reuters", "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "commit": commit(), "machine": f"{platform.machine()}, {len(os.sched_getaffinity(0))} cores",
+        "commit": commit(), "machine": machine_facts(),
         "load_average_before": round(load_before, 2), "load_average_after": round(os.getloadavg()[0], 2),
         "base_version": base_version, "new_version": report.version, "share": args.share,
         "corrected_articles": corrected, "added_articles": added, **report.counts(),
         "update_seconds": round(seconds, 1),
-        "full_build_seconds": full["seconds"], "full_build_source": str(args.full_build_json.name),
+        "full_build_seconds": full["seconds"], "full_build_source": full_build.name,
         "full_build_date": full.get("date"), "ratio": round(seconds / full["seconds"], 4),
     }
     if not args.no_verify:
         result["verification"] = verify(corpus, work, embedder)
-    out = ROOT / "bench" / "results" / "update_reuters.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(result_path("update-reuters", facts=result["machine"]), result)
     print(report.summary())
     print(json.dumps(result, indent=2))
 

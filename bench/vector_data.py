@@ -11,8 +11,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from bench.build_reuters import ROOT
-from bench.eval_reuters import dev_queries
+from bench.common import ROOT, dev_queries
 from indexer.storage.folders import VECTORS, current_version
 
 CACHE = ROOT / "var" / "bench-vectors"

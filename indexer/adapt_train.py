@@ -32,11 +32,12 @@ from indexer.adapt import (
     training_set,
     write_trained,
 )
+from indexer.cache import open_cache
 from indexer.embed import Embedder
 from indexer.errors import ConfigError, SourceError
 from indexer.models import DEFAULT_MODEL, HUB_PREFIX, minilm_folder
-from indexer.pipeline import embed_all, open_cache, read_corpus
 from indexer.settings import Settings
+from indexer.steps import embed_all, read_corpus
 
 LIBRARIES = ("torch", "transformers", "sentence-transformers", "datasets", "accelerate")
 

@@ -40,8 +40,6 @@ CREATE TABLE IF NOT EXISTS deliveries (
 class AlertNotFound(NewsearchError):
     """No alert with that id (or not one the caller's key owns)."""
 
-    http_status = 404
-
 
 @dataclass(frozen=True)
 class Alert:
@@ -115,12 +113,13 @@ def alerts_path(index_dir: Path) -> Path:
 
 
 class AlertStore:
-    """The alerts file of one index folder; open one per thread (SQLite connections are not shared)."""
+    """The alerts file of one index folder; never used by two threads at once, but it may pass from one to another:
+    a request's dependency opens it on one thread of the pool and its route runs on another."""
 
     def __init__(self, index_dir: Path):
         self.path = alerts_path(index_dir)
         try:
-            self.conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            self.conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute("PRAGMA foreign_keys=ON")
             self.conn.executescript(SCHEMA)

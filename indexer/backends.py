@@ -12,7 +12,6 @@ import functools
 import importlib.util
 import logging
 import os
-import tempfile
 import threading
 import warnings
 from collections.abc import Callable, Iterable, Sequence
@@ -21,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from indexer.errors import ConfigError
+from indexer.files import replacing
 
 BACKENDS = ("openvino", "torch", "torch-bf16", "onnx", "onnx-int8")
 AUTO = "auto"  # NEWSEARCH_BACKEND=auto: the fastest allowed backend on this machine, measured (indexer/doctor.py)
@@ -89,7 +89,7 @@ def exported_onnx(model_path: Path, fingerprint: str, export_dir: Path, input_na
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
         # Weights per output channel: one scale per row keeps the vectors far closer to fp32.
-        with staging(quantized) as tmp, _quiet("root"):
+        with replacing(quantized) as tmp, _quiet("root"):
             quantize_dynamic(str(fp32), str(tmp), weight_type=QuantType.QInt8, per_channel=True,
                              op_types_to_quantize=["MatMul"])
     return quantized
@@ -113,7 +113,7 @@ def _export(model_path: Path, target: Path, input_names: InputNames) -> None:
 
     sample = model.tokenizer(["an example passage to trace", "another"], padding=True, return_tensors="pt")
     axes = {name: {0: "batch", 1: "tokens"} for name in input_names}
-    with staging(target) as tmp, torch.inference_mode(), warnings.catch_warnings():
+    with replacing(target) as tmp, torch.inference_mode(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the tracer's notes on Python control flow: shapes here are dynamic
         # The TorchScript exporter: dynamic batch and length, no onnxscript needed.
         torch.onnx.export(Graph().eval(), tuple(sample[n] for n in input_names), str(tmp),
@@ -131,26 +131,6 @@ def _quiet(logger: str):  # noqa: ANN202
         yield
     finally:
         log.setLevel(level)
-
-
-class staging:
-    """A temporary path beside `target`, renamed onto it when the block succeeds."""
-
-    def __init__(self, target: Path):
-        self.target = target
-
-    def __enter__(self) -> Path:
-        self.target.parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix=f".{self.target.name}.", dir=self.target.parent)
-        os.close(fd)
-        self.tmp = Path(name)
-        return self.tmp
-
-    def __exit__(self, kind, *_exc) -> None:  # noqa: ANN001
-        if kind is None:
-            os.replace(self.tmp, self.target)
-        else:
-            self.tmp.unlink(missing_ok=True)
 
 
 def onnx_runtime(path: Path, threads: int, spin: bool = True) -> Runtime:
@@ -224,7 +204,7 @@ def openvino_runtime(path: Path, threads: int, queries: bool = False, used: str 
 
     For queries, one stream on every thread (the least latency for one short text); for passages, one stream
     per core, so batches run side by side (`OpenVinoRuntime.many`), which gives more passages/s than one
-    stream on every core (bench/RESULTS.md, bf16 section, "Embedding backends").
+    stream on every core (bench/RESULTS.md, "Embedding backends", bf16 table).
     The compiled model is cached (OpenVINO's CACHE_DIR) beside the export, so under the model's fingerprint,
     in a folder per OpenVINO version and precision: a later process reads it instead of compiling again.
     """
@@ -314,7 +294,7 @@ def check_backend(backend: str, variable: str = "NEWSEARCH_BACKEND", allow_auto:
 def query_backend_for(backend: str, openvino: str = "auto") -> str:
     """The default query backend for passages on `backend`: ONNX Runtime (least latency and CPU per query of the
     fp32 runtimes) where it gives the passages' vectors, else the passages' backend itself (OpenVINO in bf16 is
-    the fastest allowed one for one query: bench/RESULTS.md, bf16 section, "Query embedding")."""
+    the fastest allowed one for one query: bench/RESULTS.md, "Query embedding", bf16 table)."""
     return "onnx" if backend in FP32_EXPORTS and precision(backend, openvino) == "fp32" else backend
 
 
@@ -334,7 +314,7 @@ def load_runtime(backend: str, model_path: Path, fingerprint: str, export_dir: P
 
 def _require(backend: str, variable: str) -> None:
     # All core dependencies: a missing one means the install did not finish.
-    # Looked up, not imported: importing onnx is slow (bench/RESULTS.md, fixed cost), and only an export needs it.
+    # Looked up, not imported: importing onnx is slow (bench/RESULTS.md, "Fixed cost of a process"), and only an export needs it.
     needs = ["onnx", "openvino" if backend == "openvino" else "onnxruntime"]
     for module in needs:
         if importlib.util.find_spec(module) is None:

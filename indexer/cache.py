@@ -10,10 +10,15 @@ import hashlib
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from indexer.errors import ConfigError
+from indexer.settings import Settings
+
+if TYPE_CHECKING:
+    from indexer.embed import Embedder
 
 SCHEMA = "CREATE TABLE IF NOT EXISTS vectors (key BLOB PRIMARY KEY, vector BLOB NOT NULL) WITHOUT ROWID"
 MODELS = "CREATE TABLE IF NOT EXISTS models (name TEXT PRIMARY KEY, fingerprint TEXT NOT NULL)"
@@ -87,3 +92,17 @@ class EmbeddingCache:
     def close(self) -> None:
         """Close the database."""
         self.conn.close()
+
+
+def cache_path(settings: Settings) -> Path | None:
+    """Where the embedding cache lives (default <index_dir>/cache), or None if disabled."""
+    if settings.cache_dir == "none":
+        return None
+    folder = Path(settings.cache_dir) if settings.cache_dir else settings.index_dir / "cache"
+    return folder / "embeddings.sqlite"
+
+
+def open_cache(settings: Settings, embedder: Embedder) -> EmbeddingCache | None:
+    """The embedding cache the settings name, or None if disabled."""
+    path = cache_path(settings)
+    return EmbeddingCache(path, embedder.dim, embedder.key, embedder.fingerprint) if path is not None else None

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from indexer.backends import openvino_bf16_capable, staging
+from indexer.backends import openvino_bf16_capable
+from indexer.files import write_whole
 
 log = logging.getLogger(__name__)
 
@@ -194,9 +195,8 @@ def chosen(model_path: Path, fingerprint: str, export_dir: Path, threads: int, b
     pick, why = decide(rows)
     choice = Choice(pick["backend"], pick["openvino_precision"], why, rows, key,
                     datetime.now(UTC).isoformat(timespec="seconds"), round(time.perf_counter() - started, 1))
-    with staging(path) as tmp:
-        tmp.write_text(json.dumps({k: v for k, v in asdict(choice).items() if k not in ("path", "measured_now")},
-                                  indent=2) + "\n")
+    write_whole(path, json.dumps({k: v for k, v in asdict(choice).items() if k not in ("path", "measured_now")},
+                                 indent=2) + "\n")
     return Choice(**{**asdict(choice), "path": str(path), "measured_now": True})
 
 

@@ -23,10 +23,10 @@ from indexer.backends import (
     nominal_precision,
     precision,
     query_backend_for,
-    staging,
     vectors_kind,
 )
 from indexer.errors import ConfigError
+from indexer.files import write_whole
 from indexer.models import resolve_model
 from indexer.settings import Settings
 from indexer.wordpieces import load_tokenizer
@@ -34,7 +34,7 @@ from indexer.wordpieces import load_tokenizer
 # Batches are padded to a multiple of this many word pieces. In bf16 a text's vector otherwise depends on how
 # far its batch was padded (the attention sum over positions ends in a tail the kernel rounds differently);
 # with whole blocks of 16 a text gets the same vector in any batch, alone or as a query, for a small share of
-# throughput (bench/RESULTS.md "Embedding backends", the padding table).
+# throughput (bench/RESULTS.md, "Batching and padding").
 PAD_MULTIPLE = 16
 
 
@@ -95,6 +95,12 @@ def _pooled_dim(pooling: dict) -> int | None:
 def with_context(title: str, text: str) -> str:
     """The text the model sees for a passage: its article title, then the passage."""
     return f"{title}\n\n{text}" if title else text
+
+
+def embedding_text(title: str, text: str, titled: bool) -> str:
+    """What the model reads for a passage of an index: under its article's title when the index embeds titles
+    (its manifest's chunking.title_context, set by fields=title+body), else the passage alone."""
+    return with_context(title, text) if titled else text
 
 
 class Embedder:
@@ -210,8 +216,8 @@ class Embedder:
                 for block in iter(lambda fh=fh: fh.read(1 << 20), b""):
                     digest.update(block)
         found = digest.hexdigest()[:16]
-        with contextlib.suppress(OSError), staging(memo) as tmp:  # a read-only cache only costs the hashing
-            tmp.write_text(found)
+        with contextlib.suppress(OSError):  # a read-only cache only costs the hashing
+            write_whole(memo, found)
         return found
 
     def _input_names(self) -> list[str]:

@@ -1,6 +1,6 @@
-"""Batch engines: who reads, cleans, chunks and embeds for build/update. `local` runs in this
-process; `ray` (indexer/ray_engine.py) runs the same steps as a Ray Data pipeline. Both return the
-same records and vectors, so the index they write is the same.
+"""Batch engines: who runs the steps (steps.py) of read+clean, chunk and embed for the jobs above them (build,
+update). `local` runs them in this process; `ray` (ray_engine.py, built on EngineBase) runs them as Ray Data
+pipelines. Both return the same records and vectors, so the index they write is the same.
 """
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ from typing import Protocol
 
 import numpy as np
 
-from indexer.cache import EmbeddingCache
+from indexer.cache import EmbeddingCache, open_cache
 from indexer.embed import Embedder
-from indexer.pipeline import Corpus, ProgressFn, chunk_all, embed_all, open_cache, read_corpus
 from indexer.records import Article, Passage
 from indexer.settings import Settings
+from indexer.steps import Corpus, ProgressFn, chunk_all, embed_all, read_corpus
 
 
 class Engine(Protocol):
@@ -40,7 +40,6 @@ class EngineBase:
         self.progress = progress
         self.on_progress = on_progress
         self.cache: EmbeddingCache | None = None
-
 
     def __enter__(self) -> EngineBase:
         self.cache = open_cache(self.settings, self.embedder)
@@ -74,12 +73,3 @@ class LocalEngine(EngineBase):
         return embed_all(texts, self.embedder, self.cache, self.progress, self.settings.checkpoint_passages,
                          self.on_progress)
 
-
-def make_engine(settings: Settings, embedder: Embedder, progress: bool = True,
-                on_progress: ProgressFn | None = None) -> Engine:
-    """The engine the settings name (NEWSEARCH_ENGINE / --engine)."""
-    if settings.engine == "ray":
-        from indexer.ray_engine import RayEngine
-
-        return RayEngine(settings, embedder, progress, on_progress)
-    return LocalEngine(settings, embedder, progress, on_progress)

@@ -9,8 +9,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from indexer.cache import EmbeddingCache, cache_key
-from indexer.embed import built_kind, model_key, with_context
+from indexer.cache import EmbeddingCache, cache_key, cache_path
+from indexer.embed import built_kind, embedding_text, model_key
 from indexer.errors import ConfigError, IndexNotFound
 from indexer.jobs import modified, stale_job_files
 from indexer.leases import LEASES, leased_versions, read_leases, writer_lock
@@ -64,7 +64,7 @@ def needed_keys(store: Store, versions: list[str]) -> set[bytes]:
             model = model_key(built["name"], built_kind(built))
             titled = version.manifest["chunking"].get("title_context", False)
             for title, text in version.text.passage_texts():
-                keys.add(cache_key(model, with_context(title, text) if titled else text))
+                keys.add(cache_key(model, embedding_text(title, text, titled)))
         finally:
             version.close()
     return keys
@@ -72,8 +72,6 @@ def needed_keys(store: Store, versions: list[str]) -> set[bytes]:
 
 def prune_cache(settings: Settings, store: Store, kept: list[str], dry_run: bool) -> int:
     """Drop cached vectors that none of the kept versions needs; returns how many."""
-    from indexer.pipeline import cache_path
-
     path = cache_path(settings)
     if path is None or not path.is_file():
         return 0

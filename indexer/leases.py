@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from indexer.errors import IndexBusy
+from indexer.files import write_whole
 
 LOCK_FILE = ".writer.lock"
 LEASES = "leases"
@@ -84,9 +85,7 @@ def take_lease(index_dir: Path, version: str) -> Path:
     folder = index_dir / LEASES
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{version}.{os.getpid()}.{secrets.token_hex(3)}.lease"
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"version": version, "pid": os.getpid(), "host": socket.gethostname()}))
-    os.replace(tmp, path)
+    write_whole(path, json.dumps({"version": version, "pid": os.getpid(), "host": socket.gethostname()}))
     return path
 
 
@@ -96,7 +95,7 @@ def renew_lease(path: Path) -> None:
         os.utime(path)
     except FileNotFoundError:
         version = path.name.split(".", 1)[0]
-        path.write_text(json.dumps({"version": version, "pid": os.getpid(), "host": socket.gethostname()}))
+        write_whole(path, json.dumps({"version": version, "pid": os.getpid(), "host": socket.gethostname()}))
 
 
 def drop_lease(path: Path) -> None:

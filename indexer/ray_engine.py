@@ -21,8 +21,9 @@ from indexer.chunk import chunk_article
 from indexer.embed import Embedder
 from indexer.engines import EngineBase
 from indexer.errors import ConfigError, SourceError
-from indexer.models import resolve_model
-from indexer.pipeline import (
+from indexer.records import Article, Passage
+from indexer.sources import CorpusReader, Problem
+from indexer.steps import (
     Corpus,
     chunk_options,
     clean_or_report,
@@ -32,8 +33,6 @@ from indexer.pipeline import (
     no_articles,
     place_block,
 )
-from indexer.records import Article, Passage
-from indexer.sources import CorpusReader, Problem
 
 LOCAL_OBJECT_STORE = 256 * 1024 * 1024  # bytes; the pipeline holds text and 384-float vectors only
 
@@ -59,16 +58,9 @@ class ChunkArticles:
     """Ray actor: splits articles into passages, sized with the model's own tokenizer (loaded once per actor)."""
 
     def __init__(self, model: str, export_dir: str, options: dict[str, int]):
-        from transformers import AutoTokenizer
-
-        # Only the tokenizer: sentence-transformers loads it from the same folder, so counts are identical.
-        folder, _ = resolve_model(model, Path(export_dir))
-        self.tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+        # The driver's own counter on this actor: an Embedder loads its tokenizer on first use, never the model.
+        self.count_tokens = Embedder(model, export_dir=Path(export_dir)).count_tokens
         self.options = options
-
-    def count_tokens(self, text: str) -> int:
-        """Word pieces in `text`, without special tokens (as Embedder.count_tokens)."""
-        return len(self.tokenizer(text, add_special_tokens=False, truncation=False)["input_ids"])
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list]:
         passages = [chunk_article(pickle.loads(blob), self.count_tokens, **self.options) for blob in batch["blob"]]

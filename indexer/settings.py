@@ -1,6 +1,7 @@
 """The one settings object: defaults, overridden by NEWSEARCH_* environment variables, then by CLI flags.
 
-No other module reads the environment.
+No other module reads the environment. The server's own settings (address, keys, limits, webhooks) extend it in
+search_api/settings.py: the indexer never sees them.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ class Settings:
     """What is embedded and keyword-indexed: `title+body`, or `body` to leave titles out."""
     batch_size: int = 16
     """Passages per embedding batch (batched longest first, each batch padded to its own longest, rounded up to
-    16 word pieces); the default is the fastest measured (bench/RESULTS.md)."""
+    16 word pieces); the default is the fastest measured (bench/RESULTS.md, "Batching and padding")."""
     cache_dir: str = ""
     """Embedding cache folder; empty: `<index_dir>/cache`; `none`: no cache."""
     threads: int = 0
@@ -65,30 +66,6 @@ class Settings:
     export_dir: str = ""
     """Where the model exported to ONNX (and OpenVINO's compiled cache) is kept, and all-mpnet-base-v2 unpacked;
     empty: `~/.cache/newsearch/models`."""
-    host: str = "127.0.0.1"
-    """Address `news-search serve` listens on."""
-    port: int = 8000
-    """Port `news-search serve` listens on."""
-    api_keys: tuple[str, ...] = ()
-    """Comma-separated keys; when set, the search routes need `Authorization: Bearer KEY` or `X-API-Key: KEY`;
-    empty: search is open."""
-    admin_key: str = ""
-    """Key of the `/admin` routes, sent in `X-Admin-Key`; empty: the admin routes are disabled (404)."""
-    cors_origins: tuple[str, ...] = ()
-    """Comma-separated origins allowed to call the API from a browser; empty: no cross-origin access."""
-    max_body_bytes: int = 65536
-    """Larger request bodies get 413."""
-    max_header_bytes: int = 32768
-    """Larger request lines and headers get 431 (docs/reliability.md)."""
-    header_timeout: float = 10.0
-    """Seconds for a request's headers to arrive (from the connection or its first byte), else 408; also closes
-    idle connections."""
-    body_timeout: float = 30.0
-    """Seconds for a request's body to arrive after its headers, else 408."""
-    keep_alive_timeout: float = 5.0
-    """Seconds an idle kept-alive connection stays open."""
-    max_connections: int = 512
-    """Open connections and requests served at once; more get 503."""
     max_query_chars: int = 1000
     """Longer queries get 422."""
     max_k: int = 100
@@ -128,8 +105,6 @@ class Settings:
     """Batch engine of build and update: `local` or `ray` (docs/scaling.md)."""
     ray_address: str = ""
     """Ray cluster to join (e.g. `ray://head:10001`); empty: start a local Ray instance for the job."""
-    reindex_paths: tuple[str, ...] = ()
-    """Comma-separated corpus paths `POST /admin/reindex` reads when the request names none."""
     flat_limit: int = FLAT_LIMIT
     """Passages from which builds use the approximate IVF-SQ8 index instead of exact search (docs/scaling.md)."""
     hnsw_limit: int = HNSW_LIMIT
@@ -151,13 +126,6 @@ class Settings:
     """Token of a Milvus server (`user:password` or an API key); empty for Milvus Lite."""
     milvus_collection: str = "newsearch"
     """Prefix of this index's Milvus collection and alias names."""
-    alert_webhook_attempts: int = 5
-    """POSTs of one batch of an alert's matches to its webhook before giving up (docs/alerts.md)."""
-    alert_webhook_backoff: float = 2.0
-    """Seconds before a webhook's second attempt, doubling after each failure."""
-    alert_webhook_timeout: float = 10.0
-    """Seconds a webhook has to answer one POST."""
-
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         """Build settings from NEWSEARCH_* variables, then apply non-None overrides (CLI flags)."""
@@ -219,11 +187,7 @@ class Settings:
             raise ConfigError(f"NEWSEARCH_STORE must be one of {', '.join(STORES)}, not {self.store!r}")
         if self.engine not in ("local", "ray"):
             raise ConfigError(f"NEWSEARCH_ENGINE must be local or ray, not {self.engine!r}")
-        for name, (low, high, note) in RANGES.items():
-            value = getattr(self, name)
-            if not (low <= value <= high and (isinstance(value, int) or math.isfinite(value))):
-                span = f"at least {low:g}" if high == math.inf else f"between {low:g} and {high:g}"
-                raise ConfigError(f"{ENV_PREFIX}{name.upper()} must be {span} ({note}), not {value!r}")
+        check_ranges(self, RANGES)
         if self.candidates < self.max_k:
             raise ConfigError(f"NEWSEARCH_CANDIDATES ({self.candidates}) must be at least NEWSEARCH_MAX_K "
                               f"({self.max_k}), or a page of max_k hits could never be ranked")
@@ -239,13 +203,6 @@ RANGES: dict[str, tuple[float, float, str]] = {
     "lead_sentences": (0, 5, "sentences; 0: no lead passage"),
     "batch_size": (1, 4096, "passages per embedding batch"),
     "threads": (0, 1024, "embedding threads; 0: the backend's default"),
-    "port": (1, 65535, "a TCP port number"),
-    "max_body_bytes": (1024, math.inf, "bytes"),
-    "max_header_bytes": (1024, math.inf, "bytes"),
-    "header_timeout": (0.1, math.inf, "seconds"),
-    "body_timeout": (0.1, math.inf, "seconds"),
-    "keep_alive_timeout": (0.1, math.inf, "seconds"),
-    "max_connections": (1, math.inf, "connections"),
     "max_query_chars": (1, math.inf, "characters"),
     "max_k": (1, math.inf, "hits per request"),
     "rrf_k": (1, math.inf, "rank offset of reciprocal rank fusion; 60 is usual"),
@@ -266,10 +223,16 @@ RANGES: dict[str, tuple[float, float, str]] = {
     "nprobe": (0, 65536, "IVF lists probed per query; 0: automatic"),
     "ef_search": (0, 65536, "HNSW candidates per query; 0: automatic"),
     "keyword_memory_tokens": (0, 10**10, "indexed tokens; 0: keyword search always asks SQLite"),
-    "alert_webhook_attempts": (1, 100, "POSTs of one batch to a webhook before giving up"),
-    "alert_webhook_backoff": (0, 3600, "seconds before the second attempt, doubling after"),
-    "alert_webhook_timeout": (0.1, 600, "seconds"),
 }
+
+
+def check_ranges(settings: Any, ranges: Mapping[str, tuple[float, float, str]]) -> None:
+    """Raise ConfigError naming the variable and its range for the first value outside its range."""
+    for name, (low, high, note) in ranges.items():
+        value = getattr(settings, name)
+        if not (low <= value <= high and (isinstance(value, int) or math.isfinite(value))):
+            span = f"at least {low:g}" if high == math.inf else f"between {low:g} and {high:g}"
+            raise ConfigError(f"{ENV_PREFIX}{name.upper()} must be {span} ({note}), not {value!r}")
 
 
 def _boolean(raw: str) -> bool:

@@ -27,8 +27,8 @@ class StoryParams:
     """When an article joins an earlier one's story (fitted in bench/stories_quality.py)."""
 
     threshold: float = 0.8  # cosine of the two articles' vectors (mean of their passage vectors)
-    # idf-weighted overlap of the words of title and lead; 0: not used. It raised F1 on the half of the judged
-    # pairs it was fitted on but lowered it on the other half, so dense similarity alone decides by default.
+    # idf-weighted overlap of the words of title and lead; 0: not used, dense similarity alone decides (the overlap
+    # did not hold up on the checking half of the judged pairs: bench/RESULTS.md, "Stories").
     min_overlap: float = 0.0
     window_days: float = 1.0  # at most this far apart in time
     max_span_days: float = 3.0  # and at most this far from the story's first article: daily reports do not chain

@@ -14,23 +14,23 @@ from pathlib import Path
 import numpy as np
 
 from indexer.alerts_store import staged_update
-from indexer.embed import Embedder, built_kind, built_precision
-from indexer.engines import make_engine
+from indexer.embed import Embedder, built_kind, built_precision, embedding_text
 from indexer.errors import ConfigError
 from indexer.leases import leased, writer_lock
-from indexer.pipeline import (
+from indexer.pipeline import make_engine
+from indexer.records import Article, Passage
+from indexer.settings import Settings
+from indexer.sources import Problem
+from indexer.steps import (
     Prepared,
     ProgressFn,
     built_chunking,
     chunking_info,
     cut_short,
-    embedding_text,
     from_cache,
+    title_context,
     write_prepared,
 )
-from indexer.records import Article, Passage
-from indexer.settings import Settings
-from indexer.sources import Problem
 from indexer.storage import open_store
 from indexer.storage.base import Version
 from indexer.storage.manifest import check_model
@@ -160,8 +160,9 @@ def check_compatible(version: Version, settings: Settings, embedder: Embedder) -
 def carry_or_embed(passages: list[Passage], titles: dict[str, str], base: Base, engine, settings: Settings,
                    ) -> tuple[np.ndarray, int, int]:
     """Vectors for `passages`: the published one when its passage read the same text, else embedded."""
-    texts = [embedding_text(titles[p.article_id], p.text, settings) for p in passages]
-    old_text = {p.id: embedding_text(base.titles[p.article_id], p.text, settings)
+    titled = title_context(settings)
+    texts = [embedding_text(titles[p.article_id], p.text, titled) for p in passages]
+    old_text = {p.id: embedding_text(base.titles[p.article_id], p.text, titled)
                 for ps in base.passages_of.values() for p in ps}
     carry = [i for i, p in enumerate(passages) if old_text.get(p.id) == texts[i]]
     vectors = np.zeros((len(passages), base.version.vectors.dim), dtype=np.float32)

@@ -11,21 +11,22 @@ from pathlib import Path
 from indexer.cli import OneLineParser, run
 from indexer.errors import ConfigError
 from indexer.settings import FIELD_CHOICES, Settings
-from search_api.client_types import NO_CLOSE_MATCH
-from search_api.evaluate import COLLAPSE_CHOICES, HALVES
+from search_api.client.types import NO_CLOSE_MATCH
+from search_api.evaluation.harness import COLLAPSE_CHOICES, HALVES
+from search_api.settings import ServerSettings
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Load the index and serve until interrupted."""
     import uvicorn
 
-    from search_api.app import SearcherHolder, create_app
-    from search_api.guard import server_options
+    from search_api.server.app import SearcherHolder, create_app
+    from search_api.server.guard import server_options
 
-    settings = Settings.from_env(index_dir=args.index_dir, host=args.host, port=args.port)
+    settings = ServerSettings.from_env(index_dir=args.index_dir, host=args.host, port=args.port)
     holder = SearcherHolder(settings)
     holder.load()  # fail fast, with one line, before the server starts
-    # access_log=False: search_api/ops.py writes one JSON line per request instead of uvicorn's text line.
+    # access_log=False: search_api/server/ops.py writes one JSON line per request instead of uvicorn's text line.
     uvicorn.run(create_app(settings, holder), host=settings.host, port=settings.port, log_level=args.log_level,
                 access_log=False, **server_options(settings))
     return 0
@@ -53,7 +54,7 @@ def cmd_query(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     """Score retrieval modes on BEIR queries and qrels over an index of a corpus (built or reused)."""
     from indexer.embed import Embedder
-    from search_api.evaluate import evaluate_corpus, load_qrels, load_queries, set_name_of, split_half, table
+    from search_api.evaluation.harness import evaluate_corpus, load_qrels, load_queries, set_name_of, split_half, table
 
     settings = Settings.from_env(fields=args.fields).assign(args.set)
     index_dir = args.index_dir or Path("var/eval") / f"{args.corpus[0].name.split('.')[0]}-{settings.fields.replace('+', '-')}"
@@ -84,7 +85,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     """Paired comparison of two eval results on the same queries."""
-    from search_api.eval_compare import compare, comparison_table, load_result
+    from search_api.evaluation.compare import compare, comparison_table, load_result
 
     a, b = load_result(args.a), load_result(args.b)
     found = compare(a, b, intersect=args.intersect, metrics=args.metric)

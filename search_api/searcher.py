@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -23,13 +24,13 @@ from indexer.storage.bm25 import idf
 from indexer.storage.filtering import CatalogFilter
 from indexer.storage.manifest import check_model
 from indexer.stories import summary
-from search_api import keyword
-from search_api.fusion import best_per_group, decay, ranked, rrf, soft_max_pool
-from search_api.highlight import highlight
-from search_api.relevance import Signals, background, coverage, relevance
-from search_api.rerank import Reranker, rerank
+from search_api.ranking.fusion import best_per_group, decay, ranked, rrf, soft_max_pool
+from search_api.ranking.highlight import highlight
+from search_api.ranking.query_words import query_words
+from search_api.ranking.relevance import Signals, background, coverage, relevance
+from search_api.ranking.rerank import Reranker, rerank
 
-BACKGROUND_PASSAGES = 512  # a fixed random sample: the scale of each query's cosines (search_api/relevance.py)
+BACKGROUND_PASSAGES = 512  # a fixed random sample: the scale of each query's cosines (search_api/ranking/relevance.py)
 Mode = Literal["hybrid", "dense", "keyword"]
 Group = Literal["article", "story", "none"]
 BY_ARTICLE = ("article", "story")  # groupings whose keys are article ids
@@ -92,7 +93,18 @@ class SearchResponse:
     min_relevance: float = 0.0  # the floor applied
 
 
-def _as_datetime(value: datetime | date | None, end: bool) -> datetime | None:
+@dataclass(frozen=True)
+class CatalogRows:
+    """Some articles of the served version as its catalog holds them: ids, numbers, dates, sources, copy groups."""
+
+    article_ids: list[str]
+    nums: np.ndarray  # int64 article numbers
+    times: np.ndarray  # seconds since 1970 (NaN: undated)
+    sources: np.ndarray  # object array
+    dup_groups: list[str | None]  # near-copy group (None: no copies)
+
+
+def as_datetime(value: datetime | date | None, end: bool) -> datetime | None:
     """A filter bound as a naive UTC datetime, as dates are stored.
 
     With `end`, the bound is exclusive and includes `value`: a date means its whole day, a
@@ -179,7 +191,7 @@ class Searcher:
             raise BadQuery("mode must be hybrid, dense or keyword", "mode")
         if req.group not in ("article", "story", "none"):
             raise BadQuery("group must be article, story or none", "group")
-        since, before = _as_datetime(req.since, False), _as_datetime(req.until, True)
+        since, before = as_datetime(req.since, False), as_datetime(req.until, True)
         clamped = since == before and since in (datetime.min, datetime.max)  # both past the calendar's edge
         if since and before and since >= before and not clamped:
             raise BadQuery("since must be before until", "since")
@@ -220,7 +232,7 @@ class Searcher:
         the query vector is None when nothing needs it (keyword mode, not `rated` for relevance)."""
         self.validate(req)
         mode = req.mode or self.settings.default_mode
-        where = Filter(_as_datetime(req.since, False), _as_datetime(req.until, True), tuple(req.sources))
+        where = Filter(as_datetime(req.since, False), as_datetime(req.until, True), tuple(req.sources))
         allowed = self._filter.passages(where) if where else None
         # Relevance needs the query's meaning in keyword mode too; a bare ranking there does not.
         qvec = self.embedder.encode_query(req.q) if rated or mode != "keyword" else None
@@ -228,7 +240,7 @@ class Searcher:
         scores, best, matches = rank(req, mode, qvec, allowed, where)
         if req.recency_half_life_days:
             dates = {key: self._published[self._key_num(key, req.group)] for key in scores}
-            now = _as_datetime(req.now, False) or self.newest or datetime.now()
+            now = as_datetime(req.now, False) or self.newest or datetime.now()
             scores = decay(scores, dates, req.recency_half_life_days, now)
         order = ranked(scores)
         duplicates: dict[Any, list[Any]] = {key: [] for key in order}
@@ -248,7 +260,7 @@ class Searcher:
             cosine = self._article_cosines(nums, qvec)
         else:
             cosine = self.version.vectors.get(np.array(keys, dtype=np.int64)) @ qvec if keys else np.zeros(0)
-        n_rows, df, present = self.version.text.word_presence(keyword.query_words(req.q), nums.tolist())
+        n_rows, df, present = self.version.text.word_presence(query_words(req.q), nums.tolist())
         mean, sd = background(qvec, self._background)
         return Signals(cosine, coverage([idf(n_rows, int(d)) for d in df], present), mean, sd)
 
@@ -266,6 +278,29 @@ class Searcher:
         starts, ends = self._article_start[nums], self._article_start[nums + 1]
         positions = np.concatenate([np.arange(a, b) for a, b in zip(starts.tolist(), ends.tolist())] + [[]])
         return self._pids[self._by_article[positions.astype(np.int64)]], np.repeat(np.arange(len(nums)), ends - starts)
+
+    # -- a batch of articles, as alerts read it -----------------------------------------------------
+
+    @property
+    def article_count(self) -> int:
+        """Articles in the served version."""
+        return len(self._article_ids) - 1  # number 0 is no article
+
+    @property
+    def article_ids(self) -> list[str]:
+        """The ids of the served version's articles (a copy), by article number."""
+        return self._article_ids[1:]
+
+    def catalog_rows(self, article_ids: Iterable[str]) -> CatalogRows:
+        """The given articles this version holds (sorted), with their numbers, dates, sources and copy groups."""
+        present = sorted(a for a in set(article_ids) if a in self._num_of)
+        nums = np.array([self._num_of[a] for a in present], dtype=np.int64)
+        return CatalogRows(present, nums, self._filter.times[nums], self._filter.sources[nums],
+                           [self._dup_group.get(a) for a in present])
+
+    def keyword_articles(self, words: list[str], depth: int) -> list[tuple[str, float]]:
+        """The `depth` best articles holding the words, BM25-scored with the column weights /search uses."""
+        return self.version.text.keyword_articles(words, depth, self._weights)
 
     def _key_num(self, key: Any, group: str) -> int:
         if group in BY_ARTICLE:
@@ -297,7 +332,7 @@ class Searcher:
 
     def _rank_articles(self, req, mode, qvec, allowed, where: Filter):
         depth = self.settings.candidates
-        words = keyword.query_words(req.q, self.settings.keyword_stop_words)
+        words = query_words(req.q, self.settings.keyword_stop_words)
         kw = self.version.text.keyword_articles(words, depth, self._weights, where or None) if mode != "dense" else []
         if mode == "keyword":
             return dict(kw), {}, {}
@@ -316,7 +351,7 @@ class Searcher:
             dense = dict(zip(p.tolist(), s.tolist()))
         if mode == "dense":
             return dense, {}, {}
-        kw = dict(self.version.text.keyword_passages(keyword.query_words(req.q), depth, self.settings.title_weight,
+        kw = dict(self.version.text.keyword_passages(query_words(req.q), depth, self.settings.title_weight,
                                                      where or None))
         if mode == "keyword":
             return kw, {}, {}
@@ -328,7 +363,7 @@ class Searcher:
         if req.group not in BY_ARTICLE:
             return list(keys)
         missing = [aid for aid in keys if aid not in best]
-        best = {**best, **self.version.text.best_keyword_passages(keyword.query_words(req.q), missing)}
+        best = {**best, **self.version.text.best_keyword_passages(query_words(req.q), missing)}
         still = [aid for aid in keys if aid not in best]
         if still:
             best.update(self.version.text.first_passages(still))

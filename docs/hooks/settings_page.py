@@ -1,6 +1,8 @@
-"""MkDocs hook: the configuration table of docs/configuration.md, generated from `indexer.settings.Settings`.
+"""MkDocs hook: the configuration tables of docs/configuration.md, generated from `indexer.settings.Settings` and
+the server's own fields of `search_api.settings.ServerSettings`.
 
-Each row comes from one field: its NEWSEARCH_ variable, type, default, allowed range (`RANGES`) and docstring.
+Each row comes from one field: its NEWSEARCH_ variable, type, default, allowed range (`RANGES`, `SERVER_RANGES`) and
+docstring.
 """
 
 from __future__ import annotations
@@ -13,17 +15,27 @@ from typing import Any, get_type_hints
 
 from indexer import settings as settings_module
 from indexer.settings import DEPRECATED, ENV_PREFIX, RANGES, Settings
+from search_api import settings as server_settings_module
+from search_api.settings import SERVER_RANGES, ServerSettings
 
 MARKER = "<!-- settings-table -->"
+SERVER_MARKER = "<!-- server-settings-table -->"
 TYPE_NAMES = {Path: "path", str: "text", int: "integer", float: "number", bool: "true/false"}
 
 
 def descriptions() -> dict[str, str]:
-    """Each Settings field's docstring (the string right below it in indexer/settings.py), by field name."""
-    tree = ast.parse(inspect.getsource(settings_module))
+    """Each field's docstring (the string right below it in indexer/settings.py or search_api/settings.py), by name."""
+    found: dict[str, str] = {}
+    for module, cls in ((settings_module, Settings), (server_settings_module, ServerSettings)):
+        found.update(_docstrings(module, cls.__name__))
+    return found
+
+
+def _docstrings(module: Any, class_name: str) -> dict[str, str]:
+    tree = ast.parse(inspect.getsource(module))
     found: dict[str, str] = {}
     for node in ast.walk(tree):
-        if isinstance(node, ast.ClassDef) and node.name == Settings.__name__:
+        if isinstance(node, ast.ClassDef) and node.name == class_name:
             body = node.body
             for stmt, following in zip(body, body[1:]):
                 if (isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name)
@@ -46,18 +58,22 @@ def _default(value: Any) -> str:
 
 
 def _range(name: str) -> str:
-    if name not in RANGES:
+    ranges = {**RANGES, **SERVER_RANGES}
+    if name not in ranges:
         return ""
-    low, high, _ = RANGES[name]
+    low, high, _ = ranges[name]
     return f"≥ {low:g}" if high == float("inf") else f"{low:g} to {high:g}"
 
 
-def settings_table() -> str:
-    """The Markdown table of every setting, one row a field, in the order of the class."""
-    hints, docs = get_type_hints(Settings), descriptions()
+def settings_table(server: bool = False) -> str:
+    """The Markdown table of the indexer's settings (or the server's own), one row a field, in the class's order."""
+    hints, docs = get_type_hints(ServerSettings), descriptions()
     aliases = {name: old for old, name in DEPRECATED.items()}
     rows = ["| variable | type | default | range | meaning |", "|---|---|---|---|---|"]
-    for f in fields(Settings):
+    indexer_fields = {f.name for f in fields(Settings)}
+    for f in fields(ServerSettings):
+        if (f.name in indexer_fields) == server:
+            continue
         default = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
         meaning = docs.get(f.name, "").replace("|", "\\|")
         if f.name in aliases:
@@ -68,7 +84,5 @@ def settings_table() -> str:
 
 
 def on_page_markdown(markdown: str, page: Any, **_: Any) -> str:
-    """Put the generated table where docs/configuration.md has the marker."""
-    if MARKER in markdown:
-        return markdown.replace(MARKER, settings_table())
-    return markdown
+    """Put the generated tables where docs/configuration.md has their markers."""
+    return markdown.replace(MARKER, settings_table()).replace(SERVER_MARKER, settings_table(server=True))

@@ -16,16 +16,15 @@ import numpy as np
 from indexer.errors import ConfigError, StorageError
 from indexer.storage.base import Filter
 
-# Exact search scans every vector: 2.5 ms a query at 28k passages, 10-18 ms at 100k on one core here,
-# while IVF-SQ8 answers 100k in 1-2 ms at recall@10 0.96. From this many passages, the approximate index.
+# Exact search scans every vector, so its latency grows with the corpus; from this many passages the
+# approximate index answers faster at the recall bench/RESULTS.md ("Index by scale") records.
 FLAT_LIMIT = 50_000
-# IVF-SQ8 meets recall@10 >= 0.95 at p50 3 ms up to 1M passages here, with exact deletions, 0.44 KB a
-# passage and a build 6x faster than HNSW's; HNSW over 8-bit codes is faster per query but only on request
-# (NEWSEARCH_HNSW_LIMIT: passages from which to use it; 0, the default: never).
+# IVF-SQ8 is the approximate index: exact deletions, small codes and a quicker build than HNSW's; HNSW over 8-bit
+# codes only on request (NEWSEARCH_HNSW_LIMIT: passages from which to use it; 0, the default: never).
 HNSW_LIMIT = 0
 HNSW_SPEC = "IDMap2,HNSW32,SQ8"
-EF_SEARCH = 256  # HNSW candidates per query: recall@10 0.958 (fp32) / 0.955 (bf16 vectors) on the dev queries at 1M (128: 0.942 / 0.935)
-SCAN_CODES = 1 << 15  # 8-bit codes an IVF search scans by default: about 3 ms at 1M passages here
+EF_SEARCH = 256  # HNSW candidates per query; recall at this and at 128: bench/RESULTS.md ("Index by scale")
+SCAN_CODES = 1 << 15  # 8-bit codes an IVF search scans by default (default_nprobe); latency: bench/RESULTS.md
 EXACT_FILTER_LIMIT = 20_000  # filtered approximate searches over at most this many ids are scored exactly
 TRAIN_PER_LIST = 64  # k-means training points per inverted list (FAISS warns below 39)
 TRAIN_MAX = 1 << 18  # k-means costs points x lists: at most this many points
@@ -50,9 +49,8 @@ def ivf_lists(n_passages: int) -> int:
 def default_nprobe(nlist: int, n_passages: int) -> int:
     """Lists probed per query: those holding about SCAN_CODES codes (a power of two), at most a quarter.
 
-    Small corpora need the quarter: an eighth gives recall@10 0.940-0.945 on the dev queries at 28k and
-    100k passages. The share needed falls as lists multiply: at 1M (4,096 lists) 128 give 0.958 on them
-    at p50 3.0 ms on an AVX2 CPU (1.5 ms on Zen 5), 256 give 0.969 (bench/results/index_by_scale-*.json).
+    Small corpora need the quarter and the share needed falls as lists multiply: recall and latency by
+    corpus size and probes are in bench/RESULTS.md ("Index by scale").
     """
     share = SCAN_CODES * nlist / max(n_passages, 1)
     return max(1, min(nlist // 4, 1 << max(0, round(math.log2(share)))))

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from indexer.errors import IndexMismatch, IndexNotFound, NewsearchError
+from indexer.files import commit_file as commit_file  # storage/local.py commits its files through this module
+from indexer.files import write_whole
 from indexer.storage.manifest import FORMAT, FORMAT_VERSION, rebuild_hint
 
 CURRENT = "CURRENT"
@@ -28,27 +30,6 @@ WRITER = "writer.json"  # pid and host of the process writing an unfinished vers
 def new_version_name() -> str:
     """Sortable by creation time, unique across concurrent writers."""
     return "v" + datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ") + "-" + secrets.token_hex(2)
-
-
-def fsync_dir(path: Path) -> None:
-    """Make a rename or new file in `path` durable."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def fsync_file(path: Path) -> None:
-    """Flush a file's data to disk."""
-    with open(path, "rb+") as fh:
-        os.fsync(fh.fileno())
-
-
-def commit_file(tmp: Path, final: Path) -> None:
-    """fsync a finished temporary file, then rename it to its final name."""
-    fsync_file(tmp)
-    os.replace(tmp, final)
 
 
 def sha256_file(path: Path) -> str:
@@ -67,24 +48,14 @@ def file_entry(path: Path) -> dict[str, Any]:
 
 def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
     """Write manifest.json last: its presence marks the version complete."""
-    tmp = folder / (MANIFEST + ".tmp")
-    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
-    commit_file(tmp, folder / MANIFEST)
-    fsync_dir(folder)
+    write_whole(folder / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n", durable=True)
 
 
 def publish(index_dir: Path, version: str) -> None:
     """Make `version` the published one: CURRENT is replaced by an atomic rename."""
     if not (index_dir / version / MANIFEST).is_file():
         raise IndexNotFound(f"version {version} in {index_dir} is incomplete (no {MANIFEST}); {rebuild_hint(index_dir)}")
-    tmp = index_dir / f"{CURRENT}.{secrets.token_hex(4)}.tmp"
-    try:
-        tmp.write_text(version + "\n", encoding="utf-8")
-        commit_file(tmp, index_dir / CURRENT)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    fsync_dir(index_dir)
+    write_whole(index_dir / CURRENT, version + "\n", durable=True)  # CURRENT.<random>.tmp until renamed
 
 
 def publish_new(index_dir: Path, version: str) -> None:

@@ -5,6 +5,7 @@ makes of it: the same format and the same embedding model as the process that op
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +24,6 @@ def rebuild_hint(index_dir: Path) -> str:
 def base_manifest(version: str, model: dict[str, Any], chunking: dict[str, Any],
                   counts: dict[str, int]) -> dict[str, Any]:
     """What a reader needs to check any backend's version; a backend adds its index parameters and checksums."""
-    import sentence_transformers
-
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -33,7 +32,7 @@ def base_manifest(version: str, model: dict[str, Any], chunking: dict[str, Any],
         "model": model,
         "chunking": chunking,
         "counts": counts,
-        "software": {"newsearch": __version__, "sentence_transformers": sentence_transformers.__version__},
+        "software": {"newsearch": __version__, "sentence_transformers": metadata.version("sentence-transformers")},
     }
 
 

@@ -28,7 +28,7 @@ from indexer.errors import ConfigError, SourceError
 from indexer.records import RawArticle
 from indexer.settings import Settings
 from search_api.cli import main as search_main
-from tests.conftest import REUTERS, shared_data
+from tests.helpers import REUTERS, shared_data
 
 TINY = AdaptOptions(max_length=48, batch_size=4, phrases=40, save_steps=2, max_articles=8, epochs=5, pairs="draw")
 

@@ -14,8 +14,7 @@ from indexer.errors import ConfigError
 from indexer.pipeline import build
 from indexer.settings import Settings
 from indexer.update import update
-from tests.indexer.test_resume import short_reuters
-from tests.indexer.test_update import wikinews, write_jsonl
+from tests.helpers import short_reuters, wikinews, write_jsonl
 
 PASSAGES = [
     "Syrian army retakes Palmyra with Russian air support",
@@ -49,7 +48,7 @@ def test_export_is_kept_and_reused(tmp_path):
     stamp = exported.stat().st_mtime_ns
     Embedder(backend="onnx", export_dir=tmp_path).encode(["second"])
     assert exported.stat().st_mtime_ns == stamp
-    assert not list(tmp_path.glob("*/.model.onnx.*"))  # no staging file left behind
+    assert not list(tmp_path.glob("*/model.onnx.*.tmp"))  # no temporary file left behind
 
 
 def test_batches_sorted_by_length_give_the_same_vectors_as_one_by_one(embedder):

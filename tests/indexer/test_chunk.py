@@ -20,7 +20,7 @@ from indexer.clean import clean_article
 from indexer.errors import NewsearchError
 from indexer.records import Article
 from indexer.sources import CorpusReader
-from tests.conftest import SEED
+from tests.helpers import SEED
 
 
 def article(body: str, title: str = "T") -> Article:
@@ -116,7 +116,7 @@ def test_sentence_ends_fast_path_agrees_with_blingfire():
     import blingfire
 
     from indexer.chunk import _sentence_ends
-    from tests.conftest import CORPUS
+    from tests.helpers import CORPUS
 
     texts = [clean_article(raw).body for raw in CorpusReader([CORPUS])]
     texts += ["One.", "Mr. Smith went to Washington. He left at 5 p.m. sharp!", "x" * 3000, "Café au lait. Très bon.",

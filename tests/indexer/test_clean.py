@@ -8,7 +8,7 @@ import re
 
 from indexer.clean import clean_article, clean_body, drop_language_tags, is_junk_line, normalize_text, strip_residue
 from indexer.sources import CorpusReader
-from tests.conftest import REUTERS, SEED, WIKINEWS, shared_data
+from tests.helpers import REUTERS, SEED, WIKINEWS, shared_data
 
 
 def seed_article():

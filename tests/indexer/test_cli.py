@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -12,12 +11,7 @@ import pytest
 from indexer.cli import build_parser
 from indexer.jobs import update_command
 from indexer.settings import Settings
-from tests.conftest import SEED
-
-
-def news_index(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "indexer.cli", *map(str, args)], capture_output=True, text=True,
-                          timeout=600, env=env)
+from tests.helpers import SEED, news_index
 
 
 @pytest.mark.slow

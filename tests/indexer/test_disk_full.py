@@ -21,7 +21,7 @@ from indexer.settings import Settings
 from indexer.storage.faiss_vectors import FaissStore
 from indexer.storage.folders import current_version, list_versions
 from indexer.storage.local import LocalVersion
-from tests.conftest import CORPUS, fill, small_disk
+from tests.helpers import CORPUS, fill, small_disk
 
 
 def used(folder) -> int:

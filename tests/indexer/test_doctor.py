@@ -22,7 +22,7 @@ from indexer.doctor import (
 from indexer.embed import Embedder, configured_dim
 from indexer.settings import Settings
 from indexer.wordpieces import WordPieces
-from tests.conftest import CORPUS, ROOT
+from tests.helpers import CORPUS, ROOT
 
 
 def _row(name: str, rate: float, cosine: float = 1.0) -> dict:
@@ -128,7 +128,7 @@ def test_auto_measures_once_keeps_the_choice_and_doctor_reports_it(tmp_path, emb
 def test_update_on_auto_follows_the_published_versions_backend(tmp_path):
     from indexer.doctor import following_index
     from indexer.pipeline import build
-    from tests.indexer.test_update import wikinews, write_jsonl
+    from tests.helpers import wikinews, write_jsonl
 
     settings = Settings(index_dir=tmp_path / "idx")
     assert following_index(settings) == settings  # nothing published yet: nothing to follow

@@ -10,8 +10,7 @@ import numpy as np
 from indexer.cache import EmbeddingCache, cache_key
 from indexer.leases import LOCK_FILE
 from indexer.storage.folders import current_version, list_versions, publish
-from tests.indexer.test_cli import news_index
-from tests.indexer.test_resume import tiny_version
+from tests.helpers import news_index, tiny_version
 
 
 def test_gc_keeps_published_and_newest_and_removes_the_rest(tmp_path):

@@ -13,9 +13,9 @@ import pytest
 
 from indexer.chunk import MAX_PASSAGES_PER_ARTICLE, chunk_article
 from indexer.errors import SourceError
-from indexer.pipeline import cut_short, keep_last, read_corpus
 from indexer.records import Article
 from indexer.sources import CorpusReader
+from indexer.steps import cut_short, keep_last, read_corpus
 
 GOOD = {"id": "good", "title": "Wheat", "body": "Wheat prices rose in Kansas after the rain."}
 

@@ -8,7 +8,7 @@ import pytest
 from indexer.pipeline import build
 from indexer.settings import Settings
 from indexer.update import update
-from tests.indexer.test_update import assert_same_index, wikinews, write_jsonl
+from tests.helpers import assert_same_index, wikinews, write_jsonl
 
 pytest.importorskip("ray", reason="the ray extra is installed by `make install`")
 
@@ -41,8 +41,7 @@ def test_ray_build_and_update_equal_the_local_engine(tmp_path, embedder):
 
 
 def test_unreachable_cluster_is_one_line_and_exit_1(tmp_path):
-    from tests.conftest import SEED, free_port
-    from tests.indexer.test_cli import news_index
+    from tests.helpers import SEED, free_port, news_index
 
     address = f"127.0.0.1:{free_port()}"
     r = news_index("build", SEED, "--index-dir", tmp_path / "idx", "--engine", "ray", "--ray-address", address)

@@ -5,8 +5,6 @@ file step of writing and publishing leaves a readable published version.
 
 from __future__ import annotations
 
-import gzip
-import json
 import os
 import re
 import signal
@@ -17,32 +15,16 @@ import threading
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from indexer.gc import collect
-from indexer.records import Article, Passage
 from indexer.settings import Settings
 from indexer.storage import folders
 from indexer.storage.folders import current_version, list_versions, publish
-from indexer.storage.local import LocalVersion, LocalWriter
-from tests.conftest import REUTERS, shared_data
-from tests.indexer.test_update import assert_same_index, write_jsonl
+from indexer.storage.local import LocalVersion
+from tests.helpers import assert_same_index, short_reuters, tiny_version, write_jsonl
 
 CHECKPOINT = 24  # passages per cache commit in the killed build, so it checkpoints several times
-
-
-def short_reuters(n: int) -> list[dict]:
-    """The first `n` Reuters articles of one or two passages: a build of a few hundred takes a minute."""
-    out = []
-    with gzip.open(shared_data(REUTERS / "corpus-00.jsonl.gz"), "rt", encoding="utf-8") as fh:
-        for line in fh:
-            record = json.loads(line)
-            if 200 < len(record["body"]) < 700:
-                out.append(record)
-                if len(out) == n:
-                    break
-    return out
 
 
 def cached_rows(path: Path) -> int:
@@ -130,19 +112,6 @@ def test_job_killed_mid_embedding_keeps_published_version_and_resumes(command, t
         clean = Settings(index_dir=tmp_path / "clean-all", cache_dir="none")
         build([corpus.parent.parent / "first", corpus.parent], clean, embedder, progress=False)
     assert_same_index(settings.index_dir, clean.index_dir, settings, clean, embedder)
-
-
-def tiny_version(index_dir: Path, seed: int) -> str:
-    """A small real version (records and FAISS) with random unit vectors, no model needed."""
-    rng = np.random.default_rng(seed)
-    articles = [Article(f"a{seed}-{i}", f"Title {i}", f"Body number {i}.", None, None, None, f"h{i}") for i in range(3)]
-    passages = {a.id: [Passage(1000 * seed + i, a.id, 0, a.body, 0, len(a.body), 4)] for i, a in enumerate(articles)}
-    vectors = rng.normal(size=(3, 8)).astype(np.float32)
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    ids = np.array([p[0].id for p in passages.values()], dtype=np.int64)
-    with LocalWriter(index_dir, {"name": "m", "dim": 8, "max_seq_length": 8}, {"fields": "title+body"}) as writer:
-        writer.add(articles, passages, ids, vectors, {})
-        return writer.commit()
 
 
 def test_a_crash_at_any_rename_leaves_a_readable_published_version(tmp_path, monkeypatch):

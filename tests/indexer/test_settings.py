@@ -11,24 +11,30 @@ import pytest
 
 from indexer.errors import ConfigError
 from indexer.settings import RANGES, Settings
+from search_api.settings import SERVER_RANGES, ServerSettings
 
 
 def test_env_then_flags():
     env = {"NEWSEARCH_INDEX_DIR": "/data/idx", "NEWSEARCH_PORT": "9000", "NEWSEARCH_API_KEYS": "a, b",
            "NEWSEARCH_RRF_K": "30", "OTHER": "x"}
-    s = Settings.from_env(env, port=9100, host=None)
+    s = ServerSettings.from_env(env, port=9100, host=None)
     assert s.index_dir == Path("/data/idx") and s.port == 9100 and s.api_keys == ("a", "b") and s.rrf_k == 30
     assert s.host == "127.0.0.1"
+    # The indexer reads the same variables and never sees the server's
+    indexer = Settings.from_env(env)
+    assert indexer.rrf_k == 30 and not hasattr(indexer, "port") and not hasattr(indexer, "api_keys")
 
 
 @pytest.mark.parametrize("env, message", [
     ({"NEWSEARCH_PORT": "eighty"}, "NEWSEARCH_PORT='eighty' is not a valid int"),
+    ({"NEWSEARCH_PORT": "0"}, r"NEWSEARCH_PORT must be between 1 and 65535 \(a TCP port number\), not 0"),
+    ({"NEWSEARCH_MAX_BODY_BYTES": "10"}, "NEWSEARCH_MAX_BODY_BYTES must be at least 1024"),
     ({"NEWSEARCH_FIELDS": "title"}, "NEWSEARCH_FIELDS must be one of"),
     ({"NEWSEARCH_CHUNK_TOKENS": "1000"}, "NEWSEARCH_CHUNK_TOKENS"),
 ])
 def test_bad_values_name_the_variable(env, message):
     with pytest.raises(ConfigError, match=message):
-        Settings.from_env(env)
+        ServerSettings.from_env(env)
 
 
 @pytest.mark.parametrize("env, message", [
@@ -58,7 +64,9 @@ def test_numbers_out_of_range_name_the_variable_and_the_range(env, message):
 def test_every_numeric_setting_has_a_range_and_the_defaults_are_in_it():
     numeric = {f.name for f in fields(Settings) if get_type_hints(Settings)[f.name] in (int, float)}
     assert numeric == set(RANGES)
-    Settings().validate()
+    server = {f.name for f in fields(ServerSettings) if get_type_hints(ServerSettings)[f.name] in (int, float)}
+    assert server - numeric == set(SERVER_RANGES)
+    ServerSettings().validate()
     ok = Settings.from_env({"NEWSEARCH_RRF_K": "1", "NEWSEARCH_KEYWORD_WEIGHT": "0", "NEWSEARCH_CANDIDATES": "100",
                             "NEWSEARCH_POOL_TEMPERATURE": "0", "NEWSEARCH_RELOAD_INTERVAL": "0"})
     assert (ok.rrf_k, ok.keyword_weight, ok.candidates) == (1, 0.0, 100)
@@ -76,12 +84,17 @@ def settings_page():
 def test_every_setting_has_a_description_and_a_row_in_the_generated_configuration_page():
     page = settings_page()
     described = page.descriptions()
-    # The rule for a new setting: a docstring right below its field in indexer/settings.py.
-    missing = [f.name for f in fields(Settings) if len(described.get(f.name, "")) < 10]
-    assert missing == [], f"settings without a docstring below their field in indexer/settings.py: {missing}"
+    # The rule for a new setting: a docstring right below its field in indexer/settings.py or search_api/settings.py.
+    missing = [f.name for f in fields(ServerSettings) if len(described.get(f.name, "")) < 10]
+    assert missing == [], f"settings without a docstring below their field: {missing}"
     rows = {line.split("`")[1]: line for line in page.settings_table().splitlines()[2:]}
     assert list(rows) == [f"NEWSEARCH_{f.name.upper()}" for f in fields(Settings)]
+    server_rows = {line.split("`")[1]: line for line in page.settings_table(server=True).splitlines()[2:]}
+    indexer_names = {f.name for f in fields(Settings)}
+    assert list(server_rows) == [f"NEWSEARCH_{f.name.upper()}" for f in fields(ServerSettings)
+                                 if f.name not in indexer_names]
+    assert "| integer | `8000` | 1 to 65535 | Port" in server_rows["NEWSEARCH_PORT"]
     assert "| integer | `200` | 16 to 510 | Most word pieces" in rows["NEWSEARCH_CHUNK_TOKENS"]
     assert "Alias: `NEWSEARCH_MODEL_PATH`" in rows["NEWSEARCH_MODEL"]
     doc = (Path(__file__).resolve().parents[2] / "docs" / "configuration.md").read_text(encoding="utf-8")
-    assert page.on_page_markdown(doc, None).count("| `NEWSEARCH_") == len(fields(Settings))
+    assert page.on_page_markdown(doc, None).count("| `NEWSEARCH_") == len(fields(ServerSettings))

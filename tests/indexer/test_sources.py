@@ -10,7 +10,7 @@ import pytest
 
 from indexer.errors import SourceError
 from indexer.sources import CorpusReader
-from tests.conftest import CORPUS, SEED
+from tests.helpers import CORPUS, SEED
 
 
 def read(*paths, strict=False):

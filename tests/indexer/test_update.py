@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
 
 import numpy as np
@@ -15,55 +14,7 @@ from indexer.settings import Settings
 from indexer.storage.folders import current_version, list_versions
 from indexer.storage.local import LocalVersion
 from indexer.update import diff, update
-from search_api.searcher import Searcher, SearchRequest
-from tests.conftest import WIKINEWS, shared_data
-
-QUERIES = ["apartment building collapsed after a gas explosion", "election results", "wildfire evacuation",
-           "football match", "court ruling on appeal"]
-
-
-def wikinews(n: int, start: int = 0) -> list[dict]:
-    lines = shared_data(WIKINEWS).read_text(encoding="utf-8").splitlines()
-    return [json.loads(line) for line in lines[start : start + n]]
-
-
-def write_jsonl(path: Path, records: list[dict]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
-    return path
-
-
-def dump(index_dir: Path) -> dict:
-    """Everything a reader sees of the published version except its name and creation time."""
-    version = LocalVersion.open(index_dir)
-    conn = sqlite3.connect(version.path / "meta.sqlite")
-    try:
-        tables = {t: conn.execute(f"SELECT * FROM {t} ORDER BY 1").fetchall() for t in ("articles", "passages")}
-        fts = {q: conn.execute("SELECT rowid, bm25(passages_fts) FROM passages_fts WHERE passages_fts MATCH ?"
-                               " ORDER BY 2, 1", (" OR ".join(q.split()),)).fetchall() for q in QUERIES}
-        ids = np.array([r[0] for r in tables["passages"]], dtype=np.int64)
-        vectors = version.vectors.get(ids)
-        manifest = {k: version.manifest[k] for k in ("counts", "model", "chunking")}
-    finally:
-        conn.close()
-        version.close()
-    return {"tables": tables, "fts": fts, "vectors": vectors, "manifest": manifest}
-
-
-def search_results(index_dir: Path, settings: Settings, embedder) -> list:
-    searcher = Searcher.open(index_dir, settings, embedder)
-    try:
-        return [[(h.article_id, h.passage_id) for h in searcher.search(SearchRequest(q=q, k=10, mode=mode)).hits]
-                for q in QUERIES for mode in ("hybrid", "dense", "keyword")]
-    finally:
-        searcher.close()
-
-
-def assert_same_index(a: Path, b: Path, settings_a: Settings, settings_b: Settings, embedder) -> None:
-    da, db = dump(a), dump(b)
-    assert da["tables"] == db["tables"] and da["fts"] == db["fts"] and da["manifest"] == db["manifest"]
-    np.testing.assert_allclose(da["vectors"], db["vectors"], atol=1e-5)
-    assert search_results(a, settings_a, embedder) == search_results(b, settings_b, embedder)
+from tests.helpers import assert_same_index, dump, wikinews, write_jsonl
 
 
 def test_diff_classifies_by_id_hash_and_metadata():
@@ -197,7 +148,7 @@ def test_articles_without_a_title_get_a_lead_passage_and_update_decides_as_a_reb
 
 
 def test_update_of_an_index_from_before_the_untitled_lead_rule_says_how_to_rebuild(tmp_path, embedder, corpus_index):
-    from indexer.pipeline import built_chunking
+    from indexer.steps import built_chunking
 
     name = current_version(corpus_index)
     manifest_path = corpus_index / name / "manifest.json"

@@ -12,15 +12,15 @@ import pytest
 import uvicorn
 
 from indexer.embed import Embedder
-from indexer.settings import Settings
-from search_api.app import SearcherHolder, create_app
-from search_api.guard import server_options
 from search_api.searcher import Searcher
-from tests.conftest import free_port
+from search_api.server.app import SearcherHolder, create_app
+from search_api.server.guard import server_options
+from search_api.settings import ServerSettings
+from tests.helpers import free_port
 
 
 @contextmanager
-def serve_index(index_dir: Path, settings: Settings, embedder: Embedder) -> Iterator[str]:
+def serve_index(index_dir: Path, settings: ServerSettings, embedder: Embedder) -> Iterator[str]:
     """Serve `index_dir` over HTTP on a free 127.0.0.1 port from this process; yields the base URL."""
     holder = SearcherHolder(settings, embedder)
     holder.swap(Searcher.open(index_dir, settings, embedder))  # its own searcher: the app closes it on exit

@@ -3,38 +3,24 @@ articles, the same ranking and floor as /search, kept across restarts, new versi
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import feedparser
 import pytest
 
 from indexer.alerts_store import Alert, AlertStore, alerts_path
 from indexer.gc import collect
 from indexer.pipeline import build
-from indexer.settings import Settings
 from indexer.storage.folders import current_version
 from indexer.update import update
-from search_api.alert_eval import evaluate
-from search_api.alert_worker import AlertWorker
-from search_api.alerts import atom
+from search_api.alerts.batch import evaluate
+from search_api.alerts.worker import AlertWorker
 from search_api.holder import SearcherHolder
 from search_api.searcher import SearchRequest
-from tests.conftest import WIKINEWS, shared_data
+from search_api.server.alerts import atom
+from search_api.settings import ServerSettings
+from tests.helpers import wikinews, write_jsonl
 
 FIRST = 150  # articles in the first build; the update adds the next ADDED and changes one
 ADDED = 20
-
-
-def wikinews() -> list[dict]:
-    lines = shared_data(WIKINEWS).read_text(encoding="utf-8").splitlines()
-    return [json.loads(line) for line in lines]
-
-
-def write_jsonl(path: Path, records: list[dict]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +28,7 @@ def updated(tmp_path_factory, embedder):
     """An index of FIRST articles with three alerts saved, then updated with ADDED new articles and one changed."""
     tmp = tmp_path_factory.mktemp("alerts")
     records = wikinews()
-    settings = Settings(index_dir=tmp / "index", max_k=200, reload_interval=0)
+    settings = ServerSettings(index_dir=tmp / "index", max_k=200, reload_interval=0)
     build([write_jsonl(tmp / "day1" / "a.jsonl", records[:FIRST])], settings, embedder, progress=False)
     first = current_version(settings.index_dir)
     store = AlertStore(settings.index_dir)
@@ -62,7 +48,7 @@ def updated(tmp_path_factory, embedder):
     holder.close()
 
 
-def matches(settings: Settings, alert_id: str):
+def matches(settings: ServerSettings, alert_id: str):
     store = AlertStore(settings.index_dir)
     try:
         return store.matches(alert_id)
@@ -122,7 +108,7 @@ def test_kept_across_restart_new_version_and_gc(updated, embedder):
 def test_no_alerts_file_no_batch(tmp_path, embedder):
     """An index nobody saved an alert on gets no alerts file from updates."""
     records = wikinews()
-    settings = Settings(index_dir=tmp_path / "index")
+    settings = ServerSettings(index_dir=tmp_path / "index")
     build([write_jsonl(tmp_path / "a" / "a.jsonl", records[:5])], settings, embedder, progress=False)
     update([write_jsonl(tmp_path / "b" / "a.jsonl", records[:7])], settings, embedder, progress=False)
     assert not alerts_path(settings.index_dir).exists()

@@ -16,14 +16,14 @@ from fastapi.testclient import TestClient
 from indexer.alerts_store import AlertNotFound, AlertStore
 from indexer.errors import BadQuery
 from indexer.pipeline import build
-from indexer.settings import Settings
 from indexer.update import update
-from search_api.alert_worker import deliver
-from search_api.app import create_app
+from search_api.alerts.worker import deliver
 from search_api.client import NewsSearchClient
 from search_api.holder import SearcherHolder
+from search_api.server.app import create_app
+from search_api.settings import ServerSettings
+from tests.helpers import wikinews, write_jsonl
 from tests.search_api.live_server import serve_index
-from tests.search_api.test_alerts import wikinews, write_jsonl
 
 ADMIN, KEY, OTHER = "admin-secret", "key-one", "key-two"
 
@@ -57,7 +57,7 @@ class Receiver:
 @pytest.fixture(scope="module")
 def served(tmp_path_factory, embedder):
     tmp = tmp_path_factory.mktemp("alerts-api")
-    settings = Settings(index_dir=tmp / "index", api_keys=(KEY, OTHER), admin_key=ADMIN, reload_interval=0,
+    settings = ServerSettings(index_dir=tmp / "index", api_keys=(KEY, OTHER), admin_key=ADMIN, reload_interval=0,
                         alert_webhook_backoff=0.05, alert_webhook_attempts=3)
     build([write_jsonl(tmp / "a" / "a.jsonl", wikinews()[:8])], settings, embedder, progress=False)
     holder = SearcherHolder(settings, embedder)

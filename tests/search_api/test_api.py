@@ -7,7 +7,7 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from search_api.app import SearcherHolder, create_app
+from search_api.server.app import SearcherHolder, create_app
 
 SEED_QUERY = "Syrian army retakes Palmyra with Russian air support"
 
@@ -21,7 +21,7 @@ def client(searcher, corpus_settings):
 
 
 def seed_id(searcher):
-    return next(aid for aid in searcher._article_ids if aid.startswith("txt-"))
+    return next(aid for aid in searcher.article_ids if aid.startswith("txt-"))
 
 
 @pytest.mark.parametrize("mode", ["hybrid", "dense", "keyword"])

@@ -8,7 +8,7 @@ import json
 import pytest
 from fastapi.testclient import TestClient
 
-from search_api.app import SearcherHolder, create_app
+from search_api.server.app import SearcherHolder, create_app
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +117,7 @@ def test_openapi_states_the_limits_refusals_and_date_format(client, corpus_setti
 
 
 def test_openapi_documents_the_guards_408_and_431_on_every_route(client):
-    # search_api/guard.py answers them before the app (tests/search_api/test_slow_clients.py sends them)
+    # search_api/server/guard.py answers them before the app (tests/search_api/test_slow_clients.py sends them)
     error = {"$ref": "#/components/schemas/ErrorOut"}
     operations = [(path, op) for path, ops in client.get("/openapi.json").json()["paths"].items() for op in ops.values()]
     assert len(operations) >= 10

@@ -12,9 +12,9 @@ import pytest
 
 from indexer.errors import ArticleNotFound, BadQuery, RequestRejected, ServerError, Unauthorized
 from search_api.client import AsyncNewsSearchClient, NewsSearchClient
-from search_api.client_types import NO_CLOSE_MATCH, SearchHit
-from search_api.schemas import HitOut
-from tests.conftest import free_port
+from search_api.client.types import NO_CLOSE_MATCH, SearchHit
+from search_api.server.schemas import HitOut
+from tests.helpers import free_port
 from tests.search_api.live_server import serve_index
 
 SEED_QUERY = "Syrian army retakes Palmyra with Russian air support"

@@ -7,11 +7,8 @@ from typing import Any
 
 import pytest
 
-from indexer.settings import Settings
-from search_api import schemas
-from search_api.app import create_app
 from search_api.client import SEARCH_OPTIONS
-from search_api.client_types import (
+from search_api.client.types import (
     NO_CLOSE_MATCH,
     Article,
     Health,
@@ -26,6 +23,9 @@ from search_api.client_types import (
     TimelineEntry,
     marked_html,
 )
+from search_api.server import schemas
+from search_api.server.app import create_app
+from search_api.settings import ServerSettings
 
 CLIENT_TYPES = {"HitOut": SearchHit, "SearchOut": SearchResults, "ArticleOut": Article, "PassageRef": PassageRef,
                 "StatsOut": Stats, "HealthOut": Health, "StorySummaryOut": StorySummary, "StoryOut": Story,
@@ -36,7 +36,7 @@ CLIENT_ONLY = {"extra", "request"}
 @pytest.fixture(scope="module")
 def components() -> dict[str, Any]:
     """The server's OpenAPI component schemas (building the schema loads no model and no index)."""
-    return create_app(Settings()).openapi()["components"]["schemas"]
+    return create_app(ServerSettings()).openapi()["components"]["schemas"]
 
 
 def example(schema: dict[str, Any], components: dict[str, Any]) -> Any:

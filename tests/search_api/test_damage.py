@@ -9,18 +9,17 @@ import pytest
 from fastapi.testclient import TestClient
 
 from indexer.pipeline import build
-from indexer.settings import Settings
 from indexer.storage.folders import current_version
-from search_api.app import SearcherHolder, create_app
-from tests.conftest import CORPUS
-from tests.search_api.test_ops import samples
+from search_api.server.app import SearcherHolder, create_app
+from search_api.settings import ServerSettings
+from tests.helpers import CORPUS, samples
 
 
 @pytest.fixture()
 def index(tmp_path, corpus_index, embedder):
     """A copy of the corpus index this test may damage (built from the embedding cache: nothing re-embedded)."""
     shutil.copytree(corpus_index, tmp_path / "idx", symlinks=True)
-    return Settings(index_dir=tmp_path / "idx", reload_interval=0)
+    return ServerSettings(index_dir=tmp_path / "idx", reload_interval=0)
 
 
 def damage(path):
@@ -56,9 +55,9 @@ def test_a_damaged_database_is_a_503_not_ready_and_counted_until_a_good_version_
 
 @pytest.mark.slow
 def test_a_damaged_new_version_falls_back_to_the_older_one_still_open(tmp_path, embedder):
-    from tests.search_api.test_reload import served_v0_with_v1_published
+    from tests.helpers import served_v0_with_v1_published
 
-    settings = Settings(index_dir=tmp_path / "idx", reload_interval=0)
+    settings = ServerSettings(index_dir=tmp_path / "idx", reload_interval=0)
     holder, v0, v1 = served_v0_with_v1_published(tmp_path, settings, embedder)
     with holder.use() as in_flight:  # a request still running on v0 keeps it open through the swap
         holder.reload()

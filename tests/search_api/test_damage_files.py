@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from indexer.storage.folders import current_version, publish
-from tests.conftest import serve_process
+from tests.helpers import serve_process
 
 QUERIES = [("oil prices", "hybrid"), ("apartment building collapsed", "dense"), ("election", "keyword")]
 RELOAD = 0.3  # NEWSEARCH_RELOAD_INTERVAL: the watcher tries the published version this often

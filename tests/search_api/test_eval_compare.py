@@ -7,7 +7,7 @@ import json
 import pytest
 
 from indexer.errors import ConfigError, SourceError
-from search_api.eval_compare import compare, comparison_table, load_result
+from search_api.evaluation.compare import compare, comparison_table, load_result
 
 
 def _result(scores: dict[str, float], modes=("hybrid",)):

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from search_api.eval_metrics import dedupe, mean_scores, mrr_at, ndcg_at, per_query, precision_at, recall_at
+from search_api.evaluation.metrics import dedupe, mean_scores, mrr_at, ndcg_at, per_query, precision_at, recall_at
 
 
 def test_ndcg_of_a_perfect_ranking_is_one_and_order_matters():

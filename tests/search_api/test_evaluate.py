@@ -11,8 +11,8 @@ import pytest
 from indexer.adapt import headline_key
 from indexer.errors import ConfigError, SourceError
 from search_api.cli import main
-from search_api.evaluate import load_qrels, load_queries, seen_in_training, set_name_of, split_half
-from tests.conftest import CORPUS
+from search_api.evaluation.harness import load_qrels, load_queries, seen_in_training, set_name_of, split_half
+from tests.helpers import CORPUS
 
 
 def _dev_set(folder, n=8):
@@ -142,7 +142,7 @@ def test_an_unknown_set_or_half_is_one_line_before_any_work(tmp_path, capsys):
 def test_collapse_on_scores_the_hits_as_served(tmp_path, embedder):
     from indexer.pipeline import build
     from indexer.settings import Settings
-    from search_api.evaluate import evaluate
+    from search_api.evaluation.harness import evaluate
     from search_api.searcher import Searcher
 
     articles = [json.loads(line) for line in (CORPUS / "wikinews.jsonl").read_text(encoding="utf-8").splitlines()[:6]]

@@ -8,7 +8,7 @@ from datetime import datetime
 import numpy as np
 import pytest
 
-from search_api.fusion import best_per_group, decay, ranked, rrf, soft_max_pool
+from search_api.ranking.fusion import best_per_group, decay, ranked, rrf, soft_max_pool
 
 
 def test_rrf_sums_reciprocal_ranks_with_weights():

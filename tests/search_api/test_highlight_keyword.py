@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from indexer.storage.fts import match_expression
-from search_api.highlight import highlight, query_terms
-from search_api.keyword import query_words
+from search_api.ranking.highlight import highlight, query_terms
+from search_api.ranking.query_words import query_words
+
+QUOTED_WORDS = re.compile(r'"[^"\s]+"(?: OR "[^"\s]+")*')
 
 
 def fts_query(text: str, drop_stop_words: bool = True) -> str | None:
@@ -38,12 +41,23 @@ def test_query_terms_drop_stopwords_unless_nothing_is_left():
 @settings(max_examples=300, deadline=None)
 @given(st.text(max_size=200))
 def test_any_text_makes_a_valid_fts_query(text):
+    words = query_words(text)
+    match = fts_query(text)
+    # Only words reach the query: no quotes, spaces or operator syntax of the user's survive inside one.
+    assert len(words) == len(set(words)) <= 64
+    assert all(w and not any(c.isspace() or c == '"' for c in w) for w in words)
+    if match is None:
+        assert words == []
+        return
+    # The expression is those words, each quoted, joined by OR and nothing else (no NEAR, NOT, AND, column:, *, ^).
+    assert QUOTED_WORDS.fullmatch(match) and match == " OR ".join(f'"{w}"' for w in words)
     conn = sqlite3.connect(":memory:")
     conn.execute("CREATE VIRTUAL TABLE t USING fts5(x, tokenize='porter unicode61 remove_diacritics 2')")
     conn.execute("INSERT INTO t VALUES ('IBM <IBM> said NEAR AND OR NOT \"quoted\" text')")
-    match = fts_query(text)
-    if match is not None:
-        conn.execute("SELECT rowid FROM t WHERE t MATCH ?", (match,)).fetchall()
+    conn.execute("INSERT INTO t VALUES (?)", (" ".join(words),))
+    found = {rowid for (rowid,) in conn.execute("SELECT rowid FROM t WHERE t MATCH ?", (match,))}
+    if any(c.isascii() and c.isalnum() for w in words for c in w):  # a word FTS5 surely makes a token of
+        assert 2 in found  # a text holding the query's words is found by it
 
 
 def test_fts_syntax_in_queries_is_only_words():
@@ -58,14 +72,13 @@ def test_fts_syntax_in_queries_is_only_words():
 def test_stems_are_snowball_english_from_the_c_stemmer():
     # PyStemmer (C) is what snowballstemmer runs when installed; it must stem exactly as the pure-Python
     # algorithm the highlights were written against.
-    import re
 
     import Stemmer
     from snowballstemmer.english_stemmer import EnglishStemmer
 
     from indexer.sources import CorpusReader
-    from search_api.highlight import _stemmer, stem
-    from tests.conftest import CORPUS
+    from search_api.ranking.highlight import _stemmer, stem
+    from tests.helpers import CORPUS
 
     assert isinstance(_stemmer(), Stemmer.Stemmer)
     words = {w.casefold() for raw in CorpusReader([CORPUS]) for w in re.findall(r"\w+", raw.body)}

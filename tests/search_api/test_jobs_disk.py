@@ -11,9 +11,9 @@ import time
 import pytest
 from fastapi.testclient import TestClient
 
-from indexer.jobs import JobRunner
-from search_api.app import SearcherHolder, create_app
-from tests.conftest import CORPUS, fill, small_disk
+from search_api.server.app import SearcherHolder, create_app
+from search_api.server.jobs import JobRunner
+from tests.helpers import CORPUS, fill, small_disk
 
 KEY = {"X-Admin-Key": "k" * 32}
 

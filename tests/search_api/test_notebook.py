@@ -6,7 +6,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from tests.conftest import ROOT, serve_process
+from tests.helpers import ROOT, serve_process
 
 NOTEBOOK = ROOT / "notebooks" / "quickstart.ipynb"
 EXECUTED = ROOT / "var" / "notebooks" / "quickstart.executed.ipynb"

@@ -8,13 +8,13 @@ import re
 
 import pytest
 from fastapi.testclient import TestClient
-from prometheus_client.parser import text_string_to_metric_families
 
-from indexer.settings import Settings
-from search_api.app import SearcherHolder, create_app
-from search_api.auth import key_matches
-from search_api.ops import ACCESS_LOG
 from search_api.searcher import Searcher
+from search_api.server.app import SearcherHolder, create_app
+from search_api.server.auth import key_matches
+from search_api.server.ops import ACCESS_LOG
+from search_api.settings import ServerSettings
+from tests.helpers import samples
 
 
 @pytest.fixture(scope="module")
@@ -24,17 +24,11 @@ def own_searcher(corpus_index, corpus_settings, embedder):
     searcher.close()
 
 
-def make_client(settings: Settings, searcher: Searcher) -> TestClient:
+def make_client(settings: ServerSettings, searcher: Searcher) -> TestClient:
     """A client of a new app serving its own Searcher over the same index (the app closes it on exit)."""
     holder = SearcherHolder(settings, searcher.embedder)
     holder.swap(Searcher.open(searcher.version.path.parent, settings, searcher.embedder))
     return TestClient(create_app(settings, holder))
-
-
-def samples(text: str) -> dict[tuple[str, tuple], float]:
-    """Prometheus exposition text -> {(sample name, sorted labels): value}."""
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
 
 
 def test_metrics_count_requests_searches_embeddings_and_the_index(corpus_settings, own_searcher):

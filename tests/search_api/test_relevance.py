@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from indexer.errors import BadQuery
-from search_api.relevance import FEATURES, Signals, background, columns, coverage, features, logistic, relevance
+from search_api.ranking.relevance import FEATURES, Signals, background, columns, coverage, features, logistic, relevance
 from search_api.searcher import SearchRequest
 
 SEED_QUERY = "Syrian army retakes Palmyra with Russian air support"

@@ -6,9 +6,7 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
-from collections import defaultdict
 
 import httpx
 import pytest
@@ -17,74 +15,20 @@ from fastapi.testclient import TestClient
 from indexer.gc import collect
 from indexer.leases import read_leases
 from indexer.pipeline import build
-from indexer.settings import Settings
 from indexer.storage.folders import current_version, list_versions
 from indexer.update import update
-from search_api.app import create_app
 from search_api.holder import SearcherHolder
 from search_api.searcher import SearchRequest
-from tests.conftest import serve_process
-from tests.indexer.test_update import wikinews, write_jsonl
+from search_api.server.app import create_app
+from search_api.settings import ServerSettings
+from tests.helpers import SearchLoad, serve_process, served_v0_with_v1_published, wikinews, write_jsonl
 
 KEY = "test-admin-key"
-QUERIES = ["apartment building collapsed after a gas explosion", "election", "storm damage", "court ruling"]
-
-
-class SearchLoad:
-    """A few threads searching in a bounded loop; records (status, version) per thread."""
-
-    def __init__(self, base: str, threads: int = 4, max_requests: int = 2000, max_seconds: float = 240):
-        self.base, self.max_requests, self.deadline = base, max_requests, time.monotonic() + max_seconds
-        self.results: dict[int, list[tuple[int, str | None]]] = defaultdict(list)
-        self.errors: list[str] = []
-        self.stop = threading.Event()
-        self.threads = [threading.Thread(target=self._run, args=(i,), daemon=True) for i in range(threads)]
-
-    def _run(self, i: int) -> None:
-        with httpx.Client(base_url=self.base, timeout=60) as client:
-            n = 0
-            while not self.stop.is_set() and n < self.max_requests and time.monotonic() < self.deadline:
-                try:
-                    r = client.get("/search", params={"q": QUERIES[n % len(QUERIES)], "k": 5})
-                    self.results[i].append((r.status_code, r.json().get("index_version")))
-                except httpx.HTTPError as exc:
-                    self.errors.append(repr(exc))
-                n += 1
-
-    def __enter__(self) -> SearchLoad:
-        for t in self.threads:
-            t.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        for t in self.threads:
-            t.join()
-
-    def wait_for(self, version: str, timeout: float = 120) -> None:
-        """Until every thread has been answered by `version` at least once."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if all(any(v == version for _, v in self.results[i]) for i in range(len(self.threads))):
-                return
-            time.sleep(0.1)
-        pytest.fail(f"not every thread saw {version} within {timeout} s")
-
-    def versions_per_thread(self) -> list[list[str]]:
-        """Each thread's sequence of answering versions, with repeats collapsed."""
-        out = []
-        for i in range(len(self.threads)):
-            seq: list[str] = []
-            for _, v in self.results[i]:
-                if not seq or seq[-1] != v:
-                    seq.append(v)
-            out.append(seq)
-        return out
 
 
 @pytest.mark.slow
 def test_server_swaps_versions_under_load_without_a_failed_request(tmp_path, embedder):
-    settings = Settings(index_dir=tmp_path / "idx")
+    settings = ServerSettings(index_dir=tmp_path / "idx")
     write_jsonl(tmp_path / "day1" / "news.jsonl", wikinews(6))
     build([tmp_path / "day1"], settings, embedder, progress=False)
     v0 = current_version(settings.index_dir)
@@ -140,20 +84,9 @@ def test_admin_routes_are_404_without_a_configured_key(searcher, corpus_settings
         assert client.get("/admin/jobs/x").status_code == 404
 
 
-def served_v0_with_v1_published(tmp_path, settings, embedder) -> tuple[SearcherHolder, str, str]:
-    """A holder serving a first version v0 after an update has published v1."""
-    write_jsonl(tmp_path / "a" / "news.jsonl", wikinews(2))
-    build([tmp_path / "a"], settings, embedder, progress=False)
-    v0 = current_version(settings.index_dir)
-    holder = SearcherHolder(settings, embedder)
-    holder.load()
-    write_jsonl(tmp_path / "b" / "news.jsonl", wikinews(1, start=40))
-    return holder, v0, update([tmp_path / "b"], settings, embedder, progress=False).version
-
-
 @pytest.mark.slow
 def test_gc_keeps_versions_that_a_holder_or_living_process_uses(tmp_path, embedder):
-    settings = Settings(index_dir=tmp_path / "idx", reload_interval=0.0)
+    settings = ServerSettings(index_dir=tmp_path / "idx", reload_interval=0.0)
     holder, v0, v1 = served_v0_with_v1_published(tmp_path, settings, embedder)
     report = collect(settings, keep=0)
     assert report.in_use == [v0] and list_versions(settings.index_dir) == [v0, v1]
@@ -182,7 +115,7 @@ def test_gc_keeps_versions_that_a_holder_or_living_process_uses(tmp_path, embedd
 def test_watcher_survives_unexpected_errors_and_leases_before_opening(tmp_path, embedder, monkeypatch):
     from search_api import holder as holder_module
 
-    settings = Settings(index_dir=tmp_path / "idx", reload_interval=0.1, lease_seconds=0.8)
+    settings = ServerSettings(index_dir=tmp_path / "idx", reload_interval=0.1, lease_seconds=0.8)
     holder, v0, v1 = served_v0_with_v1_published(tmp_path, settings, embedder)
 
     real_open, leased_at_open = holder_module.Searcher.open, []

@@ -5,18 +5,9 @@ from __future__ import annotations
 import pytest
 
 from indexer.errors import BadQuery
-from search_api.rerank import rerank
+from search_api.ranking.rerank import rerank
 from search_api.searcher import SearchRequest
-
-
-class WordOverlap:
-    """A tiny lexical reranker: how many query words a text contains."""
-
-    name = "word-overlap"
-
-    def score(self, query, texts):
-        words = set(query.lower().split())
-        return [len(words & set(t.lower().split())) for t in texts]
+from tests.helpers import WordOverlap
 
 
 def test_rerank_reorders_only_the_top_and_keeps_the_rest():
@@ -39,7 +30,7 @@ def test_rerank_breaks_ties_by_key_and_checks_the_reranker():
         rerank(["a", "b"], {"a": "x", "b": "y"}, "q", Broken(), top=2)
 
 
-def test_asking_for_rerank_without_a_reranker_names_the_field(searcher):
+def test_asking_for_rerank_without_a_reranker_names_the_field(fake_searcher):
     with pytest.raises(BadQuery) as exc:
-        searcher.search(SearchRequest(q="Palmyra", rerank=True))
+        fake_searcher.search(SearchRequest(q="Palmyra", rerank=True))
     assert exc.value.field == "rerank" and "docs/ranking.md" in str(exc.value)

@@ -17,7 +17,7 @@ from indexer.errors import BadQuery
 from indexer.pipeline import build
 from indexer.settings import Settings
 from search_api.searcher import Searcher, SearchRequest
-from tests.conftest import REUTERS, WIKINEWS, shared_data
+from tests.helpers import REUTERS, WIKINEWS, shared_data
 
 # Byte-identical bodies: the first three pairs were sent minutes apart (one story, collapsed); the
 # Fed and Bundesbank items are the same boilerplate sent on other days (other news, kept apart).
@@ -171,7 +171,7 @@ def test_bad_dates_name_the_field(small):
 
 
 def test_a_reranker_reorders_the_top_fused_hits(small):
-    from tests.search_api.test_rerank import WordOverlap
+    from tests.helpers import WordOverlap
 
     reranking = Searcher(small.version, small.embedder, small.settings.replace(rerank_depth=5), WordOverlap())
     plain = search(reranking, "Ford second quarter output plans", k=8)
@@ -195,7 +195,7 @@ def test_time_zone_aware_bounds_and_now_are_taken_as_utc(small):
 
 
 def test_a_datetime_until_includes_that_instant(small):
-    published = small._published[small._num_of["reuters-491"]]
+    published = small.article("reuters-491")["published"]
     exact = search(small, "oil", mode="dense", k=20, since=published, until=published)
     assert "reuters-491" in ids(exact)
-    assert all(small._published[small._num_of[a]] == published for a in ids(exact))
+    assert all(small.article(a)["published"] == published for a in ids(exact))

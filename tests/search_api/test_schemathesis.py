@@ -20,7 +20,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from search_api.app import SearcherHolder, create_app
+from search_api.server.app import SearcherHolder, create_app
 
 ADMIN = "a" * 32
 SEARCH = "s" * 32

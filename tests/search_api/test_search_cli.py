@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from tests.conftest import CORPUS
+from tests.helpers import CORPUS
 
 
 def news_search(*args):

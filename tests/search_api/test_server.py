@@ -8,7 +8,7 @@ import sys
 import httpx
 import pytest
 
-from tests.conftest import free_port, serve_process
+from tests.helpers import free_port, serve_process
 
 
 @pytest.fixture(scope="module")

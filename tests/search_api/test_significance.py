@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from search_api.significance import bootstrap_interval, paired, randomization_p
+from search_api.evaluation.significance import bootstrap_interval, paired, randomization_p
 
 
 def _scores(n=200, seed=1):

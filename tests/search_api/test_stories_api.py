@@ -11,13 +11,13 @@ import pytest
 from fastapi.testclient import TestClient
 
 from indexer.pipeline import build
-from indexer.settings import Settings
 from indexer.storage import open_store
 from indexer.update import update
-from search_api.app import SearcherHolder, create_app
 from search_api.client import NewsSearchClient
 from search_api.searcher import Searcher, SearchRequest
-from tests.conftest import REUTERS, shared_data
+from search_api.server.app import SearcherHolder, create_app
+from search_api.settings import ServerSettings
+from tests.helpers import REUTERS, shared_data
 
 # Judged same-event pairs (bench/stories_pairs.jsonl): a clearing bank's base-rate cut and another bank matching
 # it the same day; a U.S. offer to escort Kuwaiti tankers reported on two days.
@@ -46,7 +46,7 @@ def write(folder: Path, records: list[dict]) -> Path:
 
 
 def stories_of(index_dir: Path) -> dict[str, str]:
-    version = open_store(Settings(index_dir=index_dir)).open()
+    version = open_store(ServerSettings(index_dir=index_dir)).open()
     try:
         return version.text.stories()
     finally:
@@ -54,10 +54,10 @@ def stories_of(index_dir: Path) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def reuters_index(tmp_path_factory, embedder) -> tuple[Settings, dict[str, str], dict[str, str]]:
+def reuters_index(tmp_path_factory, embedder) -> tuple[ServerSettings, dict[str, str], dict[str, str]]:
     """A Reuters sample built, then updated with follow-ups: (settings, stories before, stories after)."""
     tmp = tmp_path_factory.mktemp("reuters-stories")
-    settings = Settings(index_dir=tmp / "idx")
+    settings = ServerSettings(index_dir=tmp / "idx")
     base = reuters(FIRST + FILLER)
     build([write(tmp / "v1", base)], settings, embedder, progress=False)
     before = stories_of(settings.index_dir)
@@ -74,7 +74,7 @@ def test_update_keeps_story_ids_and_follow_ups_join_their_story(reuters_index):
 
 def test_a_rebuild_of_the_same_corpus_gives_the_same_stories(reuters_index, tmp_path, embedder):
     settings, _, after = reuters_index
-    again = Settings(index_dir=tmp_path / "again", cache_dir=str(settings.index_dir / "cache"))
+    again = ServerSettings(index_dir=tmp_path / "again", cache_dir=str(settings.index_dir / "cache"))
     build([write(tmp_path / "all", reuters(FIRST + FILLER + list(FOLLOW_UPS)))], again, embedder, progress=False)
     assert stories_of(again.index_dir) == after
 
@@ -159,7 +159,7 @@ def test_corpus_stories_through_the_searcher(searcher):
 
 
 def test_client_methods(reuters_index, embedder):
-    from tests.conftest import serve_process
+    from tests.helpers import serve_process
 
     with serve_process(reuters_index[0].index_dir) as base, NewsSearchClient(base) as client:
         story = client.story("reuters-3043")

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from indexer.pipeline import build
-from tests.conftest import CORPUS, ROOT
+from tests.helpers import CORPUS, ROOT
 from tests.search_api.live_server import serve_index
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -13,9 +13,9 @@ from indexer.storage.base import KeywordWeights
 from indexer.storage.bm25 import KeywordIndex, instances, varints
 from indexer.storage.local import LocalVersion
 from indexer.update import update
-from search_api import keyword
+from search_api.ranking.query_words import query_words
 from search_api.searcher import Searcher, SearchRequest
-from tests.conftest import WIKINEWS, shared_data
+from tests.helpers import WIKINEWS, shared_data
 
 QUERIES = ["oil prices", "Syrian army Palmyra", "the of", "rates rate RATES interest", "zzzqqq nothing",
            "President said on Tuesday", "naïve café résumé", "2016 election results"]
@@ -27,7 +27,7 @@ def test_varints_read_sqlite_encoding():
 
 
 def memory_top(index: KeywordIndex, ids: dict[int, str], query: str, limit: int) -> list[tuple[str, float]]:
-    terms = index.terms(keyword.query_words(query))
+    terms = index.terms(query_words(query))
     assert terms is not None
     rows, scores = index.top(terms, limit)
     return sorted(((ids[r], s) for r, s in zip(rows.tolist(), scores.tolist())), key=lambda p: (-p[1], p[0]))[:limit]
@@ -44,7 +44,7 @@ def test_memory_scores_equal_fts5_bm25(corpus_index, weights):
         matched = 0
         for query in QUERIES:
             for limit in (3, 200):
-                expected = fts.search_articles(conn, keyword.query_words(query), limit, KeywordWeights(*weights))
+                expected = fts.search_articles(conn, query_words(query), limit, KeywordWeights(*weights))
                 assert memory_top(index, ids, query, limit) == expected, query
                 matched += len(expected)
         assert matched > 50  # the queries do match the corpus
@@ -98,9 +98,9 @@ def test_memory_scores_equal_fts5_after_an_incremental_update(tmp_path, embedder
         index = KeywordIndex.load(conn, "articles_fts", [1.0, 1.0, 1.0])
         ids = dict(conn.execute("SELECT num, id FROM articles"))
         assert len(index.rowids) == len(ids) == 10
-        words = {w for r in old for w in keyword.query_words(r["title"])}
+        words = {w for r in old for w in query_words(r["title"])}
         for query in [*QUERIES, *sorted(words)[:40]]:
-            expected = fts.search_articles(conn, keyword.query_words(query), 200, KeywordWeights())
+            expected = fts.search_articles(conn, query_words(query), 200, KeywordWeights())
             assert memory_top(index, ids, query, 200) == expected, query
     finally:
         version.close()

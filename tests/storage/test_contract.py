@@ -19,12 +19,12 @@ import pytest
 
 from indexer.chunk import passage_id
 from indexer.errors import IndexMismatch, IndexNotFound
-from indexer.pipeline import read_corpus
 from indexer.records import Article, Passage
 from indexer.settings import Settings
+from indexer.steps import read_corpus
 from indexer.storage import open_store
 from indexer.storage.base import Filter, KeywordWeights, Store, Version
-from tests.conftest import CORPUS
+from tests.helpers import CORPUS
 
 DIM = 64
 WIRES = ("Wire A", "Wire B", "Wire C")

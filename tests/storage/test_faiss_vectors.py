@@ -25,7 +25,7 @@ from indexer.storage.faiss_vectors import (
 from indexer.storage.folders import current_version
 from indexer.storage.local import LocalVersion
 from search_api.searcher import Searcher, SearchRequest
-from tests.conftest import CORPUS
+from tests.helpers import CORPUS
 
 # limits that make FaissStore.build choose each type for the few hundred passages of corpus/
 TYPES = {"flat": {"flat_limit": FLAT_LIMIT}, "ivf-sq8": {"flat_limit": 0}, "hnsw-sq8": {"flat_limit": 0, "hnsw_limit": 1}}

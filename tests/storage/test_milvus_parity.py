@@ -11,7 +11,7 @@ from bench.milvus_parity import MODES, overlap, top_articles, topic_queries
 from indexer.pipeline import build
 from indexer.storage import open_store
 from search_api.searcher import Searcher
-from tests.conftest import CORPUS
+from tests.helpers import CORPUS
 
 
 @pytest.mark.slow

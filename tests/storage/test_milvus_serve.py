@@ -19,9 +19,7 @@ from indexer.settings import Settings
 from indexer.storage import open_store
 from indexer.storage.milvus_wire import connect
 from indexer.update import update
-from tests.conftest import free_port, serve_process, stop_process
-from tests.indexer.test_update import wikinews, write_jsonl
-from tests.search_api.test_reload import SearchLoad
+from tests.helpers import SearchLoad, free_port, serve_process, stop_process, wikinews, write_jsonl
 
 
 @pytest.fixture

@@ -15,19 +15,9 @@ from urllib.parse import quote
 
 import httpx
 
-from indexer.alerts_store import AlertNotFound
-from indexer.errors import (
-    ArticleNotFound,
-    BadQuery,
-    ConfigError,
-    NewsearchError,
-    RequestRejected,
-    RequestTooLarge,
-    ServerError,
-    StoryNotFound,
-    Unauthorized,
-)
-from search_api.client_types import Article, Health, SearchResults, Similar, Stats, Story
+from indexer.errors import BadQuery, ConfigError, NewsearchError, ServerError, Unauthorized
+from search_api.client.types import Article, Health, SearchResults, Similar, Stats, Story
+from search_api.errors import client_error
 
 # The optional fields of POST /search besides q, k and offset; a test keeps this equal to the server's schema.
 SEARCH_OPTIONS = frozenset({"group", "mode", "since", "until", "source", "collapse",
@@ -43,22 +33,12 @@ def error_for(status: int, body: Any, path: str) -> NewsearchError:
     detail = body.get("detail") if isinstance(body, dict) else None
     field = body.get("field") if isinstance(body, dict) else None
     message = str(detail) if detail else f"HTTP {status} from {path}: {str(body)[:200]}"
-    if status in (400, 422):
-        error: NewsearchError = BadQuery(message, field)
-    elif status in (401, 403):
-        error = Unauthorized(message + " (pass api_key= to the client)")
-    elif status == 404 and path.startswith("/stories/"):
-        error = StoryNotFound(message)
-    elif status == 404 and path.startswith("/articles/"):
-        error = ArticleNotFound(message)
-    elif status == 404 and path.startswith("/alerts/"):
-        error = AlertNotFound(message)
-    elif status == 413:
-        error = RequestTooLarge(message)
-    elif status < 500:
-        error = RequestRejected(message)
-    else:
-        error = ServerError(f"the server failed: {message}")
+    kind = client_error(status, path)
+    if kind is Unauthorized:
+        message += " (pass api_key= to the client)"
+    elif kind is ServerError:
+        message = f"the server failed: {message}"
+    error = kind(message)
     error.status_code = status
     error.field = field
     return error

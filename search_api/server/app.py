@@ -16,21 +16,22 @@ from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException
 
 from indexer import __version__
-from indexer.errors import BadQuery, IndexDamaged, NewsearchError, StorageError
-from indexer.jobs import JobRunner
-from indexer.settings import Settings
-from search_api import web
-from search_api.admin import reload_quietly
-from search_api.admin import router as admin_router
-from search_api.alert_worker import AlertWorker
-from search_api.alerts import router as alerts_router
-from search_api.auth import CHALLENGE, require_api_key
+from indexer.errors import BadQuery, IndexDamaged, NewsearchError, StorageError, Unauthorized
+from search_api.alerts.worker import AlertWorker
+from search_api.errors import status_of
 from search_api.holder import SearcherHolder
-from search_api.ops import install_operations, served
-from search_api.schemas import ArticleOut, ErrorOut, HealthOut, SearchBody, SearchOut, SearchQuery, StatsOut
 from search_api.searcher import Searcher, SearchRequest
-from search_api.stories import router as stories_router
-from search_api.strict import single_values, unique_keys
+from search_api.server import web
+from search_api.server.admin import reload_quietly
+from search_api.server.admin import router as admin_router
+from search_api.server.alerts import router as alerts_router
+from search_api.server.auth import CHALLENGE, require_api_key
+from search_api.server.jobs import JobRunner
+from search_api.server.ops import install_operations, served
+from search_api.server.schemas import ArticleOut, ErrorOut, HealthOut, SearchBody, SearchOut, SearchQuery, StatsOut
+from search_api.server.stories import router as stories_router
+from search_api.server.strict import single_values, unique_keys
+from search_api.settings import ServerSettings
 
 
 # The dependencies are `async def`: they never block, and FastAPI runs a plain `def` dependency in the thread
@@ -51,18 +52,20 @@ ERRORS = {code: {"model": ErrorOut, "description": text} for code, text in (
     (401, "no valid API key (only when NEWSEARCH_API_KEYS is set)"), (404, "no such article"),
     (422, "a field is missing, malformed or out of range; `field` names it"),
     (503, "no index loaded, or the served index cannot be read"))}
-# Answered by search_api/guard.py before the app sees the request, on every route, then the connection closes.
+# Answered by search_api/server/guard.py before the app sees the request, on every route, then the connection closes.
 GUARD_ERRORS = {code: {"model": ErrorOut, "description": text} for code, text in (
     (408, "the headers (NEWSEARCH_HEADER_TIMEOUT) or the body (NEWSEARCH_BODY_TIMEOUT) did not arrive in time"),
     (431, "request line and headers over NEWSEARCH_MAX_HEADER_BYTES"))}
 BODY_ERRORS = {**ERRORS, 413: {"model": ErrorOut, "description": "body over NEWSEARCH_MAX_BODY_BYTES"}}
 
 
+# The body's fields are the SearchRequest's, one to one, but for the repeatable `source` (`sources` in process).
+RENAMED = {"source": "sources"}
+
+
 def _request(body: SearchBody) -> SearchRequest:
-    return SearchRequest(q=body.q, k=body.k, offset=body.offset, group=body.group, mode=body.mode,
-                         since=body.since, until=body.until, sources=tuple(body.source), collapse=body.collapse,
-                         recency_half_life_days=body.recency_half_life_days, now=body.now,
-                         min_relevance=body.min_relevance)
+    values = {RENAMED.get(name, name): getattr(body, name) for name in type(body).model_fields}
+    return SearchRequest(**{**values, "sources": tuple(values["sources"])})
 
 
 def _response(request: Request, searcher: Searcher, body: SearchBody) -> dict:
@@ -71,9 +74,9 @@ def _response(request: Request, searcher: Searcher, body: SearchBody) -> dict:
     return {**vars(result), "hits": [vars(h) for h in result.hits]}
 
 
-def create_app(settings: Settings | None = None, holder: SearcherHolder | None = None) -> FastAPI:
+def create_app(settings: ServerSettings | None = None, holder: SearcherHolder | None = None) -> FastAPI:
     """The FastAPI application; pass a holder to serve an already opened searcher."""
-    settings = settings or Settings.from_env()
+    settings = settings or ServerSettings.from_env()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -136,7 +139,7 @@ def create_app(settings: Settings | None = None, holder: SearcherHolder | None =
     return app
 
 
-def document_limits(app: FastAPI, settings: Settings) -> None:
+def document_limits(app: FastAPI, settings: ServerSettings) -> None:
     """Write this server's limits (NEWSEARCH_MAX_K, _MAX_QUERY_CHARS, _CANDIDATES) into its OpenAPI schema."""
     limits = {"q": {"maxLength": settings.max_query_chars}, "k": {"maximum": settings.max_k},
               "offset": {"maximum": settings.candidates - 1}}
@@ -161,8 +164,8 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(NewsearchError)
     async def newsearch_error(request: Request, exc: NewsearchError) -> JSONResponse:
         field = exc.field if isinstance(exc, BadQuery) else None
-        headers = CHALLENGE if exc.http_status == 401 else None
-        return JSONResponse({"detail": str(exc), "field": field}, status_code=exc.http_status, headers=headers)
+        headers = CHALLENGE if isinstance(exc, Unauthorized) else None
+        return JSONResponse({"detail": str(exc), "field": field}, status_code=status_of(exc), headers=headers)
 
     @app.exception_handler(IndexDamaged)
     async def storage_error(request: Request, exc: IndexDamaged) -> JSONResponse:

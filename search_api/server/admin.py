@@ -13,18 +13,13 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
 from indexer.errors import NewsearchError
-from search_api.auth import require_admin_key
+from search_api.errors import JobNotFound
 from search_api.holder import SearcherHolder
-from search_api.schemas import ErrorOut
-from search_api.strict import unique_keys
+from search_api.server.auth import require_admin_key
+from search_api.server.schemas import ErrorOut
+from search_api.server.strict import unique_keys
 
 log = logging.getLogger("newsearch.admin")
-
-
-class JobNotFound(NewsearchError):
-    """No job with that id in this server's memory."""
-
-    http_status = 404
 
 
 ADMIN_ERRORS = {code: {"model": ErrorOut, "description": text} for code, text in (

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from search_api.fusion import best_per_group, ranked, rrf, soft_max_pool
+from search_api.ranking.fusion import best_per_group, ranked, rrf, soft_max_pool
 
 
 @dataclass(frozen=True)

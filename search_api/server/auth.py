@@ -12,7 +12,8 @@ from typing import Annotated
 from fastapi import Depends, Header, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
-from indexer.errors import NewsearchError, Unauthorized
+from indexer.errors import Unauthorized
+from search_api.errors import AdminDisabled, Forbidden
 
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="newsearch"'}
 _bearer = HTTPBearer(auto_error=False, description="one of NEWSEARCH_API_KEYS (or NEWSEARCH_ADMIN_KEY for /admin)")
@@ -42,18 +43,6 @@ async def require_api_key(request: Request, key: Annotated[str | None, Depends(p
         reason = "missing" if key is None else "unknown"
         raise Unauthorized(f"{reason} API key: send one of NEWSEARCH_API_KEYS as `Authorization: Bearer KEY` "
                            "or in the X-API-Key header")
-
-
-class AdminDisabled(NewsearchError):
-    """Admin routes are off: no NEWSEARCH_ADMIN_KEY is configured."""
-
-    http_status = 404
-
-
-class Forbidden(NewsearchError):
-    """A key was sent but it is not the admin key."""
-
-    http_status = 403
 
 
 async def require_admin_key(request: Request, key: Annotated[str | None, Depends(presented_key)],

@@ -11,9 +11,9 @@ import numpy as np
 from fastapi import APIRouter, Depends, Query, Request
 
 from indexer.errors import BadQuery
-from search_api.auth import require_api_key
-from search_api.schemas import ErrorOut, SimilarOut, StoryOut
 from search_api.searcher import Searcher
+from search_api.server.auth import require_api_key
+from search_api.server.schemas import ErrorOut, SimilarOut, StoryOut
 
 SIMILAR_DEPTH = 20  # passages retrieved per related article asked for: copies and the own story take places
 

@@ -17,10 +17,11 @@ from fastapi.middleware.cors import CORSMiddleware
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.routing import Match
 
-from indexer.errors import IndexDamaged, IndexMismatch, NewsearchError, StorageError
-from indexer.settings import Settings
-from search_api.metrics import Metrics
-from search_api.schemas import ErrorOut, HealthOut
+from indexer.errors import IndexDamaged, IndexMismatch, NewsearchError, RequestTooLarge, StorageError
+from search_api.errors import status_for
+from search_api.server.prometheus import Metrics
+from search_api.server.schemas import ErrorOut, HealthOut
+from search_api.settings import ServerSettings
 
 ACCESS_LOG = logging.getLogger("newsearch.access")
 router = APIRouter(tags=["operations"])
@@ -98,7 +99,8 @@ class BodyLimit:
                    "send a shorter query")
         declared = dict(scope["headers"]).get(b"content-length", b"")
         if declared.isdigit() and int(declared) > self.limit:
-            response = Response(json.dumps({"detail": message, "field": None}), 413, media_type="application/json")
+            response = Response(json.dumps({"detail": message, "field": None}), status_for(RequestTooLarge),
+                                media_type="application/json")
             await response(scope, receive, send)
             return
         received = 0
@@ -108,7 +110,7 @@ class BodyLimit:
             event = await receive()
             received += len(event.get("body", b""))
             if received > self.limit:
-                raise HTTPException(413, message)  # FastAPI re-raises HTTPException from body parsing
+                raise HTTPException(status_for(RequestTooLarge), message)  # FastAPI re-raises HTTPException from body parsing
             return event
 
         await self.app(scope, counted_receive, send)
@@ -124,7 +126,7 @@ def configure_access_log() -> None:
         ACCESS_LOG.propagate = False
 
 
-def install_operations(app: FastAPI, settings: Settings) -> None:
+def install_operations(app: FastAPI, settings: ServerSettings) -> None:
     """Metrics, access log, body limit, CORS (when NEWSEARCH_CORS_ORIGINS is set) and the ops routes."""
     app.state.metrics = Metrics(lambda: served(app), lambda: getattr(getattr(app.state, "holder", None), "fault", None))
     configure_access_log()

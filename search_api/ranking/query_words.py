@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from search_api.highlight import query_terms, words_of
+from search_api.ranking.highlight import query_terms, words_of
 
 
 def query_words(text: str, drop_stop_words: bool = True) -> list[str]:

@@ -19,10 +19,11 @@ from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator
 
 from indexer.alerts_store import Alert, AlertStore, Delivery, Match
 from indexer.errors import BadQuery
-from search_api.alert_eval import request_of
-from search_api.auth import Forbidden, key_matches, presented_key, require_api_key
-from search_api.schemas import ErrorOut, SearchBody, Text
-from search_api.strict import unique_keys
+from search_api.alerts.batch import request_of
+from search_api.errors import Forbidden
+from search_api.server.auth import key_matches, presented_key, require_api_key
+from search_api.server.schemas import ErrorOut, SearchBody, Text
+from search_api.server.strict import unique_keys
 
 ALERT_ERRORS = {code: {"model": ErrorOut, "description": text} for code, text in (
     (401, "no valid API key (only when NEWSEARCH_API_KEYS is set)"), (403, "a wrong X-Admin-Key"),

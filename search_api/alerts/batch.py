@@ -1,6 +1,6 @@
 """Evaluate alerts against the new and changed articles of one update on the served Searcher: the batch's passage
 vectors are read once, the alerts' queries embedded in one batched call, each alert ranked over the batch alone
-(search_api.alert_match) and rated by the Searcher's own relevance signals, as /search rates a hit.
+(search_api.alerts.match) and rated by the Searcher's own relevance signals, as /search rates a hit.
 """
 
 from __future__ import annotations
@@ -14,22 +14,20 @@ import numpy as np
 from indexer.alerts_store import Alert, Match
 from indexer.errors import BadQuery
 from indexer.storage.filtering import epoch
-from search_api import keyword
-from search_api.alert_match import Batch, Ranking, above, allowed, dense_scores, rank
-from search_api.relevance import relevance
-from search_api.searcher import Searcher, SearchRequest, _as_datetime
+from search_api.alerts.match import Batch, Ranking, above, allowed, dense_scores, rank
+from search_api.ranking.query_words import query_words
+from search_api.ranking.relevance import relevance
+from search_api.searcher import Searcher, SearchRequest, as_datetime
 
 log = logging.getLogger("newsearch.alerts")
 
 
 def batch_of(searcher: Searcher, article_ids: Sequence[str]) -> Batch:
     """The batch's articles that the served version holds, with their passages and vectors."""
-    present = sorted(a for a in set(article_ids) if a in searcher._num_of)
-    nums = np.array([searcher._num_of[a] for a in present], dtype=np.int64)
-    pids, owner = searcher.passages_of(nums)
-    catalog = searcher._filter  # the catalog's dates and sources as arrays, by article number
-    return Batch(present, catalog.times[nums], catalog.sources[nums], [searcher._dup_group.get(a) for a in present],
-                 pids, owner, searcher.version.vectors.get(pids))
+    rows = searcher.catalog_rows(article_ids)
+    pids, owner = searcher.passages_of(rows.nums)
+    return Batch(rows.article_ids, rows.times, rows.sources, rows.dup_groups, pids, owner,
+                 searcher.version.vectors.get(pids))
 
 
 def request_of(alert: Alert) -> SearchRequest:
@@ -49,8 +47,8 @@ def keyword_scores(searcher: Searcher, q: str, batch: Batch, keep: np.ndarray, e
     (asked for every match: the store ranks the whole index, from memory when its postings are loaded)."""
     if not keep.any():
         return {}
-    words = keyword.query_words(q, searcher.settings.keyword_stop_words)
-    found = dict(searcher.version.text.keyword_articles(words, every, searcher._weights))
+    words = query_words(q, searcher.settings.keyword_stop_words)
+    found = dict(searcher.keyword_articles(words, every))
     return {aid: found[aid] for aid, k in zip(batch.article_ids, keep.tolist()) if k and aid in found}
 
 
@@ -63,7 +61,7 @@ def ranking_of(searcher: Searcher) -> Ranking:
 def evaluate(searcher: Searcher, alerts: Sequence[Alert], article_ids: Sequence[str], version: str) -> list[Match]:
     """Every alert's matches among `article_ids` (those the served version holds), recorded as brought by `version`."""
     batch = batch_of(searcher, article_ids)
-    every = len(searcher._article_ids)
+    every = searcher.article_count
     if not alerts or not batch.article_ids:
         return []
     queries = searcher.embedder.encode_queries([a.query for a in alerts])
@@ -77,7 +75,7 @@ def evaluate(searcher: Searcher, alerts: Sequence[Alert], article_ids: Sequence[
             log.warning("alert %s skipped: %s", alert.id, exc)
             continue
         mode = req.mode or searcher.settings.default_mode
-        since, before = _as_datetime(req.since, False), _as_datetime(req.until, True)
+        since, before = as_datetime(req.since, False), as_datetime(req.until, True)
         keep = allowed(batch, epoch(since) if since else None, epoch(before) if before else None, req.sources)
         dense, best = dense_scores(batch, row, keep, searcher.settings.pool_temperature)
         words = keyword_scores(searcher, req.q, batch, keep, every) if mode != "dense" else {}

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 # Fitted on the tune half of both dev sets by bench/calibrate_relevance.py (bench/RESULTS.md, "Relevance
-# calibration"; bench/results/calibrate_relevance.json): weights of FEATURES, then the intercept.
+# calibration"; bench/results/relevance-calibration-amd-epyc-avx2.json): weights of FEATURES, then the intercept.
 FEATURES = ("cosine_z", "coverage")
 WEIGHTS = (0.2718, 4.5054)
 INTERCEPT = -5.7941

@@ -15,10 +15,10 @@ import httpx
 
 from indexer.alerts_store import Alert, AlertStore, Delivery, Match, alerts_path
 from indexer.errors import NewsearchError
-from indexer.settings import Settings
-from search_api.alert_eval import evaluate
+from search_api.alerts.batch import evaluate
 from search_api.holder import SearcherHolder
 from search_api.searcher import Searcher
+from search_api.settings import ServerSettings
 
 log = logging.getLogger("newsearch.alerts")
 
@@ -65,7 +65,7 @@ def send(delivery: Delivery, timeout: float) -> str | None:
     return None if response.is_success else f"HTTP {response.status_code}"
 
 
-def deliver(store: AlertStore, settings: Settings) -> int:
+def deliver(store: AlertStore, settings: ServerSettings) -> int:
     """Attempt every due delivery once; returns how many were delivered."""
     delivered = 0
     for d in store.due():
@@ -87,7 +87,7 @@ def deliver(store: AlertStore, settings: Settings) -> int:
 class AlertWorker:
     """A thread that evaluates staged batches and sends webhooks, woken by a swap or every poll interval."""
 
-    def __init__(self, settings: Settings, holder: SearcherHolder):
+    def __init__(self, settings: ServerSettings, holder: SearcherHolder):
         self.settings = settings
         self.holder = holder
         self._wake = threading.Event()

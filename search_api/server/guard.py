@@ -11,7 +11,7 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from indexer.settings import Settings
+from search_api.settings import ServerSettings
 
 LINGER_SECONDS = 2.0  # how long a refused client's further bytes are read and dropped before closing
 REASONS = {408: b"Request Timeout", 431: b"Request Header Fields Too Large"}
@@ -113,14 +113,14 @@ class GuardedProtocol(HttpToolsProtocol):
         self.loop.call_later(LINGER_SECONDS, self.transport.close)
 
 
-def guarded_protocol(settings: Settings) -> type[GuardedProtocol]:
+def guarded_protocol(settings: ServerSettings) -> type[GuardedProtocol]:
     """The protocol class uvicorn should use, with the settings' limits."""
     limits = {"max_header_bytes": settings.max_header_bytes, "header_timeout": settings.header_timeout,
               "body_timeout": settings.body_timeout}
     return type("ConfiguredGuardedProtocol", (GuardedProtocol,), limits)
 
 
-def server_options(settings: Settings) -> dict[str, Any]:
+def server_options(settings: ServerSettings) -> dict[str, Any]:
     """uvicorn.run's keyword arguments for the limits of the settings (see docs/reliability.md)."""
     return {"http": guarded_protocol(settings), "limit_concurrency": settings.max_connections,
             "timeout_keep_alive": settings.keep_alive_timeout, "backlog": settings.max_connections}

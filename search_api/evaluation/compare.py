@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from indexer.errors import ConfigError, SourceError
-from search_api.significance import paired
+from search_api.evaluation.significance import paired
 
 
 def load_result(path: Path) -> dict[str, Any]:

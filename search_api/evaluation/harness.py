@@ -16,12 +16,13 @@ from typing import Any
 from indexer.adapt import headline_key, read_trained
 from indexer.embed import Embedder
 from indexer.errors import ConfigError, SourceError
-from indexer.pipeline import build, lead_passage_sentences
+from indexer.pipeline import build
 from indexer.settings import Settings
 from indexer.sources import supported
-from search_api.eval_metrics import Qrels, dedupe, mean_scores, per_query
+from indexer.steps import lead_passage_sentences
+from search_api.evaluation.metrics import Qrels, dedupe, mean_scores, per_query
+from search_api.evaluation.significance import bootstrap_interval
 from search_api.searcher import Searcher, SearchRequest
-from search_api.significance import bootstrap_interval
 
 DEPTH = 100  # hits scored per query: Recall@100 needs a hundred
 MARKER = "eval-corpus.json"  # beside the index: what it was built from

@@ -1,0 +1,71 @@
+"""The server's settings: the one settings object of the indexer (indexer/settings.py) plus what only the server
+reads (its address, API keys, CORS, request limits, re-index paths, alert webhooks), from the same NEWSEARCH_*
+variables. The indexer never sees these fields.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from indexer.settings import Settings, check_ranges
+
+
+@dataclass(frozen=True)
+class ServerSettings(Settings):
+    """Every tunable of a `news-search serve` process: the indexer's settings and the server's own. Each field's
+    docstring is its user documentation (docs/configuration.md is generated from them)."""
+
+    host: str = "127.0.0.1"
+    """Address `news-search serve` listens on."""
+    port: int = 8000
+    """Port `news-search serve` listens on."""
+    api_keys: tuple[str, ...] = ()
+    """Comma-separated keys; when set, the search routes need `Authorization: Bearer KEY` or `X-API-Key: KEY`;
+    empty: search is open."""
+    admin_key: str = ""
+    """Key of the `/admin` routes, sent in `X-Admin-Key`; empty: the admin routes are disabled (404)."""
+    cors_origins: tuple[str, ...] = ()
+    """Comma-separated origins allowed to call the API from a browser; empty: no cross-origin access."""
+    max_body_bytes: int = 65536
+    """Larger request bodies get 413."""
+    max_header_bytes: int = 32768
+    """Larger request lines and headers get 431 (docs/reliability.md)."""
+    header_timeout: float = 10.0
+    """Seconds for a request's headers to arrive (from the connection or its first byte), else 408; also closes
+    idle connections."""
+    body_timeout: float = 30.0
+    """Seconds for a request's body to arrive after its headers, else 408."""
+    keep_alive_timeout: float = 5.0
+    """Seconds an idle kept-alive connection stays open."""
+    max_connections: int = 512
+    """Open connections and requests served at once; more get 503."""
+    reindex_paths: tuple[str, ...] = ()
+    """Comma-separated corpus paths `POST /admin/reindex` reads when the request names none."""
+    alert_webhook_attempts: int = 5
+    """POSTs of one batch of an alert's matches to its webhook before giving up (docs/alerts.md)."""
+    alert_webhook_backoff: float = 2.0
+    """Seconds before a webhook's second attempt, doubling after each failure."""
+    alert_webhook_timeout: float = 10.0
+    """Seconds a webhook has to answer one POST."""
+
+
+    def validate(self) -> None:
+        """Raise ConfigError naming the variable when a value cannot work."""
+        super().validate()
+        check_ranges(self, SERVER_RANGES)
+
+
+# Allowed range of every numeric server setting, as indexer.settings.RANGES for the indexer's.
+SERVER_RANGES: dict[str, tuple[float, float, str]] = {
+    "port": (1, 65535, "a TCP port number"),
+    "max_body_bytes": (1024, math.inf, "bytes"),
+    "max_header_bytes": (1024, math.inf, "bytes"),
+    "header_timeout": (0.1, math.inf, "seconds"),
+    "body_timeout": (0.1, math.inf, "seconds"),
+    "keep_alive_timeout": (0.1, math.inf, "seconds"),
+    "max_connections": (1, math.inf, "connections"),
+    "alert_webhook_attempts": (1, 100, "POSTs of one batch to a webhook before giving up"),
+    "alert_webhook_backoff": (0, 3600, "seconds before the second attempt, doubling after"),
+    "alert_webhook_timeout": (0.1, 600, "seconds"),
+}
