@@ -19,7 +19,6 @@ from indexer.errors import ArticleNotFound, BadQuery, StoryNotFound
 from indexer.settings import Settings
 from indexer.storage import open_store
 from indexer.storage.base import Filter, KeywordWeights, Version
-from indexer.storage.bm25 import idf
 from indexer.storage.filtering import CatalogFilter
 from indexer.storage.manifest import check_model
 from indexer.stories import summary
@@ -133,7 +132,6 @@ class Searcher:
         # Filters are masks over per-article arrays, not a query per request.
         self._filter = CatalogFilter(catalog)
         self._weights = KeywordWeights(settings.title_weight, settings.lead_weight)
-        version.text.prepare_keyword(self._weights, settings.keyword_memory_tokens)
         # Article num -> where its passages sit in _pids (through _by_article), for the cosine of any ranked article.
         self._by_article = np.argsort(self._owner, kind="stable")
         self._article_start = np.searchsorted(self._owner[self._by_article], np.arange(len(self._article_ids) + 1))
@@ -250,7 +248,7 @@ class Searcher:
             cosine = self.version.vectors.get(np.array(keys, dtype=np.int64)) @ qvec if keys else np.zeros(0)
         n_rows, df, present = self.version.text.word_presence(keyword.query_words(req.q), nums.tolist())
         mean, sd = background(qvec, self._background)
-        return Signals(cosine, coverage([idf(n_rows, int(d)) for d in df], present), mean, sd)
+        return Signals(cosine, coverage([keyword.idf(n_rows, int(d)) for d in df], present), mean, sd)
 
     def _article_cosines(self, nums: np.ndarray, qvec: np.ndarray) -> np.ndarray:
         """Each article's best passage cosine to the query (-1 for an article without passages)."""
