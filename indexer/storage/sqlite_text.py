@@ -333,7 +333,11 @@ class SqliteText:
             return []
         key_of, by_key = self._keys()
         keys = np.array([k for k, _ in hits], dtype=np.int64)
-        nums = by_key[np.searchsorted(key_of, keys, sorter=by_key)].tolist()
+        nums = by_key[np.minimum(np.searchsorted(key_of, keys, sorter=by_key), len(by_key) - 1)]
+        if not np.array_equal(key_of[nums], keys):
+            raise IndexDamaged(f"{self.path.parent / 'keyword'} names articles {self.path} does not hold; rebuild the "
+                               "index with `news-index build` or restore its files")
+        nums = nums.tolist()
         marks = ",".join("?" * len(nums))
         id_of = dict(self.conn.execute(f"SELECT num, id FROM articles WHERE num IN ({marks})", nums))
         found = sorted(((id_of[n], s) for n, (_, s) in zip(nums, hits)), key=lambda p: (-p[1], p[0]))
