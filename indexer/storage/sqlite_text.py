@@ -321,7 +321,8 @@ class SqliteText:
 
     def _keyword(self) -> KeywordIndex:
         if self.keyword is None:
-            raise IndexDamaged(f"{self.path.parent} has no keyword index; rebuild it with `news-index build`")
+            raise IndexDamaged(f"{self.path.parent} has no keyword index; rebuild it with `news-index build`",
+                               "no keyword index")
         return self.keyword
 
     @readable
@@ -336,7 +337,7 @@ class SqliteText:
         nums = by_key[np.minimum(np.searchsorted(key_of, keys, sorter=by_key), len(by_key) - 1)]
         if not np.array_equal(key_of[nums], keys):
             raise IndexDamaged(f"{self.path.parent / 'keyword'} names articles {self.path} does not hold; rebuild the "
-                               "index with `news-index build` or restore its files")
+                               "index with `news-index build` or restore its files", "unknown keyword keys")
         nums = nums.tolist()
         marks = ",".join("?" * len(nums))
         id_of = dict(self.conn.execute(f"SELECT num, id FROM articles WHERE num IN ({marks})", nums))

@@ -20,7 +20,7 @@ import numpy as np
 import tantivy
 
 from indexer.chunk import passage_id
-from indexer.errors import IndexMismatch
+from indexer.errors import IndexDamaged, IndexMismatch
 from indexer.records import Article
 from indexer.storage.base import Filter, KeywordWeights
 from indexer.storage.folders import fsync_dir, fsync_file
@@ -187,6 +187,13 @@ def build_missing(version: Path, rows: Iterable[Article], index_titles: bool) ->
         os.close(fd)
 
 
+def _damaged(folder: Path, exc: Exception) -> IndexDamaged:
+    """A tantivy error of an index opened before (its files damaged or removed since), which the server answers
+    with 503 and a fallback version, as it does SQLite's."""
+    return IndexDamaged(f"{folder} cannot be read ({exc}); rebuild the index with `news-index build` or restore "
+                        "its files", str(exc))
+
+
 class KeywordIndex:
     """One version's keyword index, read-only; results are (article key, score), the caller maps keys to ids."""
 
@@ -208,6 +215,13 @@ class KeywordIndex:
         terms = list(dict.fromkeys(t for w in words for t in terms_of(w)))
         if not terms or limit <= 0:
             return []
+        try:
+            return self._search(terms, limit, weights, filter)
+        except (OSError, ValueError) as exc:
+            raise _damaged(self.folder, exc) from exc
+
+    def _search(self, terms: list[str], limit: int, weights: KeywordWeights,
+                filter: Filter | None) -> list[tuple[int, float]]:
         deltas = {"title": weights.title - 1.0, "lead": weights.lead - 1.0}
         if not any(deltas.values()):
             return self._top("text", terms, limit, filter)
@@ -250,6 +264,12 @@ class KeywordIndex:
 
     def presence(self, words: Sequence[str], keys: Sequence[int]) -> tuple[int, list[int], np.ndarray]:
         """(articles indexed, articles holding each word, bool [words, keys]): a word holds if all its terms do."""
+        try:
+            return self._presence(words, keys)
+        except (OSError, ValueError) as exc:
+            raise _damaged(self.folder, exc) from exc
+
+    def _presence(self, words: Sequence[str], keys: Sequence[int]) -> tuple[int, list[int], np.ndarray]:
         t = tantivy
         present = np.zeros((len(words), len(keys)), dtype=bool)
         df: list[int] = []
