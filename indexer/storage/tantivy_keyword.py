@@ -273,7 +273,9 @@ class KeywordIndex:
         t = tantivy
         present = np.zeros((len(words), len(keys)), dtype=bool)
         df: list[int] = []
-        at = {k: i for i, k in enumerate(keys)}
+        at: dict[int, list[int]] = {}  # a key may repeat (passage hits of one article)
+        for i, k in enumerate(keys):
+            at.setdefault(k, []).append(i)
         among = t.Query.term_set_query(self.schema, "key", list(keys)) if keys else None
         for i, word in enumerate(words):
             terms = terms_of(word)
@@ -284,7 +286,7 @@ class KeywordIndex:
                                            for term in terms] + [(t.Occur.Must, among)])
             hits = self.searcher.search(query, len(keys), count=False).hits
             for key in self.searcher.fast_field_values("key", [h[1] for h in hits]):
-                present[i, at[int(key)]] = True
+                present[i, at[int(key)]] = True  # every place of the key
         return len(self), df, present
 
     def check(self) -> None:

@@ -163,3 +163,18 @@ def test_an_update_killed_before_publish_leaves_the_served_keyword_results_intac
     assert keyword(store) == expected and keyword(store, ["okapi"]) == []
     leftover = store.unfinished(grace_seconds=3600)
     assert len(leftover) == 1 and (store.index_dir / leftover[0] / FOLDER).is_dir()  # gc's to remove
+
+
+def test_word_presence_marks_every_place_of_a_repeated_article(store: LocalStore, data: Data):
+    store.publish(write(store, data))
+    version = store.open()
+    try:
+        holding = {a for a, _ in version.text.keyword_articles(WORDS, 1000, KeywordWeights())}
+        ids = version.text.catalog().article_ids
+        first = next(n for n, a in enumerate(ids) if a in holding)
+        other = next(n for n, a in enumerate(ids) if n and a not in holding)
+        # Passage hits (group=none) ask for one article once per passage.
+        n, df, present = version.text.word_presence(WORDS, [first, other, first])
+        assert n == len(data.articles) and df == [len(holding)] and present.tolist() == [[True, False, True]]
+    finally:
+        version.close()
