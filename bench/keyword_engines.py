@@ -1,6 +1,7 @@
 """Benchmark: keyword (BM25) engines for the local store's keyword side at scale, and their quality on the
-Reuters dev sets. Engines: FTS5 as search_api/ranking/query_words.py asks it, the in-memory postings of search_api/bm25.py,
-tantivy (official bindings, mmap'd index) and bm25s (sparse matrices, optionally memory-mapped).
+Reuters dev sets. Engines: FTS5 as the local store asked it before tantivy, tantivy (official bindings, mmap'd
+index) and bm25s (sparse matrices, optionally memory-mapped); the in-memory postings measured in
+bench/RESULTS.md went with indexer/storage/bm25.py.
 
 Scale: the articles of a built Reuters title+body index (read only), repeated under new numbers until their
 passages reach --passages, as bench/synth_index.py does (copy 0 the source, then seeded random orders, the
@@ -8,7 +9,7 @@ last copy partial, whole articles only): the keyword side of the synthetic 1M in
 Each engine's index is built once into --work and reused; latency and memory are measured in a fresh
 process per engine. Quality: each engine's keyword-only article ranking on both halves of both dev sets,
 against FTS5's on the base indexes (bench/eval_reuters), paired test per half.
-Run: `python -m bench.keyword_engines --passages 1000000 --engines fts5 memory tantivy bm25s`.
+Run: `python -m bench.keyword_engines --passages 1000000 --engines fts5 tantivy bm25s`.
 """
 
 from __future__ import annotations
@@ -40,14 +41,14 @@ from bench.common import (
     result_path,
     size_label,
 )
-from bench.keyword_indexes import BUILD, FOLDER, OPEN, Corpus, Fts5, Memory, Tantivy, build_tantivy, tantivy_update
+from bench.keyword_indexes import BUILD, FOLDER, OPEN, Corpus, Fts5, Tantivy, build_tantivy, tantivy_update
 from bench.vector_data import SEED
 from indexer.storage.sqlite_text import lead_of
 from search_api.evaluation.metrics import mrr_at, ndcg_at
 from search_api.evaluation.significance import paired
 
 WORK = Path("/work/var-shared/kw1m-engines")
-ENGINES = ("fts5", "memory", "tantivy", "bm25s")
+ENGINES = ("fts5", "tantivy", "bm25s")
 LIMIT = 200  # keyword candidates per query, as the Searcher asks (Settings.candidates)
 SINCE, BEFORE = datetime(1987, 4, 1), datetime(1987, 5, 1)  # the date filter timed: one month of 8
 PRIMARY = {"headlines": "mrr@10", "topics": "ndcg@10"}
@@ -89,7 +90,7 @@ def scale_rows(passages: np.ndarray, n: int, seed: int = SEED) -> np.ndarray:
 
 
 def target(folder: Path, engine: str) -> Path:
-    """What an engine opens: the SQLite file for fts5/memory, else its folder."""
+    """What an engine opens: the SQLite file for fts5, else its folder."""
     return folder / "fts5" / "meta.sqlite" if FOLDER[engine] == "fts5" else folder / FOLDER[engine]
 
 
@@ -182,9 +183,6 @@ def quality(engines: Sequence[str], work: Path) -> dict[str, Any]:
         for engine in engines:
             if engine == "fts5":
                 continue
-            if engine == "memory":
-                searchers[engine] = Memory(current(base) / "meta.sqlite")
-                continue
             folder = work / f"reuters-{name}-{engine}"
             if not folder.exists():
                 tmp = folder.with_name(folder.name + ".tmp")
@@ -210,7 +208,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--passages", type=int, default=1_000_000, help="passages the scaled corpus reaches")
     parser.add_argument("--engines", nargs="+", default=list(ENGINES), choices=ENGINES)
-    parser.add_argument("--quality-engines", nargs="*", default=["memory", "tantivy", "tantivy-fields", "bm25s"])
+    parser.add_argument("--quality-engines", nargs="*", default=["tantivy", "tantivy-fields", "bm25s"])
     parser.add_argument("--work", type=Path, default=WORK, help=f"where indexes are built and reused (default {WORK})")
     parser.add_argument("--queries", type=int, default=300, help="dev queries timed per engine")
     parser.add_argument("--filtered", type=int, default=100, help="of which also timed with the date filter")
@@ -242,7 +240,7 @@ def main() -> None:
             result["scale"]["engines"] = earlier["scale"]["engines"]
         work.mkdir(parents=True, exist_ok=True)
         for engine in args.engines:
-            entry = {"build": build(corpus, work, engine) if engine != "memory" else None, "runs": []}
+            entry = {"build": build(corpus, work, engine), "runs": []}
             for mmap in ([False, True] if engine == "bm25s" else [False]):
                 entry["runs"].append(measure(engine, args.work, args.passages, mmap, args.queries, args.filtered))
             if engine == "tantivy":

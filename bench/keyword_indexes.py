@@ -1,6 +1,7 @@
 """The keyword engines bench/keyword_engines.py compares, each as build(corpus, folder) and a class opened on the
-built folder whose search(text, limit, since, before) gives (doc, score) best first: FTS5 as indexer/storage/fts.py
-asks it, the in-memory postings of search_api/bm25.py, tantivy and bm25s.
+built folder whose search(text, limit, since, before) gives (doc, score) best first: FTS5 as the local store asked
+it before tantivy (an `articles_fts` table of title, lead and body), tantivy and bm25s. (The hand-written
+in-memory postings measured in bench/RESULTS.md were removed with indexer/storage/bm25.py.)
 """
 
 from __future__ import annotations
@@ -19,10 +20,12 @@ from typing import Any
 import numpy as np
 
 from bench.vector_data import SEED
-from indexer.storage.base import Filter, KeywordWeights
-from indexer.storage.fts import search_articles
-from indexer.storage.sqlite_text import SCHEMA
+from indexer.storage.fts import match_expression
 from search_api.ranking.query_words import query_words
+
+# The article keyword table meta.sqlite held until tantivy replaced it.
+ARTICLES_FTS = ("CREATE VIRTUAL TABLE articles_fts USING fts5(title, lead, body, content='', "
+                "tokenize='porter unicode61 remove_diacritics 2');")
 
 
 @dataclass
@@ -53,11 +56,10 @@ class Corpus:
 # --- engines: build(corpus, folder), open(folder, mmap) -> search(text, limit, since, before) -> [(doc, score)]
 
 def build_fts5(corpus: Corpus, folder: Path) -> None:
-    """articles_fts exactly as indexer/meta.py declares it, beside the article columns its filters read."""
+    """articles_fts as meta.sqlite declared it, beside the article columns its filters read."""
     conn = sqlite3.connect(folder / "meta.sqlite")
-    fts = [line for line in SCHEMA.splitlines() if "articles_fts USING" in line]
     conn.executescript("CREATE TABLE articles (num INTEGER PRIMARY KEY, id TEXT NOT NULL, published TEXT, source TEXT);"
-                       "CREATE INDEX articles_published ON articles(published);" + "\n".join(fts))
+                       "CREATE INDEX articles_published ON articles(published);" + ARTICLES_FTS)
     pub = corpus.published_of().astype(str)
     with conn:
         for i in range(len(corpus)):
@@ -70,7 +72,7 @@ def build_fts5(corpus: Corpus, folder: Path) -> None:
 
 
 class Fts5:
-    """indexer/storage/fts.search_articles on a read-only connection (what the Searcher does without memory)."""
+    """bm25(articles_fts, 1, 1, 1) ORDER BY ... LIMIT on a read-only connection, as the store asked it before."""
 
     def __init__(self, path: Path, **_: Any):
         self.conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
@@ -79,32 +81,16 @@ class Fts5:
         self.num = None if first.isdigit() else {a: n for n, a in self.conn.execute("SELECT num, id FROM articles")}
 
     def search(self, text: str, limit: int, since: datetime | None = None, before: datetime | None = None):
-        hits = search_articles(self.conn, query_words(text), limit, KeywordWeights(), Filter(since, before))
-        return [(int(a) if self.num is None else self.num[a] - 1, s) for a, s in hits]
-
-
-class Memory:
-    """indexer/storage/bm25.KeywordIndex loaded from an FTS5 table; filters applied to the scored rows."""
-
-    def __init__(self, path: Path, **_: Any):
-        from indexer.storage.bm25 import KeywordIndex
-
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-        self.index = KeywordIndex.load(conn, "articles_fts", [1.0, 1.0])
-        pub = conn.execute("SELECT published FROM articles ORDER BY num").fetchall()
-        self.published = np.array([p[0] for p in pub], dtype="datetime64[s]")
-        conn.close()
-
-    def search(self, text: str, limit: int, since: datetime | None = None, before: datetime | None = None):
-        terms = self.index.terms(query_words(text))
-        if not terms:
+        match = match_expression(query_words(text))
+        if match is None:
             return []
-        rowids, scores = self.index.top(terms, len(self.index.rowids) if since else limit)
-        docs = rowids - 1
-        if since is not None:  # post-filter: every match scored, then the month kept
-            keep = (self.published[docs] >= np.datetime64(since)) & (self.published[docs] < np.datetime64(before))
-            docs, scores = docs[keep], scores[keep]
-        return ranked(docs, scores, limit)
+        where, args = ("AND a.published >= ? AND a.published < ?", [since.isoformat(), before.isoformat()]) \
+            if since is not None else ("", [])
+        hits = self.conn.execute(
+            "SELECT a.id, -bm25(articles_fts, 1.0, 1.0, 1.0) AS s FROM articles_fts JOIN articles a"
+            f" ON a.num = articles_fts.rowid WHERE articles_fts MATCH ? {where} ORDER BY s DESC, a.id LIMIT ?",
+            [match, *args, limit]).fetchall()
+        return [(int(a) if self.num is None else self.num[a] - 1, s) for a, s in hits]
 
 
 def ranked(docs: np.ndarray, scores: np.ndarray, limit: int) -> list[tuple[int, float]]:
@@ -261,5 +247,5 @@ class Bm25s:
 
 
 BUILD = {"fts5": build_fts5, "tantivy": build_tantivy, "bm25s": build_bm25s}
-OPEN = {"fts5": Fts5, "memory": Memory, "tantivy": Tantivy, "bm25s": Bm25s}
-FOLDER = {"fts5": "fts5", "memory": "fts5", "tantivy": "tantivy", "bm25s": "bm25s"}
+OPEN = {"fts5": Fts5, "tantivy": Tantivy, "bm25s": Bm25s}
+FOLDER = {"fts5": "fts5", "tantivy": "tantivy", "bm25s": "bm25s"}

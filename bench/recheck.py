@@ -47,7 +47,7 @@ GRID: dict[str, tuple[list[Any], Any]] = {
     "lead_sentences": ([2, 0], 0),
 }
 DEFAULTS = {"collapse": "on"}
-LOADED = ("index_dir", "title_weight", "lead_weight", "keyword_memory_tokens")  # read when a Searcher opens
+LOADED = ("index_dir", "title_weight", "lead_weight")  # read when a Searcher opens
 
 
 class QueryMemo:

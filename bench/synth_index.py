@@ -1,4 +1,4 @@
-"""Synthesise a full index version (meta.sqlite with FTS5, FAISS vectors, manifest) of N passages from the
+"""Synthesise a full index version (meta.sqlite, keyword/ (tantivy), FAISS vectors, manifest) of N passages from the
 real Reuters title+body index, for query benchmarks at 100k and 1M passages.
 
 Copy 0 is the real index itself; each further copy repeats its articles under new ids ("<id>~<copy>") with
@@ -9,8 +9,9 @@ The version is written by indexer.storage.local.LocalWriter (the writer builds u
 index_spec picks for N) and published, with the manifest's model section describing the default embedder,
 so `news-search serve` and Searcher.open accept it. The source is only read.
 
-Keyword side: every copy repeats the source's words, so FTS5 posting lists grow N/28,805 times with the
-same vocabulary; BM25 then scores copies of a text alike (a real archive of that size would spread more).
+Keyword side: every copy repeats the source's words, so the keyword index's posting lists grow N/28,805 times
+with the same vocabulary; BM25 then scores copies of a text alike (a real archive of that size would spread
+more), and every copy ties with its source, which the tie-break by id has to fetch past.
 """
 
 from __future__ import annotations

@@ -115,10 +115,6 @@ class Settings:
     """HNSW candidates kept per query; 0: the measured default (docs/scaling.md)."""
     mmap: bool = False
     """Memory-map the vector index instead of reading it into memory (read-only, shared between processes)."""
-    keyword_memory_tokens: int = 50_000_000
-    """Keyword (BM25) search over articles runs in memory up to this many indexed tokens (a few bytes each, read
-    when a version is opened); larger indexes, and filtered searches, ask SQLite; 0: always SQLite
-    (docs/performance.md)."""
     milvus_uri: str = ""
     """With `store=milvus`: a Milvus Lite file (`.db`; empty: `<index_dir>/milvus.db`) or `http(s)://host:19530`
     of a Milvus server or cluster (docs/milvus.md)."""
@@ -222,7 +218,6 @@ RANGES: dict[str, tuple[float, float, str]] = {
     "hnsw_limit": (0, math.inf, "passages; 0: never HNSW"),
     "nprobe": (0, 65536, "IVF lists probed per query; 0: automatic"),
     "ef_search": (0, 65536, "HNSW candidates per query; 0: automatic"),
-    "keyword_memory_tokens": (0, 10**10, "indexed tokens; 0: keyword search always asks SQLite"),
 }
 
 

@@ -20,13 +20,12 @@ from indexer.errors import ArticleNotFound, BadQuery, StoryNotFound
 from indexer.settings import Settings
 from indexer.storage import open_store
 from indexer.storage.base import Filter, KeywordWeights, Version
-from indexer.storage.bm25 import idf
 from indexer.storage.filtering import CatalogFilter
 from indexer.storage.manifest import check_model
 from indexer.stories import summary
 from search_api.ranking.fusion import best_per_group, decay, ranked, rrf, soft_max_pool
 from search_api.ranking.highlight import highlight
-from search_api.ranking.query_words import query_words
+from search_api.ranking.query_words import idf, query_words
 from search_api.ranking.relevance import Signals, background, coverage, relevance
 from search_api.ranking.rerank import Reranker, rerank
 
@@ -145,7 +144,6 @@ class Searcher:
         # Filters are masks over per-article arrays, not a query per request.
         self._filter = CatalogFilter(catalog)
         self._weights = KeywordWeights(settings.title_weight, settings.lead_weight)
-        version.text.prepare_keyword(self._weights, settings.keyword_memory_tokens)
         # Article num -> where its passages sit in _pids (through _by_article), for the cosine of any ranked article.
         self._by_article = np.argsort(self._owner, kind="stable")
         self._article_start = np.searchsorted(self._owner[self._by_article], np.arange(len(self._article_ids) + 1))

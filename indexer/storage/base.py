@@ -183,11 +183,6 @@ class TextIndex(Protocol):
         """(article title, passage text) of every passage: what its vector was embedded from."""
         ...
 
-    def prepare_keyword(self, weights: KeywordWeights, memory_tokens: int) -> None:
-        """Get ready to answer keyword_articles with these weights fast (the local store holds postings of up
-        to `memory_tokens` tokens in memory); a backend may do nothing."""
-        ...
-
     def keyword_articles(self, words: Sequence[str], limit: int, weights: KeywordWeights,
                          filter: Filter | None = None) -> list[tuple[str, float]]:
         """Top articles matching any of `words` as (article id, BM25 score), best first, ties by id."""

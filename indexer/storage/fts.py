@@ -1,7 +1,7 @@
-"""Keyword (BM25) retrieval with SQLite FTS5 over a local version's meta.sqlite.
+"""Passage keyword (BM25) retrieval with SQLite FTS5 over a local version's meta.sqlite: passage-level
+results (group=none) and each article's best passage; article search is tantivy's (tantivy_keyword.py).
 
-User text never reaches FTS5 syntax: the caller's words are each quoted. Articles are scored over three
-columns (title, lead, body), so words of the opening sentences, which a headline sums up, count more.
+User text never reaches FTS5 syntax: the caller's words are each quoted.
 """
 
 from __future__ import annotations
@@ -10,10 +10,8 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
-
 from indexer.chunk import MAX_PASSAGES_PER_ARTICLE, passage_id
-from indexer.storage.base import Filter, KeywordWeights
+from indexer.storage.base import Filter
 
 
 def match_expression(words: Sequence[str]) -> str | None:
@@ -36,24 +34,6 @@ def article_filter_sql(filter: Filter | None) -> tuple[str, list[Any]]:
         clauses.append(f"a.source IN ({','.join('?' * len(filter.sources))})")
         args.extend(filter.sources)
     return " AND ".join(clauses), args
-
-
-def search_articles(conn: sqlite3.Connection, words: Sequence[str], limit: int, weights: KeywordWeights,
-                    filter: Filter | None = None) -> list[tuple[str, float]]:
-    """Top articles as (article id, score), score = -bm25 over title, lead and body (higher is better)."""
-    match = match_expression(words)
-    if match is None:
-        return []
-    where, args = article_filter_sql(filter)
-    if not args:
-        return _top_unfiltered(conn, "articles_fts", "bm25(articles_fts, ?, ?, 1.0)", [weights.title, weights.lead],
-                               "JOIN articles a ON a.num = r.rowid", "a.id", match, limit)
-    rows = conn.execute(
-        f"SELECT a.id, -bm25(articles_fts, ?, ?, 1.0) AS s FROM articles_fts"
-        f" JOIN articles a ON a.num = articles_fts.rowid WHERE articles_fts MATCH ? AND {where} ORDER BY s DESC, a.id LIMIT ?",
-        [weights.title, weights.lead, match, *args, limit],
-    )
-    return [(r[0], float(r[1])) for r in rows]
 
 
 def _top_unfiltered(conn: sqlite3.Connection, table: str, bm25: str, weights: list[float], join: str, key: str,
@@ -114,21 +94,3 @@ def best_passage_per_article(conn: sqlite3.Connection, words: Sequence[str], art
         if row is not None:
             out[aid] = int(row[0])
     return out
-
-
-def word_presence(conn: sqlite3.Connection, words: Sequence[str], nums: Sequence[int]) -> tuple[int, list[int], np.ndarray]:
-    """Articles indexed, then for each word how many articles hold it and whether each article `nums`
-    (FTS5 rowids) does: what bm25.KeywordIndex.presence answers from memory, asked of SQLite."""
-    (n_rows,) = conn.execute("SELECT count(*) FROM articles_fts_docsize").fetchone()
-    df: list[int] = []
-    present = np.zeros((len(words), len(nums)), dtype=bool)
-    at = {num: i for i, num in enumerate(nums)}
-    marks = ",".join("?" * len(nums))
-    for i, word in enumerate(words):
-        match = f'"{word}"'
-        df.append(conn.execute("SELECT count(*) FROM articles_fts WHERE articles_fts MATCH ?", (match,)).fetchone()[0])
-        if nums:
-            for (num,) in conn.execute(f"SELECT rowid FROM articles_fts WHERE articles_fts MATCH ? AND rowid IN ({marks})",
-                                       (match, *nums)):
-                present[i, at[num]] = True
-    return n_rows, df, present

@@ -1,5 +1,6 @@
 """The local store (NEWSEARCH_STORE=local, the default): one folder per version holding vectors.faiss (FAISS),
-meta.sqlite (SQLite with FTS5) and manifest.json, beside a CURRENT file naming the published one.
+meta.sqlite (SQLite with FTS5 for passages), keyword/ (tantivy, for articles) and manifest.json, beside a
+CURRENT file naming the published one.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from indexer.storage.folders import (
 )
 from indexer.storage.manifest import base_manifest, rebuild_hint
 from indexer.storage.sqlite_text import MetaWriter, SqliteText
+from indexer.storage.tantivy_keyword import FOLDER, KeywordIndex, KeywordWriter, build_missing, usable
 
 
 @dataclass
@@ -73,7 +75,11 @@ class LocalVersion:
                 verify_files(folder, manifest)
             vectors = FaissStore.load(folder / VECTORS, nprobe, mmap, ef_search)
             text = SqliteText(folder / META)
-        except (RuntimeError, OSError, sqlite3.DatabaseError) as exc:
+            titles = manifest["chunking"].get("fields") == "title+body"
+            if not usable(folder / FOLDER, titles):  # a version written before keyword indexes: once
+                build_missing(folder, text.all_articles(), titles)
+            text.keyword = KeywordIndex(folder / FOLDER)
+        except (RuntimeError, OSError, ValueError, sqlite3.DatabaseError) as exc:
             raise IndexMismatch(f"cannot read {folder}: {exc}; {rebuild_hint(index_dir)}") from None
         if vectors.dim != manifest["model"]["dim"] or len(vectors) != manifest["counts"]["passages"]:
             raise IndexMismatch(f"{folder / VECTORS} disagrees with {MANIFEST}; {rebuild_hint(index_dir)}")
@@ -93,7 +99,7 @@ class LocalVersion:
         return self._filter.passages(filter)
 
     def close(self) -> None:
-        """Release the SQLite connections."""
+        """Release the SQLite connections (the keyword index's maps go with the object)."""
         self.text.close()
 
 
@@ -112,11 +118,14 @@ class LocalWriter:
         self._groups: set[str] = set()
         self._stories: set[str] = set()
         self._meta: MetaWriter | None = None
+        self._keyword: KeywordWriter | None = None
         self._done = False
         self.folder.mkdir()
         try:
             (self.folder / WRITER).write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname()}))
-            self._meta = MetaWriter(self.folder / (META + ".tmp"), index_titles=chunking["fields"] == "title+body")
+            titles = chunking["fields"] == "title+body"
+            self._meta = MetaWriter(self.folder / (META + ".tmp"), index_titles=titles)
+            self._keyword = KeywordWriter(self.folder / (FOLDER + ".tmp"), titles, *keyword_base(index_dir, titles))
         except BaseException:
             self.abort()
             raise
@@ -126,6 +135,7 @@ class LocalWriter:
         """Write the articles' rows now; the vectors are indexed at commit (the index type needs them all)."""
         try:
             self._meta.add(articles, passages_of, dup_groups, stories)  # type: ignore[union-attr]
+            self._keyword.add(articles)  # type: ignore[union-attr]
         except BaseException:
             self.abort()
             raise
@@ -135,7 +145,7 @@ class LocalWriter:
         self._stories.update((stories or {a.id: a.id for a in articles}).values())
 
     def commit(self) -> str:
-        """meta.sqlite, then vectors.faiss, then manifest.json; returns the version's name (not published)."""
+        """meta.sqlite, keyword/, vectors.faiss, then manifest.json; returns the version's name (not published)."""
         try:
             return self._commit()
         except BaseException:
@@ -148,6 +158,7 @@ class LocalWriter:
         folder, meta = self.folder, self._meta
         meta.finish()  # type: ignore[union-attr]
         commit_file(folder / (META + ".tmp"), folder / META)
+        keyword = self._keyword.finish(folder / FOLDER)  # type: ignore[union-attr]
         dim = self.model["dim"]
         ids = np.concatenate(self._ids) if self._ids else np.zeros(0, dtype=np.int64)
         vectors = np.concatenate(self._vectors) if self._vectors else np.zeros((0, dim), dtype=np.float32)
@@ -159,7 +170,10 @@ class LocalWriter:
                   "duplicate_groups": len(self._groups), "stories": len(self._stories)}
         manifest = base_manifest(self.name, self.model, self.chunking, counts)
         manifest["faiss"] = {"spec": store.spec, "version": faiss.__version__}
-        manifest["files"] = {VECTORS: file_entry(folder / VECTORS), META: file_entry(folder / META)}
+        manifest["keyword"] = keyword
+        manifest["files"] = {VECTORS: file_entry(folder / VECTORS), META: file_entry(folder / META),
+                             **{f"{FOLDER}/{p.name}": file_entry(p) for p in sorted((folder / FOLDER).iterdir())
+                                if not p.name.startswith(".tantivy-")}}
         write_manifest(folder, manifest)
         (folder / WRITER).unlink()
         self._done = True
@@ -179,6 +193,24 @@ class LocalWriter:
                  tb: TracebackType | None) -> None:
         if not self._done:
             self.abort()
+
+
+def keyword_base(index_dir: Path, titles: bool) -> tuple[Path | None, dict[str, str] | None]:
+    """The published version's keyword index and its articles' content hashes, if a new version can start from
+    them (same format and fields): an update then indexes only what changed (docs/storage.md)."""
+    try:
+        folder = index_dir / current_version(index_dir)
+    except (IndexNotFound, IndexMismatch):
+        return None, None
+    if not usable(folder / FOLDER, titles) or not (folder / META).is_file():
+        return None, None
+    conn = sqlite3.connect(f"file:{folder / META}?mode=ro", uri=True)
+    try:
+        return folder / FOLDER, dict(conn.execute("SELECT id, content_hash FROM articles"))
+    except sqlite3.Error:
+        return None, None
+    finally:
+        conn.close()
 
 
 class LocalStore:
@@ -242,6 +274,6 @@ class LocalStore:
         return len(found)
 
     def size(self, name: str) -> int:
-        """Bytes of the version folder's files."""
-        return sum(f.stat().st_size for f in (self.index_dir / name).iterdir())
+        """Bytes of the version folder's files (hard links shared with another version count in both)."""
+        return sum(f.stat().st_size for f in (self.index_dir / name).rglob("*") if f.is_file())
 

@@ -13,7 +13,7 @@ from indexer import __version__
 from indexer.errors import IndexMismatch
 
 FORMAT = "newsearch-index"
-FORMAT_VERSION = 2  # 2: articles_fts has a lead column
+FORMAT_VERSION = 2  # 2: articles_fts had a lead column (keyword/ replaced it; a version without gets one on open)
 
 
 def rebuild_hint(index_dir: Path) -> str:

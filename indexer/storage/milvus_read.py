@@ -281,9 +281,6 @@ class MilvusText:
         for r in fetch_all(self.client, self.passages_collection, ["article_id", "text"]):
             yield titles[r["article_id"]], r["text"]
 
-    def prepare_keyword(self, weights: KeywordWeights, memory_tokens: int) -> None:
-        """Nothing to prepare: Milvus holds the BM25 index."""
-
     def keyword_articles(self, words: Sequence[str], limit: int, weights: KeywordWeights,
                          filter: Filter | None = None) -> list[tuple[str, float]]:
         """Top articles by Milvus' BM25 over the `keyword` field (title and lead repeated by the weights it was

@@ -1,5 +1,6 @@
-"""The local store's text: articles, passages and FTS5 keyword tables in one SQLite file per version
-(meta.sqlite), written by MetaWriter and read by SqliteText (indexer.storage.base.TextIndex).
+"""The local store's text: articles, passages and the passages' FTS5 table in one SQLite file per version
+(meta.sqlite), written by MetaWriter and read by SqliteText (indexer.storage.base.TextIndex); article keyword
+search is the version's tantivy index (indexer/storage/tantivy_keyword.py), which SqliteText is given.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
@@ -20,11 +21,13 @@ from indexer.errors import IndexDamaged
 from indexer.records import Article, Passage
 from indexer.storage import fts
 from indexer.storage.base import Catalog, Filter, KeywordWeights, StoredPassage
-from indexer.storage.bm25 import KeywordIndex, instances
+
+if TYPE_CHECKING:
+    from indexer.storage.tantivy_keyword import KeywordIndex
 
 SCHEMA = """
 CREATE TABLE articles (
-    num INTEGER PRIMARY KEY,          -- rowid of articles_fts
+    num INTEGER PRIMARY KEY,          -- article number of the Catalog
     id TEXT NOT NULL UNIQUE,
     title TEXT NOT NULL,
     body TEXT NOT NULL,
@@ -49,7 +52,6 @@ CREATE TABLE passages (
     text TEXT NOT NULL
 );
 CREATE INDEX passages_article ON passages(article_num, ordinal);
-CREATE VIRTUAL TABLE articles_fts USING fts5(title, lead, body, content='', tokenize='porter unicode61 remove_diacritics 2');
 CREATE VIRTUAL TABLE passages_fts USING fts5(title, text, content='', tokenize='porter unicode61 remove_diacritics 2');
 """
 
@@ -81,8 +83,6 @@ class MetaWriter:
                  article.content_hash, json.dumps(article.meta, ensure_ascii=False, default=str),
                  dup_groups.get(article.id), (stories or {}).get(article.id, article.id)),
             )
-            conn.execute("INSERT INTO articles_fts (rowid, title, lead, body) VALUES (?,?,?,?)",
-                         (num, title, lead_of(article.body), article.body))
             rows = [(p.id, num, p.ordinal, p.start, p.end, p.tokens, p.text) for p in passages_of.get(article.id, ())]
             conn.executemany("INSERT INTO passages VALUES (?,?,?,?,?,?,?)", rows)
             conn.executemany("INSERT INTO passages_fts (rowid, title, text) VALUES (?,?,?)",
@@ -90,8 +90,7 @@ class MetaWriter:
             self.passages += len(rows)
 
     def finish(self) -> None:
-        """Optimise the keyword tables, commit and close."""
-        self.conn.execute("INSERT INTO articles_fts(articles_fts) VALUES ('optimize')")
+        """Optimise the keyword table, commit and close."""
         self.conn.execute("INSERT INTO passages_fts(passages_fts) VALUES ('optimize')")
         self.conn.commit()
         self.conn.close()
@@ -130,15 +129,17 @@ def readable(method: Method) -> Method:
 
 
 class SqliteText:
-    """Read-only access to meta.sqlite, one connection per thread (FastAPI runs sync routes in a pool)."""
+    """Read-only access to meta.sqlite, one connection per thread (FastAPI runs sync routes in a pool), and
+    article keyword search through the version's keyword index."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, keyword: KeywordIndex | None = None):
         self.path = path
+        self.keyword = keyword
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
-        self._keyword: dict[KeywordWeights, KeywordIndex] = {}  # article postings in memory (prepare_keyword)
-        self._article_ids: list[str] = []  # article num -> id, for the in-memory index's rows
+        self._key_of: np.ndarray | None = None  # article num -> keyword index key (tantivy_keyword.article_key)
+        self._by_key: np.ndarray | None = None  # article nums in ascending key order
         self.conn.execute("SELECT count(*) FROM articles").fetchone()
 
     @property
@@ -153,7 +154,8 @@ class SqliteText:
         return conn
 
     def close(self) -> None:
-        """Close every thread's connection."""
+        """Close every thread's connection and drop the keyword index (tantivy closes its files when freed)."""
+        self.keyword = None
         with self._lock:
             for conn in self._connections:
                 conn.close()
@@ -279,6 +281,12 @@ class SqliteText:
             out.append(Article(r[0], r[1], r[2], _date(r[3]), r[4], r[5], r[6], json.loads(r[7])))
         return out
 
+    def all_articles(self) -> Iterator[Article]:
+        """Every stored article in number order (what a keyword index is built from)."""
+        for r in self.conn.execute("SELECT id, title, body, published, source, url, content_hash, meta FROM articles"
+                                   " ORDER BY num"):
+            yield Article(r[0], r[1], r[2], _date(r[3]), r[4], r[5], r[6], json.loads(r[7]))
+
     @readable
     def passages_by_article(self) -> dict[str, list[Passage]]:
         """Every article's passages by ordinal, articles in stored order."""
@@ -298,24 +306,42 @@ class SqliteText:
         """(article title, passage text) of every passage."""
         yield from self.conn.execute("SELECT a.title, p.text FROM passages p JOIN articles a ON a.num = p.article_num")
 
-    @readable
-    def prepare_keyword(self, weights: KeywordWeights, memory_tokens: int) -> None:
-        """Hold the article keyword index in memory for these weights, unless it has more than `memory_tokens`."""
-        if weights in self._keyword or instances(self.conn, "articles_fts") > memory_tokens:
-            return
-        self._article_ids = [""] + [r[0] for r in self.conn.execute("SELECT id FROM articles ORDER BY num")]
-        self._keyword[weights] = KeywordIndex.load(self.conn, "articles_fts", [weights.title, weights.lead, 1.0])
+    def _keys(self) -> tuple[np.ndarray, np.ndarray]:
+        """(key of each article num, nums in key order), made once: 8 bytes per article each."""
+        from indexer.storage.tantivy_keyword import article_key
+
+        conn = self.conn  # before the lock, which a thread's first connection takes
+        with self._lock:
+            if self._key_of is None:
+                ids = conn.execute("SELECT num, id FROM articles ORDER BY num").fetchall()
+                key_of = np.zeros(len(ids) + 1, dtype=np.int64)
+                key_of[[n for n, _ in ids]] = [article_key(a) for _, a in ids]
+                self._by_key, self._key_of = np.argsort(key_of, kind="stable"), key_of
+        return self._key_of, self._by_key  # type: ignore[return-value]
+
+    def _keyword(self) -> KeywordIndex:
+        if self.keyword is None:
+            raise IndexDamaged(f"{self.path.parent} has no keyword index; rebuild it with `news-index build`",
+                               "no keyword index")
+        return self.keyword
 
     @readable
     def keyword_articles(self, words: Sequence[str], limit: int, weights: KeywordWeights,
                          filter: Filter | None = None) -> list[tuple[str, float]]:
-        """Top articles by BM25: from memory when loaded for these weights and unfiltered, else FTS5."""
-        memory = self._keyword.get(weights)
-        terms = memory.terms(words) if memory is not None and not filter else None
-        if terms is None:
-            return fts.search_articles(self.conn, words, limit, weights, filter)
-        nums, scores = memory.top(terms, limit)  # type: ignore[union-attr]
-        found = sorted(zip((self._article_ids[n] for n in nums.tolist()), scores.tolist()), key=lambda p: (-p[1], p[0]))
+        """Top articles by BM25 from the keyword index, ties by id."""
+        hits = self._keyword().search(words, limit, weights, filter)
+        if not hits:
+            return []
+        key_of, by_key = self._keys()
+        keys = np.array([k for k, _ in hits], dtype=np.int64)
+        nums = by_key[np.minimum(np.searchsorted(key_of, keys, sorter=by_key), len(by_key) - 1)]
+        if not np.array_equal(key_of[nums], keys):
+            raise IndexDamaged(f"{self.path.parent / 'keyword'} names articles {self.path} does not hold; rebuild the "
+                               "index with `news-index build` or restore its files", "unknown keyword keys")
+        nums = nums.tolist()
+        marks = ",".join("?" * len(nums))
+        id_of = dict(self.conn.execute(f"SELECT num, id FROM articles WHERE num IN ({marks})", nums))
+        found = sorted(((id_of[n], s) for n, (_, s) in zip(nums, hits)), key=lambda p: (-p[1], p[0]))
         return found[:limit]
 
     @readable
@@ -332,7 +358,6 @@ class SqliteText:
     @readable
     def word_presence(self, words: Sequence[str], numbers: Sequence[int]) -> tuple[int, list[int], np.ndarray]:
         """Articles indexed, articles holding each word, and which of the article `numbers` hold each word."""
-        for memory in self._keyword.values():  # any weights: presence does not depend on them
-            df, present = memory.presence(words, np.asarray(numbers, dtype=np.int64))
-            return len(memory.rowids), df.tolist(), present
-        return fts.word_presence(self.conn, words, [int(n) for n in numbers])
+        key_of, _ = self._keys()
+        keys = key_of[np.asarray(numbers, dtype=np.int64)].tolist() if len(numbers) else []
+        return self._keyword().presence(words, keys)

@@ -1,8 +1,11 @@
 """The words of a query that keyword (BM25) search looks for; the search itself is the storage layer's
-(indexer.storage.base.TextIndex.keyword_articles and keyword_passages). Pure.
+(indexer.storage.base.TextIndex.keyword_articles and keyword_passages), and the idf the relevance signals
+weigh them by. Pure.
 """
 
 from __future__ import annotations
+
+import math
 
 from search_api.ranking.highlight import query_terms, words_of
 
@@ -14,3 +17,10 @@ def query_words(text: str, drop_stop_words: bool = True) -> list[str]:
     left: they add little to BM25 but make FTS5 score nearly every row.
     """
     return (query_terms(text) if drop_stop_words else words_of(text))[:64]
+
+
+def idf(n_rows: int, hits: int) -> float:
+    """FTS5's idf of a word that `hits` of `n_rows` articles hold (at least 1e-6), as the relevance calibration
+    was fitted with (docs/relevance.md)."""
+    value = math.log((n_rows - hits + 0.5) / (hits + 0.5))
+    return value if value > 0.0 else 1e-6

@@ -161,6 +161,8 @@ def test_update_of_an_index_from_before_the_untitled_lead_rule_says_how_to_rebui
     (copy / name).mkdir()
     for f in ("vectors.faiss", "meta.sqlite"):
         (copy / name / f).write_bytes((corpus_index / name / f).read_bytes())
-    (copy / name / "manifest.json").write_text(json.dumps({**manifest, "chunking": {**old, "lead_sentences": 0}}))
+    files = {f: manifest["files"][f] for f in ("vectors.faiss", "meta.sqlite")}  # from before keyword/ too
+    (copy / name / "manifest.json").write_text(json.dumps({**manifest, "chunking": {**old, "lead_sentences": 0},
+                                                           "files": files}))
     with pytest.raises(ConfigError, match=r"lead_for='none' \(now 'untitled'\).*NEWSEARCH_LEAD_SENTENCES=0.*build"):
         update([tmp_path], Settings(index_dir=copy), embedder, progress=False)

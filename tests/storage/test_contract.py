@@ -305,11 +305,8 @@ def test_vectors_remove_and_add(opened: Version, data: Data):
 # -- keyword search ----------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("prepared", [False, True], ids=["plain", "prepared"])
-def test_keyword_articles_with_and_without_filters(opened: Version, data: Data, prepared: bool):
+def test_keyword_articles_with_and_without_filters(opened: Version, data: Data):
     text, weights = opened.text, KeywordWeights(1.0, 1.0)
-    if prepared:  # a backend may precompute; the answers must not change
-        text.prepare_keyword(weights, 10**9)
     everything = text.keyword_articles(["president"], 1000, weights)
     found = {aid for aid, _ in everything}
     assert {a.id for a in data.articles if re.search(r"\bpresident\b", f"{a.title} {a.body}".lower())} <= found

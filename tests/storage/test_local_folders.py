@@ -28,14 +28,16 @@ def test_filtered_search_returns_only_allowed_ids_with_deterministic_ties():
 def test_corpus_index_layout_and_manifest(corpus_index):
     name = current_version(corpus_index)
     folder = corpus_index / name
-    assert {p.name for p in folder.iterdir()} == {"manifest.json", "vectors.faiss", "meta.sqlite"}
+    assert {p.name for p in folder.iterdir()} == {"manifest.json", "vectors.faiss", "meta.sqlite", "keyword"}
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["model"] == {"name": "sentence-transformers/all-MiniLM-L6-v2", "dim": 384, "max_seq_length": 256,
                                  "fingerprint": Embedder().fingerprint, "backend": "openvino",
                                  "precision": Embedder().precision}
     assert manifest["counts"]["articles"] == 51
     assert manifest["chunking"]["max_tokens"] == 200
-    assert set(manifest["files"]) == {"vectors.faiss", "meta.sqlite"}
+    keyword = {f"keyword/{p.name}" for p in (folder / "keyword").iterdir() if not p.name.startswith(".tantivy-")}
+    assert set(manifest["files"]) == {"vectors.faiss", "meta.sqlite"} | keyword and "keyword/meta.json" in keyword
+    assert manifest["keyword"]["docs"] == 51 and manifest["keyword"]["engine"] == "tantivy"
 
 
 def copy_index(src, dst):
