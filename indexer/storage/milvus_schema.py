@@ -4,6 +4,7 @@ BM25 fields, articles with their metadata and a BM25 field), index parameters an
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import threading
@@ -21,7 +22,9 @@ from indexer.records import Article, Passage
 
 MAX_VARCHAR = 65_535  # bytes: Milvus' limit for one VARCHAR value
 BODY_PARTS = 64  # an article body is stored in up to this many VARCHAR parts (4 MB)
-PASSAGES, ARTICLES = "p", "a"  # suffixes of a version's two collections
+PASSAGES, ARTICLES, MARKER = "p", "a", "v"  # suffixes of a lineage's two data collections and a version's marker
+LAYOUT = 2  # manifest["milvus"]["layout"]: 2 = versions as row intervals [born, died) in shared collections
+ALIVE = 2**62  # `died` of a row no version has replaced yet
 COLUMNS = ("title", "lead")  # an article's keyword columns weighted apart from its body (KeywordWeights)
 ARTICLE_SPARSE = ("sparse", "title_sparse", "lead_sparse")  # BM25 fields of the article collection
 SERVING = "serving"  # suffix of the alias that names the published version's passage collection
@@ -70,12 +73,12 @@ def check_prefix(prefix: str) -> str:
 
 
 def collection_name(prefix: str, version: str, kind: str) -> str:
-    """The collection of one version's passages (kind PASSAGES) or articles (ARTICLES)."""
+    """The passages (kind PASSAGES) or articles (ARTICLES) of a lineage, or a version's marker (MARKER)."""
     return f"{prefix}_{re.sub(r'[^A-Za-z0-9_]', '_', version)}_{kind}"
 
 
 def alias_name(prefix: str) -> str:
-    """The alias serving readers: it names the published version's passage collection."""
+    """The alias serving readers: it names the published version's marker collection."""
     return f"{prefix}_{SERVING}"
 
 
@@ -109,6 +112,16 @@ def filter_expr(since: datetime | None, before: datetime | None, sources: Sequen
     return " and ".join(clauses)
 
 
+def visible(seq: int) -> str:
+    """The rows version number `seq` of a lineage sees: written at or before it, not yet replaced at it."""
+    return f"born <= {int(seq)} and died > {int(seq)}"
+
+
+def both(first: str, second: str) -> str:
+    """Two filter expressions joined by `and` (either may be empty)."""
+    return f"({first}) and ({second})" if first and second else first or second
+
+
 def id_filter(field: str, values: Sequence[Any]) -> str:
     """`field in [...]` for ints or strings (strings quoted as JSON, which Milvus' grammar reads)."""
     return f"{field} in {json.dumps([v if isinstance(v, str) else int(v) for v in values], ensure_ascii=False)}"
@@ -136,10 +149,27 @@ def _bm25(schema, source: str, target: str) -> None:  # noqa: ANN001 (a pymilvus
                                  input_field_names=[source], output_field_names=[target]))
 
 
+def _versioned(schema, id_type: DataType, **id_options: Any) -> None:  # noqa: ANN001 (a CollectionSchema)
+    # A row is one record as one set of versions saw it: key "<id>@<born>", seen by versions born <= v < died.
+    schema.add_field("key", DataType.VARCHAR, is_primary=True, max_length=1100)
+    schema.add_field("id", id_type, **id_options)
+    schema.add_field("born", DataType.INT64)
+    schema.add_field("died", DataType.INT64)
+    schema.add_field("digest", DataType.VARCHAR, max_length=64)  # of the row's content: an update skips equal rows
+
+
+def marker_schema():  # noqa: ANN201 (a pymilvus CollectionSchema)
+    """A version's marker: no rows; its properties hold the writer, then the manifest, and the alias names it."""
+    schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+    schema.add_field("id", DataType.INT64, is_primary=True)
+    schema.add_field("unused", DataType.FLOAT_VECTOR, dim=2)  # Milvus wants a vector field in every collection
+    return schema
+
+
 def passage_schema(dim: int):  # noqa: ANN201 (a pymilvus CollectionSchema)
     """Passages: id, their article, offsets, text, its stems for BM25, dense vector and the filter fields."""
     schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
-    schema.add_field("id", DataType.INT64, is_primary=True)
+    _versioned(schema, DataType.INT64)
     schema.add_field("article_id", DataType.VARCHAR, max_length=1024)
     schema.add_field("ordinal", DataType.INT64)
     schema.add_field("start_char", DataType.INT64)
@@ -157,7 +187,7 @@ def passage_schema(dim: int):  # noqa: ANN201 (a pymilvus CollectionSchema)
 def article_schema():  # noqa: ANN201 (a pymilvus CollectionSchema)
     """Articles: every field the local store keeps, plus a BM25 field over title, lead and body."""
     schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
-    schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=1024)
+    _versioned(schema, DataType.VARCHAR, max_length=1024)
     schema.add_field("num", DataType.INT64)
     schema.add_field("title", DataType.VARCHAR, max_length=MAX_VARCHAR)
     schema.add_field("body", DataType.ARRAY, element_type=DataType.VARCHAR, max_capacity=BODY_PARTS,
@@ -217,6 +247,15 @@ def passage_row(passage: Passage, vector: np.ndarray, article: Article) -> dict[
             "terms": fit(analyzed(passage.text)),
             "dense": np.asarray(vector, dtype=np.float32).tolist(), "published": micros(article.published),
             "source": article.source}
+
+
+def row_digest(row: dict[str, Any]) -> str:
+    """A hash of a row's content: every field but its version fields and article number, the vector as float32."""
+    plain = {k: v for k, v in row.items() if k not in ("key", "born", "died", "digest", "num", "dense")}
+    h = hashlib.sha256(json.dumps(plain, sort_keys=True, ensure_ascii=False, default=str).encode())
+    if "dense" in row:
+        h.update(np.asarray(row["dense"], dtype=np.float32).tobytes())
+    return h.hexdigest()[:32]
 
 
 def keyword_text(title: str, lead: str, body: str, weights: dict[str, int]) -> str:

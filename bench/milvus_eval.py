@@ -1,0 +1,117 @@
+"""Benchmark: dev-set nDCG@10 of the Milvus store against the local store on the full Reuters corpus.
+
+Builds (once) the headlines index (body only) and the topics index (title + body) into Milvus Lite under --root,
+scores both dev sets in dense, keyword and hybrid modes through the same Searcher code on the Milvus index and on
+an existing local index (--local-body / --local-title-body, opened read-only through a folder of symlinks), and
+compares them per query on each half of bench/dev_split.json (paired sign-flip test, 95% bootstrap interval of
+Milvus - local). Writes bench/results/milvus-eval-<cpu>.json. Run:
+`NEWSEARCH_CACHE_DIR=/work/var-shared/cache .venv/bin/python -m bench.milvus_eval --root /work/var-shared/milvus2`
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import time
+from pathlib import Path
+
+from bench.build_reuters import REUTERS, ROOT, commit
+from bench.eval_reuters import EVAL, SETS, SPLIT
+from bench.machine import machine_facts
+from indexer.embed import Embedder
+from indexer.errors import IndexNotFound
+from indexer.pipeline import build
+from indexer.settings import Settings
+from indexer.storage import open_store
+from search_api.evaluate import evaluate, load_qrels, load_queries, split_half
+from search_api.searcher import Searcher
+from search_api.significance import paired
+
+MODES = ("dense", "keyword", "hybrid")
+METRIC = "ndcg@10"
+LOCAL = Path("/work/main/var/bench")
+
+
+def milvus_index(root: Path, fields: str, embedder: Embedder) -> Settings:
+    """Settings of the Milvus index of these fields under `root`, built first if it has no published version."""
+    settings = Settings.from_env(index_dir=root.parent / f"{root.name}-{fields.replace('+', '-')}", fields=fields,
+                                 store="milvus")
+    store = open_store(settings)
+    try:
+        store.current()
+    except IndexNotFound:
+        started = time.perf_counter()
+        build(sorted(REUTERS.glob("corpus-*.jsonl.gz")), settings, embedder, progress=True)
+        (settings.index_dir / "build-seconds").write_text(f"{time.perf_counter() - started:.0f}\n")
+    finally:
+        store.close()
+    return settings
+
+
+def local_view(source: Path, root: Path, fields: str) -> Path:
+    """A folder naming the published version of a local index by symlink, so reading it never writes there."""
+    view = root.parent / f"{root.name}-local-{fields.replace('+', '-')}"
+    view.mkdir(parents=True, exist_ok=True)
+    name = (source / "CURRENT").read_text().strip()
+    if not (view / name).exists():
+        (view / name).symlink_to(source / name)
+    (view / "CURRENT").write_text(name + "\n")
+    return view
+
+
+def scores(settings: Settings, embedder: Embedder, set_name: str) -> dict:
+    """evaluate() of one dev set (every query) on the published version of settings' store."""
+    queries, qrels = load_queries(EVAL / f"{set_name}-queries.jsonl"), load_qrels(EVAL / f"{set_name}-qrels.tsv")
+    searcher = Searcher(open_store(settings).open(), embedder, settings)
+    try:
+        return evaluate(searcher, queries, qrels, MODES)
+    finally:
+        searcher.close()
+
+
+def compare(milvus: dict, local: dict, set_name: str) -> dict:
+    """Milvus - local nDCG@10 per mode, on the whole set and on each half."""
+    queries, qrels = load_queries(EVAL / f"{set_name}-queries.jsonl"), load_qrels(EVAL / f"{set_name}-qrels.tsv")
+    halves = {"all": sorted(q for q in queries if q in qrels)}
+    for half in ("tune", "check"):
+        halves[half] = sorted(split_half(queries, qrels, SPLIT, set_name, half)[1])
+    out: dict = {}
+    for mode in MODES:
+        m, lo = milvus["modes"][mode]["per_query"], local["modes"][mode]["per_query"]
+        out[mode] = {}
+        for half, ids in halves.items():
+            test = paired([m[q][METRIC] for q in ids], [lo[q][METRIC] for q in ids])
+            out[mode][half] = test.as_dict()
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--root", type=Path, required=True, help="prefix of the Milvus index folders")
+    parser.add_argument("--sets", nargs="+", choices=list(SETS), default=list(SETS))
+    args = parser.parse_args()
+    embedder = Embedder.from_settings(Settings.from_env())
+    result = {"benchmark": "milvus_eval", "commit": commit(), "machine": machine_facts(), "metric": METRIC,
+              "sets": {}}
+    for set_name in args.sets:
+        fields = SETS[set_name]
+        milvus_settings = milvus_index(args.root, fields, embedder)
+        local_dir = local_view(LOCAL / f"eval-reuters-{fields.replace('+', '-')}", args.root, fields)
+        local_settings = Settings.from_env(index_dir=local_dir, fields=fields, store="local")
+        runs = {store: scores(s, embedder, set_name) for store, s in (("milvus", milvus_settings),
+                                                                      ("local", local_settings))}
+        result["sets"][set_name] = {"fields": fields, "articles": runs["milvus"]["articles"],
+                                    "versions": {k: v["index_version"] for k, v in runs.items()},
+                                    "means": {k: {m: v["modes"][m]["means"] for m in MODES} for k, v in runs.items()},
+                                    "paired": compare(runs["milvus"], runs["local"], set_name),
+                                    "per_query": {k: {m: {q: s[METRIC] for q, s in v["modes"][m]["per_query"].items()}
+                                                      for m in MODES} for k, v in runs.items()}}
+        print(json.dumps(result["sets"][set_name]["paired"], indent=1))  # noqa: T201 (a CLI)
+    cpu = re.sub(r"[^a-z0-9]+", "-", result["machine"]["cpu"].lower()).strip("-")
+    out = ROOT / "bench" / "results" / f"milvus-eval-{cpu}.json"
+    out.write_text(json.dumps(result, indent=1, default=str) + "\n")
+
+
+if __name__ == "__main__":
+    main()
