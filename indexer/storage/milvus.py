@@ -35,7 +35,9 @@ from indexer.storage.milvus_schema import (
 from indexer.storage.milvus_wire import calls, connect, is_remote, lite_path
 from indexer.storage.milvus_write import WRITER_KEY, Lineage, MilvusWriter, trim
 
-DEAD_SHARE = 1.0  # a new lineage (a full write) once the collections hold more dead rows than the base's live ones
+# Milvus' BM25 statistics count every row ever inserted into a collection, deleted ones too (docs/milvus.md,
+# "Versions and updates"): a new lineage (a full write) once the rows inserted exceed the live ones by this share.
+STALE_SHARE = 0.2
 
 
 def rebuild_hint(store: MilvusStore) -> str:
@@ -133,11 +135,14 @@ class MilvusStore:
                 for collection in reversed(existing):
                     self.client.drop_collection(collection)
             elif kept:
+                for collection in existing:  # a Milvus that restarted holds them released
+                    self.client.load_collection(collection)
                 trim(self.client, existing, kept, writing=len(markers) > len(kept))
 
     def _lineage_for(self, model: dict[str, Any], chunking: dict[str, Any]) -> Lineage | None:
         """The lineage a new version can extend: the published version's, if it is the lineage's newest complete
-        version, was built the same way, and its collections are not mostly dead rows; else None (a full write)."""
+        version, was built the same way, and its collections' BM25 statistics are not too stale; else None (a full
+        write)."""
         try:
             base = self.manifest(self.current())
         except (IndexNotFound, IndexMismatch):
@@ -150,15 +155,17 @@ class MilvusStore:
         if (base["model"], base["chunking"], milvus["keyword_repeats"]) != (model, chunking, weights) \
                 or dense != milvus["dense_index"] or milvus["seq"] != max(m["seq"] for m in markers if m["manifest"]):
             return None
+        with calls(milvus["lineage"]):  # a Milvus that restarted holds them released
+            for collection in (milvus["passages"], milvus["articles"]):
+                self.client.load_collection(collection)
         for m in markers:  # writers that died (one writer at a time: leases.writer_lock)
             if not m["manifest"]:
                 self.drop(m["version"], milvus["lineage"])
         self._trim_lineage(milvus["lineage"])
-        with calls(milvus["passages"]):
-            rows = self.client.query(milvus["passages"], filter="", output_fields=["count(*)"])[0]["count(*)"]
-        if rows - base["counts"]["passages"] > DEAD_SHARE * base["counts"]["passages"]:
+        inserted = milvus.get("inserted", {})
+        if any(inserted.get(kind, 0) > (1 + STALE_SHARE) * base["counts"][kind] for kind in ("articles", "passages")):
             return None
-        return Lineage(milvus["lineage"], milvus["seq"], milvus["dense_index"])
+        return Lineage(milvus["lineage"], milvus["seq"], milvus["dense_index"], inserted)
 
     # -- Store ------------------------------------------------------------------------------------
 

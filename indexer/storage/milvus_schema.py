@@ -258,6 +258,11 @@ def row_digest(row: dict[str, Any]) -> str:
     return h.hexdigest()[:32]
 
 
+def versioned(row: dict[str, Any], seq: int) -> dict[str, Any]:
+    """A row as version `seq` writes it: its key, born at `seq`, alive, with its content's digest."""
+    return {**row, "key": f"{row['id']}@{seq}", "born": seq, "died": ALIVE, "digest": row_digest(row)}
+
+
 def keyword_text(title: str, lead: str, body: str, weights: dict[str, int]) -> str:
     """An article's BM25 text: title and lead repeated by their (whole) weights, then the body. Milvus scores one
     field, so the local store's per-column weights become repetitions (docs/milvus.md)."""

@@ -10,7 +10,7 @@ import os
 import socket
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +23,7 @@ from indexer.records import Article, Passage
 from indexer.storage.faiss_vectors import EF_SEARCH
 from indexer.storage.folders import new_version_name
 from indexer.storage.manifest import base_manifest
+from indexer.storage.milvus_ray import insert_passages, ray_running
 from indexer.storage.milvus_schema import (
     ALIVE,
     ANALYZER,
@@ -41,10 +42,10 @@ from indexer.storage.milvus_schema import (
     marker_schema,
     passage_row,
     passage_schema,
-    row_digest,
+    versioned,
     visible,
 )
-from indexer.storage.milvus_wire import calls, fetch_all
+from indexer.storage.milvus_wire import calls, fetch_all, is_remote
 from indexer.storage.sqlite_text import lead_of
 
 if TYPE_CHECKING:
@@ -62,6 +63,7 @@ class Lineage:
     name: str  # the version whose full write created the collections
     base_seq: int
     dense: dict[str, Any] | None  # the dense index the collections have (None: chosen at the first commit)
+    inserted: dict[str, int] = field(default_factory=dict)  # rows ever inserted into each collection, by kind
 
 
 def full_rows(client: MilvusClient, collection: str, expr: str) -> list[dict[str, Any]]:
@@ -136,17 +138,17 @@ class MilvusWriter:
         self.old_passages = {int(r["id"]): (r["key"], r["digest"]) for r in (
             fetch_all(self.client, self.passages, ["key", "id", "digest"], base) if lineage else [])}
         self.retired: dict[str, list[str]] = {self.articles: [], self.passages: []}
+        self.on_workers = store.settings.engine == "ray" and is_remote(store.uri) and ray_running()
+        self.writer_pids: set[int] = set()  # processes that inserted passage rows (Ray actors), for the manifest
         self.next_num = max((num for _, _, num in self.old_articles.values()), default=0) + 1
-
-    def _versioned(self, row: dict[str, Any]) -> dict[str, Any]:
-        return {**row, "key": f"{row['id']}@{self.seq}", "born": self.seq, "died": ALIVE, "digest": row_digest(row)}
 
     def add(self, articles: Sequence[Article], passages_of: Mapping[str, Sequence[Passage]], ids: np.ndarray,
             vectors: np.ndarray, dup_groups: Mapping[str, str], stories: Mapping[str, str] | None = None) -> None:
         """Insert the rows of articles and passages that differ from the base version's; an article not in
-        `stories` is a story of its own."""
+        `stories` is a story of its own. Passage rows are written by Ray actors when Ray runs and Milvus is a
+        server (indexer/storage/milvus_ray.py), else here."""
         row_of = {int(pid): i for i, pid in enumerate(np.asarray(ids, dtype=np.int64).tolist())}
-        arts, pas = [], []
+        arts, items = [], []
         for article in articles:
             self.counts["articles"] += 1
             group = dup_groups.get(article.id)
@@ -156,22 +158,42 @@ class MilvusWriter:
             old = self.old_articles.pop(article.id, None)
             num = old[2] if old else self.next_num
             self.next_num += old is None
-            row = self._versioned(article_row(article, num, group, title, lead_of(article.body), self.weights,
-                                              (stories or {}).get(article.id)))
+            row = versioned(article_row(article, num, group, title, lead_of(article.body), self.weights,
+                                        (stories or {}).get(article.id)), self.seq)
             self._keep_or_write(row, old, arts, self.articles)
             for passage in passages_of.get(article.id, ()):
                 at = row_of.get(int(passage.id))
                 if at is None:  # a Milvus row needs a vector: a stand-in, and commit refuses the version
                     self.without_vector += 1
-                self.counts["passages"] += 1
-                row = self._versioned(passage_row(passage, vectors[at] if at is not None else self.zero, article))
-                self._keep_or_write(row, self.old_passages.pop(int(passage.id), None), pas, self.passages)
+                items.append((passage, vectors[at] if at is not None else self.zero, article))
+        self.counts["passages"] += len(items)
+        self._insert(self.articles, arts)
         self.written["articles"] += len(arts)
+        if self.on_workers:
+            self._passages_on_workers(items)
+            return
+        pas: list[dict[str, Any]] = []
+        for passage, vector, article in items:
+            row = versioned(passage_row(passage, vector, article), self.seq)
+            self._keep_or_write(row, self.old_passages.pop(int(passage.id), None), pas, self.passages)
+        self._insert(self.passages, pas)
         self.written["passages"] += len(pas)
-        for collection, rows in ((self.articles, arts), (self.passages, pas)):
-            with calls(collection):
-                for start in range(0, len(rows), BATCH):
-                    self.client.insert(collection, rows[start : start + BATCH])
+
+    def _insert(self, collection: str, rows: list[dict[str, Any]]) -> None:
+        with calls(collection):
+            for start in range(0, len(rows), BATCH):
+                self.client.insert(collection, rows[start : start + BATCH])
+
+    def _passages_on_workers(self, items: list[tuple[Passage, np.ndarray, Article]]) -> None:
+        """Ray actors build, compare and insert the passage rows; the rows they replaced are retired at commit."""
+        olds = [self.old_passages.pop(int(p.id), None) for p, _, _ in items]
+        job = {"uri": self.store.uri, "token": self.store.settings.milvus_token, "collection": self.passages,
+               "seq": self.seq}
+        written, pids = insert_passages(job, [(*item, old[1] if old else None) for item, old in zip(items, olds)])
+        self.written["passages"] += len(written)
+        self.writer_pids.update(pids)
+        self.retired[self.passages] += [old[0] for (p, _, _), old in zip(items, olds)
+                                        if old is not None and int(p.id) in written]
 
     def _keep_or_write(self, row: dict[str, Any], old: tuple | None, rows: list[dict[str, Any]],
                        collection: str) -> None:
@@ -215,6 +237,9 @@ class MilvusWriter:
             manifest["milvus"] = {"layout": LAYOUT, "lineage": self.lineage.name, "seq": self.seq,
                                   "dense_index": dense, "analyzer": ANALYZER, "keyword_repeats": self.weights,
                                   "passages": self.passages, "articles": self.articles, "written": self.written,
+                                  "inserted": {kind: self.lineage.inserted.get(kind, 0) + self.written[kind]
+                                               for kind in ("articles", "passages")},
+                                  "passage_writers": sorted(self.writer_pids) if self.on_workers else "driver",
                                   "pymilvus": pymilvus.__version__}
             self.client.alter_collection_properties(self.marker, {MANIFEST_KEY: json.dumps(manifest)})
         self.committed = True
