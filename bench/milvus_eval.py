@@ -70,6 +70,14 @@ def scores(settings: Settings, embedder: Embedder, set_name: str) -> dict:
         searcher.close()
 
 
+def reused(previous: dict) -> dict:
+    """The local store's run of a previous result file, in the shape `scores` returns (nDCG@10 only)."""
+    return {"index_version": previous["versions"]["local"], "articles": previous["articles"],
+            "modes": {m: {"means": previous["means"]["local"][m],
+                          "per_query": {q: {METRIC: v} for q, v in previous["per_query"]["local"][m].items()}}
+                      for m in MODES}}
+
+
 def compare(milvus: dict, local: dict, set_name: str) -> dict:
     """Milvus - local nDCG@10 per mode, on the whole set and on each half."""
     queries, qrels = load_queries(EVAL / f"{set_name}-queries.jsonl"), load_qrels(EVAL / f"{set_name}-qrels.tsv")
@@ -90,7 +98,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--root", type=Path, required=True, help="prefix of the Milvus index folders")
     parser.add_argument("--sets", nargs="+", choices=list(SETS), default=list(SETS))
+    parser.add_argument("--reuse-local", type=Path, help="a previous result file: take the local store's scores "
+                        "from it instead of running them again (same local indexes)")
+    parser.add_argument("--tag", default="", help="suffix of the result file")
     args = parser.parse_args()
+    previous = json.loads(args.reuse_local.read_text()) if args.reuse_local else None
     embedder = Embedder.from_settings(Settings.from_env())
     result = {"benchmark": "milvus_eval", "commit": commit(), "machine": machine_facts(), "metric": METRIC,
               "sets": {}}
@@ -99,8 +111,9 @@ def main() -> None:
         milvus_settings = milvus_index(args.root, fields, embedder)
         local_dir = local_view(LOCAL / f"eval-reuters-{fields.replace('+', '-')}", args.root, fields)
         local_settings = Settings.from_env(index_dir=local_dir, fields=fields, store="local")
-        runs = {store: scores(s, embedder, set_name) for store, s in (("milvus", milvus_settings),
-                                                                      ("local", local_settings))}
+        runs = {"milvus": scores(milvus_settings, embedder, set_name)}
+        runs["local"] = (reused(previous["sets"][set_name]) if previous
+                         else scores(local_settings, embedder, set_name))
         result["sets"][set_name] = {"fields": fields, "articles": runs["milvus"]["articles"],
                                     "versions": {k: v["index_version"] for k, v in runs.items()},
                                     "means": {k: {m: v["modes"][m]["means"] for m in MODES} for k, v in runs.items()},
@@ -109,7 +122,7 @@ def main() -> None:
                                                       for m in MODES} for k, v in runs.items()}}
         print(json.dumps(result["sets"][set_name]["paired"], indent=1))  # noqa: T201 (a CLI)
     cpu = re.sub(r"[^a-z0-9]+", "-", result["machine"]["cpu"].lower()).strip("-")
-    out = ROOT / "bench" / "results" / f"milvus-eval-{cpu}.json"
+    out = ROOT / "bench" / "results" / f"milvus-eval-{cpu}{'-' + args.tag if args.tag else ''}.json"
     out.write_text(json.dumps(result, indent=1, default=str) + "\n")
 
 

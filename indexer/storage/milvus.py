@@ -21,11 +21,13 @@ from indexer.storage.faiss_vectors import EF_SEARCH
 from indexer.storage.manifest import FORMAT, FORMAT_VERSION
 from indexer.storage.milvus_read import MilvusText, MilvusVectors
 from indexer.storage.milvus_schema import (
+    ANALYZER,
     ARTICLES,
     LAYOUT,
     MANIFEST_KEY,
     MARKER,
     PASSAGES,
+    STEMMER,
     alias_name,
     check_prefix,
     collection_name,
@@ -38,6 +40,7 @@ from indexer.storage.milvus_write import WRITER_KEY, Lineage, MilvusWriter, trim
 # Milvus' BM25 statistics count every row ever inserted into a collection, deleted ones too (docs/milvus.md,
 # "Versions and updates"): a new lineage (a full write) once the rows inserted exceed the live ones by this share.
 STALE_SHARE = 0.2
+OLD_STEMMER = "english"  # what versions written before the manifest named a stemmer used
 
 
 def rebuild_hint(store: MilvusStore) -> str:
@@ -58,7 +61,8 @@ class MilvusVersion:
         self.vectors = MilvusVectors(store.client, milvus["passages"], manifest["model"]["dim"],
                                      {"metric_type": "IP", "params": dense.get("search", {})}, rows)
         self.text = MilvusText(store.client, milvus["passages"], milvus["articles"], milvus["keyword_repeats"],
-                               manifest["chunking"].get("fields") == "title+body", rows)
+                               manifest["chunking"].get("fields") == "title+body", rows,
+                               milvus.get("stemmer", OLD_STEMMER))
 
     def close(self) -> None:
         """Nothing held: the store's client is shared."""
@@ -152,7 +156,9 @@ class MilvusStore:
                    "lead": round(s.lead_weight)}
         dense = dense_index(base["counts"]["passages"], s.flat_limit, s.ef_search or EF_SEARCH)
         markers = [m for m in self._markers() if m["lineage"] == milvus["lineage"]]
+        analysis = (milvus["analyzer"], milvus.get("stemmer", OLD_STEMMER))
         if (base["model"], base["chunking"], milvus["keyword_repeats"]) != (model, chunking, weights) \
+                or analysis != (ANALYZER, STEMMER) \
                 or dense != milvus["dense_index"] or milvus["seq"] != max(m["seq"] for m in markers if m["manifest"]):
             return None
         with calls(milvus["lineage"]):  # a Milvus that restarted holds them released

@@ -138,8 +138,9 @@ class MilvusText:
     """A version's passage and article collections, as a TextIndex."""
 
     def __init__(self, client: MilvusClient, passages: str, articles: str, repeats: dict[str, int], titles: bool,
-                 rows: str):
+                 rows: str, stemmer: str):
         self.client = client
+        self.stemmer = stemmer  # the algorithm the version's text was stemmed with: queries are stemmed alike
         self.rows = rows  # the filter selecting this version's rows (milvus_schema.visible)
         self.passages_collection = passages
         self.articles_collection = articles
@@ -322,7 +323,7 @@ class MilvusText:
             return []
         # Twice as deep as asked, so ties at the cut are broken by id rather than by Milvus' order.
         with calls(collection):
-            hits = self.client.search(collection, data=[" ".join(stems(words))], anns_field=field, filter=expr,
+            hits = self.client.search(collection, data=[" ".join(stems(words, self.stemmer))], anns_field=field, filter=expr,
                                       limit=min(2 * limit, TOP_LIMIT), output_fields=["id"])[0]
         return _ranked(hits, limit)
 
@@ -331,7 +332,7 @@ class MilvusText:
         out: dict[str, int] = {}
         if not words:
             return out
-        words = stems(words)
+        words = stems(words, self.stemmer)
         for chunk in _chunks(list(dict.fromkeys(article_ids))):
             with calls(self.passages_collection):
                 hits = self.client.search(self.passages_collection, data=[" ".join(words)], anns_field="sparse",
@@ -347,7 +348,7 @@ class MilvusText:
         at = {n: i for i, n in enumerate(nums)}
         present = np.zeros((len(words), len(nums)), dtype=bool)
         df = []
-        for i, word in enumerate(stems(words)):
+        for i, word in enumerate(stems(words, self.stemmer)):
             match = f"text_match(keyword, {json.dumps(word, ensure_ascii=False)})"
             df.append(self._count(self.articles_collection, match))
             for chunk in _chunks(nums):

@@ -29,14 +29,12 @@ COLUMNS = ("title", "lead")  # an article's keyword columns weighted apart from 
 ARTICLE_SPARSE = ("sparse", "title_sparse", "lead_sparse")  # BM25 fields of the article collection
 SERVING = "serving"  # suffix of the alias that names the published version's passage collection
 MANIFEST_KEY = "newsearch.manifest"  # collection property holding the manifest: set last, it marks a version complete
-# Lucene's English stop words, as Milvus' `_english_` expands them; listed so Milvus Lite (which reads a list
-# only) and a cluster drop the same words.
-STOP_WORDS = ("a an and are as at be but by for if in into is it no not of on or such that the their then "
-              "there these they this to was will with").split()
-# Text reaches Milvus' BM25 function already stemmed (`analyzed`), so its analyzer only splits and drops stop words:
-# Milvus Lite 3.2.2 accepts a `stemmer` filter but ignores it, and stemming here makes Lite, a cluster and the
-# local store (FTS5's porter tokenizer) match the same words (bench/RESULTS.md, "Milvus parity").
-ANALYZER = {"tokenizer": "standard", "filter": ["lowercase", {"type": "stop", "stop_words": STOP_WORDS}]}
+# Text reaches Milvus' BM25 function already stemmed (`analyzed`), so its analyzer only splits and lower-cases:
+# Milvus Lite 3.2.2 accepts a `stemmer` filter but ignores it, and stemming here makes Lite and a cluster match the
+# same words. Porter stems and no stop-word filter, as the local store's FTS5 (`porter unicode61`), so both count
+# the same words and document lengths for BM25 (bench/RESULTS.md, "Milvus parity").
+STEMMER = "porter"  # a snowballstemmer algorithm; versions record theirs (manifest milvus.stemmer)
+ANALYZER = {"tokenizer": "standard", "filter": ["lowercase"]}
 # SQLite FTS5's BM25 parameters (the local store's); Milvus Lite's default k1 is 1.5.
 BM25_PARAMS = {"bm25_k1": 1.2, "bm25_b": 0.75}
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -45,18 +43,18 @@ _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,100}")
 EPOCH = datetime(1970, 1, 1)
 
 
-def _stemmer() -> snowballstemmer.stemmer:
-    # One per thread: a snowball stemmer keeps the word being stemmed in itself.
-    stemmer = getattr(_local, "stemmer", None)
-    if stemmer is None:
-        stemmer = _local.stemmer = snowballstemmer.stemmer("english")
-    return stemmer
+def _stemmer(algorithm: str) -> snowballstemmer.stemmer:
+    # One per thread and algorithm: a snowball stemmer keeps the word being stemmed in itself.
+    cache = _local.__dict__.setdefault("stemmers", {})
+    if algorithm not in cache:
+        cache[algorithm] = snowballstemmer.stemmer(algorithm)
+    return cache[algorithm]
 
 
-def stems(words: Sequence[str]) -> list[str]:
-    """English stems of lower-cased words, accents removed (as FTS5's `remove_diacritics`)."""
+def stems(words: Sequence[str], algorithm: str = STEMMER) -> list[str]:
+    """Stems of lower-cased words, accents removed (as FTS5's `remove_diacritics`)."""
     plain = (unicodedata.normalize("NFKD", w.casefold()) for w in words)
-    return _stemmer().stemWords(["".join(c for c in w if not unicodedata.combining(c)) for w in plain])
+    return _stemmer(algorithm).stemWords(["".join(c for c in w if not unicodedata.combining(c)) for w in plain])
 
 
 def analyzed(text: str) -> str:

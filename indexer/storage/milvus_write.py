@@ -33,6 +33,7 @@ from indexer.storage.milvus_schema import (
     MANIFEST_KEY,
     MARKER,
     PASSAGES,
+    STEMMER,
     article_row,
     article_schema,
     collection_name,
@@ -235,7 +236,8 @@ class MilvusWriter:
             manifest = base_manifest(self.name, self.model, self.chunking,
                                      {**self.counts, "duplicate_groups": len(self.groups)})
             manifest["milvus"] = {"layout": LAYOUT, "lineage": self.lineage.name, "seq": self.seq,
-                                  "dense_index": dense, "analyzer": ANALYZER, "keyword_repeats": self.weights,
+                                  "dense_index": dense, "analyzer": ANALYZER, "stemmer": STEMMER,
+                                  "keyword_repeats": self.weights,
                                   "passages": self.passages, "articles": self.articles, "written": self.written,
                                   "inserted": {kind: self.lineage.inserted.get(kind, 0) + self.written[kind]
                                                for kind in ("articles", "passages")},

@@ -79,7 +79,7 @@ def test_names_and_filters_are_valid_milvus() -> None:
 
 
 def test_bm25_text_is_stemmed_here_so_lite_and_a_cluster_match_the_same_words() -> None:
-    assert analyzed("Oil prices ROSE; the Café's rates rising") == "oil price rose the cafe s rate rise"
+    assert analyzed("Oil prices ROSE; the Café rates rising") == "oil price rose the cafe rate rise"  # Porter
     assert stems(["Prices", "rising"]) == ["price", "rise"]
 
 
