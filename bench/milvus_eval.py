@@ -2,7 +2,8 @@
 
 Builds (once) the headlines index (body only) and the topics index (title + body) into Milvus Lite under --root,
 scores both dev sets in dense, keyword and hybrid modes through the same Searcher code on the Milvus index and on
-an existing local index (--local-body / --local-title-body, opened read-only through a folder of symlinks), and
+a local index (the base indexes of /work/main/var/bench, opened read-only through a folder of symlinks, or with
+--build-local one built by this code, so that cleaning and chunking are the same as the Milvus index's), and
 compares them per query on each half of bench/dev_split.json (paired sign-flip test, 95% bootstrap interval of
 Milvus - local). Writes bench/results/milvus-eval-<cpu>.json. Run:
 `NEWSEARCH_CACHE_DIR=/work/var-shared/cache .venv/bin/python -m bench.milvus_eval --root /work/var-shared/milvus2`
@@ -33,10 +34,11 @@ METRIC = "ndcg@10"
 LOCAL = Path("/work/main/var/bench")
 
 
-def milvus_index(root: Path, fields: str, embedder: Embedder) -> Settings:
-    """Settings of the Milvus index of these fields under `root`, built first if it has no published version."""
-    settings = Settings.from_env(index_dir=root.parent / f"{root.name}-{fields.replace('+', '-')}", fields=fields,
-                                 store="milvus")
+def built_index(root: Path, fields: str, embedder: Embedder, store: str = "milvus") -> Settings:
+    """Settings of the index of these fields in `store` under `root`, built first if it has no published version."""
+    tag = "" if store == "milvus" else f"-{store}now"
+    settings = Settings.from_env(index_dir=root.parent / f"{root.name}{tag}-{fields.replace('+', '-')}",
+                                 fields=fields, store=store)
     store = open_store(settings)
     try:
         store.current()
@@ -45,7 +47,8 @@ def milvus_index(root: Path, fields: str, embedder: Embedder) -> Settings:
         build(sorted(REUTERS.glob("corpus-*.jsonl.gz")), settings, embedder, progress=True)
         (settings.index_dir / "build-seconds").write_text(f"{time.perf_counter() - started:.0f}\n")
     finally:
-        store.close()
+        if hasattr(store, "close"):  # a Milvus store holds a client (the local one opens nothing here)
+            store.close()
     return settings
 
 
@@ -101,6 +104,8 @@ def main() -> None:
     parser.add_argument("--reuse-local", type=Path, help="a previous result file: take the local store's scores "
                         "from it instead of running them again (same local indexes)")
     parser.add_argument("--tag", default="", help="suffix of the result file")
+    parser.add_argument("--build-local", action="store_true", help="compare with local indexes built here by this "
+                        "code (default: the base indexes under /work/main/var/bench, read through symlinks)")
     args = parser.parse_args()
     previous = json.loads(args.reuse_local.read_text()) if args.reuse_local else None
     embedder = Embedder.from_settings(Settings.from_env())
@@ -108,9 +113,12 @@ def main() -> None:
               "sets": {}}
     for set_name in args.sets:
         fields = SETS[set_name]
-        milvus_settings = milvus_index(args.root, fields, embedder)
-        local_dir = local_view(LOCAL / f"eval-reuters-{fields.replace('+', '-')}", args.root, fields)
-        local_settings = Settings.from_env(index_dir=local_dir, fields=fields, store="local")
+        milvus_settings = built_index(args.root, fields, embedder)
+        if args.build_local:  # with this code's cleaning and chunking, as the Milvus index
+            local_settings = built_index(args.root, fields, embedder, "local")
+        else:
+            local_dir = local_view(LOCAL / f"eval-reuters-{fields.replace('+', '-')}", args.root, fields)
+            local_settings = Settings.from_env(index_dir=local_dir, fields=fields, store="local")
         runs = {"milvus": scores(milvus_settings, embedder, set_name)}
         runs["local"] = (reused(previous["sets"][set_name]) if previous
                          else scores(local_settings, embedder, set_name))
