@@ -1,6 +1,7 @@
-"""Milvus as a storage backend (NEWSEARCH_STORE=milvus): each index version is two collections, its passages
-(dense and BM25 fields, date and source for filters) and its articles (metadata and a BM25 field); a version is
-complete when its manifest is set on the passage collection, and publishing points an alias at it.
+"""Milvus as a storage backend (NEWSEARCH_STORE=milvus): versions share a lineage's two collections, passages
+(dense and BM25 fields, date and source for filters) and articles (metadata and a BM25 field), each seeing the rows
+alive at its number; a version is complete when its manifest is set on its marker collection, and publishing points
+an alias at the marker. Writing: indexer/storage/milvus_write.py; reading: milvus_read.py.
 """
 
 from __future__ import annotations
@@ -9,43 +10,37 @@ import json
 import os
 import socket
 import time
-from collections.abc import Mapping, Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
-import numpy as np
-import pymilvus
 from pymilvus import MilvusClient
 
-from indexer.errors import IndexMismatch, IndexNotFound, NewsearchError, StorageError
-from indexer.records import Article, Passage
+from indexer.errors import IndexMismatch, IndexNotFound, NewsearchError
 from indexer.settings import Settings
 from indexer.storage.faiss_vectors import EF_SEARCH
-from indexer.storage.folders import new_version_name
-from indexer.storage.manifest import FORMAT, FORMAT_VERSION, base_manifest
+from indexer.storage.manifest import FORMAT, FORMAT_VERSION
 from indexer.storage.milvus_read import MilvusText, MilvusVectors
 from indexer.storage.milvus_schema import (
     ANALYZER,
-    ARTICLE_SPARSE,
     ARTICLES,
+    LAYOUT,
     MANIFEST_KEY,
+    MARKER,
     PASSAGES,
+    STEMMER,
     alias_name,
-    article_row,
-    article_schema,
     check_prefix,
     collection_name,
     dense_index,
-    index_params,
-    passage_row,
-    passage_schema,
+    visible,
 )
 from indexer.storage.milvus_wire import calls, connect, is_remote, lite_path
-from indexer.storage.sqlite_text import lead_of
+from indexer.storage.milvus_write import WRITER_KEY, Lineage, MilvusWriter, trim
 
-WRITER_KEY = "newsearch.writer"  # collection property: version name, pid, host and start of the writing job
-BATCH = 256  # rows per insert: a few MB of vectors and text, far below gRPC's message limit
+# Milvus' BM25 statistics count every row ever inserted into a collection, deleted ones too (docs/milvus.md,
+# "Versions and updates"): a new lineage (a full write) once the rows inserted exceed the live ones by this share.
+STALE_SHARE = 0.2
+OLD_STEMMER = "english"  # what versions written before the manifest named a stemmer used
 
 
 def rebuild_hint(store: MilvusStore) -> str:
@@ -53,123 +48,30 @@ def rebuild_hint(store: MilvusStore) -> str:
     return f"rebuild it with `news-index build <corpus>` (NEWSEARCH_STORE=milvus, NEWSEARCH_MILVUS_URI={store.uri})"
 
 
-class MilvusWriter:
-    """A version being written into two new collections; invisible to readers until `commit` sets the manifest."""
-
-    def __init__(self, store: MilvusStore, model: dict[str, Any], chunking: dict[str, Any]):
-        self.store = store
-        self.client = store.client
-        self.name = new_version_name()
-        self.model = model
-        self.chunking = chunking
-        self.passages = collection_name(store.prefix, self.name, PASSAGES)
-        self.articles = collection_name(store.prefix, self.name, ARTICLES)
-        self.counts = {"articles": 0, "passages": 0}
-        self.groups: set[str] = set()
-        self.committed = False
-        self.without_vector = 0
-        self.zero = np.zeros(model["dim"], dtype=np.float32)
-        # The settings' weights as whole repetitions in the `keyword` field (see keyword_text); others are served
-        # by adding the title and lead fields' own BM25 (MilvusText.keyword_articles).
-        self.index_titles = chunking.get("fields") == "title+body"
-        self.weights = {"title": round(store.settings.title_weight) if self.index_titles else 0,
-                        "lead": round(store.settings.lead_weight)}
-        writer = json.dumps({"version": self.name, "pid": os.getpid(), "host": socket.gethostname(),
-                             "started": time.time()})
-        with calls(self.passages):
-            # The passage collection first: it is what versions() and unfinished() list.
-            self.client.create_collection(self.passages, schema=passage_schema(model["dim"]),
-                                          index_params=index_params(self.client, ["sparse"]),
-                                          properties={WRITER_KEY: writer})
-            self.client.create_collection(self.articles, schema=article_schema(),
-                                          index_params=index_params(self.client, ARTICLE_SPARSE),
-                                          properties={WRITER_KEY: writer})
-
-    def add(self, articles: Sequence[Article], passages_of: Mapping[str, Sequence[Passage]], ids: np.ndarray,
-            vectors: np.ndarray, dup_groups: Mapping[str, str], stories: Mapping[str, str] | None = None) -> None:
-        """Insert articles and their passages with the vectors of `ids`; an article not in `stories` is a story
-        of its own."""
-        row_of = {int(pid): i for i, pid in enumerate(np.asarray(ids, dtype=np.int64).tolist())}
-        arts, pas = [], []
-        for article in articles:
-            self.counts["articles"] += 1
-            group = dup_groups.get(article.id)
-            if group:
-                self.groups.add(group)
-            title = article.title if self.index_titles else ""
-            arts.append(article_row(article, self.counts["articles"], group, title, lead_of(article.body),
-                                    self.weights, (stories or {}).get(article.id)))
-            for passage in passages_of.get(article.id, ()):
-                row = row_of.get(int(passage.id))
-                if row is None:  # a Milvus row needs a vector: a stand-in, and commit refuses the version
-                    self.without_vector += 1
-                pas.append(passage_row(passage, vectors[row] if row is not None else self.zero, article))
-        self.counts["passages"] += len(pas)
-        for collection, rows in ((self.articles, arts), (self.passages, pas)):
-            with calls(collection):
-                for at in range(0, len(rows), BATCH):
-                    self.client.insert(collection, rows[at : at + BATCH])
-
-    def commit(self) -> str:
-        """Flush, index the dense field (exact or HNSW by size), load, then set the manifest: now complete."""
-        if self.without_vector:
-            raise StorageError(f"{self.without_vector} passages of version {self.name} were added without a vector; "
-                               "every passage needs one (this is a bug of the job writing it)")
-        settings = self.store.settings
-        dense = dense_index(self.counts["passages"], settings.flat_limit, settings.ef_search or EF_SEARCH)
-        with calls(self.passages):
-            for collection in (self.articles, self.passages):
-                self.client.flush(collection)
-            params = self.client.prepare_index_params()
-            params.add_index(field_name="dense", index_type=dense["index_type"], metric_type=dense["metric_type"],
-                             params=dense["params"])
-            self.client.create_index(self.passages, params)
-            for collection in (self.articles, self.passages):
-                self.client.load_collection(collection)
-            manifest = base_manifest(self.name, self.model, self.chunking,
-                                     {**self.counts, "duplicate_groups": len(self.groups)})
-            manifest["milvus"] = {"dense_index": dense, "analyzer": ANALYZER, "keyword_repeats": self.weights,
-                                  "passages": self.passages, "articles": self.articles,
-                                  "pymilvus": pymilvus.__version__}
-            self.client.alter_collection_properties(self.passages, {MANIFEST_KEY: json.dumps(manifest)})
-        self.committed = True
-        return self.name
-
-    def abort(self) -> None:
-        """Drop both collections."""
-        self.store.drop(self.name)
-
-    def __enter__(self) -> MilvusWriter:
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        if not self.committed:
-            self.abort()
-
-
 class MilvusVersion:
-    """One complete version opened read-only: its collections loaded, behind VectorIndex and TextIndex."""
+    """One complete version opened read-only: the rows of its lineage it sees, behind VectorIndex and TextIndex."""
 
     def __init__(self, store: MilvusStore, name: str, manifest: dict[str, Any]):
         self.name = name
         self.manifest = manifest
         self.index_dir = store.index_dir
-        passages = collection_name(store.prefix, name, PASSAGES)
-        articles = collection_name(store.prefix, name, ARTICLES)
-        dense = manifest["milvus"]["dense_index"]
-        self.vectors = MilvusVectors(store.client, passages, manifest["model"]["dim"],
-                                     {"metric_type": "IP", "params": dense.get("search", {})})
-        self.text = MilvusText(store.client, passages, articles, manifest["milvus"]["keyword_repeats"],
-                               manifest["chunking"].get("fields") == "title+body")
+        milvus = manifest["milvus"]
+        rows = visible(milvus["seq"])
+        dense = milvus["dense_index"]
+        self.vectors = MilvusVectors(store.client, milvus["passages"], manifest["model"]["dim"],
+                                     {"metric_type": "IP", "params": dense.get("search", {})}, rows)
+        self.text = MilvusText(store.client, milvus["passages"], milvus["articles"], milvus["keyword_repeats"],
+                               manifest["chunking"].get("fields") == "title+body", rows,
+                               milvus.get("stemmer", OLD_STEMMER))
 
     def close(self) -> None:
         """Nothing held: the store's client is shared."""
 
 
 class MilvusStore:
-    """The versions of one index in Milvus: collections named `<prefix>_<version>_p|a`, published through the
-    alias `<prefix>_serving`. Leases, jobs and the embedding cache stay in settings.index_dir."""
+    """The versions of one index in Milvus: lineages of collections `<prefix>_<lineage>_p|a`, a marker collection
+    `<prefix>_<version>_v` per version, published through the alias `<prefix>_serving`. Leases, jobs and the
+    embedding cache stay in settings.index_dir."""
 
     def __init__(self, settings: Settings, client: MilvusClient | None = None):
         self.settings = settings
@@ -190,62 +92,115 @@ class MilvusStore:
 
             server_manager_instance.release_server(str(lite_path(self.uri)))
 
-    # -- collections ------------------------------------------------------------------------------
+    # -- markers and lineages -----------------------------------------------------------------------
 
-    def _properties(self) -> dict[str, dict[str, str]]:
-        """Properties of this index's passage collections, by collection name."""
+    def _markers(self) -> list[dict[str, Any]]:
+        """Every version marker of this index: {version, lineage, seq, manifest (or None), writer (or None)}."""
+        out = []
         with calls(self.uri):
             names = [n for n in self.client.list_collections()
-                     if n.startswith(self.prefix + "_") and n.endswith("_" + PASSAGES)]
-            return {n: self.client.describe_collection(n).get("properties", {}) for n in names}
+                     if n.startswith(self.prefix + "_") and n.endswith("_" + MARKER)]
+            for name in names:
+                props = self.client.describe_collection(name).get("properties", {})
+                info = _parse(props.get(MANIFEST_KEY)) or {}
+                writer = _parse(props.get(WRITER_KEY))
+                manifest = info if "version" in info else None
+                source = (manifest or {}).get("milvus") or writer or {}
+                version = (manifest or writer or {}).get("version")
+                if version:
+                    out.append({"version": version, "lineage": source.get("lineage"), "seq": source.get("seq", 0),
+                                "manifest": manifest, "writer": writer, "collection": name})
+        return out
 
-    def _version_of(self, properties: dict[str, str]) -> str | None:
-        raw = properties.get(MANIFEST_KEY) or properties.get(WRITER_KEY)
-        try:
-            return json.loads(raw)["version"] if raw else None
-        except (json.JSONDecodeError, KeyError, TypeError):
-            return None
-
-    def drop(self, name: str) -> None:
-        """Drop a version's collections (those that exist). The manifest goes first, then the articles, then
-        the passages: a crash part-way leaves an unfinished version that `unfinished` lists and gc drops, never
-        a complete one without its articles, nor articles that nothing lists."""
-        passages, articles = (collection_name(self.prefix, name, kind) for kind in (PASSAGES, ARTICLES))
+    def drop(self, name: str, lineage: str | None = None) -> None:
+        """Remove version `name`: its manifest first (it is no longer complete), then its marker, then the rows
+        only it saw (or everything it wrote, if unfinished); a lineage no version uses any more is dropped. A crash
+        part-way leaves rows no complete version sees, which the next writer or gc trims."""
+        marker = collection_name(self.prefix, name, MARKER)
         with calls(name):
-            existing = set(self.client.list_collections())
-            if passages in existing and MANIFEST_KEY in self.client.describe_collection(passages).get("properties", {}):
-                self.client.drop_collection_properties(passages, property_keys=[MANIFEST_KEY])
-            for collection in (articles, passages):
-                if collection in existing:
+            if self.client.has_collection(marker):
+                props = self.client.describe_collection(marker).get("properties", {})
+                info = (_parse(props.get(MANIFEST_KEY)) or {}).get("milvus") or _parse(props.get(WRITER_KEY)) or {}
+                lineage = info.get("lineage", lineage)
+                if MANIFEST_KEY in props:
+                    self.client.drop_collection_properties(marker, property_keys=[MANIFEST_KEY])
+                self.client.drop_collection(marker)
+        if lineage:
+            self._trim_lineage(lineage)
+
+    def _trim_lineage(self, lineage: str) -> None:
+        """Trim a lineage to the rows its remaining versions see; drop its collections if none remains."""
+        markers = [m for m in self._markers() if m["lineage"] == lineage]
+        kept = sorted(m["seq"] for m in markers if m["manifest"])
+        collections = [collection_name(self.prefix, lineage, kind) for kind in (PASSAGES, ARTICLES)]
+        with calls(lineage):
+            existing = [c for c in collections if self.client.has_collection(c)]
+            if not markers:
+                for collection in reversed(existing):
                     self.client.drop_collection(collection)
+            elif kept:
+                for collection in existing:  # a Milvus that restarted holds them released
+                    self.client.load_collection(collection)
+                trim(self.client, existing, kept, writing=len(markers) > len(kept))
+
+    def _lineage_for(self, model: dict[str, Any], chunking: dict[str, Any]) -> Lineage | None:
+        """The lineage a new version can extend: the published version's, if it is the lineage's newest complete
+        version, was built the same way, and its collections' BM25 statistics are not too stale; else None (a full
+        write)."""
+        try:
+            base = self.manifest(self.current())
+        except (IndexNotFound, IndexMismatch):
+            return None
+        milvus, s = base["milvus"], self.settings
+        weights = {"title": round(s.title_weight) if chunking.get("fields") == "title+body" else 0,
+                   "lead": round(s.lead_weight)}
+        dense = dense_index(base["counts"]["passages"], s.flat_limit, s.ef_search or EF_SEARCH)
+        markers = [m for m in self._markers() if m["lineage"] == milvus["lineage"]]
+        analysis = (milvus["analyzer"], milvus.get("stemmer", OLD_STEMMER))
+        if (base["model"], base["chunking"], milvus["keyword_repeats"]) != (model, chunking, weights) \
+                or analysis != (ANALYZER, STEMMER) \
+                or dense != milvus["dense_index"] or milvus["seq"] != max(m["seq"] for m in markers if m["manifest"]):
+            return None
+        with calls(milvus["lineage"]):  # a Milvus that restarted holds them released
+            for collection in (milvus["passages"], milvus["articles"]):
+                self.client.load_collection(collection)
+        for m in markers:  # writers that died (one writer at a time: leases.writer_lock)
+            if not m["manifest"]:
+                self.drop(m["version"], milvus["lineage"])
+        self._trim_lineage(milvus["lineage"])
+        inserted = milvus.get("inserted", {})
+        if any(inserted.get(kind, 0) > (1 + STALE_SHARE) * base["counts"][kind] for kind in ("articles", "passages")):
+            return None
+        return Lineage(milvus["lineage"], milvus["seq"], milvus["dense_index"], inserted)
 
     # -- Store ------------------------------------------------------------------------------------
 
     def begin(self, model: dict[str, Any], chunking: dict[str, Any]) -> MilvusWriter:
-        """Start writing a new version into new collections."""
-        return MilvusWriter(self, model, chunking)
+        """Start writing a new version: into the published version's lineage when it can extend it (only rows
+        that differ are written), else into new collections."""
+        return MilvusWriter(self, model, chunking, self._lineage_for(model, chunking))
 
     def versions(self) -> list[str]:
         """Complete versions (manifest set), oldest first."""
-        found = [self._version_of(p) for p in self._properties().values() if MANIFEST_KEY in p]
-        return sorted(v for v in found if v)
+        return sorted(m["version"] for m in self._markers() if m["manifest"])
 
     def manifest(self, name: str) -> dict[str, Any]:
         """The manifest of a complete version, checked for format."""
-        collection = collection_name(self.prefix, name, PASSAGES)
+        collection = collection_name(self.prefix, name, MARKER)
         with calls(collection):
             exists = self.client.has_collection(collection)
             raw = self.client.describe_collection(collection).get("properties", {}).get(MANIFEST_KEY) if exists else None
         if raw is None:
             raise IndexNotFound(f"version {name} is not complete in Milvus at {self.uri} (no collection {collection} "
                                 f"with a manifest); {rebuild_hint(self)}")
-        try:
-            manifest = json.loads(raw)
-        except json.JSONDecodeError:
-            raise IndexMismatch(f"the manifest of {collection} is damaged; {rebuild_hint(self)}") from None
-        if manifest.get("format") != FORMAT or manifest.get("format_version") != FORMAT_VERSION:
-            raise IndexMismatch(f"{collection} is in format {manifest.get('format')} v{manifest.get('format_version')}, "
-                                f"this newsearch reads {FORMAT} v{FORMAT_VERSION}; {rebuild_hint(self)}")
+        manifest = _parse(raw)
+        if manifest is None:
+            raise IndexMismatch(f"the manifest of {collection} is damaged; {rebuild_hint(self)}")
+        if manifest.get("format") != FORMAT or manifest.get("format_version") != FORMAT_VERSION \
+                or manifest.get("milvus", {}).get("layout") != LAYOUT:
+            raise IndexMismatch(f"{collection} is in format {manifest.get('format')} v{manifest.get('format_version')} "
+                                f"(Milvus layout {manifest.get('milvus', {}).get('layout', 1)}), this newsearch reads "
+                                f"{FORMAT} v{FORMAT_VERSION}, layout {LAYOUT}; {rebuild_hint(self)}")
         return manifest
 
     def current(self) -> str:
@@ -257,15 +212,15 @@ class MilvusStore:
             raise IndexNotFound(f"no index published in Milvus at {self.uri} (no alias {self.alias}); build one with "
                                 "`news-index build <corpus>` and NEWSEARCH_STORE=milvus")
         with calls(target):
-            version = self._version_of(self.client.describe_collection(target).get("properties", {}))
-        if version is None:
+            manifest = _parse(self.client.describe_collection(target).get("properties", {}).get(MANIFEST_KEY))
+        if manifest is None or "version" not in manifest:
             raise IndexMismatch(f"alias {self.alias} names {target}, which has no manifest; {rebuild_hint(self)}")
-        return version
+        return manifest["version"]
 
     def publish(self, name: str) -> None:
-        """Point the serving alias at version `name` (one Milvus call: readers see the old or the new)."""
+        """Point the serving alias at version `name`'s marker (one Milvus call: readers see the old or the new)."""
         self.manifest(name)
-        collection = collection_name(self.prefix, name, PASSAGES)
+        collection = collection_name(self.prefix, name, MARKER)
         with calls(self.alias):
             if self.alias in self.client.list_aliases().get("aliases", []):
                 self.client.alter_alias(collection, self.alias)
@@ -286,8 +241,8 @@ class MilvusStore:
             raise
 
     def open(self, name: str | None = None, verify: bool = True) -> MilvusVersion:
-        """Open the published version (or `name`), loading its collections; `verify` compares the stored counts
-        with the manifest (Milvus keeps no file checksums)."""
+        """Open the published version (or `name`), loading its collections; `verify` compares the counts of rows
+        it sees with the manifest (Milvus keeps no file checksums)."""
         name = name or self.current()
         manifest = self.manifest(name)
         version = MilvusVersion(self, name, manifest)
@@ -304,29 +259,26 @@ class MilvusStore:
         return version
 
     def remove(self, name: str) -> None:
-        """Drop a version's collections (never the published one's)."""
+        """Remove a version (never the published one): its marker and the rows no other version sees."""
         try:
             published = self.current()
         except IndexNotFound:
             published = None
         if name == published:
             raise IndexMismatch(f"{name} is the published version in Milvus at {self.uri}; it cannot be removed")
-        if not any(self._version_of(p) == name for p in self._properties().values()):
+        if not any(m["version"] == name for m in self._markers()):
             raise IndexNotFound(f"no version {name} in Milvus at {self.uri}")
         self.drop(name)
 
     def unfinished(self, grace_seconds: float) -> list[str]:
         """Versions without a manifest whose writer is gone (this host) or that started over the grace period ago."""
         out = []
-        for props in self._properties().values():
-            if MANIFEST_KEY in props or WRITER_KEY not in props:
-                continue
-            try:
-                writer = json.loads(props[WRITER_KEY])
-            except json.JSONDecodeError:
+        for m in self._markers():
+            writer = m["writer"]
+            if m["manifest"] or not writer:
                 continue
             if time.time() - float(writer.get("started", 0)) > grace_seconds or _writer_gone(writer):
-                out.append(writer["version"])
+                out.append(m["version"])
         return sorted(out)
 
     def remove_temporary(self, grace_seconds: float, dry_run: bool = False) -> int:
@@ -336,6 +288,15 @@ class MilvusStore:
     def size(self, name: str) -> int:
         """0: Milvus does not report a collection's bytes through its client."""
         return 0
+
+
+def _parse(raw: str | None) -> dict[str, Any] | None:
+    """A JSON object property, or None if absent or damaged."""
+    try:
+        value = json.loads(raw) if raw else None
+    except json.JSONDecodeError:
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def _writer_gone(writer: dict[str, Any]) -> bool:
@@ -349,4 +310,3 @@ def _writer_gone(writer: dict[str, Any]) -> bool:
     except (OSError, ValueError, KeyError, TypeError):
         return False
     return False
-

@@ -14,13 +14,13 @@ from pymilvus import MilvusClient
 from indexer.errors import StorageError
 from indexer.records import Article, Passage
 from indexer.storage.base import Catalog, Filter, KeywordWeights, StoredPassage
-from indexer.storage.milvus_schema import filter_expr, from_micros, id_filter, stems
+from indexer.storage.milvus_schema import both, filter_expr, from_micros, id_filter, stems
 from indexer.storage.milvus_wire import calls, fetch_all
 
 TOP_LIMIT = 16_384  # Milvus answers at most this many hits per search
 ID_CHUNK = 1_000  # ids per `in [...]` expression or get
 PASSAGE_FIELDS = ["id", "article_id", "ordinal", "start_char", "end_char", "tokens", "text"]
-ROW_FIELDS = [*PASSAGE_FIELDS, "terms", "dense", "published", "source"]
+ROW_FIELDS = [*PASSAGE_FIELDS, "key", "born", "died", "digest", "terms", "dense", "published", "source"]
 ARTICLE_FIELDS = ["id", "num", "title", "body", "published", "source", "url", "content_hash", "meta", "dup_group"]
 
 
@@ -30,7 +30,7 @@ def _expr(filter: Filter | None) -> str:
 
 def _ranked(hits: list[dict[str, Any]], limit: int) -> list[tuple[Any, float]]:
     """(id, score) best first, ties by id. BM25 distances are scores (Milvus Lite reports them negated)."""
-    found = sorted(((h["id"], abs(float(h["distance"]))) for h in hits), key=lambda p: (-p[1], p[0]))
+    found = sorted(((h["entity"]["id"], abs(float(h["distance"]))) for h in hits), key=lambda p: (-p[1], p[0]))
     return found[:limit]
 
 
@@ -42,9 +42,10 @@ def _chunks(values: Sequence[Any], size: int = ID_CHUNK) -> Iterator[list[Any]]:
 class MilvusVectors:
     """The dense field of a version's passage collection, as a VectorIndex."""
 
-    def __init__(self, client: MilvusClient, collection: str, dim: int, search_params: dict[str, Any]):
+    def __init__(self, client: MilvusClient, collection: str, dim: int, search_params: dict[str, Any], rows: str):
         self.client = client
         self.collection = collection
+        self.rows = rows  # the filter selecting this version's rows (milvus_schema.visible)
         self.dim = dim
         self.search_params = search_params
         self._ids: np.ndarray | None = None
@@ -71,11 +72,12 @@ class MilvusVectors:
         self._ids = None
 
     def remove(self, ids: np.ndarray) -> int:
-        """Delete passages by id (kept here, so `add` can give them back); returns how many were present."""
+        """Delete passages by id (kept here, so `add` can give them back); returns how many were present. The
+        rows may be shared with other versions of the lineage: this changes them too."""
         rows = self._rows([int(i) for i in np.unique(np.asarray(ids, dtype=np.int64))])
         self._removed.update({int(r["id"]): r for r in rows})
         with calls(self.collection):
-            for chunk in _chunks([int(r["id"]) for r in rows]):
+            for chunk in _chunks([r["key"] for r in rows]):
                 self.client.delete(self.collection, ids=chunk)
         self._ids = None
         return len(rows)
@@ -86,7 +88,8 @@ class MilvusVectors:
         with calls(self.collection):
             for chunk in _chunks(ids):
                 out.extend({k: v for k, v in row.items() if k != "sparse"}
-                           for row in self.client.get(self.collection, ids=chunk, output_fields=ROW_FIELDS))
+                           for row in self.client.query(self.collection, filter=both(self.rows, id_filter("id", chunk)),
+                                                        output_fields=ROW_FIELDS, limit=TOP_LIMIT))
         return out
 
     def get(self, ids: np.ndarray) -> np.ndarray:
@@ -95,7 +98,8 @@ class MilvusVectors:
         found: dict[int, list[float]] = {}
         with calls(self.collection):
             for chunk in _chunks(sorted(set(wanted))):
-                for row in self.client.get(self.collection, ids=chunk, output_fields=["dense"]):
+                for row in self.client.query(self.collection, filter=both(self.rows, id_filter("id", chunk)),
+                                             output_fields=["id", "dense"], limit=TOP_LIMIT):
                     found[int(row["id"])] = row["dense"]
         missing = [i for i in wanted if i not in found]
         if missing:
@@ -105,7 +109,7 @@ class MilvusVectors:
     def ids(self) -> np.ndarray:
         """Every passage id, ascending (read once; the version is read-only)."""
         if self._ids is None:
-            rows = fetch_all(self.client, self.collection, ["id"])
+            rows = fetch_all(self.client, self.collection, ["id"], self.rows)
             self._ids = np.sort(np.array([r["id"] for r in rows], dtype=np.int64))
         return self._ids
 
@@ -117,11 +121,11 @@ class MilvusVectors:
             return np.zeros(0, dtype=np.float32), np.zeros(0, dtype=np.int64)
         vector = np.asarray(query, dtype=np.float32).reshape(-1).tolist()
         if filter or allowed is None:
-            hits = self._search(vector, k, _expr(filter))
+            hits = self._search(vector, k, both(self.rows, _expr(filter)))
         else:  # each chunk's top-k holds the chunk's share of the overall top-k
             hits = [h for chunk in _chunks(np.unique(allowed).tolist(), TOP_LIMIT)
-                    for h in self._search(vector, min(k, len(chunk)), id_filter("id", chunk))]
-        top = sorted(((float(h["distance"]), int(h["id"])) for h in hits), key=lambda p: (-p[0], p[1]))[:k]
+                    for h in self._search(vector, min(k, len(chunk)), both(self.rows, id_filter("id", chunk)))]
+        top = sorted(((float(h["distance"]), int(h["entity"]["id"])) for h in hits), key=lambda p: (-p[0], p[1]))[:k]
         return (np.array([s for s, _ in top], dtype=np.float32), np.array([i for _, i in top], dtype=np.int64))
 
     def _search(self, vector: list[float], k: int, expr: str) -> list[dict[str, Any]]:
@@ -133,8 +137,11 @@ class MilvusVectors:
 class MilvusText:
     """A version's passage and article collections, as a TextIndex."""
 
-    def __init__(self, client: MilvusClient, passages: str, articles: str, repeats: dict[str, int], titles: bool):
+    def __init__(self, client: MilvusClient, passages: str, articles: str, repeats: dict[str, int], titles: bool,
+                 rows: str, stemmer: str):
         self.client = client
+        self.stemmer = stemmer  # the algorithm the version's text was stemmed with: queries are stemmed alike
+        self.rows = rows  # the filter selecting this version's rows (milvus_schema.visible)
         self.passages_collection = passages
         self.articles_collection = articles
         self.repeats = repeats  # title and lead repetitions in the `keyword` field (see keyword_articles)
@@ -146,16 +153,22 @@ class MilvusText:
         rows: list[dict[str, Any]] = []
         with calls(collection):
             for chunk in _chunks(list(dict.fromkeys(ids))):
-                rows.extend(self.client.get(collection, ids=chunk, output_fields=fields))
+                rows.extend(self.client.query(collection, filter=both(self.rows, id_filter("id", chunk)),
+                                              output_fields=fields, limit=TOP_LIMIT))
         return rows
 
     def _query(self, collection: str, expr: str, fields: list[str]) -> list[dict[str, Any]]:
         with calls(collection):
-            return list(self.client.query(collection, filter=expr, output_fields=fields, limit=TOP_LIMIT))
+            return list(self.client.query(collection, filter=both(self.rows, expr), output_fields=fields,
+                                          limit=TOP_LIMIT))
+
+    def _all(self, collection: str, fields: list[str]) -> list[dict[str, Any]]:
+        return fetch_all(self.client, collection, fields, self.rows)
 
     def _count(self, collection: str, expr: str = "") -> int:
         with calls(collection):
-            return int(self.client.query(collection, filter=expr, output_fields=["count(*)"])[0]["count(*)"])
+            return int(self.client.query(collection, filter=both(self.rows, expr),
+                                         output_fields=["count(*)"])[0]["count(*)"])
 
     def check(self) -> None:
         """StorageError if either collection cannot be read."""
@@ -173,11 +186,11 @@ class MilvusText:
     def catalog(self) -> Catalog:
         """Articles by their stored number, passages by id with their article's number (read once)."""
         if self._catalog is None:
-            arts = sorted(fetch_all(self.client, self.articles_collection, ["id", "num", "published", "source",
-                                                                             "dup_group"]), key=lambda r: r["num"])
+            arts = sorted(self._all(self.articles_collection, ["id", "num", "published", "source", "dup_group"]),
+                          key=lambda r: r["num"])
             num_of = {r["id"]: i for i, r in enumerate(arts, 1)}
             pairs = sorted((int(r["id"]), num_of[r["article_id"]])
-                           for r in fetch_all(self.client, self.passages_collection, ["id", "article_id"]))
+                           for r in self._all(self.passages_collection, ["id", "article_id"]))
             pairs_array = np.array(pairs, dtype=np.int64).reshape(len(pairs), 2)
             self._catalog = Catalog([""] + [r["id"] for r in arts], [None] + [from_micros(r["published"]) for r in arts],
                                     [None] + [r["source"] for r in arts], [None] + [r["dup_group"] for r in arts],
@@ -231,8 +244,7 @@ class MilvusText:
     def stories(self) -> dict[str, str]:
         """Article id -> story id (read once per version)."""
         if self._stories is None:
-            self._stories = {r["id"]: r["story"] for r in fetch_all(self.client, self.articles_collection,
-                                                                     ["id", "story"])}
+            self._stories = {r["id"]: r["story"] for r in self._all(self.articles_collection, ["id", "story"])}
         return self._stories
 
     def story_articles(self, story_id: str) -> list[dict[str, Any]]:
@@ -253,7 +265,7 @@ class MilvusText:
     def stored_articles(self) -> dict[str, tuple[str, str]]:
         """Article id -> (content hash, metadata JSON), for incremental updates."""
         return {r["id"]: (r["content_hash"], r["meta"])
-                for r in fetch_all(self.client, self.articles_collection, ["id", "content_hash", "meta"])}
+                for r in self._all(self.articles_collection, ["id", "content_hash", "meta"])}
 
     def articles(self, ids: Sequence[str]) -> list[Article]:
         """Whole stored articles, in the order asked."""
@@ -263,7 +275,7 @@ class MilvusText:
 
     def passages_by_article(self) -> dict[str, list[Passage]]:
         """Every article's passages by ordinal, articles in stored order."""
-        rows = fetch_all(self.client, self.passages_collection, PASSAGE_FIELDS)
+        rows = self._all(self.passages_collection, PASSAGE_FIELDS)
         by_article: dict[str, list[Passage]] = {}
         for r in sorted(rows, key=lambda r: r["ordinal"]):
             by_article.setdefault(r["article_id"], []).append(
@@ -273,19 +285,19 @@ class MilvusText:
 
     def titles(self) -> dict[str, str]:
         """Article id -> title."""
-        return {r["id"]: r["title"] for r in fetch_all(self.client, self.articles_collection, ["id", "title"])}
+        return {r["id"]: r["title"] for r in self._all(self.articles_collection, ["id", "title"])}
 
     def passage_texts(self) -> Iterator[tuple[str, str]]:
         """(article title, passage text) of every passage."""
         titles = self.titles()
-        for r in fetch_all(self.client, self.passages_collection, ["article_id", "text"]):
+        for r in self._all(self.passages_collection, ["article_id", "text"]):
             yield titles[r["article_id"]], r["text"]
 
     def keyword_articles(self, words: Sequence[str], limit: int, weights: KeywordWeights,
                          filter: Filter | None = None) -> list[tuple[str, float]]:
         """Top articles by Milvus' BM25 over the `keyword` field (title and lead repeated by the weights it was
         written with); for other weights, plus (weight - repeats) x each of the title and lead fields' BM25."""
-        expr = _expr(filter)
+        expr = both(self.rows, _expr(filter))
         deltas = {"title": weights.title - self.repeats["title"] if self.titled else 0.0,
                   "lead": weights.lead - self.repeats["lead"]}
         if not any(deltas.values()):
@@ -299,7 +311,8 @@ class MilvusText:
     def keyword_passages(self, words: Sequence[str], limit: int, title_weight: float,
                          filter: Filter | None = None) -> list[tuple[int, float]]:
         """Top passages by Milvus' BM25 over their text."""
-        return [(int(pid), s) for pid, s in self._bm25(self.passages_collection, words, limit, _expr(filter))]
+        return [(int(pid), s) for pid, s in self._bm25(self.passages_collection, words, limit,
+                                                        both(self.rows, _expr(filter)))]
 
     def _bm25(self, collection: str, words: Sequence[str], limit: int, expr: str,
               field: str = "sparse") -> list[tuple[Any, float]]:
@@ -307,7 +320,7 @@ class MilvusText:
             return []
         # Twice as deep as asked, so ties at the cut are broken by id rather than by Milvus' order.
         with calls(collection):
-            hits = self.client.search(collection, data=[" ".join(stems(words))], anns_field=field, filter=expr,
+            hits = self.client.search(collection, data=[" ".join(stems(words, self.stemmer))], anns_field=field, filter=expr,
                                       limit=min(2 * limit, TOP_LIMIT), output_fields=["id"])[0]
         return _ranked(hits, limit)
 
@@ -316,14 +329,14 @@ class MilvusText:
         out: dict[str, int] = {}
         if not words:
             return out
-        words = stems(words)
+        words = stems(words, self.stemmer)
         for chunk in _chunks(list(dict.fromkeys(article_ids))):
             with calls(self.passages_collection):
                 hits = self.client.search(self.passages_collection, data=[" ".join(words)], anns_field="sparse",
-                                          filter=id_filter("article_id", chunk), limit=len(chunk),
-                                          group_by_field="article_id", output_fields=["article_id"])[0]
+                                          filter=both(self.rows, id_filter("article_id", chunk)), limit=len(chunk),
+                                          group_by_field="article_id", output_fields=["id", "article_id"])[0]
             for h in hits:
-                out.setdefault(h["entity"]["article_id"], int(h["id"]))
+                out.setdefault(h["entity"]["article_id"], int(h["entity"]["id"]))
         return out
 
     def word_presence(self, words: Sequence[str], numbers: Sequence[int]) -> tuple[int, list[int], np.ndarray]:
@@ -332,7 +345,7 @@ class MilvusText:
         at = {n: i for i, n in enumerate(nums)}
         present = np.zeros((len(words), len(nums)), dtype=bool)
         df = []
-        for i, word in enumerate(stems(words)):
+        for i, word in enumerate(stems(words, self.stemmer)):
             match = f"text_match(keyword, {json.dumps(word, ensure_ascii=False)})"
             df.append(self._count(self.articles_collection, match))
             for chunk in _chunks(nums):

@@ -4,6 +4,7 @@ BM25 fields, articles with their metadata and a BM25 field), index parameters an
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import threading
@@ -21,19 +22,19 @@ from indexer.records import Article, Passage
 
 MAX_VARCHAR = 65_535  # bytes: Milvus' limit for one VARCHAR value
 BODY_PARTS = 64  # an article body is stored in up to this many VARCHAR parts (4 MB)
-PASSAGES, ARTICLES = "p", "a"  # suffixes of a version's two collections
+PASSAGES, ARTICLES, MARKER = "p", "a", "v"  # suffixes of a lineage's two data collections and a version's marker
+LAYOUT = 2  # manifest["milvus"]["layout"]: 2 = versions as row intervals [born, died) in shared collections
+ALIVE = 2**62  # `died` of a row no version has replaced yet
 COLUMNS = ("title", "lead")  # an article's keyword columns weighted apart from its body (KeywordWeights)
 ARTICLE_SPARSE = ("sparse", "title_sparse", "lead_sparse")  # BM25 fields of the article collection
 SERVING = "serving"  # suffix of the alias that names the published version's passage collection
 MANIFEST_KEY = "newsearch.manifest"  # collection property holding the manifest: set last, it marks a version complete
-# Lucene's English stop words, as Milvus' `_english_` expands them; listed so Milvus Lite (which reads a list
-# only) and a cluster drop the same words.
-STOP_WORDS = ("a an and are as at be but by for if in into is it no not of on or such that the their then "
-              "there these they this to was will with").split()
-# Text reaches Milvus' BM25 function already stemmed (`analyzed`), so its analyzer only splits and drops stop words:
-# Milvus Lite 3.2.2 accepts a `stemmer` filter but ignores it, and stemming here makes Lite, a cluster and the
-# local store (FTS5's porter tokenizer) match the same words (bench/RESULTS.md, "Milvus parity").
-ANALYZER = {"tokenizer": "standard", "filter": ["lowercase", {"type": "stop", "stop_words": STOP_WORDS}]}
+# Text reaches Milvus' BM25 function already stemmed (`analyzed`), so its analyzer only splits and lower-cases:
+# Milvus Lite 3.2.2 accepts a `stemmer` filter but ignores it, and stemming here makes Lite and a cluster match the
+# same words. Porter stems and no stop-word filter, as the local store's FTS5 (`porter unicode61`), so both count
+# the same words and document lengths for BM25 (bench/RESULTS.md, "Milvus parity").
+STEMMER = "porter"  # a snowballstemmer algorithm; versions record theirs (manifest milvus.stemmer)
+ANALYZER = {"tokenizer": "standard", "filter": ["lowercase"]}
 # SQLite FTS5's BM25 parameters (the local store's); Milvus Lite's default k1 is 1.5.
 BM25_PARAMS = {"bm25_k1": 1.2, "bm25_b": 0.75}
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -42,18 +43,18 @@ _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,100}")
 EPOCH = datetime(1970, 1, 1)
 
 
-def _stemmer() -> snowballstemmer.stemmer:
-    # One per thread: a snowball stemmer keeps the word being stemmed in itself.
-    stemmer = getattr(_local, "stemmer", None)
-    if stemmer is None:
-        stemmer = _local.stemmer = snowballstemmer.stemmer("english")
-    return stemmer
+def _stemmer(algorithm: str) -> snowballstemmer.stemmer:
+    # One per thread and algorithm: a snowball stemmer keeps the word being stemmed in itself.
+    cache = _local.__dict__.setdefault("stemmers", {})
+    if algorithm not in cache:
+        cache[algorithm] = snowballstemmer.stemmer(algorithm)
+    return cache[algorithm]
 
 
-def stems(words: Sequence[str]) -> list[str]:
-    """English stems of lower-cased words, accents removed (as FTS5's `remove_diacritics`)."""
+def stems(words: Sequence[str], algorithm: str = STEMMER) -> list[str]:
+    """Stems of lower-cased words, accents removed (as FTS5's `remove_diacritics`)."""
     plain = (unicodedata.normalize("NFKD", w.casefold()) for w in words)
-    return _stemmer().stemWords(["".join(c for c in w if not unicodedata.combining(c)) for w in plain])
+    return _stemmer(algorithm).stemWords(["".join(c for c in w if not unicodedata.combining(c)) for w in plain])
 
 
 def analyzed(text: str) -> str:
@@ -70,12 +71,12 @@ def check_prefix(prefix: str) -> str:
 
 
 def collection_name(prefix: str, version: str, kind: str) -> str:
-    """The collection of one version's passages (kind PASSAGES) or articles (ARTICLES)."""
+    """The passages (kind PASSAGES) or articles (ARTICLES) of a lineage, or a version's marker (MARKER)."""
     return f"{prefix}_{re.sub(r'[^A-Za-z0-9_]', '_', version)}_{kind}"
 
 
 def alias_name(prefix: str) -> str:
-    """The alias serving readers: it names the published version's passage collection."""
+    """The alias serving readers: it names the published version's marker collection."""
     return f"{prefix}_{SERVING}"
 
 
@@ -109,6 +110,16 @@ def filter_expr(since: datetime | None, before: datetime | None, sources: Sequen
     return " and ".join(clauses)
 
 
+def visible(seq: int) -> str:
+    """The rows version number `seq` of a lineage sees: written at or before it, not yet replaced at it."""
+    return f"born <= {int(seq)} and died > {int(seq)}"
+
+
+def both(first: str, second: str) -> str:
+    """Two filter expressions joined by `and` (either may be empty)."""
+    return f"({first}) and ({second})" if first and second else first or second
+
+
 def id_filter(field: str, values: Sequence[Any]) -> str:
     """`field in [...]` for ints or strings (strings quoted as JSON, which Milvus' grammar reads)."""
     return f"{field} in {json.dumps([v if isinstance(v, str) else int(v) for v in values], ensure_ascii=False)}"
@@ -136,10 +147,27 @@ def _bm25(schema, source: str, target: str) -> None:  # noqa: ANN001 (a pymilvus
                                  input_field_names=[source], output_field_names=[target]))
 
 
+def _versioned(schema, id_type: DataType, **id_options: Any) -> None:  # noqa: ANN001 (a CollectionSchema)
+    # A row is one record as one set of versions saw it: key "<id>@<born>", seen by versions born <= v < died.
+    schema.add_field("key", DataType.VARCHAR, is_primary=True, max_length=1100)
+    schema.add_field("id", id_type, **id_options)
+    schema.add_field("born", DataType.INT64)
+    schema.add_field("died", DataType.INT64)
+    schema.add_field("digest", DataType.VARCHAR, max_length=64)  # of the row's content: an update skips equal rows
+
+
+def marker_schema():  # noqa: ANN201 (a pymilvus CollectionSchema)
+    """A version's marker: no rows; its properties hold the writer, then the manifest, and the alias names it."""
+    schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+    schema.add_field("id", DataType.INT64, is_primary=True)
+    schema.add_field("unused", DataType.FLOAT_VECTOR, dim=2)  # Milvus wants a vector field in every collection
+    return schema
+
+
 def passage_schema(dim: int):  # noqa: ANN201 (a pymilvus CollectionSchema)
     """Passages: id, their article, offsets, text, its stems for BM25, dense vector and the filter fields."""
     schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
-    schema.add_field("id", DataType.INT64, is_primary=True)
+    _versioned(schema, DataType.INT64)
     schema.add_field("article_id", DataType.VARCHAR, max_length=1024)
     schema.add_field("ordinal", DataType.INT64)
     schema.add_field("start_char", DataType.INT64)
@@ -157,7 +185,7 @@ def passage_schema(dim: int):  # noqa: ANN201 (a pymilvus CollectionSchema)
 def article_schema():  # noqa: ANN201 (a pymilvus CollectionSchema)
     """Articles: every field the local store keeps, plus a BM25 field over title, lead and body."""
     schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
-    schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=1024)
+    _versioned(schema, DataType.VARCHAR, max_length=1024)
     schema.add_field("num", DataType.INT64)
     schema.add_field("title", DataType.VARCHAR, max_length=MAX_VARCHAR)
     schema.add_field("body", DataType.ARRAY, element_type=DataType.VARCHAR, max_capacity=BODY_PARTS,
@@ -217,6 +245,20 @@ def passage_row(passage: Passage, vector: np.ndarray, article: Article) -> dict[
             "terms": fit(analyzed(passage.text)),
             "dense": np.asarray(vector, dtype=np.float32).tolist(), "published": micros(article.published),
             "source": article.source}
+
+
+def row_digest(row: dict[str, Any]) -> str:
+    """A hash of a row's content: every field but its version fields and article number, the vector as float32."""
+    plain = {k: v for k, v in row.items() if k not in ("key", "born", "died", "digest", "num", "dense")}
+    h = hashlib.sha256(json.dumps(plain, sort_keys=True, ensure_ascii=False, default=str).encode())
+    if "dense" in row:
+        h.update(np.asarray(row["dense"], dtype=np.float32).tobytes())
+    return h.hexdigest()[:32]
+
+
+def versioned(row: dict[str, Any], seq: int) -> dict[str, Any]:
+    """A row as version `seq` writes it: its key, born at `seq`, alive, with its content's digest."""
+    return {**row, "key": f"{row['id']}@{seq}", "born": seq, "died": ALIVE, "digest": row_digest(row)}
 
 
 def keyword_text(title: str, lead: str, body: str, weights: dict[str, int]) -> str:

@@ -57,11 +57,12 @@ def calls(what: str) -> Iterator[None]:
                            "(NEWSEARCH_MILVUS_URI) and the version exists (news-index versions)") from None
 
 
-def fetch_all(client: MilvusClient, collection: str, fields: list[str]) -> list[dict[str, Any]]:
-    """Every row of a collection with these fields (a query iterator: Milvus caps one query's rows)."""
+def fetch_all(client: MilvusClient, collection: str, fields: list[str], expr: str = "") -> list[dict[str, Any]]:
+    """Every row of a collection matching `expr`, with these fields (a query iterator: Milvus caps one query's
+    rows)."""
     rows: list[dict[str, Any]] = []
     with calls(collection):
-        pages = client.query_iterator(collection, batch_size=PAGE, filter="", output_fields=fields)
+        pages = client.query_iterator(collection, batch_size=PAGE, filter=expr, output_fields=fields)
         try:
             while page := pages.next():
                 rows.extend(page)

@@ -79,7 +79,7 @@ def test_names_and_filters_are_valid_milvus() -> None:
 
 
 def test_bm25_text_is_stemmed_here_so_lite_and_a_cluster_match_the_same_words() -> None:
-    assert analyzed("Oil prices ROSE; the Café's rates rising") == "oil price rose the cafe s rate rise"
+    assert analyzed("Oil prices ROSE; the Café rates rising") == "oil price rose the cafe rate rise"  # Porter
     assert stems(["Prices", "rising"]) == ["price", "rise"]
 
 
@@ -162,5 +162,5 @@ def test_milvus_own_hybrid_search_runs_on_a_version(store: MilvusStore, vectors:
     requests = [AnnSearchRequest([vectors[3].tolist()], "dense", {}, limit=4),
                 AnnSearchRequest([analyzed("gold dollar")], "sparse", {}, limit=4)]
     hits = store.client.hybrid_search(version.vectors.collection, requests, RRFRanker(60), limit=2,
-                                      output_fields=["id"])[0]
-    assert hits[0]["id"] == 3001  # first in both rankings
+                                      filter=version.vectors.rows, output_fields=["id"])[0]
+    assert hits[0]["entity"]["id"] == 3001  # first in both rankings

@@ -119,7 +119,7 @@ KILLED_WRITER = textwrap.dedent("""
     from indexer.settings import Settings
     from indexer.storage import open_store
     from tests.storage.test_contract import CORPUS, WIRES, Data, write
-    from indexer.pipeline import read_corpus
+    from indexer.steps import read_corpus
 
     articles = [replace(a, source=None if i % 10 == 9 else WIRES[i % 3])
                 for i, a in enumerate(read_corpus([CORPUS], progress=False).articles)]
