@@ -7,7 +7,6 @@ A backend joins by appending a factory `(folder) -> Store` to BACKENDS (see docs
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -17,19 +16,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from indexer.chunk import passage_id
 from indexer.errors import IndexMismatch, IndexNotFound
-from indexer.records import Article, Passage
+from indexer.records import Article
 from indexer.settings import Settings
-from indexer.steps import read_corpus
 from indexer.storage import open_store
 from indexer.storage.base import Filter, KeywordWeights, Store, Version
-from tests.helpers import CORPUS
-
-DIM = 64
-WIRES = ("Wire A", "Wire B", "Wire C")
-MODEL = {"name": "contract/bag-of-words", "dim": DIM, "max_seq_length": 256}
-CHUNKING = {"fields": "title+body", "max_tokens": 200}
+from tests.helpers import CHUNKING, DIM, MODEL, Data, embed, paragraphs, write
 
 
 def local_store(folder: Path) -> Store:
@@ -53,67 +45,6 @@ def store(request, tmp_path) -> Iterator[Store]:
     yield opened
     if hasattr(opened, "close"):
         opened.close()
-
-
-def embed(text: str) -> np.ndarray:
-    """A unit vector of hashed lower-case words: texts sharing words are close."""
-    vector = np.zeros(DIM, dtype=np.float32)
-    for word in re.findall(r"\w+", text.lower()):
-        vector[int.from_bytes(hashlib.md5(word.encode()).digest()[:4], "little") % DIM] += 1.0
-    norm = np.linalg.norm(vector)
-    return vector / norm if norm else np.eye(DIM, dtype=np.float32)[0]
-
-
-class Data:
-    """corpus/ as records, passages and vectors."""
-
-    def __init__(self, articles: list[Article]):
-        self.articles = articles
-        self.by_id = {a.id: a for a in articles}
-        self.passages_of = {a.id: paragraphs(a) for a in articles}
-        self.passages = [p for a in articles for p in self.passages_of[a.id]]
-        self.ids = np.array([p.id for p in self.passages], dtype=np.int64)
-        self.vectors = np.stack([embed(p.text) for p in self.passages])
-        self.owner = {p.id: p.article_id for p in self.passages}
-        # Every third article shares a group with the first of its source, so groups are stored and read back.
-        first_of: dict[str | None, str] = {}
-        self.groups = {a.id: first_of.setdefault(a.source, a.id) for i, a in enumerate(articles) if i % 3 == 0}
-        # Stories of five articles in file order, named after their first; every seventh article is left out of
-        # the mapping, so it must come back as a story of its own.
-        self.stories = {a.id: articles[i - i % 5].id for i, a in enumerate(articles) if i % 7}
-
-
-def paragraphs(article: Article) -> list[Passage]:
-    """One passage per paragraph of the body, with its offsets."""
-    spans = [m.span() for m in re.finditer(r"\S[^\n]*(?:\n(?!\n)[^\n]*)*", article.body)][:50]
-    return [Passage(passage_id(article.id, i), article.id, i, article.body[s:e], s, e, len(article.body[s:e].split()))
-            for i, (s, e) in enumerate(spans)]
-
-
-@pytest.fixture(scope="module")
-def data() -> Data:
-    """The real articles of corpus/ (cleaned as builds clean them); corpus/ has one source, so the articles are
-    spread over three wires for the source filters to have something to choose, and every tenth has none."""
-    articles = [replace(a, source=None if i % 10 == 9 else WIRES[i % 3])
-                for i, a in enumerate(read_corpus([CORPUS], progress=False).articles)]
-    assert len(articles) > 40 and any(a.published for a in articles) and any(a.source is None for a in articles)
-    return Data(articles)
-
-
-def write(store: Store, data: Data, articles: list[Article] | None = None, batches: int = 2) -> str:
-    """Write a version of `articles` (default all) in a few `add` calls; returns its name, unpublished."""
-    articles = data.articles if articles is None else articles
-    with store.begin(MODEL, CHUNKING) as writer:
-        step = max(1, -(-len(articles) // batches))
-        for start in range(0, len(articles), step):
-            part = articles[start : start + step]
-            passages = [p for a in part for p in data.passages_of[a.id]]
-            ids = np.array([p.id for p in passages], dtype=np.int64)
-            vectors = np.stack([embed(p.text) for p in passages]) if passages else np.zeros((0, DIM), np.float32)
-            writer.add(part, {a.id: data.passages_of[a.id] for a in part}, ids, vectors,
-                       {a.id: data.groups[a.id] for a in part if a.id in data.groups},
-                       {a.id: data.stories[a.id] for a in part if a.id in data.stories})
-        return writer.commit()
 
 
 @pytest.fixture()

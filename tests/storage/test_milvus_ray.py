@@ -12,8 +12,7 @@ from indexer.pipeline import build
 from indexer.settings import Settings
 from indexer.storage import open_store
 from indexer.update import update
-from tests.indexer.test_update import wikinews, write_jsonl
-from tests.storage.test_milvus_serve import milvus_server  # noqa: F401 (a fixture)
+from tests.helpers import wikinews, write_jsonl
 
 pytest.importorskip("ray", reason="the ray extra is installed by `make install`")
 

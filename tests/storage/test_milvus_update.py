@@ -13,7 +13,7 @@ from indexer.settings import Settings
 from indexer.storage import open_store
 from indexer.storage.milvus_schema import ALIVE
 from indexer.update import update
-from tests.indexer.test_update import wikinews, write_jsonl
+from tests.helpers import wikinews, write_jsonl
 
 
 def rows(store, collection: str, expr: str = "") -> int:

@@ -22,8 +22,7 @@ from indexer.storage.base import Filter, KeywordWeights
 from indexer.storage.folders import list_versions, read_manifest, write_manifest
 from indexer.storage.local import LocalStore
 from indexer.storage.tantivy_keyword import FOLDER, SPEC
-from tests.storage.test_contract import Data, paragraphs, write
-from tests.storage.test_contract import data as data  # noqa: F401 (the module-scoped fixture)
+from tests.helpers import Data, paragraphs, write
 
 WORDS = ["president"]
 
@@ -118,7 +117,7 @@ KILLED_WRITER = textwrap.dedent("""
     from dataclasses import replace
     from indexer.settings import Settings
     from indexer.storage import open_store
-    from tests.storage.test_contract import CORPUS, WIRES, Data, write
+    from tests.helpers import CORPUS, WIRES, Data, write
     from indexer.steps import read_corpus
 
     articles = [replace(a, source=None if i % 10 == 9 else WIRES[i % 3])
