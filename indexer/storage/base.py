@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Protocol
+from typing import Any, Protocol, Self
 
 import numpy as np
 
@@ -249,6 +249,21 @@ class VersionWriter(Protocol):
                  tb: TracebackType | None) -> None:
         """Abort unless committed."""
         ...
+
+
+class AbortUnlessCommitted:
+    """The context-manager half of a VersionWriter, shared by the stores' writers: leaving the `with` block
+    without `commit` aborts the version. The writer sets `committed` in its commit and defines `abort`."""
+
+    committed = False
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if not self.committed:
+            self.abort()  # type: ignore[attr-defined]
 
 
 class Store(Protocol):

@@ -15,7 +15,6 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import faiss
@@ -25,7 +24,7 @@ from indexer.errors import IndexMismatch, IndexNotFound
 from indexer.jobs import modified
 from indexer.records import Article, Passage
 from indexer.settings import Settings
-from indexer.storage.base import Filter
+from indexer.storage.base import AbortUnlessCommitted, Filter
 from indexer.storage.faiss_vectors import FLAT_LIMIT, HNSW_LIMIT, FaissStore
 from indexer.storage.filtering import CatalogFilter
 from indexer.storage.folders import (
@@ -103,7 +102,7 @@ class LocalVersion:
         self.text.close()
 
 
-class LocalWriter:
+class LocalWriter(AbortUnlessCommitted):
     """A version folder being written: files under .tmp names, fsynced and renamed, the manifest last, so a
     crash leaves at most an incomplete folder that readers never open and `gc` removes."""
 
@@ -119,7 +118,6 @@ class LocalWriter:
         self._stories: set[str] = set()
         self._meta: MetaWriter | None = None
         self._keyword: KeywordWriter | None = None
-        self._done = False
         self.folder.mkdir()
         try:
             (self.folder / WRITER).write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname()}))
@@ -176,7 +174,7 @@ class LocalWriter:
                                 if not p.name.startswith(".tantivy-")}}
         write_manifest(folder, manifest)
         (folder / WRITER).unlink()
-        self._done = True
+        self.committed = True
         return self.name
 
     def abort(self) -> None:
@@ -185,14 +183,6 @@ class LocalWriter:
             with contextlib.suppress(sqlite3.Error):
                 self._meta.close()
         shutil.rmtree(self.folder, ignore_errors=True)
-
-    def __enter__(self) -> LocalWriter:
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        if not self._done:
-            self.abort()
 
 
 def keyword_base(index_dir: Path, titles: bool) -> tuple[Path | None, dict[str, str] | None]:

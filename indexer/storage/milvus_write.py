@@ -11,7 +11,6 @@ import socket
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -20,6 +19,7 @@ from pymilvus import MilvusClient
 
 from indexer.errors import StorageError
 from indexer.records import Article, Passage
+from indexer.storage.base import AbortUnlessCommitted
 from indexer.storage.faiss_vectors import EF_SEARCH
 from indexer.storage.folders import new_version_name
 from indexer.storage.manifest import base_manifest
@@ -95,7 +95,7 @@ def trim(client: MilvusClient, collections: Sequence[str], kept: Sequence[int], 
             client.delete(collection, filter=f"died <= {tip} and not ({seen})")
 
 
-class MilvusWriter:
+class MilvusWriter(AbortUnlessCommitted):
     """A version being written: a marker collection (listed as unfinished until `commit` sets its manifest) and
     rows in its lineage's collections, which no published version sees."""
 
@@ -112,7 +112,6 @@ class MilvusWriter:
         self.counts = {"articles": 0, "passages": 0}
         self.written = {"articles": 0, "passages": 0, "retired": 0}  # rows inserted, rows given a `died`
         self.groups: set[str] = set()
-        self.committed = False
         self.without_vector = 0
         self.zero = np.zeros(model["dim"], dtype=np.float32)
         # The settings' weights as whole repetitions in the `keyword` field (see keyword_text); others are served
@@ -250,13 +249,5 @@ class MilvusWriter:
     def abort(self) -> None:
         """Drop the marker and undo the rows written."""
         self.store.drop(self.name, self.lineage.name)
-
-    def __enter__(self) -> MilvusWriter:
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        if not self.committed:
-            self.abort()
 
 
