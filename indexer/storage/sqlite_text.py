@@ -155,6 +155,8 @@ class SqliteText:
 
     def close(self) -> None:
         """Close every thread's connection and drop the keyword index (tantivy closes its files when freed)."""
+        if self.keyword is not None:
+            self.keyword.close()
         self.keyword = None
         with self._lock:
             for conn in self._connections:

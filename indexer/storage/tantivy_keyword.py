@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import shutil
+import tempfile
 import threading
 from collections.abc import Iterable, Sequence
 from datetime import datetime
@@ -199,12 +200,22 @@ class KeywordIndex:
 
     def __init__(self, folder: Path):
         self.folder = folder
-        self.index = tantivy.Index.open(str(folder))
+        # tantivy takes a lock file beside the index to read its meta, which a read-only folder (a mounted
+        # snapshot, a read-only volume) refuses: such an index is read from a private copy instead.
+        self._copy = None if os.access(folder, os.W_OK) else tempfile.TemporaryDirectory(prefix="newsearch-keyword-")
+        if self._copy is not None:
+            shutil.copytree(folder, Path(self._copy.name) / folder.name)
+        self.index = tantivy.Index.open(str(folder if self._copy is None else Path(self._copy.name) / folder.name))
         self.schema = self.index.schema
         self.searcher = self.index.searcher()
 
     def __len__(self) -> int:
         return self.searcher.num_docs
+
+    def close(self) -> None:
+        """Remove the private copy of a read-only index, if one was made."""
+        if self._copy is not None:
+            self._copy.cleanup()
 
     def search(self, words: Sequence[str], limit: int, weights: KeywordWeights,
                filter: Filter | None = None) -> list[tuple[int, float]]:
