@@ -75,8 +75,9 @@ class LocalVersion:
             vectors = FaissStore.load(folder / VECTORS, nprobe, mmap, ef_search)
             text = SqliteText(folder / META)
             titles = manifest["chunking"].get("fields") == "title+body"
-            if not usable(folder / FOLDER, titles):  # a version written before keyword indexes: once
-                build_missing(folder, text.all_articles(), titles)
+            if not usable(folder / FOLDER, titles):  # written before keyword indexes, or with another stemmer
+                build_missing(folder, text.all_articles(), titles, lambda made: record_keyword(folder, made))
+                manifest = read_manifest(folder)
             text.keyword = KeywordIndex(folder / FOLDER)
         except (RuntimeError, OSError, ValueError, sqlite3.DatabaseError) as exc:
             raise IndexMismatch(f"cannot read {folder}: {exc}; {rebuild_hint(index_dir)}") from None
@@ -170,8 +171,7 @@ class LocalWriter(AbortUnlessCommitted):
         manifest["faiss"] = {"spec": store.spec, "version": faiss.__version__}
         manifest["keyword"] = keyword
         manifest["files"] = {VECTORS: file_entry(folder / VECTORS), META: file_entry(folder / META),
-                             **{f"{FOLDER}/{p.name}": file_entry(p) for p in sorted((folder / FOLDER).iterdir())
-                                if not p.name.startswith(".tantivy-")}}
+                             **keyword_files(folder)}
         write_manifest(folder, manifest)
         (folder / WRITER).unlink()
         self.committed = True
@@ -183,6 +183,22 @@ class LocalWriter(AbortUnlessCommitted):
             with contextlib.suppress(sqlite3.Error):
                 self._meta.close()
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def keyword_files(folder: Path) -> dict[str, dict[str, Any]]:
+    """The manifest's entries (size, checksum) of a version's keyword index files (not tantivy's lock files)."""
+    return {f"{FOLDER}/{p.name}": file_entry(p) for p in sorted((folder / FOLDER).iterdir())
+            if not p.name.startswith(".tantivy-")}
+
+
+def record_keyword(folder: Path, made: dict[str, Any]) -> None:
+    """Put the keyword index that build_missing just made into the version's manifest, in place of the one it
+    replaced (if any), so the checksums verified at the next open are its files'."""
+    manifest = read_manifest(folder)
+    manifest["keyword"] = made
+    manifest["files"] = {**{name: entry for name, entry in manifest.get("files", {}).items()
+                            if not name.startswith(f"{FOLDER}/")}, **keyword_files(folder)}
+    write_manifest(folder, manifest)
 
 
 def keyword_base(index_dir: Path, titles: bool) -> tuple[Path | None, dict[str, str] | None]:

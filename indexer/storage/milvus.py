@@ -27,7 +27,6 @@ from indexer.storage.milvus_schema import (
     MANIFEST_KEY,
     MARKER,
     PASSAGES,
-    STEMMER,
     alias_name,
     check_prefix,
     collection_name,
@@ -36,6 +35,7 @@ from indexer.storage.milvus_schema import (
 )
 from indexer.storage.milvus_wire import calls, connect, is_remote, lite_path
 from indexer.storage.milvus_write import WRITER_KEY, Lineage, MilvusWriter, trim
+from indexer.storage.words import STEMMER
 
 # Milvus' BM25 statistics count every row ever inserted into a collection, deleted ones too (docs/milvus.md,
 # "Versions and updates"): a new lineage (a full write) once the rows inserted exceed the live ones by this share.

@@ -14,8 +14,9 @@ from pymilvus import MilvusClient
 from indexer.errors import StorageError
 from indexer.records import Article, Passage
 from indexer.storage.base import Catalog, Filter, KeywordWeights, StoredPassage
-from indexer.storage.milvus_schema import both, filter_expr, from_micros, id_filter, stems
+from indexer.storage.milvus_schema import both, filter_expr, from_micros, id_filter
 from indexer.storage.milvus_wire import calls, fetch_all
+from indexer.storage.words import stems
 
 TOP_LIMIT = 16_384  # Milvus answers at most this many hits per search
 ID_CHUNK = 1_000  # ids per `in [...]` expression or get

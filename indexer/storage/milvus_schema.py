@@ -7,18 +7,16 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import threading
-import unicodedata
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
-import snowballstemmer
 from pymilvus import DataType, Function, FunctionType, MilvusClient
 
 from indexer.errors import ConfigError
 from indexer.records import Article, Passage
+from indexer.storage.words import analyzed
 
 MAX_VARCHAR = 65_535  # bytes: Milvus' limit for one VARCHAR value
 BODY_PARTS = 64  # an article body is stored in up to this many VARCHAR parts (4 MB)
@@ -31,35 +29,12 @@ SERVING = "serving"  # suffix of the alias that names the published version's pa
 MANIFEST_KEY = "newsearch.manifest"  # collection property holding the manifest: set last, it marks a version complete
 # Text reaches Milvus' BM25 function already stemmed (`analyzed`), so its analyzer only splits and lower-cases:
 # Milvus Lite 3.2.2 accepts a `stemmer` filter but ignores it, and stemming here makes Lite and a cluster match the
-# same words. Porter stems and no stop-word filter, as the local store's FTS5 (`porter unicode61`), so both count
-# the same words and document lengths for BM25 (bench/RESULTS.md, "Milvus parity").
-STEMMER = "porter"  # a snowballstemmer algorithm; versions record theirs (manifest milvus.stemmer)
+# same words (indexer.storage.words: Porter stems, no stop-word filter, as the local store's tantivy and FTS5).
 ANALYZER = {"tokenizer": "standard", "filter": ["lowercase"]}
 # SQLite FTS5's BM25 parameters (the local store's); Milvus Lite's default k1 is 1.5.
 BM25_PARAMS = {"bm25_k1": 1.2, "bm25_b": 0.75}
-_WORD = re.compile(r"\w+", re.UNICODE)
-_local = threading.local()
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,100}")
 EPOCH = datetime(1970, 1, 1)
-
-
-def _stemmer(algorithm: str) -> snowballstemmer.stemmer:
-    # One per thread and algorithm: a snowball stemmer keeps the word being stemmed in itself.
-    cache = _local.__dict__.setdefault("stemmers", {})
-    if algorithm not in cache:
-        cache[algorithm] = snowballstemmer.stemmer(algorithm)
-    return cache[algorithm]
-
-
-def stems(words: Sequence[str], algorithm: str = STEMMER) -> list[str]:
-    """Stems of lower-cased words, accents removed (as FTS5's `remove_diacritics`)."""
-    plain = (unicodedata.normalize("NFKD", w.casefold()) for w in words)
-    return _stemmer(algorithm).stemWords(["".join(c for c in w if not unicodedata.combining(c)) for w in plain])
-
-
-def analyzed(text: str) -> str:
-    """The text Milvus' BM25 function reads: its words' stems, space-separated."""
-    return " ".join(stems(_WORD.findall(text)))
 
 
 def check_prefix(prefix: str) -> str:

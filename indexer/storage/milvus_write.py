@@ -33,7 +33,6 @@ from indexer.storage.milvus_schema import (
     MANIFEST_KEY,
     MARKER,
     PASSAGES,
-    STEMMER,
     article_row,
     article_schema,
     collection_name,
@@ -48,6 +47,7 @@ from indexer.storage.milvus_schema import (
 )
 from indexer.storage.milvus_wire import calls, fetch_all, is_remote
 from indexer.storage.sqlite_text import lead_of
+from indexer.storage.words import STEMMER
 
 if TYPE_CHECKING:
     from indexer.storage.milvus import MilvusStore

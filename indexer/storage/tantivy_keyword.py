@@ -1,6 +1,6 @@
 """The local store's keyword index: one tantivy index per version (folder `keyword/`), BM25 over each article's
-title, lead and body as one text, its date and source indexed for filters. Chosen over FTS5 and hand-written
-postings for speed and memory at 1M passages (bench/RESULTS.md, "Keyword engines at 1M passages").
+title, lead and body as one text of indexer.storage.words' terms, date and source indexed for filters. Chosen
+over FTS5 and hand-written postings for speed and memory at 1M passages (bench/RESULTS.md, "Keyword engines").
 """
 
 from __future__ import annotations
@@ -11,8 +11,7 @@ import logging
 import os
 import shutil
 import tempfile
-import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -26,14 +25,17 @@ from indexer.files import fsync_dir, fsync_file
 from indexer.records import Article
 from indexer.storage.base import Filter, KeywordWeights
 from indexer.storage.sqlite_text import lead_of
+from indexer.storage.words import STEMMER, analyzed
 
 log = logging.getLogger(__name__)
 
 FOLDER = "keyword"  # in a version folder
-SPEC = "newsearch.json"  # written last in FOLDER: format, whether titles are indexed, tantivy's version
-FORMAT = 1
+SPEC = "newsearch.json"  # written last in FOLDER: format, stemmer, whether titles are indexed, tantivy's version
+FORMAT = 2  # 1: tantivy's `en_stem` (Snowball English); 2: text stemmed by indexer.storage.words
+TOKENIZER = "whitespace"  # tantivy's own: splits the stemmed text, which is lower-case already
 TANTIVY = "0.27.0"
 HEAP_BYTES = 200_000_000  # the writer's indexing buffer (one thread)
+BITS = 20  # words per presence search (KeywordIndex._presence)
 DEPTH = 2_000  # candidates per field when weights other than 1 combine fields (see KeywordIndex.search)
 _EPOCH = datetime(1970, 1, 1)
 _LOCKS = (".tantivy-meta.lock", ".tantivy-writer.lock")
@@ -58,31 +60,23 @@ def schema() -> tantivy.Schema:
     sb = tantivy.SchemaBuilder()
     for name in ("text", "title", "lead"):
         # No positions: queries OR single terms.
-        sb.add_text_field(name, tokenizer_name="en_stem", index_option="freq")
+        sb.add_text_field(name, tokenizer_name=TOKENIZER, index_option="freq")
     sb.add_integer_field("key", fast=True, indexed=True)
     sb.add_integer_field("published", fast=True, indexed=True)
     sb.add_text_field("source", tokenizer_name="raw", index_option="basic")
     return sb.build()
 
 
-_local = threading.local()
-
-
 def terms_of(word: str) -> list[str]:
-    """The index terms tantivy's `en_stem` makes of a word (simple split, long tokens out, lowercase, Snowball)."""
-    analyzer = getattr(_local, "analyzer", None)
-    if analyzer is None:
-        analyzer = _local.analyzer = (
-            tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple()).filter(tantivy.Filter.remove_long(40))
-            .filter(tantivy.Filter.lowercase()).filter(tantivy.Filter.stemmer("english")).build())
-    return analyzer.analyze(word)
+    """The index terms of a query word: its stems, as the documents' text was stemmed."""
+    return analyzed(word).split()
 
 
 def document(article: Article, index_titles: bool) -> tantivy.Document:
     """An article as the keyword index holds it (no text stored: results come back as keys)."""
     title, lead = (article.title if index_titles else ""), lead_of(article.body)
-    fields: dict[str, Any] = {"text": f"{title}\n{lead}\n{article.body}", "title": title, "lead": lead,
-                              "key": article_key(article.id)}
+    fields: dict[str, Any] = {"text": analyzed(f"{title}\n{lead}\n{article.body}"), "title": analyzed(title),
+                              "lead": analyzed(lead), "key": article_key(article.id)}
     if article.published is not None:
         fields["published"] = micros(article.published)
     if article.source is not None:
@@ -91,12 +85,13 @@ def document(article: Article, index_titles: bool) -> tantivy.Document:
 
 
 def usable(folder: Path, index_titles: bool) -> bool:
-    """Whether `folder` holds a complete keyword index of this format made with these fields."""
+    """Whether `folder` holds a complete keyword index of this format, stemmer and fields (an index written with
+    another is rebuilt once on open by build_missing, as one missing)."""
     try:
         spec = json.loads((folder / SPEC).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    return spec.get("format") == FORMAT and spec.get("titles") == index_titles
+    return spec.get("format") == FORMAT and spec.get("stemmer") == STEMMER and spec.get("titles") == index_titles
 
 
 class KeywordWriter:
@@ -144,7 +139,8 @@ class KeywordWriter:
         self.writer.wait_merging_threads()
         self.index.reload()
         docs = self.index.searcher().num_docs
-        spec = {"format": FORMAT, "titles": self.index_titles, "engine": "tantivy", "tantivy": TANTIVY, "docs": docs}
+        spec = {"format": FORMAT, "stemmer": STEMMER, "tokenizer": TOKENIZER, "titles": self.index_titles,
+                "engine": "tantivy", "tantivy": TANTIVY, "docs": docs}
         (self.tmp / SPEC).write_text(json.dumps(spec) + "\n", encoding="utf-8")
         for path in self.tmp.iterdir():
             fsync_file(path)
@@ -162,16 +158,19 @@ def _link_or_copy(source: Path, target: Path) -> None:
         shutil.copy2(source, target)
 
 
-def build_missing(version: Path, rows: Iterable[Article], index_titles: bool) -> None:
-    """Give a version written before keyword indexes existed its index, once: built in a temporary folder under
-    the version's lock (other openers wait, then find it) and renamed into place, so readers never see half."""
+def build_missing(version: Path, rows: Iterable[Article], index_titles: bool,
+                  record: Callable[[dict[str, Any]], None]) -> None:
+    """Give a version written before keyword indexes existed, or before this format or stemmer, its index, once:
+    built in a temporary folder under the version's lock (other openers wait, then find it) and renamed into
+    place, so readers never see half; `record` gets what was built (KeywordWriter.finish) under the same lock,
+    for the version's manifest."""
     final = version / FOLDER
     lock = version / f"{FOLDER}.lock"
     try:
         fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as exc:
-        raise IndexMismatch(f"{version} has no keyword index (written before newsearch used tantivy) and cannot "
-                            f"be given one here ({exc.strerror}); open it once with write access, or rebuild it "
+        raise IndexMismatch(f"{version} has no keyword index of this newsearch (it was written before tantivy, "
+                            f"or with another stemmer) and cannot be given one here ({exc.strerror}); open it once with write access, or rebuild it "
                             f"with `news-index build <corpus> --index-dir {version.parent}`") from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
@@ -180,10 +179,11 @@ def build_missing(version: Path, rows: Iterable[Article], index_titles: bool) ->
         for leftover in version.glob(f"{FOLDER}.tmp*"):  # of a builder killed before its rename
             shutil.rmtree(leftover, ignore_errors=True)
         shutil.rmtree(final, ignore_errors=True)
-        log.warning("building the keyword index of %s (written before newsearch used tantivy); once only", version)
+        log.warning("building the keyword index of %s (written before tantivy, or with another stemmer); once only",
+                    version)
         writer = KeywordWriter(version / f"{FOLDER}.tmp.{os.getpid()}", index_titles)
         writer.add(rows)
-        writer.finish(final)
+        record(writer.finish(final))
     finally:
         os.close(fd)
 
@@ -262,7 +262,7 @@ class KeywordIndex:
 
     def _filter(self, filter: Filter | None) -> Any:
         if not filter:
-            return None
+            return
         t, parts = tantivy, []
         if filter.since is not None or filter.before is not None:
             lower = micros(filter.since) if filter.since is not None else None
@@ -282,22 +282,32 @@ class KeywordIndex:
 
     def _presence(self, words: Sequence[str], keys: Sequence[int]) -> tuple[int, list[int], np.ndarray]:
         t = tantivy
+        terms = [terms_of(word) for word in words]
+        df = [min((self.searcher.doc_freq("text", term) for term in ts), default=0) for ts in terms]
         present = np.zeros((len(words), len(keys)), dtype=bool)
-        df: list[int] = []
         at: dict[int, list[int]] = {}  # a key may repeat (passage hits of one article)
         for i, k in enumerate(keys):
             at.setdefault(k, []).append(i)
-        among = t.Query.term_set_query(self.schema, "key", list(keys)) if keys else None
-        for i, word in enumerate(words):
-            terms = terms_of(word)
-            df.append(min((self.searcher.doc_freq("text", term) for term in terms), default=0))
-            if not terms or among is None or df[-1] == 0:
-                continue
-            query = t.Query.boolean_query([(t.Occur.Must, t.Query.term_query(self.schema, "text", term))
-                                           for term in terms] + [(t.Occur.Must, among)])
-            hits = self.searcher.search(query, len(keys), count=False).hits
-            for key in self.searcher.fast_field_values("key", [h[1] for h in hits]):
-                present[i, at[int(key)]] = True  # every place of the key
+        asked = [i for i, ts in enumerate(terms) if ts and df[i]]
+        if not at or not asked:
+            return len(self), df, present
+        # One search for up to BITS words: word b scores 2**b where all its terms are, so a hit's score (a sum,
+        # exact in f32 below 2**24) says which words it holds; the keys, the costly part, are looked up once, as
+        # term queries (a term set query over the keys took ~3x as long at 1M articles: bench/RESULTS.md).
+        among = t.Query.const_score_query(t.Query.boolean_query(
+            [(t.Occur.Should, t.Query.term_query(self.schema, "key", k)) for k in at]), 0.0)
+        for start in range(0, len(asked), BITS):
+            group = asked[start:start + BITS]
+            any_word = t.Query.boolean_query([(t.Occur.Should, t.Query.const_score_query(t.Query.boolean_query(
+                [(t.Occur.Must, t.Query.term_query(self.schema, "text", term)) for term in terms[i]]), float(1 << b)))
+                for b, i in enumerate(group)])
+            query = t.Query.boolean_query([(t.Occur.Must, any_word), (t.Occur.Must, among)])
+            hits = self.searcher.search(query, len(at), count=False).hits
+            for (score, _), key in zip(hits, self.searcher.fast_field_values("key", [h[1] for h in hits])):
+                held = int(score)
+                for b, i in enumerate(group):
+                    if held >> b & 1:
+                        present[i, at[int(key)]] = True  # every place of the key
         return len(self), df, present
 
     def check(self) -> None:

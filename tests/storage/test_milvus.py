@@ -16,7 +16,6 @@ from indexer.settings import Settings
 from indexer.storage.base import Filter, KeywordWeights
 from indexer.storage.milvus import MilvusStore
 from indexer.storage.milvus_schema import (
-    analyzed,
     check_prefix,
     collection_name,
     filter_expr,
@@ -24,9 +23,9 @@ from indexer.storage.milvus_schema import (
     from_micros,
     micros,
     split_body,
-    stems,
 )
 from indexer.storage.milvus_wire import lite_path
+from indexer.storage.words import analyzed, stems
 
 ARTICLES = [
     Article("a1", "Oil prices rise", "Oil prices rose sharply today. Traders were surprised.", datetime(2020, 1, 2),

@@ -3,6 +3,7 @@ version's files, versions written before it existed, and a writer killed before 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -15,13 +16,15 @@ from pathlib import Path
 
 import pytest
 
+from indexer.chunk import MAX_PASSAGES_PER_ARTICLE
 from indexer.records import Article
 from indexer.settings import Settings
 from indexer.storage import open_store
 from indexer.storage.base import Filter, KeywordWeights
-from indexer.storage.folders import list_versions, read_manifest, write_manifest
+from indexer.storage.folders import file_entry, list_versions, read_manifest, verify_files, write_manifest
 from indexer.storage.local import LocalStore
-from indexer.storage.tantivy_keyword import FOLDER, SPEC
+from indexer.storage.tantivy_keyword import BITS, FOLDER, SPEC, article_key, terms_of
+from indexer.storage.words import STEMMER
 from tests.helpers import Data, paragraphs, write
 
 WORDS = ["president"]
@@ -107,9 +110,44 @@ def test_a_version_written_before_tantivy_gets_its_index_once_on_open(store: Loc
     made = (folder / FOLDER / SPEC).stat().st_mtime_ns
     assert keyword(store) == expected and (folder / FOLDER / SPEC).stat().st_mtime_ns == made  # not again
     # A half-built index (a builder killed before its rename) is neither used nor left behind.
-    shutil.rmtree(folder / FOLDER)
+    old_style(folder)
     (folder / f"{FOLDER}.tmp.999").mkdir()
     assert keyword(store) == expected and not list(folder.glob(f"{FOLDER}.tmp*"))
+
+
+def test_an_index_written_with_snowball_stems_is_rebuilt_with_porter_once_on_open(store: LocalStore, data: Data):
+    store.publish(write(store, data))
+    expected = keyword(store)
+    folder = store.index_dir / store.current()
+    # As the previous code wrote it: format 1 (tantivy's `en_stem`), no stemmer named, listed in the manifest.
+    spec = json.loads((folder / FOLDER / SPEC).read_text())
+    old = {key: value for key, value in spec.items() if key not in ("stemmer", "tokenizer")} | {"format": 1}
+    (folder / FOLDER / SPEC).write_text(json.dumps(old))
+    manifest = read_manifest(folder)
+    manifest["keyword"] = old
+    manifest["files"][f"{FOLDER}/{SPEC}"] = file_entry(folder / FOLDER / SPEC)
+    write_manifest(folder, manifest)
+    assert keyword(store) == expected
+    rebuilt = json.loads((folder / FOLDER / SPEC).read_text())
+    assert (rebuilt["format"], rebuilt["stemmer"]) == (2, STEMMER) == (read_manifest(folder)["keyword"]["format"],
+                                                                       read_manifest(folder)["keyword"]["stemmer"])
+    verify_files(folder, read_manifest(folder))  # the manifest's checksums are the new files'
+    made = (folder / FOLDER / SPEC).stat().st_mtime_ns
+    assert keyword(store) == expected and (folder / FOLDER / SPEC).stat().st_mtime_ns == made  # not again
+
+
+@pytest.mark.parametrize("word", ["generously", "agreed", "rising", "analysts", "the", "president"])
+def test_the_keyword_index_matches_the_articles_fts5_matches(store: LocalStore, data: Data, word: str):
+    """Porter stems and no stop-word filter on both sides: an article holds a word in tantivy exactly when one of
+    its passages holds it in FTS5 (the passages cover the title and the whole body)."""
+    store.publish(write(store, data))
+    version = store.open()
+    try:
+        tantivy_side = {article_key(a) for a, _ in version.text.keyword_articles([word], 10_000, KeywordWeights())}
+        fts5_side = {p - p % MAX_PASSAGES_PER_ARTICLE for p, _ in version.text.keyword_passages([word], 100_000, 1.0)}
+    finally:
+        version.close()
+    assert tantivy_side and tantivy_side == fts5_side
 
 
 KILLED_WRITER = textwrap.dedent("""
@@ -175,5 +213,28 @@ def test_word_presence_marks_every_place_of_a_repeated_article(store: LocalStore
         # Passage hits (group=none) ask for one article once per passage.
         n, df, present = version.text.word_presence(WORDS, [first, other, first])
         assert n == len(data.articles) and df == [len(holding)] and present.tolist() == [[True, False, True]]
+    finally:
+        version.close()
+
+
+def test_word_presence_in_one_search_agrees_with_each_words_own_search(store: LocalStore, data: Data):
+    """More words than one presence search takes (BITS), a word of two terms, one held nowhere, all articles."""
+    store.publish(write(store, data))
+    words = list(dict.fromkeys(data.articles[0].body.lower().split()))[:2 * BITS + 5] + ["U.S.", "zzyzxq"]
+    version = store.open()
+    try:
+        numbers = [n for n, a in enumerate(version.text.catalog().article_ids) if a]  # 0 is no article
+        ids = [version.text.catalog().article_ids[n] for n in numbers]
+        holding = [{a for a, _ in version.text.keyword_articles([term], 10_000, KeywordWeights())}
+                   for term in ("u", "s")]
+        n, df, present = version.text.word_presence(words, numbers)
+        for i, word in enumerate(words):
+            terms = terms_of(word)
+            sets = [{a for a, _ in version.text.keyword_articles([t], 10_000, KeywordWeights())} for t in terms]
+            held = set.intersection(*sets) if sets else set()
+            assert present[i].tolist() == [a in held for a in ids], word
+            assert df[i] == min((len(s) for s in sets), default=0), word
+        assert present[-2].any() and present[-2].tolist() == [a in holding[0] & holding[1] for a in ids]
+        assert not present[-1].any() and df[-1] == 0 and n == len(ids)
     finally:
         version.close()
