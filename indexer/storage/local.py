@@ -182,6 +182,8 @@ class LocalWriter(AbortUnlessCommitted):
         if self._meta is not None:
             with contextlib.suppress(sqlite3.Error):
                 self._meta.close()
+        if self._keyword is not None:
+            self._keyword.abort()
         shutil.rmtree(self.folder, ignore_errors=True)
 
 

@@ -130,6 +130,16 @@ class KeywordWriter:
             self.writer.add_document(document(article, self.index_titles))
             self.added += 1
 
+    def abort(self) -> None:
+        """Roll the writer back and join its threads, so nothing writes into the folder while it is removed."""
+        writer, self.writer = self.writer, None
+        if writer is not None:
+            try:
+                writer.rollback()
+                writer.wait_merging_threads()
+            except (ValueError, RuntimeError, OSError) as exc:  # the folder goes anyway; say why it may linger
+                log.warning("keyword writer of %s did not stop cleanly: %s", self.tmp, exc)
+
     def finish(self, final: Path) -> dict[str, Any]:
         """Delete the articles not added, commit, make durable and rename to `final`; returns what it holds."""
         for aid in self.base_hashes.keys() - self.seen:
