@@ -137,8 +137,8 @@ class KeywordWriter:
             try:
                 writer.rollback()
                 writer.wait_merging_threads()
-            except (ValueError, RuntimeError, OSError) as exc:  # the folder goes anyway; say why it may linger
-                log.warning("keyword writer of %s did not stop cleanly: %s", self.tmp, exc)
+            except (ValueError, RuntimeError, OSError) as exc:  # e.g. a full disk: the folder goes anyway
+                log.debug("keyword writer of %s did not stop cleanly: %s", self.tmp, exc)
 
     def finish(self, final: Path) -> dict[str, Any]:
         """Delete the articles not added, commit, make durable and rename to `final`; returns what it holds."""
@@ -146,7 +146,8 @@ class KeywordWriter:
             self.writer.delete_documents_by_term("key", article_key(aid))
             self.deleted += 1
         self.writer.commit()
-        self.writer.wait_merging_threads()
+        writer, self.writer = self.writer, None  # joining its threads consumes it: nothing left to abort
+        writer.wait_merging_threads()
         self.index.reload()
         docs = self.index.searcher().num_docs
         spec = {"format": FORMAT, "stemmer": STEMMER, "tokenizer": TOKENIZER, "titles": self.index_titles,
