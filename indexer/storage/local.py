@@ -6,6 +6,7 @@ CURRENT file naming the published one.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -187,6 +188,21 @@ class LocalWriter(AbortUnlessCommitted):
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
+def remove_folder(folder: Path, attempts: int = 5) -> None:
+    """Delete a folder whose writer may still be running (an unfinished version's keyword index threads can add
+    or remove a file while it is walked): a walk that meets a folder changing under it starts again, a few times."""
+    for attempt in range(attempts):
+        try:
+            shutil.rmtree(folder)
+            return
+        except OSError as exc:
+            if not folder.exists():
+                return
+            if exc.errno not in (errno.ENOTEMPTY, errno.ENOENT) or attempt == attempts - 1:
+                raise
+            time.sleep(0.1 * (attempt + 1))
+
+
 def keyword_files(folder: Path) -> dict[str, dict[str, Any]]:
     """The manifest's entries (size, checksum) of a version's keyword index files (not tantivy's lock files)."""
     return {f"{FOLDER}/{p.name}": file_entry(p) for p in sorted((folder / FOLDER).iterdir())
@@ -266,7 +282,7 @@ class LocalStore:
         if name == published:
             raise IndexMismatch(f"{name} is the published version of {self.index_dir}; it cannot be removed")
         (self.index_dir / name / MANIFEST).unlink(missing_ok=True)
-        shutil.rmtree(self.index_dir / name)
+        remove_folder(self.index_dir / name)
 
     def unfinished(self, grace_seconds: float) -> list[str]:
         """Folders without a manifest whose writer is gone or that are older than the grace period."""
