@@ -10,7 +10,6 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
-from indexer.chunk import MAX_PASSAGES_PER_ARTICLE, passage_id
 from indexer.storage.base import Filter
 
 
@@ -76,21 +75,28 @@ def search_passages(conn: sqlite3.Connection, words: Sequence[str], limit: int, 
 
 
 def best_passage_per_article(conn: sqlite3.Connection, words: Sequence[str], article_ids: Sequence[str]) -> dict[str, int]:
-    """For each article, its passage with the best BM25 for the words (articles without a match are absent)."""
+    """For each article, its passage with the best BM25 for the words, ties to the smaller id (articles without a
+    match are absent)."""
     match = match_expression(words)
     if match is None or not article_ids:
         return {}
-    out: dict[str, int] = {}
-    for aid in article_ids:
-        # An article's passage ids share its hash and differ in the low bits (indexer.chunk.passage_id), so a
-        # rowid range lets FTS5 seek to its passages instead of scoring every passage that matches.
-        first = passage_id(aid, 0)
-        row = conn.execute(
-            "SELECT p.id FROM passages_fts JOIN passages p ON p.id = passages_fts.rowid"
-            " JOIN articles a ON a.num = p.article_num WHERE passages_fts MATCH ? AND passages_fts.rowid BETWEEN ? AND ?"
-            " AND a.id = ? ORDER BY bm25(passages_fts), p.id LIMIT 1",
-            [match, first, first + MAX_PASSAGES_PER_ARTICLE - 1, aid],
-        ).fetchone()
-        if row is not None:
-            out[aid] = int(row[0])
-    return out
+    marks = ",".join("?" * len(article_ids))
+    owner = dict(conn.execute(f"SELECT p.id, a.id FROM articles a JOIN passages p ON p.article_num = a.num"
+                              f" WHERE a.id IN ({marks})", list(article_ids)))
+    if not owner:
+        return {}
+    # One statement for all the articles: bm25() counts each word's passages over the whole table once per
+    # statement (its idf), which one statement per article repeated (bench/RESULTS.md, "Hybrid at 1M passages").
+    # The rowid range spans the articles' passages; `+rowid` keeps the id list a filter on that one scan rather
+    # than one FTS5 query per id, each counting again.
+    pids = sorted(owner)
+    marks = ",".join("?" * len(pids))
+    rows = conn.execute(
+        f"SELECT rowid, bm25(passages_fts) FROM passages_fts WHERE passages_fts MATCH ? AND rowid BETWEEN ? AND ?"
+        f" AND +rowid IN ({marks})", [match, pids[0], pids[-1], *pids])
+    best: dict[str, tuple[float, int]] = {}
+    for pid, score in rows:
+        aid = owner[pid]
+        if aid not in best or (score, pid) < best[aid]:
+            best[aid] = (score, pid)
+    return {aid: best[aid][1] for aid in dict.fromkeys(article_ids) if aid in best}

@@ -138,8 +138,10 @@ class SqliteText:
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        self._ids: list[str] | None = None  # article num -> id, the list every Catalog of this version shares
         self._key_of: np.ndarray | None = None  # article num -> keyword index key (tantivy_keyword.article_key)
         self._by_key: np.ndarray | None = None  # article nums in ascending key order
+        self._sorted_keys: np.ndarray | None = None  # the keys in ascending order (_key_of[_by_key])
         self.conn.execute("SELECT count(*) FROM articles").fetchone()
 
     @property
@@ -197,7 +199,10 @@ class SqliteText:
         pairs = np.array(self.conn.execute("SELECT id, article_num FROM passages ORDER BY id").fetchall(),
                          dtype=np.int64)
         empty = np.zeros(0, dtype=np.int64)
-        return Catalog([""] + [r[1] for r in rows], [None] + [_date(r[2]) for r in rows],
+        # The version never changes: every catalog and keyword_articles share one id list (~60 bytes an article).
+        ids = self._ids if self._ids is not None else [""] + [r[1] for r in rows]
+        self._ids = ids
+        return Catalog(ids, [None] + [_date(r[2]) for r in rows],
                        [None] + [r[4] for r in rows], [None] + [r[3] for r in rows],
                        pairs[:, 0] if len(pairs) else empty, pairs[:, 1] if len(pairs) else empty)
 
@@ -308,17 +313,27 @@ class SqliteText:
         """(article title, passage text) of every passage."""
         yield from self.conn.execute("SELECT a.title, p.text FROM passages p JOIN articles a ON a.num = p.article_num")
 
+    def _article_ids(self) -> list[str]:
+        """Article num -> id (num 0: ""), the list catalog() gives, read once."""
+        if self._ids is None:
+            rows = self.conn.execute("SELECT num, id FROM articles ORDER BY num").fetchall()
+            ids = [""] * (len(rows) + 1)
+            for num, aid in rows:
+                ids[num] = aid
+            self._ids = ids
+        return self._ids
+
     def _keys(self) -> tuple[np.ndarray, np.ndarray]:
         """(key of each article num, nums in key order), made once: 8 bytes per article each."""
         from indexer.storage.tantivy_keyword import article_key
 
-        conn = self.conn  # before the lock, which a thread's first connection takes
+        ids = self._article_ids()  # before the lock, which a thread's first connection takes
         with self._lock:
             if self._key_of is None:
-                ids = conn.execute("SELECT num, id FROM articles ORDER BY num").fetchall()
-                key_of = np.zeros(len(ids) + 1, dtype=np.int64)
-                key_of[[n for n, _ in ids]] = [article_key(a) for _, a in ids]
-                self._by_key, self._key_of = np.argsort(key_of, kind="stable"), key_of
+                key_of = np.array([0] + [article_key(a) for a in ids[1:]], dtype=np.int64)
+                by_key = np.argsort(key_of, kind="stable")
+                # Searching the sorted keys themselves: numpy checks a `sorter` in full on every call.
+                self._sorted_keys, self._by_key, self._key_of = key_of[by_key], by_key, key_of
         return self._key_of, self._by_key  # type: ignore[return-value]
 
     def _keyword(self) -> KeywordIndex:
@@ -336,14 +351,12 @@ class SqliteText:
             return []
         key_of, by_key = self._keys()
         keys = np.array([k for k, _ in hits], dtype=np.int64)
-        nums = by_key[np.minimum(np.searchsorted(key_of, keys, sorter=by_key), len(by_key) - 1)]
+        nums = by_key[np.minimum(np.searchsorted(self._sorted_keys, keys), len(by_key) - 1)]
         if not np.array_equal(key_of[nums], keys):
             raise IndexDamaged(f"{self.path.parent / 'keyword'} names articles {self.path} does not hold; rebuild the "
                                "index with `news-index build` or restore its files", "unknown keyword keys")
-        nums = nums.tolist()
-        marks = ",".join("?" * len(nums))
-        id_of = dict(self.conn.execute(f"SELECT num, id FROM articles WHERE num IN ({marks})", nums))
-        found = sorted(((id_of[n], s) for n, (_, s) in zip(nums, hits)), key=lambda p: (-p[1], p[0]))
+        ids = self._article_ids()
+        found = sorted(((ids[n], s) for n, (_, s) in zip(nums.tolist(), hits)), key=lambda p: (-p[1], p[0]))
         return found[:limit]
 
     @readable
