@@ -8,6 +8,7 @@ import dataclasses
 import math
 import time
 from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -30,6 +31,7 @@ from search_api.ranking.relevance import Signals, background, coverage, relevanc
 from search_api.ranking.rerank import Reranker, rerank
 
 BACKGROUND_PASSAGES = 512  # a fixed random sample: the scale of each query's cosines (search_api/ranking/relevance.py)
+KEYWORD_THREADS = 4  # article keyword searches run beside the query's embedding (tantivy releases the GIL)
 Mode = Literal["hybrid", "dense", "keyword"]
 Group = Literal["article", "story", "none"]
 BY_ARTICLE = ("article", "story")  # groupings whose keys are article ids
@@ -149,6 +151,7 @@ class Searcher:
         self._article_start = np.searchsorted(self._owner[self._by_article], np.arange(len(self._article_ids) + 1))
         sample = np.random.default_rng(0).permutation(len(self._pids))[:BACKGROUND_PASSAGES]
         self._background = version.vectors.get(np.sort(self._pids[sample])) if len(sample) else np.zeros((0, 1))
+        self._keyword_pool = ThreadPoolExecutor(KEYWORD_THREADS, thread_name_prefix="keyword")
 
     @classmethod
     def open(cls, index_dir: str | Path | None = None, settings: Settings | None = None,
@@ -168,6 +171,7 @@ class Searcher:
 
     def close(self) -> None:
         """Release the index files."""
+        self._keyword_pool.shutdown(wait=True)
         self.version.close()
 
     # -- validation -------------------------------------------------------------------------------
@@ -232,10 +236,15 @@ class Searcher:
         mode = req.mode or self.settings.default_mode
         where = Filter(as_datetime(req.since, False), as_datetime(req.until, True), tuple(req.sources))
         allowed = self._filter.passages(where) if where else None
+        # The article keyword search runs while the query is embedded and the vectors searched: at 1M passages
+        # each is a few ms of native code that releases the GIL (bench/RESULTS.md, "Hybrid at 1M passages").
+        keyword = self._keyword_pool.submit(
+            self.version.text.keyword_articles, query_words(req.q, self.settings.keyword_stop_words),
+            self.settings.candidates, self._weights, where or None) if req.group in BY_ARTICLE and mode != "dense" else None
         # Relevance needs the query's meaning in keyword mode too; a bare ranking there does not.
         qvec = self.embedder.encode_query(req.q) if rated or mode != "keyword" else None
         rank = self._rank_articles if req.group in BY_ARTICLE else self._rank_passages
-        scores, best, matches = rank(req, mode, qvec, allowed, where)
+        scores, best, matches = rank(req, mode, qvec, allowed, where, keyword)
         if req.recency_half_life_days:
             dates = {key: self._published[self._key_num(key, req.group)] for key in scores}
             now = as_datetime(req.now, False) or self.newest or datetime.now()
@@ -328,20 +337,19 @@ class Searcher:
         return (top, dict(zip(top, pids[pooled.best[order]].tolist())), dict(zip(top, pooled.scores[order].tolist())),
                 matches)
 
-    def _rank_articles(self, req, mode, qvec, allowed, where: Filter):
+    def _rank_articles(self, req, mode, qvec, allowed, where: Filter, keyword: Future | None):
         depth = self.settings.candidates
-        words = query_words(req.q, self.settings.keyword_stop_words)
-        kw = self.version.text.keyword_articles(words, depth, self._weights, where or None) if mode != "dense" else []
         if mode == "keyword":
-            return dict(kw), {}, {}
+            return dict(keyword.result()), {}, {}  # type: ignore[union-attr]
         dense_rank, best, scores, matches = self._dense_articles(qvec, depth, allowed, where)
         if mode == "dense":
             return scores, best, matches
+        kw = keyword.result()  # type: ignore[union-attr]
         scores = rrf([dense_rank, [aid for aid, _ in kw]], [self.settings.dense_weight, self.settings.keyword_weight],
                      self.settings.rrf_k)
         return scores, best, matches
 
-    def _rank_passages(self, req, mode, qvec, allowed, where: Filter):
+    def _rank_passages(self, req, mode, qvec, allowed, where: Filter, keyword: None):
         depth = self.settings.candidates
         dense: dict[int, float] = {}
         if mode != "keyword":
