@@ -31,7 +31,7 @@ from search_api.ranking.relevance import Signals, background, coverage, relevanc
 from search_api.ranking.rerank import Reranker, rerank
 
 BACKGROUND_PASSAGES = 512  # a fixed random sample: the scale of each query's cosines (search_api/ranking/relevance.py)
-KEYWORD_THREADS = 4  # article keyword searches run beside the query's embedding (tantivy releases the GIL)
+KEYWORD_THREADS = 4  # keyword index searches run beside the query's embedding and cosines (tantivy releases the GIL)
 Mode = Literal["hybrid", "dense", "keyword"]
 Group = Literal["article", "story", "none"]
 BY_ARTICLE = ("article", "story")  # groupings whose keys are article ids
@@ -263,12 +263,14 @@ class Searcher:
     def signals(self, req: SearchRequest, keys: list, qvec: np.ndarray) -> Signals:
         """What the relevance of each ranked key (article id, or passage id with group=none) is computed from."""
         nums = np.array([self._key_num(key, req.group) for key in keys], dtype=np.int64)
+        # The keyword index's presence search (native, GIL released) runs while the cosines are computed here.
+        presence = self._keyword_pool.submit(self.version.text.word_presence, query_words(req.q), nums.tolist())
         if req.group in BY_ARTICLE:
             cosine = self._article_cosines(nums, qvec)
         else:
             cosine = self.version.vectors.get(np.array(keys, dtype=np.int64)) @ qvec if keys else np.zeros(0)
-        n_rows, df, present = self.version.text.word_presence(query_words(req.q), nums.tolist())
         mean, sd = background(qvec, self._background)
+        n_rows, df, present = presence.result()
         return Signals(cosine, coverage([idf(n_rows, int(d)) for d in df], present), mean, sd)
 
     def _article_cosines(self, nums: np.ndarray, qvec: np.ndarray) -> np.ndarray:
