@@ -40,14 +40,14 @@ def dump(index_dir: Path, modes: list[str], out: Path, queries: list[str]) -> No
     searcher.close()
 
 
-def run_tree(source: Path, index_dir: Path, modes: list[str], out: Path, queries: Path) -> None:
-    """`dump` with the code of `source` (its packages first on the path; this script run by its path, as an older
-    tree may not hold it)."""
+def run_tree(source: Path, index_dir: Path, modes: list[str], out: Path, queries: Path) -> subprocess.Popen:
+    """`dump` with the code of `source`, started (its packages first on the path; this script run by its path, as
+    an older tree may not hold it)."""
     run = f"import runpy, sys; sys.argv[0] = {str(Path(__file__).resolve())!r}; runpy.run_path(sys.argv[0], run_name='__main__')"
     command = [sys.executable, "-c", run, "dump", "--index-dir", str(index_dir.resolve()), "--out", str(out),
                "--queries", str(queries), "--modes", *modes]
     env = {**os.environ, "PYTHONPATH": str(source.resolve())}
-    subprocess.run(command, env=env, cwd=source, check=True)
+    return subprocess.Popen(command, env=env, cwd=source)
 
 
 def compare(before: Path, after: Path) -> dict:
@@ -87,8 +87,11 @@ def main() -> None:
         files = Path(tmp) / "before.jsonl", Path(tmp) / "after.jsonl"
         queries = Path(tmp) / "queries.json"
         queries.write_text(json.dumps(dev_queries()[: args.limit or None]))
-        for source, out in zip((args.before, args.after), files):
-            run_tree(source, args.index_dir, args.modes, out, queries)
+        # Both trees at once: each is one thread's work, and the machine has a core for each.
+        runs = [run_tree(source, args.index_dir, args.modes, out, queries)
+                for source, out in zip((args.before, args.after), files)]
+        if any(run.wait() for run in runs):
+            raise SystemExit("a tree's run failed (see above)")
         found = compare(*files)
     result = {"benchmark": "same_responses", "date": datetime.now(UTC).isoformat(timespec="seconds"),
               "commit": commit(), "machine": machine_facts(), "index_dir": str(args.index_dir),
