@@ -50,6 +50,16 @@ def run_tree(source: Path, index_dir: Path, modes: list[str], out: Path, queries
     return subprocess.Popen(command, env=env, cwd=source)
 
 
+def difference(old: dict, new: dict) -> dict:
+    """The first field two responses differ in (for a hit: its rank and field), with both values."""
+    field = next((k for k in old if old[k] != new.get(k)), "")
+    if field != "hits" or len(old["hits"]) != len(new["hits"]):
+        return {"field": field, "before": old.get(field), "after": new.get(field)}
+    rank, a, b = next((i, a, b) for i, (a, b) in enumerate(zip(old["hits"], new["hits"]), 1) if a != b)
+    key = next(k for k in a if a[k] != b.get(k))
+    return {"field": f"hits[{rank}].{key}", "before": a[key], "after": b.get(key)}
+
+
 def compare(before: Path, after: Path) -> dict:
     """Responses per mode, and the (mode, query) pairs whose responses differ, with the first field that does."""
     counts: dict[str, int] = {}
@@ -59,8 +69,7 @@ def compare(before: Path, after: Path) -> dict:
             old, new = json.loads(line_a), json.loads(line_b)
             counts[old["mode"]] = counts.get(old["mode"], 0) + 1
             if old != new:
-                field = next((k for k in old["response"] if old["response"][k] != new["response"].get(k)), "query")
-                differ.append({"mode": old["mode"], "q": old["q"], "field": field})
+                differ.append({"mode": old["mode"], "q": old["q"], **difference(old["response"], new["response"])})
     return {"responses": counts, "differ": differ}
 
 
