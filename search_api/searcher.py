@@ -8,10 +8,10 @@ import dataclasses
 import math
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
@@ -28,68 +28,10 @@ from search_api.ranking.highlight import highlight
 from search_api.ranking.query_words import idf, query_words
 from search_api.ranking.relevance import Signals, background, coverage, relevance
 from search_api.ranking.rerank import Reranker, rerank
+from search_api.records import Hit, SearchRequest, SearchResponse
 
 BACKGROUND_PASSAGES = 512  # a fixed random sample: the scale of each query's cosines (search_api/ranking/relevance.py)
-Mode = Literal["hybrid", "dense", "keyword"]
-Group = Literal["article", "story", "none"]
 BY_ARTICLE = ("article", "story")  # groupings whose keys are article ids
-
-
-@dataclass(frozen=True)
-class SearchRequest:
-    """One query and its options; `until` is inclusive (a date means the whole day)."""
-
-    q: str
-    k: int = 10
-    offset: int = 0
-    group: Group = "article"
-    mode: Mode | None = None  # None: the settings' default mode
-    since: datetime | date | None = None
-    until: datetime | date | None = None
-    sources: tuple[str, ...] = ()
-    collapse: bool = True
-    recency_half_life_days: float | None = None
-    now: datetime | None = None
-    rerank: bool = False  # re-score the top settings.rerank_depth with the searcher's Reranker
-    min_relevance: float | None = None  # None: settings.min_relevance
-
-
-@dataclass
-class Hit:
-    """One ranked result: a passage and its article."""
-
-    rank: int
-    score: float
-    passage_id: int
-    text: str
-    start: int
-    end: int
-    article_id: str
-    title: str
-    published: datetime | None
-    source: str | None
-    url: str | None
-    matched_passages: int = 0
-    duplicates: list[str] = field(default_factory=list)
-    highlights: list[tuple[int, int]] = field(default_factory=list)
-    matched_terms: list[str] = field(default_factory=list)
-    relevance: float = 0.0
-    story: dict[str, Any] | None = None  # with group=story: the story's size, dates, sources and headline
-
-
-@dataclass
-class SearchResponse:
-    """Hits of one page and what produced them."""
-
-    query: str
-    index_version: str
-    took_ms: float
-    mode: str
-    hits: list[Hit]
-    total: int  # ranked results whose relevance clears the floor
-    ranked: int = 0  # ranked results available to page through (capped at the candidate depth)
-    no_close_match: bool = False  # nothing clears the floor: the hits are the nearest, not matches
-    min_relevance: float = 0.0  # the floor applied
 
 
 @dataclass(frozen=True)

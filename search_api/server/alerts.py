@@ -22,7 +22,7 @@ from indexer.errors import BadQuery
 from search_api.alerts.batch import request_of
 from search_api.errors import Forbidden
 from search_api.server.auth import key_matches, presented_key, require_api_key
-from search_api.server.schemas import ErrorOut, SearchBody, Text
+from search_api.server.schemas import ErrorOut, Text, iso_only
 from search_api.server.strict import unique_keys
 
 ALERT_ERRORS = {code: {"model": ErrorOut, "description": text} for code, text in (
@@ -64,7 +64,10 @@ class AlertBody(BaseModel):
                                         "(0-1; default NEWSEARCH_MIN_RELEVANCE)")
     webhook: AnyHttpUrl | None = Field(None, description="http(s) URL that gets a POST of each batch of matches")
 
-    _iso_only = field_validator("since", "until", mode="before")(SearchBody._iso_only.__func__)
+    @field_validator("since", "until", mode="before")
+    @classmethod
+    def _iso_only(cls, value: Any) -> Any:
+        return iso_only(value)
 
     @field_validator("webhook", mode="before")
     @classmethod
