@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import numpy as np
 
@@ -28,7 +28,7 @@ from search_api.ranking.highlight import highlight
 from search_api.ranking.query_words import idf, query_words
 from search_api.ranking.relevance import Signals, background, coverage, relevance
 from search_api.ranking.rerank import Reranker, rerank
-from search_api.records import Hit, SearchRequest, SearchResponse
+from search_api.records import Group, Hit, Mode, SearchRequest, SearchResponse
 
 BACKGROUND_PASSAGES = 512  # a fixed random sample: the scale of each query's cosines (search_api/ranking/relevance.py)
 BY_ARTICLE = ("article", "story")  # groupings whose keys are article ids
@@ -43,6 +43,12 @@ class CatalogRows:
     times: np.ndarray  # seconds since 1970 (NaN: undated)
     sources: np.ndarray  # object array
     dup_groups: list[str | None]  # near-copy group (None: no copies)
+
+
+def _one_of(choices: Any) -> str:
+    """The values of a Literal as text: "a, b or c"."""
+    *rest, last = get_args(choices)
+    return f"{', '.join(rest)} or {last}"
 
 
 def as_datetime(value: datetime | date | None, end: bool) -> datetime | None:
@@ -127,10 +133,10 @@ class Searcher:
             raise BadQuery("offset must be 0 or more", "offset")
         if req.offset + req.k > s.candidates:
             raise BadQuery(f"offset + k must be at most {s.candidates} (results are ranked that deep)", "offset")
-        if req.mode not in (None, "hybrid", "dense", "keyword"):
-            raise BadQuery("mode must be hybrid, dense or keyword", "mode")
-        if req.group not in ("article", "story", "none"):
-            raise BadQuery("group must be article, story or none", "group")
+        if req.mode is not None and req.mode not in get_args(Mode):
+            raise BadQuery(f"mode must be {_one_of(Mode)}", "mode")
+        if req.group not in get_args(Group):
+            raise BadQuery(f"group must be {_one_of(Group)}", "group")
         since, before = as_datetime(req.since, False), as_datetime(req.until, True)
         clamped = since == before and since in (datetime.min, datetime.max)  # both past the calendar's edge
         if since and before and since >= before and not clamped:

@@ -12,15 +12,17 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from indexer.errors import BadQuery
 from search_api import records
 from search_api.client import SEARCH_OPTIONS, types
 from search_api.records import Hit, SearchRequest, described, http_options
 from search_api.server import schemas
 
 # (definition, its HTTP model, its client type)
-DERIVED = [(records.Hit, schemas.HitOut, types.SearchHit), (records.SearchResponse, schemas.SearchOut, types.SearchResults),
-           (records.ServedArticle, schemas.ArticleOut, types.Article), (records.PassageRef, schemas.PassageRef,
-                                                                         types.PassageRef)]
+DERIVED = [(records.Hit, schemas.HitOut, types.SearchHit),
+           (records.SearchResponse, schemas.SearchOut, types.SearchResults),
+           (records.ServedArticle, schemas.ArticleOut, types.Article),
+           (records.PassageRef, schemas.PassageRef, types.PassageRef)]
 CLIENT_ONLY = ["request", "extra"]
 
 
@@ -97,3 +99,11 @@ def test_an_option_added_to_the_request_is_validated_over_http_and_reaches_the_s
         body.model_validate({"q": "x", "languages": ["en"]})  # the HTTP name is `language`
     got = schemas.search_request(query.model_validate({"q": "x", "fuzzy": "true", "language": ["en", "fr"]}), request)
     assert got == request(q="x", fuzzy=True, languages=("en", "fr"))
+
+
+@pytest.mark.parametrize("field, value, message", [("mode", "fuzzy", "mode must be hybrid, dense or keyword"),
+                                                   ("group", "day", "group must be article, story or none")])
+def test_in_process_choices_are_the_records_literals(fake_searcher, field, value, message):
+    with pytest.raises(BadQuery, match=message) as caught:
+        fake_searcher.validate(SearchRequest(q="gas", **{field: value}))
+    assert caught.value.field == field
