@@ -74,12 +74,11 @@ def _response(request: Request, searcher: Searcher, body: SearchBody) -> dict:
     return {**vars(result), "hits": [vars(h) for h in result.hits]}
 
 
-def create_app(settings: ServerSettings | None = None, holder: SearcherHolder | None = None) -> FastAPI:
-    """The FastAPI application; pass a holder to serve an already opened searcher."""
-    settings = settings or ServerSettings.from_env()
+def lifespan(settings: ServerSettings, holder: SearcherHolder | None):
+    """The app's startup and shutdown: load the index, then watch it, evaluate alerts and run jobs until the end."""
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def run(app: FastAPI) -> AsyncIterator[None]:
         app.state.holder = holder or SearcherHolder(settings)
         if not app.state.holder.loaded:
             app.state.holder.load()
@@ -92,9 +91,15 @@ def create_app(settings: ServerSettings | None = None, holder: SearcherHolder | 
         app.state.alerts.stop()
         app.state.holder.close()
 
+    return run
+
+
+def create_app(settings: ServerSettings | None = None, holder: SearcherHolder | None = None) -> FastAPI:
+    """The FastAPI application; pass a holder to serve an already opened searcher."""
+    settings = settings or ServerSettings.from_env()
     # /docs and /redoc with Swagger UI and ReDoc served from fastapi-offline's files, not a CDN: they work offline.
-    app = FastAPIOffline(title="newsearch", version=__version__, lifespan=lifespan, responses=GUARD_ERRORS,
-                         description="Semantic search over news: ranked passages for natural-language queries.")
+    app = FastAPIOffline(title="newsearch", version=__version__, lifespan=lifespan(settings, holder),
+                         responses=GUARD_ERRORS, description="Semantic search over news: ranked passages for natural-language queries.")
     app.state.settings = settings
     install_error_handlers(app)
     document_limits(app, settings)
