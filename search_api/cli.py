@@ -7,12 +7,14 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import get_args
 
 from indexer.cli import OneLineParser, run
 from indexer.errors import ConfigError
 from indexer.settings import FIELD_CHOICES, Settings
 from search_api.client.types import NO_CLOSE_MATCH
 from search_api.evaluation.harness import COLLAPSE_CHOICES, HALVES
+from search_api.records import Mode
 from search_api.settings import ServerSettings
 
 
@@ -122,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("text", help="the query")
     p.add_argument("--index-dir", type=Path, help="index folder (NEWSEARCH_INDEX_DIR)")
     p.add_argument("-k", type=int, default=10, help="number of hits")
-    p.add_argument("--mode", choices=["hybrid", "dense", "keyword"])
+    p.add_argument("--mode", choices=get_args(Mode))
     p.add_argument("--json", action="store_true", help="print the response as JSON")
     p.set_defaults(func=cmd_query)
     p = sub.add_parser("eval", help="score dense, keyword and hybrid retrieval on BEIR queries and qrels")
@@ -130,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--queries", type=Path, required=True, help="BEIR queries (JSON lines: _id, text)")
     p.add_argument("--qrels", type=Path, required=True, help="BEIR qrels (TSV: query-id, corpus-id, score)")
     p.add_argument("--fields", choices=FIELD_CHOICES, help="what is indexed (NEWSEARCH_FIELDS)")
-    p.add_argument("--mode", action="append", choices=["dense", "keyword", "hybrid"],
+    p.add_argument("--mode", action="append", choices=get_args(Mode),
                    help="repeatable; default all three")
     p.add_argument("--index-dir", type=Path, help="where the corpus index is built or reused (default var/eval/...)")
     p.add_argument("--rebuild", action="store_true", help="build even if the index holds this corpus already")

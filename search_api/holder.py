@@ -13,10 +13,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from indexer.embed import Embedder
-from indexer.errors import IndexNotFound, NewsearchError
+from indexer.errors import IndexNotFound
 from indexer.leases import drop_lease, renew_lease, take_lease
 from indexer.settings import Settings
 from indexer.storage import open_store
+from search_api.background import BackgroundLoop
 from search_api.searcher import Searcher
 
 log = logging.getLogger("newsearch.reload")
@@ -43,9 +44,11 @@ class SearcherHolder:
         self._all: list[Served] = []
         self._lock = threading.Lock()  # guards _served, users, retired
         self._reload_lock = threading.Lock()  # one load at a time
-        self._stop = threading.Event()
-        self._watcher: threading.Thread | None = None
-        self.last_error: str | None = None
+        interval, lease_tick = settings.reload_interval, settings.lease_seconds / 4
+        self._tick = min(interval, lease_tick) if interval > 0 else lease_tick
+        self._waited = 0.0  # since the last reload
+        self._watcher = BackgroundLoop("index-watcher", self._watch, log, "cannot load the published version, still "
+                                       "serving the old one", first_wait=self._tick, retry=self._tick)
         self.fault: str | None = None  # why the served version cannot be read; cleared by the next swap
 
     def load(self) -> Searcher:
@@ -165,36 +168,29 @@ class SearcherHolder:
             with contextlib.suppress(OSError):
                 renew_lease(lease)
 
-    def _watch(self) -> None:
+    def _watch(self) -> float:
+        """One tick of the watcher: renew the leases, and reload when reload_interval has passed; a failed reload leaves
+        the old version serving (BackgroundLoop logs why)."""
+        self.renew_leases()
+        self._waited += self._tick
         interval = self.settings.reload_interval
-        tick = min(interval, self.settings.lease_seconds / 4) if interval > 0 else self.settings.lease_seconds / 4
-        waited = 0.0
-        while not self._stop.wait(tick):
-            self.renew_leases()
-            waited += tick
-            if interval > 0 and waited >= interval:
-                waited = 0.0
-                try:
-                    self.reload(force=self.fault is not None)
-                    self.last_error = None
-                except Exception as exc:  # noqa: BLE001 - this thread is also the lease heartbeat: it must live
-                    # Keep serving the old version; say why once per change.
-                    reason = str(exc) if isinstance(exc, NewsearchError) else f"{type(exc).__name__}: {exc}"
-                    if reason != self.last_error:
-                        log.warning("cannot load the published version, still serving the old one: %s", reason)
-                    self.last_error = reason
+        if interval > 0 and self._waited >= interval:
+            self._waited = 0.0
+            self.reload(force=self.fault is not None)
+        return self._tick
+
+    @property
+    def last_error(self) -> str | None:
+        """Why the watcher's last tick failed (a reload), until one succeeds."""
+        return self._watcher.last_error
 
     def start_watching(self) -> None:
         """Poll CURRENT every reload_interval seconds (and renew leases) in a background thread."""
-        if self._watcher is None:
-            self._watcher = threading.Thread(target=self._watch, name="index-watcher", daemon=True)
-            self._watcher.start()
+        self._watcher.start()
 
     def close(self) -> None:
         """Stop watching and release every version this holder opened."""
-        self._stop.set()
-        if self._watcher is not None:
-            self._watcher.join(timeout=10)
+        self._watcher.stop()
         with self._lock:
             for served in self._all:
                 served.retired = True

@@ -9,10 +9,10 @@ import math
 import time
 from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, get_args
 
 import numpy as np
 
@@ -29,69 +29,11 @@ from search_api.ranking.highlight import highlight
 from search_api.ranking.query_words import idf, query_words
 from search_api.ranking.relevance import Signals, background, coverage, relevance
 from search_api.ranking.rerank import Reranker, rerank
+from search_api.records import Group, Hit, Mode, SearchRequest, SearchResponse
 
 BACKGROUND_PASSAGES = 512  # a fixed random sample: the scale of each query's cosines (search_api/ranking/relevance.py)
 KEYWORD_THREADS = 4  # keyword index searches run beside the query's embedding and cosines (tantivy releases the GIL)
-Mode = Literal["hybrid", "dense", "keyword"]
-Group = Literal["article", "story", "none"]
 BY_ARTICLE = ("article", "story")  # groupings whose keys are article ids
-
-
-@dataclass(frozen=True)
-class SearchRequest:
-    """One query and its options; `until` is inclusive (a date means the whole day)."""
-
-    q: str
-    k: int = 10
-    offset: int = 0
-    group: Group = "article"
-    mode: Mode | None = None  # None: the settings' default mode
-    since: datetime | date | None = None
-    until: datetime | date | None = None
-    sources: tuple[str, ...] = ()
-    collapse: bool = True
-    recency_half_life_days: float | None = None
-    now: datetime | None = None
-    rerank: bool = False  # re-score the top settings.rerank_depth with the searcher's Reranker
-    min_relevance: float | None = None  # None: settings.min_relevance
-
-
-@dataclass
-class Hit:
-    """One ranked result: a passage and its article."""
-
-    rank: int
-    score: float
-    passage_id: int
-    text: str
-    start: int
-    end: int
-    article_id: str
-    title: str
-    published: datetime | None
-    source: str | None
-    url: str | None
-    matched_passages: int = 0
-    duplicates: list[str] = field(default_factory=list)
-    highlights: list[tuple[int, int]] = field(default_factory=list)
-    matched_terms: list[str] = field(default_factory=list)
-    relevance: float = 0.0
-    story: dict[str, Any] | None = None  # with group=story: the story's size, dates, sources and headline
-
-
-@dataclass
-class SearchResponse:
-    """Hits of one page and what produced them."""
-
-    query: str
-    index_version: str
-    took_ms: float
-    mode: str
-    hits: list[Hit]
-    total: int  # ranked results whose relevance clears the floor
-    ranked: int = 0  # ranked results available to page through (capped at the candidate depth)
-    no_close_match: bool = False  # nothing clears the floor: the hits are the nearest, not matches
-    min_relevance: float = 0.0  # the floor applied
 
 
 @dataclass(frozen=True)
@@ -103,6 +45,12 @@ class CatalogRows:
     times: np.ndarray  # seconds since 1970 (NaN: undated)
     sources: np.ndarray  # object array
     dup_groups: list[str | None]  # near-copy group (None: no copies)
+
+
+def _one_of(choices: Any) -> str:
+    """The values of a Literal as text: "a, b or c"."""
+    *rest, last = get_args(choices)
+    return f"{', '.join(rest)} or {last}"
 
 
 def as_datetime(value: datetime | date | None, end: bool) -> datetime | None:
@@ -189,10 +137,10 @@ class Searcher:
             raise BadQuery("offset must be 0 or more", "offset")
         if req.offset + req.k > s.candidates:
             raise BadQuery(f"offset + k must be at most {s.candidates} (results are ranked that deep)", "offset")
-        if req.mode not in (None, "hybrid", "dense", "keyword"):
-            raise BadQuery("mode must be hybrid, dense or keyword", "mode")
-        if req.group not in ("article", "story", "none"):
-            raise BadQuery("group must be article, story or none", "group")
+        if req.mode is not None and req.mode not in get_args(Mode):
+            raise BadQuery(f"mode must be {_one_of(Mode)}", "mode")
+        if req.group not in get_args(Group):
+            raise BadQuery(f"group must be {_one_of(Group)}", "group")
         since, before = as_datetime(req.since, False), as_datetime(req.until, True)
         clamped = since == before and since in (datetime.min, datetime.max)  # both past the calendar's edge
         if since and before and since >= before and not clamped:

@@ -7,15 +7,14 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
 from collections.abc import Sequence
 
 import httpx
 
 from indexer.alerts_store import Alert, AlertStore, Delivery, Match, alerts_path
-from indexer.errors import NewsearchError
 from search_api.alerts.batch import evaluate
+from search_api.background import BackgroundLoop
 from search_api.holder import SearcherHolder
 from search_api.searcher import Searcher
 from search_api.settings import ServerSettings
@@ -90,10 +89,9 @@ class AlertWorker:
     def __init__(self, settings: ServerSettings, holder: SearcherHolder):
         self.settings = settings
         self.holder = holder
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self.last_error: str | None = None
+        # A delivery in flight finishes before stop returns.
+        self._loop = BackgroundLoop("alerts", self._step, log, "alerts: evaluation or delivery failed, retrying later",
+                                    join_timeout=30)
 
     def run_once(self) -> int:
         """Evaluate what is pending and attempt due deliveries; returns the batches evaluated."""
@@ -119,33 +117,23 @@ class AlertWorker:
             store.close()
         return poll if due is None else min(poll, max(due - time.time(), 0.05))
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.run_once()
-                wait = self._next_wait()
-                self.last_error = None
-            except Exception as exc:  # noqa: BLE001 - one bad batch or file must not end the thread
-                reason = str(exc) if isinstance(exc, NewsearchError) else f"{type(exc).__name__}: {exc}"
-                if reason != self.last_error:
-                    log.warning("alerts: evaluation or delivery failed, retrying later: %s", reason)
-                self.last_error, wait = reason, 5.0
-            self._wake.wait(wait)
-            self._wake.clear()
+    def _step(self) -> float:
+        self.run_once()
+        return self._next_wait()
+
+    @property
+    def last_error(self) -> str | None:
+        """Why the last evaluation or delivery failed, until one succeeds."""
+        return self._loop.last_error
 
     def wake(self) -> None:
         """Look for work now (after a swap to a new version)."""
-        self._wake.set()
+        self._loop.wake()
 
     def start(self) -> None:
         """Run in a background thread."""
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="alerts", daemon=True)
-            self._thread.start()
+        self._loop.start()
 
     def stop(self) -> None:
         """Stop the thread (a delivery in flight finishes first)."""
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
+        self._loop.stop()

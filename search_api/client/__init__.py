@@ -18,10 +18,10 @@ import httpx
 from indexer.errors import BadQuery, ConfigError, NewsearchError, ServerError, Unauthorized
 from search_api.client.types import Article, Health, SearchResults, Similar, Stats, Story
 from search_api.errors import client_error
+from search_api.records import http_options
 
-# The optional fields of POST /search besides q, k and offset; a test keeps this equal to the server's schema.
-SEARCH_OPTIONS = frozenset({"group", "mode", "since", "until", "source", "collapse",
-                            "recency_half_life_days", "now", "min_relevance"})
+# The optional fields of POST /search besides q, k and offset, from the one definition of the request.
+SEARCH_OPTIONS = frozenset(http_options()) - {"q", "k", "offset"}
 ALERT_OPTIONS = frozenset({"mode", "since", "until", "source", "min_relevance", "webhook"})  # POST /alerts besides query
 RETRY_STATUSES = frozenset({502, 503, 504})
 # Raised before any byte of an answer arrived, or when the connection dropped: safe to send again.

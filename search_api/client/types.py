@@ -6,26 +6,45 @@ Plain dataclasses decoded from the server's JSON; fields the server adds later l
 from __future__ import annotations
 
 import html
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, fields
+from collections.abc import Iterator
+from dataclasses import KW_ONLY, dataclass, field, fields, is_dataclass
 from datetime import datetime
-from typing import Any
+from functools import cache
+from types import UnionType
+from typing import Any, Union, get_args, get_origin, get_type_hints
+
+from search_api import records
 
 NO_CLOSE_MATCH = "No close matches; nearest shown"  # as the web page says it
 
 
-def _datetime(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value) if value else None
+@cache
+def _hints(cls: type) -> dict[str, Any]:
+    return get_type_hints(cls)
 
 
-def _spans(value: list) -> list[tuple[int, int]]:
-    return [(int(s), int(e)) for s, e in value]
+def _convert(kind: Any, value: Any) -> Any:
+    """A JSON value as the declared type reads it: ISO text to datetime, lists to tuples, objects to records."""
+    if value is None:
+        return None
+    origin, args = get_origin(kind), get_args(kind)
+    if origin in (Union, UnionType):
+        return _convert(next(a for a in args if a is not type(None)), value)
+    if kind is datetime:
+        return datetime.fromisoformat(value)
+    if is_dataclass(kind):
+        return decode(kind, value)
+    if origin is list:
+        return [_convert(args[0], v) for v in value]
+    if origin is tuple:
+        return tuple(_convert(a, v) for a, v in zip(args, value))
+    return value
 
 
-def decode(cls: type, data: dict[str, Any], convert: dict[str, Callable[[Any], Any]]) -> Any:
-    """An instance of dataclass `cls` from JSON; unknown keys are kept in its `extra` dict."""
+def decode(cls: type, data: dict[str, Any]) -> Any:
+    """An instance of dataclass `cls` from JSON, each field read as its type says; unknown keys kept in `extra`."""
     names = {f.name for f in fields(cls)} - {"extra"}
-    known = {k: convert[k](v) if k in convert and v is not None else v for k, v in data.items() if k in names}
+    known = {k: _convert(_hints(cls)[k], v) for k, v in data.items() if k in names}
     return cls(**known, extra={k: v for k, v in data.items() if k not in names})
 
 
@@ -56,9 +75,6 @@ def marked_html(text: str, spans: list[tuple[int, int]]) -> str:
     return "".join(out)
 
 
-STORY_DATES = {"first_published": _datetime, "last_published": _datetime}
-
-
 @dataclass
 class StorySummary:
     """A story (articles reporting the same event): size, date span, sources, headline (the server's
@@ -75,7 +91,7 @@ class StorySummary:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> StorySummary:
         """A story summary from JSON."""
-        return decode(cls, data, STORY_DATES)
+        return decode(cls, data)
 
     def to_json(self) -> dict[str, Any]:
         """The summary as the server sent it."""
@@ -105,8 +121,7 @@ class Story(StorySummary):
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Story:
         """A story from the body of GET /stories/{id}."""
-        entries = lambda rows: [decode(TimelineEntry, r, {"published": _datetime}) for r in rows]  # noqa: E731
-        return decode(cls, data, {**STORY_DATES, "timeline": entries})
+        return decode(cls, data)
 
     def to_pandas(self):  # noqa: ANN201 - pandas is an optional extra, imported here
         """The timeline as a pandas DataFrame, one row an article in time order."""
@@ -144,8 +159,7 @@ class Similar:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Similar:
         """Related articles from the body of GET /articles/{id}/similar."""
-        hits = lambda rows: [decode(SimilarHit, r, {"published": _datetime}) for r in rows]  # noqa: E731
-        return decode(cls, data, {"hits": hits})
+        return decode(cls, data)
 
     def to_json(self) -> dict[str, Any]:
         """The answer as the server sent it."""
@@ -156,32 +170,17 @@ class Similar:
 
 
 @dataclass
-class SearchHit:
-    """One ranked hit: a passage, its score and its article (fields of the server's HitOut)."""
+class SearchHit(records.Hit):
+    """One ranked hit: a passage, its score and its article (search_api.records.Hit's fields)."""
 
-    rank: int
-    score: float
-    passage_id: int
-    text: str
-    start: int
-    end: int
-    article_id: str
-    title: str
-    published: datetime | None
-    source: str | None
-    url: str | None
-    matched_passages: int = 0
-    duplicates: list[str] = field(default_factory=list)
-    highlights: list[tuple[int, int]] = field(default_factory=list)
-    matched_terms: list[str] = field(default_factory=list)
-    relevance: float = 0.0
     story: StorySummary | None = None  # with group=story
+    _: KW_ONLY
     extra: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> SearchHit:
         """A hit from one element of the response's `hits`."""
-        return decode(cls, data, {"published": _datetime, "highlights": _spans, "story": StorySummary.from_json})
+        return decode(cls, data)
 
     def to_json(self) -> dict[str, Any]:
         """The hit as the server sent it."""
@@ -196,25 +195,19 @@ class SearchHit:
 
 
 @dataclass
-class SearchResults:
-    """One page of hits; iterate it, index it, or turn it into a DataFrame."""
+class SearchResults(records.SearchResponse):
+    """One page of hits (search_api.records.SearchResponse's fields); iterate it, index it, or turn it into a
+    DataFrame."""
 
-    query: str
-    index_version: str
-    took_ms: float
-    mode: str
-    total: int  # hits whose relevance clears the floor
     hits: list[SearchHit]
-    ranked: int = 0  # hits available for paging
-    no_close_match: bool = False
-    min_relevance: float = 0.0
+    _: KW_ONLY
     request: dict[str, Any] = field(default_factory=dict, repr=False)  # what was sent, for paging
     extra: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_json(cls, data: dict[str, Any], request: dict[str, Any] | None = None) -> SearchResults:
         """A page from the body of POST /search."""
-        page = decode(cls, data, {"hits": lambda hits: [SearchHit.from_json(h) for h in hits]})
+        page = decode(cls, data)
         page.request = dict(request or {})
         return page
 
@@ -288,39 +281,25 @@ class SearchResults:
                 "<th>source</th><th>passage</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>")
 
 
-@dataclass
-class PassageRef:
+@dataclass(frozen=True)
+class PassageRef(records.PassageRef):
     """Where a passage sits in its article."""
 
-    id: int
-    ordinal: int
-    start: int
-    end: int
+    _: KW_ONLY
     extra: dict[str, Any] = field(default_factory=dict, repr=False)
 
 
-@dataclass
-class Article:
-    """A whole article as GET /articles/{id} returns it."""
+@dataclass(frozen=True, kw_only=True)
+class Article(records.ServedArticle):
+    """A whole article as GET /articles/{id} returns it (search_api.records.ServedArticle's fields)."""
 
-    id: str
-    title: str
-    body: str
-    published: datetime | None
-    source: str | None
-    url: str | None
-    content_hash: str
-    meta: dict[str, Any]
-    duplicates: list[str]
     passages: list[PassageRef]
-    index_version: str
     extra: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Article:
         """An article from the body of GET /articles/{id}."""
-        refs = lambda ps: [decode(PassageRef, p, {}) for p in ps]  # noqa: E731
-        return decode(cls, data, {"published": _datetime, "passages": refs})
+        return decode(cls, data)
 
     def to_json(self) -> dict[str, Any]:
         """The article as the server sent it."""
@@ -347,7 +326,7 @@ class Stats:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Stats:
         """Stats from the body of GET /stats."""
-        return decode(cls, data, {"oldest": _datetime, "newest": _datetime})
+        return decode(cls, data)
 
     def to_json(self) -> dict[str, Any]:
         """The stats as the server sent them."""
@@ -365,7 +344,7 @@ class Health:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Health:
         """Health from the body of GET /healthz."""
-        return decode(cls, data, {})
+        return decode(cls, data)
 
     def to_json(self) -> dict[str, Any]:
         """The health answer as the server sent it."""

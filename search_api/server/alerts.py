@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Header, Request
@@ -21,8 +21,9 @@ from indexer.alerts_store import Alert, AlertStore, Delivery, Match
 from indexer.errors import BadQuery
 from search_api.alerts.batch import request_of
 from search_api.errors import Forbidden
+from search_api.records import Mode
 from search_api.server.auth import key_matches, presented_key, require_api_key
-from search_api.server.schemas import ErrorOut, SearchBody, Text
+from search_api.server.schemas import ErrorOut, Text, iso_only
 from search_api.server.strict import unique_keys
 
 ALERT_ERRORS = {code: {"model": ErrorOut, "description": text} for code, text in (
@@ -56,7 +57,7 @@ class AlertBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     query: Text = Field(description="the query, as /search's q", json_schema_extra={"minLength": 1, "pattern": r"\S"})
-    mode: Literal["hybrid", "dense", "keyword"] | None = Field(None, description="retrieval mode; default hybrid")
+    mode: Mode | None = Field(None, description="retrieval mode; default hybrid")
     since: date | datetime | None = Field(None, description="only articles published on or after (ISO date)")
     until: date | datetime | None = Field(None, description="only articles published on or before (ISO date)")
     source: list[Text] = Field(default_factory=list, description="only these sources")
@@ -64,7 +65,10 @@ class AlertBody(BaseModel):
                                         "(0-1; default NEWSEARCH_MIN_RELEVANCE)")
     webhook: AnyHttpUrl | None = Field(None, description="http(s) URL that gets a POST of each batch of matches")
 
-    _iso_only = field_validator("since", "until", mode="before")(SearchBody._iso_only.__func__)
+    @field_validator("since", "until", mode="before")
+    @classmethod
+    def _iso_only(cls, value: Any) -> Any:
+        return iso_only(value)
 
     @field_validator("webhook", mode="before")
     @classmethod

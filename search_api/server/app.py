@@ -20,7 +20,7 @@ from indexer.errors import BadQuery, IndexDamaged, NewsearchError, StorageError,
 from search_api.alerts.worker import AlertWorker
 from search_api.errors import status_of
 from search_api.holder import SearcherHolder
-from search_api.searcher import Searcher, SearchRequest
+from search_api.searcher import Searcher
 from search_api.server import web
 from search_api.server.admin import reload_quietly
 from search_api.server.admin import router as admin_router
@@ -28,7 +28,16 @@ from search_api.server.alerts import router as alerts_router
 from search_api.server.auth import CHALLENGE, require_api_key
 from search_api.server.jobs import JobRunner
 from search_api.server.ops import install_operations, served
-from search_api.server.schemas import ArticleOut, ErrorOut, HealthOut, SearchBody, SearchOut, SearchQuery, StatsOut
+from search_api.server.schemas import (
+    ArticleOut,
+    ErrorOut,
+    HealthOut,
+    SearchBody,
+    SearchOut,
+    SearchQuery,
+    StatsOut,
+    search_request,
+)
 from search_api.server.stories import router as stories_router
 from search_api.server.strict import single_values, unique_keys
 from search_api.settings import ServerSettings
@@ -59,27 +68,17 @@ GUARD_ERRORS = {code: {"model": ErrorOut, "description": text} for code, text in
 BODY_ERRORS = {**ERRORS, 413: {"model": ErrorOut, "description": "body over NEWSEARCH_MAX_BODY_BYTES"}}
 
 
-# The body's fields are the SearchRequest's, one to one, but for the repeatable `source` (`sources` in process).
-RENAMED = {"source": "sources"}
-
-
-def _request(body: SearchBody) -> SearchRequest:
-    values = {RENAMED.get(name, name): getattr(body, name) for name in type(body).model_fields}
-    return SearchRequest(**{**values, "sources": tuple(values["sources"])})
-
-
 def _response(request: Request, searcher: Searcher, body: SearchBody) -> dict:
-    result = searcher.search(_request(body))
+    result = searcher.search(search_request(body))
     request.app.state.metrics.observe_search(result.mode, result.took_ms / 1000)
     return {**vars(result), "hits": [vars(h) for h in result.hits]}
 
 
-def create_app(settings: ServerSettings | None = None, holder: SearcherHolder | None = None) -> FastAPI:
-    """The FastAPI application; pass a holder to serve an already opened searcher."""
-    settings = settings or ServerSettings.from_env()
+def lifespan(settings: ServerSettings, holder: SearcherHolder | None):
+    """The app's startup and shutdown: load the index, then watch it, evaluate alerts and run jobs until the end."""
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def run(app: FastAPI) -> AsyncIterator[None]:
         app.state.holder = holder or SearcherHolder(settings)
         if not app.state.holder.loaded:
             app.state.holder.load()
@@ -92,9 +91,15 @@ def create_app(settings: ServerSettings | None = None, holder: SearcherHolder | 
         app.state.alerts.stop()
         app.state.holder.close()
 
+    return run
+
+
+def create_app(settings: ServerSettings | None = None, holder: SearcherHolder | None = None) -> FastAPI:
+    """The FastAPI application; pass a holder to serve an already opened searcher."""
+    settings = settings or ServerSettings.from_env()
     # /docs and /redoc with Swagger UI and ReDoc served from fastapi-offline's files, not a CDN: they work offline.
-    app = FastAPIOffline(title="newsearch", version=__version__, lifespan=lifespan, responses=GUARD_ERRORS,
-                         description="Semantic search over news: ranked passages for natural-language queries.")
+    app = FastAPIOffline(title="newsearch", version=__version__, lifespan=lifespan(settings, holder),
+                         responses=GUARD_ERRORS, description="Semantic search over news: ranked passages for natural-language queries.")
     app.state.settings = settings
     install_error_handlers(app)
     document_limits(app, settings)

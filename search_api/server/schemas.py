@@ -1,14 +1,23 @@
-"""Pydantic models of the HTTP boundary: request fields and response bodies."""
+"""Pydantic models of the HTTP boundary: request fields and response bodies. Those of search_api/records.py are
+derived from its dataclasses (request_model, response_model); the others are written here."""
 
 from __future__ import annotations
 
+import operator
 import re
+from collections.abc import Callable
+from dataclasses import MISSING
+from dataclasses import fields as dataclass_fields
 from datetime import date, datetime
-from typing import Annotated, Any, ClassVar, Literal
+from functools import reduce
+from types import UnionType
+from typing import Annotated, Any, Union, get_args, get_origin, get_type_hints
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, create_model
 
 from indexer.sources import lone_surrogate
+from search_api import records
+from search_api.records import Hit, SearchRequest, SearchResponse, ServedArticle, description, http_options
 
 _NUMBER = re.compile(r"\s*[-+]?[\d.]+(e[-+]?\d+)?\s*", re.IGNORECASE)
 
@@ -26,67 +35,104 @@ NaiveUTC = Annotated[datetime, WithJsonSchema({"type": "string", "description": 
                                                "offset, e.g. 2020-01-02T03:04:05", "example": "2020-01-02T03:04:05"})]
 
 
-class SearchBody(BaseModel):
-    """POST /search body: the same fields as the GET query string."""
+def iso_only(value: Any) -> Any:
+    """A date as ISO text only: pydantic would read 2020 or "20200101" as seconds since 1970."""
+    if isinstance(value, (int, float)) or (isinstance(value, str) and _NUMBER.fullmatch(value)):
+        raise ValueError("give an ISO 8601 date or date-time (2020-01-31 or 2020-01-31T12:00:00), not a number")
+    return value
 
-    # A misspelt filter (`sorce=`) must be an error, not a silently unfiltered result.
-    model_config = ConfigDict(extra="forbid")
-    # JSON has numbers and booleans of its own: "5" or true for k is a client's mistake, not a 5 or a 1.
-    # A query string has only text, so SearchQuery reads "5" as 5.
-    typed_json: ClassVar[bool] = True
 
-    q: Text = Field(description="natural-language query or keywords (1-1,000 characters by default: "
-                    "NEWSEARCH_MAX_QUERY_CHARS)", json_schema_extra={"minLength": 1, "pattern": r"\S"})
-    k: int = Field(10, description="hits per page (1-100 by default: NEWSEARCH_MAX_K)",
-                   json_schema_extra={"minimum": 1})
-    offset: int = Field(0, description="hits to skip, for paging (offset + k: at most NEWSEARCH_CANDIDATES)",
-                        json_schema_extra={"minimum": 0})
-    group: Literal["article", "story", "none"] = Field("article", description="one hit per article, one per story "
-                                                      "(articles reporting the same event), or raw passages")
-    mode: Literal["hybrid", "dense", "keyword"] | None = Field(None, description="retrieval mode; default hybrid")
-    since: date | datetime | None = Field(None, description="only articles published on or after (ISO date)")
-    until: date | datetime | None = Field(None, description="only articles published on or before (ISO date: that whole day; a datetime: that instant)")
-    source: list[Text] = Field(default_factory=list, description="only these sources (repeatable)")
-    collapse: bool = Field(True, description="show wire copies of one story as one hit")
-    recency_half_life_days: float | None = Field(None, description="favour recent articles: score halves per this many days of age")
-    now: datetime | None = Field(None, description="reference time for recency (default: newest article)")
-    min_relevance: float | None = Field(None, ge=0, le=1, description="relevance a hit needs to count as a match "
-                                        "(0-1; default NEWSEARCH_MIN_RELEVANCE; docs/relevance.md)")
-
-    @field_validator("since", "until", "now", mode="before")
-    @classmethod
-    def _iso_only(cls, value: Any) -> Any:
-        # Pydantic would read 2020 or "20200101" as seconds since 1970.
-        if isinstance(value, (int, float)) or (isinstance(value, str) and _NUMBER.fullmatch(value)):
-            raise ValueError("give an ISO 8601 date or date-time (2020-01-31 or 2020-01-31T12:00:00), not a number")
-        return value
-
-    @field_validator("k", "offset", mode="before")
-    @classmethod
-    def _integer(cls, value: Any) -> Any:
-        if isinstance(value, bool) or (cls.typed_json and not isinstance(value, int)):
+# JSON has numbers and booleans of its own: "5" or true for k is a client's mistake, not a 5 or a 1 (`typed`).
+# A query string has only text, so GET's form reads "5" as 5.
+def _integer(typed: bool) -> Callable[[Any], Any]:
+    def check(value: Any) -> Any:
+        if isinstance(value, bool) or (typed and not isinstance(value, int)):
             raise ValueError(f"must be an integer, not {type(value).__name__} {value!r}"[:120])
         return value
+    return check
 
-    @field_validator("collapse", mode="before")
-    @classmethod
-    def _boolean(cls, value: Any) -> Any:
-        if cls.typed_json and not isinstance(value, bool):
+
+def _boolean(typed: bool) -> Callable[[Any], Any]:
+    def check(value: Any) -> Any:
+        if typed and not isinstance(value, bool):
             raise ValueError(f"must be true or false, not {value!r}"[:120])
         return value
+    return check
 
-    @field_validator("recency_half_life_days", "min_relevance", mode="before")
-    @classmethod
-    def _number(cls, value: Any) -> Any:
-        if isinstance(value, bool) or (cls.typed_json and value is not None and not isinstance(value, (int, float))):
+
+def _number(typed: bool) -> Callable[[Any], Any]:
+    def check(value: Any) -> Any:
+        if isinstance(value, bool) or (typed and value is not None and not isinstance(value, (int, float))):
             raise ValueError(f"must be a number, not {value!r}"[:120])
         return value
+    return check
 
 
-class SearchQuery(SearchBody):
-    """GET /search query string: SearchBody's fields, read from text."""
+def _input_type(kind: Any, typed: bool) -> Any:
+    """The HTTP form of a request field's type: text without lone surrogates, numbers and booleans as JSON (`typed`)
+    or a query string reads them, dates only in ISO, a tuple of texts as a repeatable list."""
+    args = set(get_args(kind)) - {type(None)}
+    if kind is str:
+        return Text
+    if kind is bool:
+        return Annotated[kind, BeforeValidator(_boolean(typed))]
+    if kind is int:
+        return Annotated[kind, BeforeValidator(_integer(typed))]
+    if kind is float or args == {float}:
+        return Annotated[kind, BeforeValidator(_number(typed))]
+    if args & {date, datetime}:
+        return Annotated[kind, BeforeValidator(iso_only)]
+    if get_origin(kind) is tuple:
+        return list[_input_type(get_args(kind)[0], typed)]
+    return kind
 
-    typed_json: ClassVar[bool] = False
+
+def request_model(name: str, typed: bool, record: type = SearchRequest, doc: str | None = None) -> type[BaseModel]:
+    """The HTTP form of a request record: its HTTP-named fields (records.http_options), descriptions and limits."""
+    hints = get_type_hints(record)
+    definitions: dict[str, Any] = {}
+    for http, f in http_options(record).items():
+        default: dict[str, Any] = {"default": f.default} if f.default is not MISSING else {}
+        if isinstance(f.default, tuple):  # a repeatable field: a list over HTTP
+            default = {"default_factory": list}
+        info = Field(description=description(f), **default, **f.metadata.get("http", {}))
+        definitions[http] = (_input_type(hints[f.name], typed), info)
+    # A misspelt filter (`sorce=`) must be an error, not a silently unfiltered result.
+    return create_model(name, __config__=ConfigDict(extra="forbid"), __doc__=doc, __module__=__name__, **definitions)
+
+
+def search_request(body: BaseModel, record: type = SearchRequest) -> Any:
+    """The in-process request (SearchRequest unless given) a validated SearchBody or SearchQuery stands for."""
+    values = {f.name: getattr(body, http) for http, f in http_options(record).items()}
+    return record(**{name: tuple(v) if isinstance(v, list) else v for name, v in values.items()})
+
+
+SearchBody = request_model("SearchBody", typed=True, doc="POST /search body: the same fields as the GET query string.")
+SearchQuery = request_model("SearchQuery", typed=False, doc="GET /search query string: SearchBody's fields, read "
+                            "from text.")
+
+
+def _output_type(kind: Any, nested: dict[type, type]) -> Any:
+    """The HTTP form of a response field's type: naive UTC date-times, nested records as their HTTP models."""
+    if kind is datetime:
+        return NaiveUTC
+    if kind in nested:
+        return nested[kind]
+    origin, args = get_origin(kind), get_args(kind)
+    if origin in (Union, UnionType):
+        return reduce(operator.or_, [_output_type(a, nested) for a in args])
+    if origin is list:
+        return list[_output_type(args[0], nested)]
+    return kind
+
+
+def response_model(record: type, name: str, nested: dict[type, type] | None = None, **types: Any) -> type[BaseModel]:
+    """The HTTP form of a response record: every field required (the server always sends it), with its description;
+    nested records map to their models through `nested`, and `types` overrides a field's type."""
+    hints = get_type_hints(record)
+    definitions = {f.name: (types.get(f.name) or _output_type(hints[f.name], nested or {}),
+                            Field(description=description(f))) for f in dataclass_fields(record)}
+    return create_model(name, __doc__=record.__doc__, __module__=__name__, **definitions)
 
 
 class StorySummaryOut(BaseModel):
@@ -100,66 +146,10 @@ class StorySummaryOut(BaseModel):
     headline: str = Field(description="the title of the story's first article")
 
 
-class HitOut(BaseModel):
-    """One ranked hit."""
-
-    rank: int
-    score: float
-    passage_id: int
-    text: str
-    start: int = Field(description="offset of the passage in the article body")
-    end: int
-    article_id: str
-    title: str
-    published: NaiveUTC | None
-    source: str | None
-    url: str | None
-    matched_passages: int = Field(description="other passages of this article among the matches")
-    duplicates: list[str] = Field(description="ids of near-identical articles collapsed into this hit")
-    highlights: list[tuple[int, int]] = Field(description="best-matching sentence(s), offsets into `text`")
-    matched_terms: list[str] = Field(description="query words found in the passage")
-    relevance: float = Field(description="calibrated probability (0-1) that the hit is relevant; below the floor "
-                             "it gets no highlight")
-    story: StorySummaryOut | None = Field(None, description="with group=story: the story this hit stands for")
-
-
-class SearchOut(BaseModel):
-    """A page of results."""
-
-    query: str
-    index_version: str
-    took_ms: float
-    mode: str
-    total: int = Field(description="ranked results whose relevance clears the floor (close matches)")
-    ranked: int = Field(description="ranked results available for paging")
-    no_close_match: bool = Field(description="no result clears the floor: the hits are the nearest, not matches")
-    min_relevance: float = Field(description="the relevance floor applied")
-    hits: list[HitOut]
-
-
-class PassageRef(BaseModel):
-    """Where a passage sits in its article."""
-
-    id: int
-    ordinal: int
-    start: int
-    end: int
-
-
-class ArticleOut(BaseModel):
-    """A whole article."""
-
-    id: str
-    title: str
-    body: str
-    published: NaiveUTC | None
-    source: str | None
-    url: str | None
-    content_hash: str
-    meta: dict
-    duplicates: list[str]
-    passages: list[PassageRef]
-    index_version: str
+HitOut = response_model(Hit, "HitOut", story=StorySummaryOut | None)
+SearchOut = response_model(SearchResponse, "SearchOut", {Hit: HitOut})
+PassageRef = response_model(records.PassageRef, "PassageRef")
+ArticleOut = response_model(ServedArticle, "ArticleOut", {records.PassageRef: PassageRef})
 
 
 class ErrorOut(BaseModel):

@@ -135,7 +135,7 @@ def test_watcher_survives_unexpected_errors_and_leases_before_opening(tmp_path, 
             time.sleep(0.05)
         assert holder.last_error == "RuntimeError: disk hiccup" and holder.current.name == v0
         time.sleep(1.0)  # longer than a lease lives without its heartbeat
-        assert holder._watcher.is_alive()
+        assert holder._watcher.running
         assert collect(settings, keep=0).in_use == [v0]  # still renewed: gc keeps the served version
         monkeypatch.setattr(holder_module.Searcher, "open", recording_open)
         while holder.current.name != v1 and time.monotonic() < deadline:
