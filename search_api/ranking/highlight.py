@@ -76,7 +76,9 @@ def highlight(text: str, query: str, max_sentences: int = 1) -> Highlight:
         words = set(map(stem, _TOKEN.findall(text, start, end)))
         hit = words & stems.keys()
         found |= hit
-        scored.append((sum(weight[s] for s in hit), i))
+        # Summed smallest first: a set's order follows the process's hash seed and a float sum depends on its order,
+        # so sentences holding equally weighted words would tie or not by chance.
+        scored.append((sum(sorted(weight[s] for s in hit)), i))
     best = sorted(scored, key=lambda si: (-si[0], si[1]))[:max_sentences]
     chosen = [spans[i] for score, i in best if score > 0] or [spans[0]]
     return Highlight(sorted(chosen), [stems[s] for s in stems if s in found])

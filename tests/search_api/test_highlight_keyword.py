@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import re
 import sqlite3
+import subprocess
+import sys
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -85,3 +88,14 @@ def test_stems_are_snowball_english_from_the_c_stemmer():
     assert len(words) > 1000
     reference = EnglishStemmer()
     assert {w: stem(w) for w in words} == {w: reference.stemWord(w) for w in words}
+
+
+
+def test_equally_weighted_sentences_tie_under_any_hash_seed():
+    """Two sentences whose matched words weigh the same tie, and the first is shown, in every process: the sum
+    must not depend on a set's hash-seeded order."""
+    code = ("from search_api.ranking.highlight import highlight;"
+            "print(highlight('Oil zinc silver. Tin gold copper.', 'tin gold copper oil zinc silver').spans)")
+    seen = {subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONHASHSEED": str(seed)},
+                           capture_output=True, text=True, check=True).stdout.strip() for seed in range(12)}
+    assert seen == {"[(0, 16)]"}
