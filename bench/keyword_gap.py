@@ -200,6 +200,12 @@ def overlap(a: list[tuple[str, float]], b: list[tuple[str, float]]) -> float:
     return len(sa & sb) / max(len(sa | sb), 1)
 
 
+def tied(ranking: list[tuple[str, float]]) -> float:
+    """Share of a ranking's places whose score another place has too."""
+    _, inverse, counts = np.unique([s for _, s in ranking], return_inverse=True, return_counts=True)
+    return float(np.mean(counts[inverse] > 1))
+
+
 def rankings_of(searcher: Searcher, corpus: Corpus, conn: sqlite3.Connection,
                 words_of: list[list[str]]) -> dict[str, dict]:
     """Each variant's keyword list per query (keyed by the words the Searcher passes)."""
@@ -228,6 +234,9 @@ def report(results: dict[str, dict], rankings: dict[str, dict], queries: dict[st
             for engine in ("fts5", "tantivy"):
                 b = [results[engine][mode]["per_query"][q][metric] for q in qids]
                 row[f"{mode}_vs_{engine}"] = paired(a, b).as_dict()
+        own = [rankings[name][words(queries[q])] for q in qids]
+        # ties are broken by article id, not by relevance: quantized lengths make many more of them
+        row["tied_share"] = round(float(np.mean([tied(x) for x in own if x])), 4)
         for engine in ("fts5", "tantivy"):
             lists = [(rankings[name][words(queries[q])], rankings[engine][words(queries[q])]) for q in qids]
             row[f"identical_to_{engine}"] = sum([k for k, _ in x] == [k for k, _ in y] for x, y in lists)
