@@ -194,6 +194,22 @@ class Replaced:
         return getattr(self.text, name)
 
 
+class Remembered:
+    """An embedder that encodes each query once: every variant asks the same queries."""
+
+    def __init__(self, embedder: Embedder):
+        self.embedder, self.vectors = embedder, {}
+
+    def encode_query(self, query: str) -> np.ndarray:
+        """The query's vector, computed on first use."""
+        if query not in self.vectors:
+            self.vectors[query] = self.embedder.encode_query(query)
+        return self.vectors[query]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.embedder, name)
+
+
 def overlap(a: list[tuple[str, float]], b: list[tuple[str, float]]) -> float:
     """Share of two top lists' articles in common (1.0 for two empty lists)."""
     sa, sb = {k for k, _ in a}, {k for k, _ in b}
@@ -308,6 +324,7 @@ def main() -> None:
     settings = Settings.from_env(index_dir=args.index, fields=SETS[args.set])
     queries, qrels = dev_set(args.set, args.half)
     searcher = Searcher.open(args.index, settings, embedder)
+    searcher.embedder = Remembered(embedder)  # type: ignore[assignment]
     try:
         conn = sqlite3.connect(f"file:{searcher.version.path / 'meta.sqlite'}?mode=ro", uri=True)
         try:
