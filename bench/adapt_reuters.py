@@ -105,7 +105,9 @@ def run_set(name: str, corpus: list[Path], models: dict[str, Path | None], work:
 
 
 def _lines(path: Path) -> list[str]:
-    return [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    """A JSON-lines corpus file's lines: the reduced corpus is plain, the whole one (`--full`) gzipped."""
+    with (gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else path.open(encoding="utf-8")) as fh:
+        return [line for line in fh if line.strip()]
 
 
 def main() -> None:
