@@ -72,15 +72,16 @@ def paired(base: list[float], adapted: list[float]) -> dict:
 
 
 def run_set(name: str, corpus: list[Path], models: dict[str, Path | None], work: Path, modes: list[str],
-            half: str = "check") -> dict:
-    """Both models' scores on one half of a set over `corpus`, and the paired differences."""
+            half: str = "check", full: bool = False) -> dict:
+    """Both models' scores on one half of a set over `corpus`, and the paired differences. A reduced corpus is
+    each half's own; the whole corpus (`full`) is one, so both halves search the same indexes."""
     queries, qrels = dev_half(name, half)
     in_corpus = {json.loads(line)["id"] for path in corpus for line in _lines(path)}
     qrels = {q: kept for q, rel in qrels.items() if (kept := {d: g for d, g in rel.items() if d in in_corpus})}
     scores = {}
     for label, model in models.items():
         folder = model.name if model else "base"  # each adapted model's indexes and scores apart
-        index = work / f"{folder}-{half}-{SETS[name].replace('+', '-')}"
+        index = work / f"{folder}-{'full' if full else half}-{SETS[name].replace('+', '-')}"
         settings = Settings.from_env(index_dir=index, fields=SETS[name], model=str(model) if model else "")
         embedder = Embedder.from_settings(settings)
         # Scores are kept beside the index: the base model's are made once (--base-only) while the other trains.
@@ -104,7 +105,9 @@ def run_set(name: str, corpus: list[Path], models: dict[str, Path | None], work:
 
 
 def _lines(path: Path) -> list[str]:
-    return [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    """A JSON-lines corpus file's lines: the reduced corpus is plain, the whole one (`--full`) gzipped."""
+    with (gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else path.open(encoding="utf-8")) as fh:
+        return [line for line in fh if line.strip()]
 
 
 def main() -> None:
@@ -141,11 +144,11 @@ def main() -> None:
                       "seed": args.seed}, "sets": {}}
     if args.base_only:
         for name in args.sets:
-            run_set(name, corpus, {"baseline": None}, args.work, args.modes, args.half)
+            run_set(name, corpus, {"baseline": None}, args.work, args.modes, args.half, args.full)
         return
     for name in args.sets:
         models = {"baseline": args.baseline, "adapted": args.model}
-        out["sets"][name] = run_set(name, corpus, models, args.work, args.modes, args.half)
+        out["sets"][name] = run_set(name, corpus, models, args.work, args.modes, args.half, args.full)
         for mode, metrics in out["sets"][name]["compared"].items():
             m = metrics[METRIC[name]]
             print(f"{name} {args.half} {mode} {METRIC[name]}: baseline {m['base']:.4f} adapted {m['adapted']:.4f} "
