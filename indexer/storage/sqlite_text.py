@@ -9,7 +9,7 @@ import functools
 import json
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -128,6 +128,15 @@ def readable(method: Method) -> Method:
     return wrapper  # type: ignore[return-value]
 
 
+def ids_by_num(rows: Iterable[tuple[int, str]]) -> list[str]:
+    """Article num -> id (num 0, no article: ""), from (num, id) rows in num order."""
+    ids = [""]
+    for num, aid in rows:
+        ids.extend([""] * (num - len(ids)))
+        ids.append(aid)
+    return ids
+
+
 class SqliteText:
     """Read-only access to meta.sqlite, one connection per thread (FastAPI runs sync routes in a pool), and
     article keyword search through the version's keyword index."""
@@ -200,9 +209,9 @@ class SqliteText:
                          dtype=np.int64)
         empty = np.zeros(0, dtype=np.int64)
         # The version never changes: every catalog and keyword_articles share one id list (~60 bytes an article).
-        ids = self._ids if self._ids is not None else [""] + [r[1] for r in rows]
-        self._ids = ids
-        return Catalog(ids, [None] + [_date(r[2]) for r in rows],
+        if self._ids is None:
+            self._ids = ids_by_num((num, aid) for num, aid, *_ in rows)
+        return Catalog(self._ids, [None] + [_date(r[2]) for r in rows],
                        [None] + [r[4] for r in rows], [None] + [r[3] for r in rows],
                        pairs[:, 0] if len(pairs) else empty, pairs[:, 1] if len(pairs) else empty)
 
@@ -316,11 +325,7 @@ class SqliteText:
     def _article_ids(self) -> list[str]:
         """Article num -> id (num 0: ""), the list catalog() gives, read once."""
         if self._ids is None:
-            rows = self.conn.execute("SELECT num, id FROM articles ORDER BY num").fetchall()
-            ids = [""] * (len(rows) + 1)
-            for num, aid in rows:
-                ids[num] = aid
-            self._ids = ids
+            self._ids = ids_by_num(self.conn.execute("SELECT num, id FROM articles ORDER BY num").fetchall())
         return self._ids
 
     def _keys(self) -> tuple[np.ndarray, np.ndarray]:
