@@ -7,17 +7,20 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import logging
 import os
 import secrets
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from indexer.background import BackgroundLoop
 from indexer.errors import IndexBusy
 from indexer.files import write_whole
+
+log = logging.getLogger(__name__)
 
 LOCK_FILE = ".writer.lock"
 LEASES = "leases"
@@ -128,17 +131,16 @@ def leased_versions(index_dir: Path, ttl: float) -> set[str]:
 def leased(index_dir: Path, version: str, ttl: float) -> Iterator[None]:
     """Hold a lease on `version` for the duration of a block, renewed by a heartbeat thread."""
     path = take_lease(index_dir, version)
-    stop = threading.Event()
 
-    def beat() -> None:
-        while not stop.wait(ttl / 4):
-            renew_lease(path)
+    def beat() -> float:
+        renew_lease(path)
+        return ttl / 4
 
-    thread = threading.Thread(target=beat, name=f"lease-{version}", daemon=True)
-    thread.start()
+    heartbeat = BackgroundLoop(f"lease-{version}", beat, log, f"cannot renew the lease on {version}",
+                               first_wait=ttl / 4, retry=ttl / 4)
+    heartbeat.start()
     try:
         yield
     finally:
-        stop.set()
-        thread.join()
+        heartbeat.stop()
         drop_lease(path)

@@ -12,12 +12,12 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from indexer.background import BackgroundLoop
 from indexer.embed import Embedder
 from indexer.errors import IndexNotFound
 from indexer.leases import drop_lease, renew_lease, take_lease
 from indexer.settings import Settings
 from indexer.storage import open_store
-from search_api.background import BackgroundLoop
 from search_api.searcher import Searcher
 
 log = logging.getLogger("newsearch.reload")

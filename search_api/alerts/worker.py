@@ -13,8 +13,8 @@ from collections.abc import Sequence
 import httpx
 
 from indexer.alerts_store import Alert, AlertStore, Delivery, Match, alerts_path
+from indexer.background import BackgroundLoop
 from search_api.alerts.batch import evaluate
-from search_api.background import BackgroundLoop
 from search_api.holder import SearcherHolder
 from search_api.searcher import Searcher
 from search_api.settings import ServerSettings

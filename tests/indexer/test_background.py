@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 
-from search_api.background import BackgroundLoop
+from indexer.background import BackgroundLoop
 
 log = logging.getLogger("newsearch.test-background")
 LONG = 60.0  # a wait no test sits out: only wake or stop ends it

@@ -1,4 +1,5 @@
-"""A daemon thread that runs one step over and over until stopped: the index watcher and the alerts worker."""
+"""A daemon thread that runs one step over and over until stopped: the index watcher, the alerts worker and the
+lease heartbeat of an update."""
 
 from __future__ import annotations
 
