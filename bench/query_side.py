@@ -1,0 +1,188 @@
+"""Benchmark (issue 13): adapt only the query side. The base model's passage vectors of the whole corpus stay as
+they are (the index is the base index); a copy of the model learns to embed each training headline near its own
+article's passages against every other passage of the corpus (soft-max over the whole bank, the article's
+passages pooled), anchored to the base vectors of corpus phrases so short topic-like queries stay where they were.
+Variants are fixed here before any run; choose on `--half tune`, confirm on `--half check`.
+Run: `NEWSEARCH_CACHE_DIR=/work/var-shared/cache .venv/bin/python -m bench.query_side --work W --tag T`
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import random
+import resource
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from bench.adapt_reuters import dev_half, paired
+from bench.common import REUTERS, SETS, commit, machine_facts, result_path, write_result
+from bench.dual_dense import fused
+from indexer.adapt import corpus_phrases, read_ids, training_set
+from indexer.adapt_train import _stop_words
+from indexer.embed import Embedder
+from indexer.models import minilm_folder
+from indexer.settings import Settings
+from indexer.steps import read_corpus
+from search_api.evaluation.metrics import mean_scores, per_query
+from search_api.ranking.query_words import query_words
+from search_api.searcher import Searcher
+
+# name -> (anchor weight, learning rate, batch, epochs, temperature); decided before the first run
+VARIANTS = {
+    "anchored": (10.0, 3e-5, 32, 1.0, 0.05),
+    "plain": (0.0, 3e-5, 32, 1.0, 0.05),
+}
+
+
+def open_base(work: Path, fields: str) -> Searcher:
+    """A searcher over the base model's whole-corpus index of `fields`."""
+    settings = Settings.from_env(index_dir=work / f"base-full-{fields.replace('+', '-')}", fields=fields, model="")
+    return Searcher.open(settings.index_dir, settings, Embedder.from_settings(settings))
+
+
+def train(variant: str, work: Path, exclude: Path, out: Path, threads: int) -> dict:
+    """Train the query encoder of one variant against the body index's passage bank; its record."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    weight, lr, batch, epochs, tau = VARIANTS[variant]
+    torch.manual_seed(13)
+    torch.set_num_threads(threads)
+    started = time.perf_counter()
+    corpus = read_corpus([REUTERS], progress=False)
+    counter = Embedder(minilm_folder(), backend="torch")
+    data = training_set(corpus.articles, counter.count_tokens, 62, read_ids(exclude))
+    bank_searcher = open_base(work, "body")
+    try:
+        pids = bank_searcher._pids
+        bank = torch.from_numpy(np.ascontiguousarray(bank_searcher.version.vectors.get(pids), dtype=np.float32))
+        rows = {}
+        for aid in data.trained:
+            if aid not in bank_searcher._num_of:  # the collection's README, read as an article, is not indexed
+                continue
+            found, _ = bank_searcher.passages_of(np.array([bank_searcher._num_of[aid]]))
+            rows[aid] = torch.from_numpy(np.searchsorted(pids, found))
+    finally:
+        bank_searcher.close()
+    pairs = [(title, aid) for title, aid in zip(data.titles, data.trained) if len(rows.get(aid, ()))]
+    phrases = corpus_phrases(corpus.articles, 2000, _stop_words())
+    model = SentenceTransformer(str(minilm_folder()), device="cpu")
+    model.max_seq_length = 64
+    with torch.no_grad():
+        phrase_base = torch.from_numpy(model.encode(phrases, batch_size=64, normalize_embeddings=True))
+    order = list(range(len(pairs)))
+    steps_per_epoch = math.ceil(len(pairs) / batch)
+    steps = math.ceil(steps_per_epoch * epochs)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
+    warm = max(1, steps // 10)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min((s + 1) / warm, max(0.0, (steps - s) / max(1, steps - warm))))
+    rng = random.Random(13)
+    history = []
+    model.train()
+    step = 0
+    while step < steps:
+        rng.shuffle(order)
+        for start in range(0, len(order), batch):
+            if step >= steps:
+                break
+            chosen = [pairs[i] for i in order[start : start + batch]]
+            q = encode(model, [t for t, _ in chosen])
+            logits = q @ bank.T / tau
+            ranking = (torch.logsumexp(logits, 1)
+                       - torch.stack([torch.logsumexp(logits[i, rows[aid]], 0) for i, (_, aid) in enumerate(chosen)]))
+            loss = ranking.mean()
+            if weight:
+                picked = [rng.randrange(len(phrases)) for _ in chosen]
+                drift = 1 - (encode(model, [phrases[i] for i in picked]) * phrase_base[picked]).sum(1)
+                loss = loss + weight * drift.mean()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            step += 1
+            if step % 20 == 0 or step == steps:
+                history.append([step, round(float(loss), 4)])
+                print(f"{variant} step {step}/{steps} loss {float(loss):.4f} {time.perf_counter() - started:.0f}s",
+                      flush=True)
+    model.eval()
+    model.save(str(out), create_model_card=False)
+    return {"variant": variant, "options": dict(zip(("anchor_weight", "lr", "batch", "epochs", "temperature"),
+                                                      VARIANTS[variant])),
+            "pairs": len(pairs), "bank_passages": len(bank), "steps": steps, "loss": history,
+            "seconds": round(time.perf_counter() - started, 1),
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
+
+
+def encode(model, texts: list[str]):  # noqa: ANN001, ANN201 - torch loads lazily
+    """Normalised sentence vectors with gradients."""
+    features = model.tokenize(texts)
+    return model(features)["sentence_embedding"]
+
+
+def score_set(name: str, half: str, work: Path, models: dict[str, Path]) -> dict:
+    """Base hybrid and dense against each query encoder's, over the base index of the set's fields."""
+    queries, qrels = dev_half(name, half)
+    searcher = open_base(work, SETS[name])
+    s = searcher.settings
+    encoders = {label: Embedder(path, backend="torch") for label, path in models.items()}
+    runs: dict[str, dict[str, list[str]]] = {}
+    try:
+        for qid, text in queries.items():
+            if qid not in qrels:
+                continue
+            keyword = [aid for aid, _ in searcher.keyword_articles(query_words(text, s.keyword_stop_words),
+                                                                    s.candidates)]
+            for label, qvec in [("base", searcher.embedder.encode_query(text))] + [
+                    (label, enc.encode_query(text)) for label, enc in encoders.items()]:
+                dense = searcher._dense_articles(qvec, s.candidates, None, None)[0]
+                for mode, weights in (("dense", (1.0, 0.0, 0.0)), ("hybrid", (1.0, 0.0, 1.0))):
+                    runs.setdefault(f"{label}-{mode}", {})[qid] = fused((dense, [], keyword), weights, s.rrf_k,
+                                                                       searcher._dup_group)
+    finally:
+        searcher.close()
+    metric = {"headlines": "mrr@10", "topics": "ndcg@10"}[name]
+    scores = {v: per_query(r, qrels) for v, r in runs.items()}
+    qids = sorted(scores["base-hybrid"])
+    return {"queries": len(qids), "metric": metric,
+            "means": {v: round(mean_scores(sc)[metric], 4) for v, sc in scores.items()},
+            "vs_base": {v: paired([scores[f"base-{v.rsplit('-', 1)[1]}"][q][metric] for q in qids],
+                                  [scores[v][q][metric] for q in qids]) for v in scores if not v.startswith("base-")},
+            "per_query": {v: {q: sc[q][metric] for q in qids} for v, sc in scores.items()}}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--work", type=Path, required=True, help="folder of the base whole-corpus indexes (base-full-*)")
+    ap.add_argument("--models", type=Path, required=True, help="folder the query encoders are written to")
+    ap.add_argument("--exclude-ids", type=Path, required=True, help="the headlines-judged article ids")
+    ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    ap.add_argument("--half", choices=["tune", "check"], default="tune")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--tag", required=True, help="result file variant")
+    args = ap.parse_args()
+    records = {}
+    for variant in args.variants:
+        out = args.models / variant
+        if not (out / "config.json").is_file():
+            records[variant] = train(variant, args.work, args.exclude_ids, out, args.threads)
+    models = {v: args.models / v for v in args.variants}
+    result = {"bench": "query_side", "started": datetime.now(UTC).isoformat(timespec="seconds"), "commit": commit(),
+              "machine": machine_facts(), "half": args.half, "variants": {k: list(v) for k, v in VARIANTS.items()},
+              "training": records,
+              "sets": {name: score_set(name, args.half, args.work, models) for name in SETS}}
+    path = write_result(result_path("query-side", args.tag), result)
+    for name, found in result["sets"].items():
+        print(f"{name} ({found['queries']} queries, {found['metric']}): "
+              + ", ".join(f"{v} {m}" for v, m in found["means"].items()))
+        for v, d in found["vs_base"].items():
+            print(f"  {v} - base: {d['diff']:+.4f} {d['ci95']} p {d['p']}")
+    print(path)
+
+
+if __name__ == "__main__":
+    main()
