@@ -1,5 +1,5 @@
-"""What adapting the model to a corpus trains on: (headline -> passage) pairs, the articles left out
-(`--exclude-ids` and their near copies) and short phrases whose base vectors anchor the model. Pure functions.
+"""What adapting the model to a corpus trains on: each headline and its article, and the articles left out
+(`--exclude-ids` and their near copies). Pure functions.
 """
 
 from __future__ import annotations
@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import math
 import random
-import re
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -15,35 +14,33 @@ from pathlib import Path
 
 import numpy as np
 
-from indexer.chunk import TokenCounter, chunk_article
 from indexer.dedup import body_key, duplicate_groups, shingles
-from indexer.errors import ConfigError, SourceError
+from indexer.embed import word_count
+from indexer.errors import SourceError
 from indexer.records import Article
 
 MIN_JACCARD = 0.8  # dedup.duplicate_groups' default: copies share at least this share of word 3-shingles
 STATE = ".adapt"  # the run's state and record inside the model folder; a dot folder is not in its fingerprint
 TRAINED_FILE = f"{STATE}/trained-headlines.tsv"
-PAIRINGS = ("draw", "lead", "all")  # draw_pairs' choices of each headline's passages
-_WORD = re.compile(r"[A-Za-z][A-Za-z-]+")
+QUERY_MIN_SHARE = 0.01  # queries shorter than all but this share of the training headlines go to the base model
 
 
 @dataclass(frozen=True)
 class TrainingSet:
-    """The pairs a corpus yields and what was left out on the way."""
+    """The headlines a corpus trains on, with their articles, and what was left out on the way."""
 
     titles: list[str]  # each kept article's headline
-    passages: list[list[str]]  # each kept article's passages: its lead, then its body passages
+    article_ids: list[str]  # the article of each headline
     articles: int  # articles read
     untitled: int  # articles without a title: they give no pair
     excluded: int  # articles left out: the ids asked for and their near copies
     copies: int  # articles dropped as the same body as an article kept (its copies are not its negatives)
-    used: int  # articles that gave pairs
-    trained: dict[str, str] = field(default_factory=dict)  # id -> headline_key of each article that gave pairs
+    trained: dict[str, str] = field(default_factory=dict)  # id -> headline_key of each article that trains
 
     @property
-    def available(self) -> int:
-        """Every (headline, passage) pair the kept articles offer."""
-        return sum(len(found) for found in self.passages)
+    def used(self) -> int:
+        """Articles that train."""
+        return len(self.titles)
 
 
 def read_ids(path: Path) -> list[str]:
@@ -108,14 +105,13 @@ def with_copies(articles: Sequence[Article], seeds: Sequence[str]) -> set[str]:
     return {articles[i].id for i in out}
 
 
-def training_set(articles: Sequence[Article], count: TokenCounter, max_tokens: int, exclude: Sequence[str] = (),
-                 lead_sentences: int = 2, max_articles: int = 0, seed: int = 0) -> TrainingSet:
-    """The articles that train and their passages: each titled article's lead and body passages of at most
-    `max_tokens` word pieces, chunked as the index chunks them.
+def training_set(articles: Sequence[Article], exclude: Sequence[str] = (), max_articles: int = 0,
+                 seed: int = 0) -> TrainingSet:
+    """The titled articles that train, each with its headline.
 
     Left out: articles in `exclude` and their near copies (with_copies), and all but the first (by id) of
-    articles with the same body, whose headlines would otherwise be each other's in-batch negatives. With
-    `max_articles`, a random sample (by `seed`) of the rest. Which pairs train: draw_pairs.
+    articles with the same body, whose headlines would otherwise be each other's negatives. With `max_articles`,
+    a random sample (by `seed`) of the rest.
     """
     left_out = with_copies(articles, exclude) if exclude else set()
     titled = [a for a in articles if a.title.strip()]
@@ -130,28 +126,15 @@ def training_set(articles: Sequence[Article], count: TokenCounter, max_tokens: i
     copies = sum(1 for a in titled if a.id not in left_out) - len(kept)
     if max_articles and len(kept) > max_articles:
         kept = sorted(random.Random(seed).sample(kept, max_articles), key=lambda a: a.id)
-    passages = [[p.text for p in chunk_article(article, count, max_tokens=max_tokens, lead_sentences=lead_sentences)]
-                for article in kept]
-    return TrainingSet([a.title for a in kept], passages, len(articles), len(articles) - len(titled), len(left_out),
-                       copies, len(kept), {article.id: headline_key(article.title) for article in kept})
+    return TrainingSet([a.title for a in kept], [a.id for a in kept], len(articles), len(articles) - len(titled),
+                       len(left_out), copies, {article.id: headline_key(article.title) for article in kept})
 
 
-def draw_pairs(data: TrainingSet, how: str, epochs: int, seed: int) -> tuple[list[str], list[str]]:
-    """(headlines, passages) for `epochs` passes: `all` pairs each headline with every passage of its article,
-    `lead` with its lead (the first passage), `draw` with one passage per pass drawn at random (seeded)."""
-    if how not in PAIRINGS:
-        raise ConfigError(f"unknown pairing {how!r}; use one of {', '.join(PAIRINGS)}")
-    anchors: list[str] = []
-    positives: list[str] = []
-    rng = random.Random(seed)
-    for _ in range(epochs):
-        for title, found in zip(data.titles, data.passages):
-            if not found:
-                continue
-            chosen = found if how == "all" else found[:1] if how == "lead" else [rng.choice(found)]
-            anchors.extend([title] * len(chosen))
-            positives.extend(chosen)
-    return anchors, positives
+def query_min_words(titles: Sequence[str]) -> int:
+    """The fewest words a query needs for the adapted encoder: nearly every training headline has at least as
+    many (all but QUERY_MIN_SHARE); shorter queries are unlike what it learned from."""
+    counts = sorted(word_count(title) for title in titles)
+    return counts[int(QUERY_MIN_SHARE * len(counts))] if counts else 0
 
 
 def headline_key(text: str) -> str:
@@ -172,16 +155,3 @@ def write_trained(model_folder: Path, trained: dict[str, str]) -> None:
     """Record which articles' headlines an adapted model saw (ids and hashes only, no text)."""
     lines = "".join(f"{article_id}\t{key}\n" for article_id, key in sorted(trained.items()))
     (Path(model_folder) / TRAINED_FILE).write_text(lines, encoding="utf-8")
-
-
-def corpus_phrases(articles: Sequence[Article], limit: int, stop_words: frozenset[str]) -> list[str]:
-    """The corpus' most widespread words and two-word phrases without stop words (by how many articles hold
-    them), as short topic-like texts; ties by the phrase, so the list is deterministic."""
-    counts: Counter[str] = Counter()
-    for article in articles:
-        words = [w.lower() for w in _WORD.findall(article.body)]
-        found = {w for w in words if w not in stop_words}
-        found.update(f"{a} {b}" for a, b in zip(words, words[1:]) if a not in stop_words and b not in stop_words)
-        counts.update(found)
-    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
-    return [phrase for phrase, n in ranked[:limit] if n > 1]

@@ -105,4 +105,4 @@ def cache_path(settings: Settings) -> Path | None:
 def open_cache(settings: Settings, embedder: Embedder) -> EmbeddingCache | None:
     """The embedding cache the settings name, or None if disabled."""
     path = cache_path(settings)
-    return EmbeddingCache(path, embedder.dim, embedder.key, embedder.fingerprint) if path is not None else None
+    return EmbeddingCache(path, embedder.dim, embedder.key, embedder.passage_fingerprint) if path is not None else None

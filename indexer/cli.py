@@ -12,7 +12,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from indexer.adapt import PAIRINGS
 from indexer.backends import AUTO, BACKENDS
 from indexer.errors import NewsearchError
 from indexer.settings import FIELD_CHOICES, Settings
@@ -126,18 +125,19 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
 
 def cmd_adapt(args: argparse.Namespace) -> int:
-    """Fine-tune the packaged model on a corpus' headlines into a model folder."""
+    """Train a query encoder on a corpus' headlines into a model folder."""
     from indexer.adapt_train import STATE, AdaptOptions, adapt
 
-    given = {"epochs": args.epochs, "pairs": args.pairs, "max_articles": args.max_articles,
+    given = {"epochs": args.epochs, "max_articles": args.max_articles,
              "max_length": args.max_length, "batch_size": args.train_batch_size, "learning_rate": args.learning_rate,
-             "distill_weight": args.distill_weight, "seed": args.seed}
+             "seed": args.seed}
     options = AdaptOptions(**{k: v for k, v in given.items() if v is not None})
     record = adapt(args.paths, args.out, settings_from(args), options, args.exclude_ids, progress=not args.quiet)
     corpus = record["corpus"]
-    print(f"adapted {args.out}: {record['pairs']} pairs from {corpus['articles_used']} of {corpus['articles']} "
+    print(f"adapted {args.out}: {record['pairs']} headlines from {corpus['articles_used']} of {corpus['articles']} "
           f"articles ({corpus['untitled']} without a title, {record['excluded_ids']['left_out_with_copies']} "
-          f"excluded with their copies, {corpus['same_body_copies']} same-body copies); {record['steps']} steps "
+          f"excluded with their copies, {corpus['same_body_copies']} same-body copies) against {record['passages']} "
+          f"passages; {record['steps']} steps "
           f"in {record['seconds']['total']:.0f}s ({record['precision']}), peak {record['peak_rss_mb']} MB\n"
           f"fingerprint {record['fingerprint']}; record {args.out / STATE / 'record.json'}; "
           f"use it with NEWSEARCH_MODEL={args.out}")
@@ -151,7 +151,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
     settings = settings_from(args)
     embedder = Embedder.from_settings(settings)
-    choice = chosen(embedder.model_path, embedder.fingerprint, embedder.export_dir, embedder.threads,
+    choice = chosen(embedder.passage_path, embedder.passage_fingerprint, embedder.export_dir, embedder.threads,
                     embedder.batch_size, embedder.requested[1], remeasure=args.remeasure)
     print(report(choice, settings.backend, embedder.export_dir))
     return 0
@@ -194,19 +194,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def add_adapt_parser(sub) -> None:  # noqa: ANN001 - argparse's private subparsers type
     """The adapt subcommand and its options (defaults: indexer.adapt_train.AdaptOptions)."""
-    p = sub.add_parser("adapt", help="fine-tune the packaged model on a corpus' own headlines (docs/adapt.md)")
+    p = sub.add_parser("adapt", help="train a query encoder on a corpus' own headlines (docs/adapt.md)")
     p.add_argument("paths", nargs="+", type=Path, help="corpus files or folders (articles with titles)")
     p.add_argument("--out", type=Path, required=True, help="new folder for the model (re-run to resume)")
     p.add_argument("--exclude-ids", type=Path, help="file of article ids (one a line) to leave out of training, "
                    "with their near copies: the judged articles of queries that are headlines")
-    p.add_argument("--epochs", type=float, help="passes over the articles, each drawing its passage anew (default 1)")
-    p.add_argument("--pairs", choices=PAIRINGS, help="each headline's passages per epoch: one drawn at random "
-                   "(draw, the default), its lead, or all of them (all: ~5x the steps)")
+    p.add_argument("--epochs", type=float, help="passes over the headlines (default 1)")
     p.add_argument("--max-articles", type=int, help="train on a random sample of this many articles (default all)")
-    p.add_argument("--max-length", type=int, help="word pieces per training text (default 64)")
-    p.add_argument("--train-batch-size", type=int, help="pairs per step (default 16)")
+    p.add_argument("--max-length", type=int, help="word pieces per training headline (default 64)")
+    p.add_argument("--train-batch-size", type=int, help="headlines per step (default 32)")
     p.add_argument("--learning-rate", type=float, help="peak learning rate (default 3e-5)")
-    p.add_argument("--distill-weight", type=float, help="pull toward the base model's vectors (default 10; 0: off)")
     p.add_argument("--seed", type=int, help="seed of sampling, shuffling and initialisation (default 13)")
     p.add_argument("--backend", choices=(AUTO, *BACKENDS), help="runtime embedding the base vectors (NEWSEARCH_BACKEND)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import re
 import time
 from collections.abc import Callable, Sequence
 from functools import cached_property
@@ -36,6 +37,10 @@ from indexer.wordpieces import load_tokenizer
 # with whole blocks of 16 a text gets the same vector in any batch, alone or as a query, for a small share of
 # throughput (bench/RESULTS.md, "Batching and padding").
 PAD_MULTIPLE = 16
+# In a folder `news-index adapt` wrote: {"passages": the model that embeds passages, "query_min_words": n}. The
+# folder itself is a query encoder trained against that model's passage vectors (docs/adapt.md).
+ADAPTED_FILE = "newsearch-adapted.json"
+_WORD = re.compile(r"\w+")
 
 
 def model_file(path: Path, folder: Path) -> bool:
@@ -47,6 +52,47 @@ def model_key(name: str, kind: str) -> str:
     """Identity of a model's vectors: its name, plus their kind (backends.vectors_kind) unless that is torch
     fp32 (whose vectors indexes and caches made before backends existed hold under the bare name)."""
     return name if kind == "torch" else f"{name}@{kind}"
+
+
+def word_count(text: str) -> int:
+    """Words in a query or headline, as an adapted encoder's length rule counts them."""
+    return len(_WORD.findall(text))
+
+
+def read_adapted(folder: Path) -> dict:
+    """What an adapted query encoder's folder says about its passages ({} for any other model)."""
+    path = folder / ADAPTED_FILE
+    if not path.is_file():
+        return {}
+    try:
+        found = json.loads(path.read_text(encoding="utf-8"))
+        return {"passages": str(found["passages"]), "query_min_words": int(found.get("query_min_words", 0))}
+    except (ValueError, KeyError, TypeError, OSError) as exc:
+        raise ConfigError(f"{path}: unreadable ({exc}); re-run news-index adapt into a new folder") from None
+
+
+def folder_fingerprint(folder: Path, export_dir: Path) -> str:
+    """A hash of a model folder's files: two folders with one name but other weights differ here.
+
+    Remembered in the export folder under the files' names, sizes and modification times, so a process
+    whose model files are unchanged does not read them all again.
+    """
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and model_file(p, folder))
+    listing = json.dumps([str(folder.resolve())] + [
+        [str(p.relative_to(folder)), p.stat().st_size, p.stat().st_mtime_ns] for p in files])
+    memo = export_dir / "fingerprints" / hashlib.sha256(listing.encode()).hexdigest()[:24]
+    with contextlib.suppress(OSError):
+        return memo.read_text().strip()
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(str(path.relative_to(folder)).encode() + b"\x00")
+        with open(path, "rb") as fh:
+            for block in iter(lambda fh=fh: fh.read(1 << 20), b""):
+                digest.update(block)
+    found = digest.hexdigest()[:16]
+    with contextlib.suppress(OSError):  # a read-only cache only costs the hashing
+        write_whole(memo, found)
+    return found
 
 
 def built_precision(model: dict) -> str:
@@ -123,6 +169,11 @@ class Embedder:
         self.model_path, self.name = resolve_model(model, self.export_dir)
         if not (self.model_path / "config.json").is_file():
             raise ConfigError(f"{self.model_path} is not a sentence-transformers model folder (no config.json)")
+        # An adapted query encoder embeds queries; its base model embeds passages, and short queries, which are
+        # unlike the headlines it was trained on (docs/adapt.md).
+        self.adapted = read_adapted(self.model_path)
+        self.passage_path, self.passage_name = (resolve_model(self.adapted["passages"], self.export_dir)
+                                                if self.adapted else (self.model_path, self.name))
         self.batch_size = batch_size
         self.threads = threads
         self.on_query: Callable[[float], None] | None = None  # told the seconds each query took (metrics)
@@ -142,7 +193,7 @@ class Embedder:
             return backend, openvino
         from indexer.doctor import chosen
 
-        picked = chosen(self.model_path, self.fingerprint, self.export_dir, self.threads, self.batch_size, openvino)
+        picked = chosen(self.passage_path, self.passage_fingerprint, self.export_dir, self.threads, self.batch_size, openvino)
         return picked.backend, picked.openvino_precision
 
     @property
@@ -172,53 +223,57 @@ class Embedder:
 
     @property
     def key(self) -> str:
-        """Whose vectors these are, for cache keys: the model, and their kind unless it is torch fp32."""
-        return model_key(self.name, self.kind)
+        """Whose vectors these are, for cache keys: the model that embeds passages, and their kind unless it is
+        torch fp32 (an adapted query encoder's index shares its base model's cached passages)."""
+        return model_key(self.passage_name, self.kind)
 
     @cached_property
     def runtime(self) -> Runtime:
         """The backend's forward pass, loaded (and the model exported, if it needs that) on first use."""
-        return load_runtime(self.backend, self.model_path, self.fingerprint, self.export_dir, self.threads,
+        return load_runtime(self.backend, self.passage_path, self.passage_fingerprint, self.export_dir, self.threads,
                             self._input_names, openvino=self.openvino_precision)
 
     @cached_property
     def query_runtime(self) -> Runtime:
         """The forward pass for queries: the query backend's, tuned for one short text at a time."""
-        if self.query_backend == self.backend and self.backend != "openvino":
+        if self.query_backend == self.backend and self.backend != "openvino" and not self.adapted:
             return self.runtime
-        return load_runtime(self.query_backend, self.model_path, self.fingerprint, self.export_dir, self.threads,
+        return self._query_runtime_of(self.model_path, self.fingerprint)
+
+    @cached_property
+    def short_query_runtime(self) -> Runtime:
+        """The forward pass for queries shorter than an adapted encoder's training headlines: the base model's."""
+        if not self.adapted:
+            return self.query_runtime
+        return self._query_runtime_of(self.passage_path, self.passage_fingerprint)
+
+    def _query_runtime_of(self, folder: Path, fingerprint: str) -> Runtime:
+        return load_runtime(self.query_backend, folder, fingerprint, self.export_dir, self.threads,
                             self._input_names, queries=True, variable="NEWSEARCH_QUERY_BACKEND",
                             openvino=self.openvino_precision)
+
+    def is_short(self, query: str) -> bool:
+        """Whether an adapted encoder leaves `query` to its base model: fewer words than nearly all the headlines
+        it was trained on."""
+        return bool(self.adapted) and word_count(query) < self.adapted["query_min_words"]
 
     def load(self, queries: bool = False) -> None:
         """Load the passages' runtime (with `queries`, the queries' one) now rather than at first use (servers
         and benchmarks time it apart)."""
-        _ = self.query_runtime if queries else self.runtime
+        _ = (self.query_runtime, self.short_query_runtime) if queries else self.runtime
         _ = self.dim
 
     @cached_property
     def fingerprint(self) -> str:
-        """A hash of the model folder's files: two folders with one name but other weights differ here.
+        """The model folder's fingerprint (folder_fingerprint): what a manifest records."""
+        return folder_fingerprint(self.model_path, self.export_dir)
 
-        Remembered in the export folder under the files' names, sizes and modification times, so a process
-        whose model files are unchanged does not read them all again.
-        """
-        files = sorted(p for p in self.model_path.rglob("*") if p.is_file() and model_file(p, self.model_path))
-        listing = json.dumps([str(self.model_path.resolve())] + [
-            [str(p.relative_to(self.model_path)), p.stat().st_size, p.stat().st_mtime_ns] for p in files])
-        memo = self.export_dir / "fingerprints" / hashlib.sha256(listing.encode()).hexdigest()[:24]
-        with contextlib.suppress(OSError):
-            return memo.read_text().strip()
-        digest = hashlib.sha256()
-        for path in files:
-            digest.update(str(path.relative_to(self.model_path)).encode() + b"\x00")
-            with open(path, "rb") as fh:
-                for block in iter(lambda fh=fh: fh.read(1 << 20), b""):
-                    digest.update(block)
-        found = digest.hexdigest()[:16]
-        with contextlib.suppress(OSError):  # a read-only cache only costs the hashing
-            write_whole(memo, found)
-        return found
+    @cached_property
+    def passage_fingerprint(self) -> str:
+        """The fingerprint of the folder that embeds passages (the model's own, unless it is an adapted query
+        encoder)."""
+        return self.fingerprint if self.passage_path == self.model_path else folder_fingerprint(self.passage_path,
+                                                                                                self.export_dir)
 
     def _input_names(self) -> list[str]:
         """The model's input names, which only an ONNX export needs (asked for then: it imports transformers)."""
@@ -292,12 +347,18 @@ class Embedder:
 
     def encode_queries(self, queries: Sequence[str]) -> np.ndarray:
         """Many query vectors in batches, shape (len(queries), dim): what encode_query gives each, up to padding."""
-        return self._encode(queries, self.query_runtime)
+        out = np.zeros((len(queries), self.dim), dtype=np.float32)
+        short = [self.is_short(query) for query in queries]
+        for flag, runtime in ((False, self.query_runtime), (True, self.short_query_runtime)):
+            rows = [i for i, found in enumerate(short) if found == flag]
+            if rows:
+                out[rows] = self._encode([queries[i] for i in rows], runtime)
+        return out
 
     def encode_query(self, query: str) -> np.ndarray:
         """One query vector, shape (dim,)."""
         started = time.perf_counter()
-        vector = self._encode([query], self.query_runtime)[0]
+        vector = self._encode([query], self.short_query_runtime if self.is_short(query) else self.query_runtime)[0]
         if self.on_query is not None:
             self.on_query(time.perf_counter() - started)
         return vector

@@ -1,5 +1,5 @@
-"""news-index adapt: the pairs a corpus yields, what is left out, and a few real training steps that load on every
-backend, resume from a checkpoint and leave a record."""
+"""news-index adapt: the headlines a corpus trains on, what is left out, and a few real training steps of a query
+encoder that loads on every backend, leaves passages to the base model, resumes from a checkpoint and leaves a record."""
 
 from __future__ import annotations
 
@@ -12,9 +12,8 @@ import numpy as np
 import pytest
 
 from indexer.adapt import (
-    corpus_phrases,
-    draw_pairs,
     headline_key,
+    query_min_words,
     read_ids,
     read_trained,
     training_set,
@@ -23,20 +22,14 @@ from indexer.adapt import (
 from indexer.adapt_train import STATE, AdaptOptions, adapt, last_checkpoint, prepare_out
 from indexer.clean import clean_article
 from indexer.cli import main
-from indexer.embed import Embedder
+from indexer.embed import Embedder, read_adapted
 from indexer.errors import ConfigError, SourceError
 from indexer.records import RawArticle
 from indexer.settings import Settings
 from search_api.cli import main as search_main
 from tests.helpers import REUTERS, shared_data
 
-TINY = AdaptOptions(max_length=48, batch_size=4, phrases=40, save_steps=2, max_articles=8, epochs=5, pairs="draw")
-
-
-@pytest.fixture(scope="module")
-def count_tokens():
-    """The packaged model's word-piece counter (its tokenizer only: no runtime is loaded)."""
-    return Embedder(backend="torch").count_tokens
+TINY = AdaptOptions(max_length=48, batch_size=4, save_steps=2, max_articles=8, epochs=5)
 
 
 def article(id_: str, title: str, body: str, day: int = 1):
@@ -52,7 +45,7 @@ def reuters_sample(tmp_path: Path, n: int = 40) -> Path:
     return out
 
 
-def test_pairs_skip_untitled_excluded_and_their_copies(count_tokens):
+def test_headlines_skip_untitled_excluded_and_their_copies():
     body = "Oil prices rose sharply on Monday after the cartel agreed to cut output. Traders expect more gains."
     articles = [
         article("a", "OIL PRICES RISE", body),
@@ -61,36 +54,24 @@ def test_pairs_skip_untitled_excluded_and_their_copies(count_tokens):
         article("d", "BANK RAISES PRIME RATE", "The bank raised its prime rate to 7.5 pct. It cited costs."),
         article("e", "WHEAT TENDER", "Egypt bought 200,000 tonnes of wheat in a tender. Shipment is due in May."),
     ]
-    data = training_set(articles, count_tokens, 60, exclude=["a"])
-    assert data.titles == ["BANK RAISES PRIME RATE", "WHEAT TENDER"]
+    data = training_set(articles, exclude=["a"])
+    assert data.titles == ["BANK RAISES PRIME RATE", "WHEAT TENDER"] and data.article_ids == ["d", "e"]
     assert data.untitled == 1 and data.excluded == 2 and data.used == 2
-    assert all(p in a.body for a, found in zip(articles[3:], data.passages) for p in found)
     # without the exclusion, one of the two same-body copies stays (their headlines are not each other's negatives)
-    kept = training_set(articles, count_tokens, 60)
+    kept = training_set(articles)
     assert "OIL PRICES RISE" in kept.titles and "CRUDE UP ON CARTEL CUT" not in kept.titles and kept.copies == 1
     # what the model saw is recorded by id and headline hash, the excluded articles not among them
     assert set(data.trained) == {"d", "e"} and data.trained["d"] == headline_key("bank  raises prime rate ")
     assert set(kept.trained) == {"a", "d", "e"}
+    sample = training_set(articles, max_articles=2, seed=3)
+    assert sample.used == 2 and sample == training_set(articles, max_articles=2, seed=3)  # seeded
 
 
-def test_one_pair_per_article_and_epoch_or_all_passages(count_tokens):
-    sentences = " ".join(f"Sentence {i} of the wheat story says a different thing about tonnes." for i in range(12))
-    articles = [article("w", "WHEAT TENDER", sentences), article("s", "SUGAR QUOTA CUT", "The quota was cut. Why.")]
-    data = training_set(articles, count_tokens, 40)
-    wheat = data.passages[data.titles.index("WHEAT TENDER")]
-    assert len(wheat) > 3 and wheat[0] == "Sentence 0 of the wheat story says a different thing about tonnes. " \
-        "Sentence 1 of the wheat story says a different thing about tonnes."  # the lead: its first two sentences
-    assert data.available == sum(map(len, data.passages))
-    anchors, positives = draw_pairs(data, "all", 1, seed=1)
-    assert len(anchors) == data.available and positives == [p for found in data.passages for p in found]
-    anchors, positives = draw_pairs(data, "lead", 2, seed=1)
-    assert anchors == data.titles * 2 and positives == [found[0] for found in data.passages] * 2
-    anchors, positives = draw_pairs(data, "draw", 3, seed=1)
-    assert anchors == data.titles * 3 and all(p in f for p, f in zip(positives, data.passages * 3))
-    drawn = [p for a, p in zip(anchors, positives) if a == "WHEAT TENDER"]
-    assert len(set(drawn)) > 1 and draw_pairs(data, "draw", 3, seed=1) == (anchors, positives)  # seeded, per epoch
-    with pytest.raises(ConfigError, match="unknown pairing"):
-        draw_pairs(data, "every", 1, seed=1)
+def test_queries_need_as_many_words_as_nearly_every_training_headline():
+    five = ["ONE TWO THREE FOUR FIVE"]
+    assert query_min_words(five * 198 + ["A B"] * 2) == 5  # 1% of the headlines may be shorter
+    assert query_min_words(five * 197 + ["A B"] * 3) == 2  # 1.5% are: 2 words is what nearly all have
+    assert query_min_words([]) == 0
 
 
 def test_copies_are_found_transitively_and_only_within_the_time_window():
@@ -99,12 +80,6 @@ def test_copies_are_found_transitively_and_only_within_the_time_window():
                 article("z", "T", words + " extra1 extra2"), article("far", "T", words, day=28),
                 article("other", "T", "an unrelated body about something else entirely today")]
     assert with_copies(articles, ["x", "missing"]) == {"x", "y", "z"}
-
-
-def test_phrases_are_widespread_words_without_stop_words():
-    articles = [article(str(i), "T", "The crude oil price rose. Crude oil output fell.") for i in range(3)]
-    phrases = corpus_phrases(articles, 10, frozenset({"the"}))
-    assert "crude oil" in phrases and "the" not in phrases and "the crude" not in phrases
 
 
 def test_ids_file_errors_are_one_line(tmp_path, capsys):
@@ -147,20 +122,31 @@ def adapted(tmp_path_factory) -> tuple[Path, Path, Settings, dict]:
 @pytest.mark.slow
 def test_adapted_model_embeds_on_torch_and_openvino_and_records(adapted, tmp_path):
     corpus, out, settings, record = adapted
-    assert record["pairs"] >= 8 and record["steps"] >= 2 * TINY.save_steps and record["loss"]
+    assert record["pairs"] == 8 and record["steps"] >= 2 * TINY.save_steps and record["loss"]
+    assert record["passages"] >= 40  # every passage of the 40 articles is a candidate, not only the 8 trained
     assert record["fingerprint"] != record["base_fingerprint"] and record["corpus"]["articles_used"] == 8
     assert json.loads((out / STATE / "record.json").read_text()) == record
     assert not (out / STATE / "checkpoints").exists()  # done: no resumable state left behind
     assert len(read_trained(out)) == record["corpus"]["articles_used"]
-    texts = ["OIL PRICES RISE", "The bank raised its prime rate."]
+    assert read_adapted(out) == {"passages": "sentence-transformers/all-MiniLM-L6-v2",
+                                 "query_min_words": record["query_min_words"]} and record["query_min_words"] >= 2
+    headline, short = "OIL PRICES RISE SHARPLY IN NEW YORK TRADING", "oil"
+    passages = ["The bank raised its prime rate.", "Crude oil rose on Monday."]
     vectors = {}
     for backend in ("torch", "openvino"):
-        emb = Embedder(out, backend=backend, export_dir=tmp_path / "exports")
-        assert emb.fingerprint == record["fingerprint"]
-        assert emb.max_tokens == Embedder(backend="torch").max_tokens  # trained shorter, reads as the base model
-        vectors[backend] = emb.encode(texts)
+        exports = tmp_path / "exports"
+        emb, base = (Embedder(m, backend=backend, export_dir=exports) for m in (out, None))
+        assert emb.fingerprint == record["fingerprint"] and emb.passage_fingerprint == base.fingerprint
+        assert emb.max_tokens == base.max_tokens  # trained shorter, reads as the base model
+        assert emb.key == base.key  # passages are the base model's: one cache serves both indexes
+        # passages and short queries get the base model's vectors; a headline-like query its own
+        assert np.array_equal(emb.encode(passages), base.encode(passages))
+        assert np.array_equal(emb.encode_query(short), base.encode_query(short))
+        vectors[backend] = emb.encode_queries([headline, short])
         assert vectors[backend].shape == (2, 384)
         assert np.allclose(np.linalg.norm(vectors[backend], axis=1), 1, atol=1e-5)
+        assert np.allclose(vectors[backend][0], emb.encode_query(headline), atol=1e-5)
+        assert float(vectors[backend][0] @ base.encode_query(headline)) < 0.9999
     assert np.allclose(vectors["torch"], vectors["openvino"], atol=1e-3)
     # the same arguments again: the finished result is reused, not trained over
     assert adapt([corpus], out, settings, TINY, progress=False) == record
@@ -188,9 +174,9 @@ def test_a_killed_run_resumes_from_its_last_checkpoint(adapted, tmp_path, monkey
     # the first loss logged after the resume averages only the steps since the checkpoint; later ones agree
     assert record["steps"] == whole["steps"] and record["loss"][1:] == whole["loss"][1:]
     # resumed, not restarted: the same batches and random state, so the model an uninterrupted run made
-    texts = ["OIL PRICES RISE", "The bank raised its prime rate."]
-    assert np.allclose(Embedder(out, backend="torch").encode(texts),
-                       Embedder(uninterrupted, backend="torch").encode(texts), atol=1e-5)
+    texts = ["OIL PRICES RISE SHARPLY IN NEW YORK TRADING", "BANK RAISES ITS PRIME RATE TO 7.5 PCT"]
+    assert np.allclose(Embedder(out, backend="torch").encode_queries(texts),
+                       Embedder(uninterrupted, backend="torch").encode_queries(texts), atol=1e-5)
 
 
 @pytest.mark.slow
