@@ -3,7 +3,7 @@ code of two trees (e.g. main unpacked with `git archive`, and this one) over the
 process, and compares the full responses (hits with their keys, scores, passages, highlights, relevance; totals),
 everything but the time taken.
 Run: `python -m bench.same_responses --index-dir DIR --label L --before /tmp/main-src [--after .]`; writes
-bench/results/same-responses-<label>-<cpu kind>.json and exits 1 if any response differs.
+bench/results/same-responses-<label>-<cpu kind>[-<variant>].json and exits 1 if any response differs.
 """
 
 from __future__ import annotations
@@ -84,6 +84,7 @@ def main() -> None:
         p.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES)
     parser.add_argument("--limit", type=int, default=0, help="only the first N dev queries (0: all)")
     parser.add_argument("--label", help="the index, in the result file's name (e.g. synth1m)")
+    parser.add_argument("--variant", default="", help="what is compared, in the result file's name")
     parser.add_argument("--before", type=Path, help="the tree whose responses are the reference")
     parser.add_argument("--after", type=Path, default=ROOT, help="the tree under test (default: this one)")
     args = parser.parse_args()
@@ -105,7 +106,7 @@ def main() -> None:
     result = {"benchmark": "same_responses", "date": datetime.now(UTC).isoformat(timespec="seconds"),
               "commit": commit(), "machine": machine_facts(), "index_dir": str(args.index_dir),
               "before": str(args.before), "after": str(args.after), **found}
-    out = write_result(result_path(f"same-responses-{args.label}"), result)
+    out = write_result(result_path(f"same-responses-{args.label}", args.variant), result)
     print(json.dumps({"responses": found["responses"], "differ": len(found["differ"])}))  # noqa: T201 - CLI
     print(f"wrote {out}")  # noqa: T201 - CLI
     if found["differ"]:
