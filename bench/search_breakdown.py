@@ -1,6 +1,7 @@
 """Benchmark: where a `Searcher.search` spends its CPU, step by step (the CPU time of the thread running each
 named step, inclusive: a step the searcher runs in its keyword pool is timed there), per mode, over the dev
-queries; totals of the calling thread and of the whole process (with the embedding runtime's threads).
+queries; totals of the calling thread and of the whole process (with the embedding runtime's threads), the
+search's wall time, and the wall time the calling thread spends waiting for the keyword pool's results.
 Run: `python -m bench.search_breakdown --index-dir DIR --label L`; writes
 bench/results/search-breakdown-<label>-<cpu kind>[-<variant>].json and prints a table.
 """
@@ -9,8 +10,10 @@ from __future__ import annotations
 
 import argparse
 import functools
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -33,6 +36,7 @@ STEPS = (
     ("ranked", "module", "ranked"),
     ("best_per_group (collapse)", "module", "best_per_group"),
     ("hits (passages, highlights)", "searcher", "_hits"),
+    ("shown passages and highlights", "searcher", "_shown"),  # since speed2: read beside the presence search
     ("passage shown per hit", "searcher", "_passage_ids"),
     ("best_keyword_passages", "text", "best_keyword_passages"),
     ("first_passages", "text", "first_passages"),
@@ -53,6 +57,25 @@ def timed(spent: dict[str, float], name: str, fn: Callable[..., Any]) -> Callabl
             spent[name] += time.thread_time() - started
 
     return wrapper
+
+
+def waits(spent: dict[str, float], thread: int) -> Callable[[], None]:
+    """Add the wall seconds `thread` spends in Future.result (waiting for the searcher's pool) to
+    spent["waiting for the keyword pool (wall)"]; returns the function that undoes it."""
+    name, result = "waiting for the keyword pool (wall)", Future.result
+    spent[name] = 0.0
+
+    def timed_result(self: Future, timeout: float | None = None) -> Any:
+        if threading.get_ident() != thread:
+            return result(self, timeout)
+        started = time.perf_counter()
+        try:
+            return result(self, timeout)
+        finally:
+            spent[name] += time.perf_counter() - started
+
+    Future.result = timed_result  # type: ignore[method-assign]
+    return lambda: setattr(Future, "result", result)
 
 
 def instrument(searcher: Any, module: Any, spent: dict[str, float]) -> list[str]:
@@ -79,27 +102,31 @@ def run(index_dir: Path, modes: list[str], count: int) -> dict:
     searcher = Searcher.open(index_dir, Settings.from_env(index_dir=index_dir))
     spent: dict[str, float] = {}
     steps = instrument(searcher, module, spent)
+    undo = waits(spent, threading.get_ident())
+    steps.append("waiting for the keyword pool (wall)")
     queries = dev_queries()
     out: dict = {}
     for mode in modes:
         for q in queries[-20:]:
             searcher.search(SearchRequest(q=q, mode=mode))  # warm-up
         per_step: dict[str, list[float]] = {name: [] for name in steps}
-        total, process = [], []
+        total, process, wall = [], [], []
         for i in range(count):
             for name in steps:
                 spent[name] = 0.0
-            started, process0 = time.thread_time(), time.process_time()
+            started, process0, wall0 = time.thread_time(), time.process_time(), time.perf_counter()
             searcher.search(SearchRequest(q=queries[i % len(queries)], mode=mode))
             total.append((time.thread_time() - started) * 1000)
             process.append((time.process_time() - process0) * 1000)
+            wall.append((time.perf_counter() - wall0) * 1000)
             for name in steps:
                 per_step[name].append(spent[name] * 1000)
         mean = sum(total) / len(total)
-        out[mode] = {"total": summary(total), "process": summary(process), "steps": {
+        out[mode] = {"total": summary(total), "process": summary(process), "wall": summary(wall), "steps": {
             name: {**{k: v for k, v in summary(ms).items() if k in ("p50_ms", "p99_ms", "mean_ms")},
                    "share_of_mean": round(sum(ms) / len(ms) / mean, 3)}
             for name, ms in per_step.items() if any(ms)}}
+    undo()
     searcher.close()
     return out
 
@@ -108,9 +135,10 @@ def table(result: dict) -> str:
     """Each mode's steps as Markdown tables."""
     lines = []
     for mode, m in result["modes"].items():
-        t, p = m["total"], m.get("process", {})
+        t, p, w = m["total"], m.get("process", {}), m.get("wall", {})
         lines += [f"\n{mode}: CPU p50 {t['p50_ms']} / mean {t['mean_ms']} / p99 {t['p99_ms']} ms (calling thread); "
-                  f"process {p.get('p50_ms')} / {p.get('mean_ms')} / {p.get('p99_ms')} ms",
+                  f"process {p.get('p50_ms')} / {p.get('mean_ms')} / {p.get('p99_ms')} ms; "
+                  f"wall {w.get('p50_ms')} / {w.get('mean_ms')} / {w.get('p99_ms')} ms",
                   "| step (inclusive) | p50 ms | mean ms | p99 ms | share of mean |", "|---|---:|---:|---:|---:|"]
         lines += [f"| {name} | {s['p50_ms']} | {s['mean_ms']} | {s['p99_ms']} | {s['share_of_mean']:.0%} |"
                   for name, s in m["steps"].items()]

@@ -7,12 +7,12 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from collections.abc import Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any, TypeVar, get_args
 
 import numpy as np
 
@@ -20,20 +20,22 @@ from indexer.embed import Embedder
 from indexer.errors import ArticleNotFound, BadQuery, StoryNotFound
 from indexer.settings import Settings
 from indexer.storage import open_store
-from indexer.storage.base import Filter, KeywordWeights, Version
+from indexer.storage.base import Filter, KeywordWeights, StoredPassage, Version
 from indexer.storage.filtering import CatalogFilter
 from indexer.storage.manifest import check_model
 from indexer.stories import summary
 from search_api.ranking.fusion import best_per_group, decay, ranked, rrf, soft_max_pool
-from search_api.ranking.highlight import highlight
+from search_api.ranking.highlight import Highlight, highlight
 from search_api.ranking.query_words import idf, query_words
 from search_api.ranking.relevance import Signals, background, coverage, relevance
 from search_api.ranking.rerank import Reranker, rerank
 from search_api.records import Group, Hit, Mode, SearchRequest, SearchResponse
+from search_api.sorted_ids import SortedIds
 
 BACKGROUND_PASSAGES = 512  # a fixed random sample: the scale of each query's cosines (search_api/ranking/relevance.py)
 KEYWORD_THREADS = 4  # keyword index searches run beside the query's embedding and cosines (tantivy releases the GIL)
 BY_ARTICLE = ("article", "story")  # groupings whose keys are article ids
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -88,7 +90,8 @@ class Searcher:
             len(self._article_ids))
         self._published = catalog.published
         self._dup_group = {aid: group for aid, group in zip(self._article_ids, catalog.dup_groups) if group}
-        self._pids, self._owner = catalog.passage_ids, catalog.owners
+        self._pid_at = SortedIds(catalog.passage_ids)  # passage id -> its place in _pids and _owner
+        self._pids, self._owner = self._pid_at.ids, catalog.owners
         self._story = version.text.stories() or {a: a for a in self._article_ids[1:]}  # older versions: one story per article
         self.newest = max((d for d in self._published if d), default=None)
         # Filters are masks over per-article arrays, not a query per request.
@@ -162,12 +165,15 @@ class Searcher:
         """Rank, group and page the results of one request."""
         started = time.perf_counter()
         mode, order, scores, best, matches, duplicates, qvec = self._order(req)
+        page = order[req.offset : req.offset + req.k]
+        # The page's passages and highlights are read while the presence search runs: only the spans of a hit
+        # below the floor depend on its relevance (bench/RESULTS.md, "Hybrid at 1M passages").
+        signals, shown = self._signals(req, order, qvec, lambda: self._shown(req, page, best))
         # Rounded as shown, so a hit's shown relevance and the floor agree on which side of it the hit is.
-        rated = dict(zip(order, np.round(relevance(self.signals(req, order, qvec)), 4).tolist()))
+        rated = dict(zip(order, np.round(relevance(signals), 4).tolist()))
         floor = self.settings.min_relevance if req.min_relevance is None else req.min_relevance
         total = sum(r >= floor for r in rated.values())
-        page = order[req.offset : req.offset + req.k]
-        hits = self._hits(req, page, scores, best, matches, duplicates, rated, floor)
+        hits = self._hits(req, page, shown, scores, matches, duplicates, rated, floor)
         took = (time.perf_counter() - started) * 1000
         return SearchResponse(req.q, self.name, round(took, 2), mode, hits, total, len(order), total == 0, floor)
 
@@ -184,17 +190,12 @@ class Searcher:
         mode = req.mode or self.settings.default_mode
         where = Filter(as_datetime(req.since, False), as_datetime(req.until, True), tuple(req.sources))
         allowed = self._filter.passages(where) if where else None
-        # The article keyword search runs while the query is embedded and the vectors searched: at 1M passages
-        # each is a few ms of native code that releases the GIL (bench/RESULTS.md, "Hybrid at 1M passages").
-        keyword = self._keyword_pool.submit(
-            self.version.text.keyword_articles, query_words(req.q, self.settings.keyword_stop_words),
-            self.settings.candidates, self._weights, where or None) if req.group in BY_ARTICLE and mode != "dense" else None
         # Relevance needs the query's meaning in keyword mode too; a bare ranking there does not.
-        qvec = self.embedder.encode_query(req.q) if rated or mode != "keyword" else None
+        embed = rated or mode != "keyword"
         rank = self._rank_articles if req.group in BY_ARTICLE else self._rank_passages
-        scores, best, matches = rank(req, mode, qvec, allowed, where, keyword)
+        scores, best, matches, qvec = rank(req, mode, embed, allowed, where)
         if req.recency_half_life_days:
-            dates = {key: self._published[self._key_num(key, req.group)] for key in scores}
+            dates = dict(zip(scores, (self._published[n] for n in self._key_nums(list(scores), req.group).tolist())))
             now = as_datetime(req.now, False) or self.newest or datetime.now()
             scores = decay(scores, dates, req.recency_half_life_days, now)
         order = ranked(scores)
@@ -210,16 +211,21 @@ class Searcher:
 
     def signals(self, req: SearchRequest, keys: list, qvec: np.ndarray) -> Signals:
         """What the relevance of each ranked key (article id, or passage id with group=none) is computed from."""
-        nums = np.array([self._key_num(key, req.group) for key in keys], dtype=np.int64)
-        # The keyword index's presence search (native, GIL released) runs while the cosines are computed here.
+        return self._signals(req, keys, qvec, lambda: None)[0]
+
+    def _signals(self, req: SearchRequest, keys: list, qvec: np.ndarray, meanwhile: Callable[[], T]) -> tuple[Signals, T]:
+        """`signals`, and what `meanwhile` returns: run on this thread, as the cosines are, while the keyword
+        index's presence search (native, GIL released) runs in the pool."""
+        nums = self._key_nums(keys, req.group)
         presence = self._keyword_pool.submit(self.version.text.word_presence, query_words(req.q), nums.tolist())
         if req.group in BY_ARTICLE:
             cosine = self._article_cosines(nums, qvec)
         else:
             cosine = self.version.vectors.get(np.array(keys, dtype=np.int64)) @ qvec if keys else np.zeros(0)
         mean, sd = background(qvec, self._background)
+        done = meanwhile()
         n_rows, df, present = presence.result()
-        return Signals(cosine, coverage([idf(n_rows, int(d)) for d in df], present), mean, sd)
+        return Signals(cosine, coverage([idf(n_rows, int(d)) for d in df], present), mean, sd), done
 
     def _article_cosines(self, nums: np.ndarray, qvec: np.ndarray) -> np.ndarray:
         """Each article's best passage cosine to the query (-1 for an article without passages)."""
@@ -233,8 +239,11 @@ class Searcher:
         """The passage ids of some articles (by number), article by article in `nums` order, and each passage's
         place in `nums`."""
         starts, ends = self._article_start[nums], self._article_start[nums + 1]
-        positions = np.concatenate([np.arange(a, b) for a, b in zip(starts.tolist(), ends.tolist())] + [[]])
-        return self._pids[self._by_article[positions.astype(np.int64)]], np.repeat(np.arange(len(nums)), ends - starts)
+        owner = np.repeat(np.arange(len(nums)), ends - starts)
+        # Each passage's place in its article's run, added to the run's start: the runs of every article at once.
+        first = np.cumsum(ends - starts) - (ends - starts)
+        positions = starts[owner] + np.arange(len(owner)) - first[owner]
+        return self._pids[self._by_article[positions]], owner
 
     # -- a batch of articles, as alerts read it -----------------------------------------------------
 
@@ -259,10 +268,11 @@ class Searcher:
         """The `depth` best articles holding the words, BM25-scored with the column weights /search uses."""
         return self.version.text.keyword_articles(words, depth, self._weights)
 
-    def _key_num(self, key: Any, group: str) -> int:
+    def _key_nums(self, keys: list, group: str) -> np.ndarray:
+        """The article number of each key (an article id, or a passage id with group=none)."""
         if group in BY_ARTICLE:
-            return self._num_of[key]
-        return int(self._owner[np.searchsorted(self._pids, key)])
+            return np.array([self._num_of[key] for key in keys], dtype=np.int64)
+        return self._owner[self._pid_at.positions(np.array(keys, dtype=np.int64))].astype(np.int64)
 
     def _dense_passages(self, qvec: np.ndarray, n: int, allowed: np.ndarray | None,
                         where: Filter) -> tuple[np.ndarray, np.ndarray]:
@@ -274,7 +284,7 @@ class Searcher:
         n = min(depth * 4, total)
         while True:
             scores, pids = self._dense_passages(qvec, n, allowed, where)
-            pooled = soft_max_pool(self._owner[np.searchsorted(self._pids, pids)], scores,
+            pooled = soft_max_pool(self._owner[self._pid_at.positions(pids)], scores,
                                    self.settings.pool_temperature)
             if len(pooled.groups) >= depth or n >= total:
                 break
@@ -287,32 +297,41 @@ class Searcher:
         return (top, dict(zip(top, pids[pooled.best[order]].tolist())), dict(zip(top, pooled.scores[order].tolist())),
                 matches)
 
-    def _rank_articles(self, req, mode, qvec, allowed, where: Filter, keyword: Future | None):
+    def _rank_articles(self, req, mode, embed: bool, allowed, where: Filter):
+        """(scores, best passages, matches, query vector or None) of articles; the query is embedded if `embed`."""
         depth = self.settings.candidates
-        if mode == "keyword":
-            return dict(keyword.result()), {}, {}  # type: ignore[union-attr]
+        # The article keyword search runs while the query is embedded and the vectors searched: at 1M passages
+        # each is a few ms of native code that releases the GIL (bench/RESULTS.md, "Hybrid at 1M passages").
+        keyword = self._keyword_pool.submit(
+            self.version.text.keyword_articles, query_words(req.q, self.settings.keyword_stop_words), depth,
+            self._weights, where or None) if mode != "dense" else None
+        qvec = self.embedder.encode_query(req.q) if embed else None
+        if keyword is not None and mode == "keyword":
+            return dict(keyword.result()), {}, {}, qvec
         dense_rank, best, scores, matches = self._dense_articles(qvec, depth, allowed, where)
-        if mode == "dense":
-            return scores, best, matches
-        kw = keyword.result()  # type: ignore[union-attr]
+        if keyword is None:
+            return scores, best, matches, qvec
+        kw = keyword.result()
         scores = rrf([dense_rank, [aid for aid, _ in kw]], [self.settings.dense_weight, self.settings.keyword_weight],
                      self.settings.rrf_k)
-        return scores, best, matches
+        return scores, best, matches, qvec
 
-    def _rank_passages(self, req, mode, qvec, allowed, where: Filter, keyword: None):
+    def _rank_passages(self, req, mode, embed: bool, allowed, where: Filter):
+        """(scores, {}, {}, query vector or None) of passages; the query is embedded if `embed`."""
         depth = self.settings.candidates
+        qvec = self.embedder.encode_query(req.q) if embed else None
         dense: dict[int, float] = {}
         if mode != "keyword":
             s, p = self._dense_passages(qvec, depth, allowed, where)
             dense = dict(zip(p.tolist(), s.tolist()))
         if mode == "dense":
-            return dense, {}, {}
+            return dense, {}, {}, qvec
         kw = dict(self.version.text.keyword_passages(query_words(req.q), depth, self.settings.title_weight,
                                                      where or None))
         if mode == "keyword":
-            return kw, {}, {}
+            return kw, {}, {}, qvec
         return rrf([ranked(dense), ranked(kw)], [self.settings.dense_weight, self.settings.keyword_weight],
-                   self.settings.rrf_k), {}, {}
+                   self.settings.rrf_k), {}, {}, qvec
 
     def _passage_ids(self, req, keys: list, best: dict[str, int]) -> list[int]:
         """The passage shown for each key: itself, or the article's best dense, keyword or first passage."""
@@ -332,17 +351,19 @@ class Searcher:
         texts = {key: stored[pid].text for key, pid in zip(top, pids)}
         return rerank(order, texts, req.q, self.reranker, len(top))
 
-    def _hits(self, req, page, scores, best, matches, duplicates, rated, floor) -> list[Hit]:
+    def _shown(self, req, page: list, best: dict[str, int]) -> list[tuple[StoredPassage, Highlight]]:
+        """The passage shown for each key of the page, with its highlight."""
         pids = self._passage_ids(req, page, best)
         stored = self.version.text.passages(pids)
+        return [(stored[pid], highlight(stored[pid].text, req.q)) for pid in pids]
+
+    def _hits(self, req, page, shown, scores, matches, duplicates, rated, floor) -> list[Hit]:
         hits = []
-        for rank, (key, pid) in enumerate(zip(page, pids), req.offset + 1):
-            p = stored[pid]
-            light = highlight(p.text, req.q)
+        for rank, (key, (p, light)) in enumerate(zip(page, shown, strict=True), req.offset + 1):
             # A sentence marked on a hit below the floor would claim a match the hit does not have.
             spans = light.spans if rated[key] >= floor else []
             hits.append(Hit(
-                rank=rank, score=round(float(scores[key]), 6), passage_id=pid, text=p.text, start=p.start, end=p.end,
+                rank=rank, score=round(float(scores[key]), 6), passage_id=p.id, text=p.text, start=p.start, end=p.end,
                 article_id=p.article_id, title=p.title, published=p.published, source=p.source, url=p.url,
                 matched_passages=max(matches.get(key, 1) - 1, 0) if req.group in BY_ARTICLE else 0,
                 duplicates=sorted(duplicates.get(key, [])) if req.group in BY_ARTICLE else [],
