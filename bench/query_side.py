@@ -11,8 +11,10 @@ from __future__ import annotations
 import argparse
 import math
 import random
+import re
 import resource
 import time
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -21,8 +23,7 @@ import numpy as np
 from bench.adapt_reuters import dev_half, paired
 from bench.common import REUTERS, SETS, commit, machine_facts, result_path, write_result
 from bench.dual_dense import fused
-from indexer.adapt import corpus_phrases, read_ids, training_set
-from indexer.adapt_train import _stop_words
+from indexer.adapt import read_ids, training_set
 from indexer.embed import Embedder
 from indexer.models import minilm_folder
 from indexer.settings import Settings
@@ -54,22 +55,21 @@ def train(variant: str, work: Path, exclude: Path, out: Path, threads: int) -> d
     torch.set_num_threads(threads)
     started = time.perf_counter()
     corpus = read_corpus([REUTERS], progress=False)
-    counter = Embedder(minilm_folder(), backend="torch")
-    data = training_set(corpus.articles, counter.count_tokens, 62, read_ids(exclude))
+    data = training_set(corpus.articles, read_ids(exclude))
     bank_searcher = open_base(work, "body")
     try:
         pids = bank_searcher._pids
         bank = torch.from_numpy(np.ascontiguousarray(bank_searcher.version.vectors.get(pids), dtype=np.float32))
         rows = {}
-        for aid in data.trained:
+        for aid in data.article_ids:
             if aid not in bank_searcher._num_of:  # the collection's README, read as an article, is not indexed
                 continue
             found, _ = bank_searcher.passages_of(np.array([bank_searcher._num_of[aid]]))
             rows[aid] = torch.from_numpy(np.searchsorted(pids, found))
     finally:
         bank_searcher.close()
-    pairs = [(title, aid) for title, aid in zip(data.titles, data.trained) if len(rows.get(aid, ()))]
-    phrases = corpus_phrases(corpus.articles, 2000, _stop_words())
+    pairs = [(title, aid) for title, aid in zip(data.titles, data.article_ids) if len(rows.get(aid, ()))]
+    phrases = widespread_phrases(corpus.articles, 2000)
     model = SentenceTransformer(str(minilm_folder()), device="cpu")
     model.max_seq_length = 64
     with torch.no_grad():
@@ -116,6 +116,21 @@ def train(variant: str, work: Path, exclude: Path, out: Path, threads: int) -> d
             "pairs": len(pairs), "bank_passages": len(bank), "steps": steps, "loss": history,
             "seconds": round(time.perf_counter() - started, 1),
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
+
+
+def widespread_phrases(articles: list, limit: int) -> list[str]:
+    """The anchored variant's phrases: the corpus' most widespread words and two-word phrases without stop words
+    (what `news-index adapt` anchored before f1e9eab)."""
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    counts: Counter[str] = Counter()
+    for article in articles:
+        words = [w.lower() for w in re.findall(r"[A-Za-z][A-Za-z-]+", article.body)]
+        found = {w for w in words if w not in ENGLISH_STOP_WORDS}
+        found.update(f"{a} {b}" for a, b in zip(words, words[1:])
+                     if a not in ENGLISH_STOP_WORDS and b not in ENGLISH_STOP_WORDS)
+        counts.update(found)
+    return [p for p, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:limit] if n > 1]
 
 
 def encode(model, texts: list[str]):  # noqa: ANN001, ANN201 - torch loads lazily
