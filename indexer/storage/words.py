@@ -20,8 +20,8 @@ STEMMER = "fts5-porter"
 _WORD = re.compile(r"[^\W_]+")  # unicode61's words: letters and digits; "_" separates, as punctuation does
 # Stems are SQLite's own: each word goes through an FTS5 table with the porter tokenizer (Martin Porter's C
 # version, which leaves words of fewer than 3 or more than 64 bytes as they are), read back through fts5vocab.
-# NLTK's Porter gave the same stems (but for two words of the Reuters and Wikinews vocabulary: "eed", "ies") and
-# its import took over a second of every process (bench/RESULTS.md, "Fixed cost of a process").
+# NLTK's Porter, used before, gave the same stems but for two words of the Reuters and Wikinews vocabulary ("eed",
+# "ies"), and its import was most of a small process's start (bench/RESULTS.md, "Fixed cost of a process").
 _PORTER_TABLE = ("CREATE VIRTUAL TABLE words USING fts5(word, tokenize='porter unicode61')",
                  "CREATE VIRTUAL TABLE terms USING fts5vocab(words, 'instance')")
 _CACHED = 1 << 18  # news vocabularies repeat: each word is stemmed once (the memo is emptied when it is full)
