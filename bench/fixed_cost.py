@@ -3,7 +3,9 @@ second call), of `news-index build` over corpus/ (51 articles, embedding cache o
 from start to its first 200 on /readyz, each `--runs` times, against the targets of issue 18.
 
 Writes bench/results/fixed-cost-<cpu kind>.json with the CPU, the backend NEWSEARCH_BACKEND=auto chose and the load
-average around each run (the machine may be shared). Run: `.venv/bin/python -m bench.fixed_cost`.
+average around each run (the machine may be shared). Run: `.venv/bin/python -m bench.fixed_cost`. With `--source DIR`
+(repeatable: a code tree, e.g. `git archive <commit> | tar -x -C DIR`) each tree's processes are timed too, in turn in
+every round, on the same venv, corpus and caches, so code before and after a change meet the same load.
 """
 
 from __future__ import annotations
@@ -39,14 +41,14 @@ def _free_port() -> int:
 Timing = tuple[float, float]  # (wall seconds, CPU seconds: user + system of the process and its threads)
 
 
-def _timed(cmd: list[str], env: dict[str, str]) -> Timing:
+def _timed(cmd: list[str], env: dict[str, str], cwd: Path) -> Timing:
     """Wall and CPU seconds of a command run to its end (its output discarded; a failure stops the bench).
 
     On a shared machine the wall time waits for cores others hold; the CPU time barely does, so it bounds what
     the same run takes alone from below (the processes here are mostly single-threaded).
     """
     started = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     err = proc.stderr.read() if proc.stderr else ""
     _, status, usage = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - started
@@ -55,26 +57,32 @@ def _timed(cmd: list[str], env: dict[str, str]) -> Timing:
     return seconds, usage.ru_utime + usage.ru_stime
 
 
-def time_build(folder: Path, env: dict[str, str]) -> Timing:
-    """A fresh build of corpus/ (embedding cache off, so every passage is embedded)."""
+def source_env(env: dict[str, str], source: Path) -> dict[str, str]:
+    """The environment that runs a code tree's modules (it comes first on the path)."""
+    return {**env, "PYTHONPATH": str(source)}
+
+
+def time_build(folder: Path, env: dict[str, str], source: Path = ROOT) -> Timing:
+    """A fresh build of corpus/ (embedding cache off, so every passage is embedded) by a code tree."""
     shutil.rmtree(folder, ignore_errors=True)
     return _timed([sys.executable, "-m", "indexer.cli", "build", str(CORPUS), "--index-dir", str(folder), "--quiet"],
-                  {**env, "NEWSEARCH_CACHE_DIR": "none"})
+                  {**source_env(env, source), "NEWSEARCH_CACHE_DIR": "none"}, source)
 
 
-def time_query(folder: Path, env: dict[str, str]) -> Timing:
+def time_query(folder: Path, env: dict[str, str], source: Path = ROOT) -> Timing:
     """One `news-search query` process, start to exit."""
     return _timed([sys.executable, "-m", "search_api.cli", "query", QUERY, "--index-dir", str(folder), "-k", "10"],
-                  env)
+                  source_env(env, source), source)
 
 
-def time_serve(folder: Path, env: dict[str, str], limit: float = 300.0) -> Timing:
+def time_serve(folder: Path, env: dict[str, str], source: Path = ROOT, limit: float = 300.0) -> Timing:
     """`news-search serve` from spawn to its first 200 on /readyz, and the CPU seconds it had used by then (from
     /proc); the server is stopped after."""
     port = _free_port()
     started = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-m", "search_api.cli", "serve", "--index-dir", str(folder), "--host",
-                             "127.0.0.1", "--port", str(port), "--log-level", "warning"], env=env, cwd=ROOT,
+                             "127.0.0.1", "--port", str(port), "--log-level", "warning"],
+                            env=source_env(env, source), cwd=source,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         while time.perf_counter() - started < limit:
@@ -110,31 +118,30 @@ def summary(timings: list[Timing], target: float) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--source", type=Path, action="append", default=[],
+                        help="another code tree to time beside this one (named by its folder's name)")
     parser.add_argument("--out", type=Path, help="default bench/results/fixed-cost-<cpu kind>.json")
     args = parser.parse_args()
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ}
     env.pop("NEWSEARCH_INDEX_DIR", None)
     facts = machine_facts()
-    from indexer.doctor import chosen
-    from indexer.embed import Embedder
-    from indexer.settings import Settings
-
-    embedder = Embedder.from_settings(Settings.from_env())
-    picked = chosen(embedder.model_path, embedder.fingerprint, embedder.export_dir, embedder.threads,
-                    embedder.batch_size, embedder.requested[1])  # measured now if this machine has no choice yet
+    picked = _auto_choice()  # measured now if this machine has no choice yet
+    trees = {"this": ROOT, **{source.resolve().name: source.resolve() for source in args.source}}
     work = Path(tempfile.mkdtemp(prefix="fixed-cost-"))
-    runs: dict[str, list[Timing]] = {name: [] for name in TARGETS}
+    runs = {label: {name: [] for name in TARGETS} for label in trees}
     loads = []
     try:
-        index = work / "index"
-        time_build(index, env)  # warms every cache (exports, compiled models) and leaves the index to query
-        time_query(index, env)  # the first query process after a build: caches warm from here on
-        for _ in range(args.runs):  # interleaved, so a change in the machine's load falls on every target
-            loads.append(os.getloadavg()[0])
-            runs["build"].append(time_build(work / "build", env))
-            runs["query"].append(time_query(index, env))
-            runs["serve_ready"].append(time_serve(index, env))
-            print({k: v[-1] for k, v in runs.items()}, flush=True)
+        for label, tree in trees.items():
+            time_build(work / label / "index", env, tree)  # warms every cache and leaves the index to query
+            time_query(work / label / "index", env, tree)  # the first query after a build: caches warm from here
+        for _ in range(args.runs):  # interleaved, so a change in the machine's load falls on every target and tree
+            for label, tree in trees.items():
+                loads.append(os.getloadavg()[0])
+                index, timed = work / label / "index", runs[label]
+                timed["build"].append(time_build(work / label / "build", env, tree))
+                timed["query"].append(time_query(index, env, tree))
+                timed["serve_ready"].append(time_serve(index, env, tree))
+                print(label, {k: v[-1] for k, v in timed.items()}, flush=True)
         loads.append(os.getloadavg()[0])
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -143,9 +150,24 @@ def main() -> None:
               "backend": {"auto": picked.backend, "openvino_precision": picked.openvino_precision,
                           "reason": picked.reason, "set": os.environ.get("NEWSEARCH_BACKEND", "(unset: auto)")},
               "corpus": str(CORPUS.relative_to(ROOT)), "query": QUERY,
-              "targets": {name: summary(runs[name], TARGETS[name]) for name in TARGETS}}
+              "targets": {name: summary(runs["this"][name], TARGETS[name]) for name in TARGETS},
+              "sources": {label: {"path": str(tree), "targets": {name: summary(runs[label][name], TARGETS[name])
+                                                                  for name in TARGETS}}
+                          for label, tree in trees.items() if label != "this"}}
     write_result(args.out or result_path("fixed-cost", facts=facts), result)
-    print(json.dumps(result["targets"], indent=2))
+    print(json.dumps({"this": result["targets"], **{k: v["targets"] for k, v in result["sources"].items()}},
+                     indent=2))
+
+
+def _auto_choice():  # noqa: ANN202 - indexer.doctor.Choice, imported here to keep --help light
+    """What NEWSEARCH_BACKEND=auto runs here (measured now if this machine has no choice yet)."""
+    from indexer.doctor import chosen
+    from indexer.embed import Embedder
+    from indexer.settings import Settings
+
+    embedder = Embedder.from_settings(Settings.from_env())
+    return chosen(embedder.model_path, embedder.fingerprint, embedder.export_dir, embedder.threads,
+                  embedder.batch_size, embedder.requested[1])
 
 
 if __name__ == "__main__":

@@ -6,23 +6,26 @@ Text is stemmed here, so each engine's own analyzer only splits on whitespace.
 
 from __future__ import annotations
 
-import functools
 import re
+import sqlite3
 import threading
 import unicodedata
 from collections.abc import Sequence
 
 import snowballstemmer
-from nltk.stem.porter import PorterStemmer
 
 # The name indexes record (Milvus manifest milvus.stemmer, keyword/newsearch.json). Milvus versions written before
 # name a snowballstemmer algorithm ("english", "porter") and are read with it.
 STEMMER = "fts5-porter"
 _WORD = re.compile(r"[^\W_]+")  # unicode61's words: letters and digits; "_" separates, as punctuation does
-# SQLite's porter is Martin Porter's own C version (with its "logi" -> "log", "bli" -> "ble"), and it leaves words of
-# fewer than 3 or more than 64 bytes as they are ("us" stays "us", "s" is kept).
-_PORTER = PorterStemmer(PorterStemmer.MARTIN_EXTENSIONS)
-_STEMMED_BYTES = (3, 64)
+# Stems are SQLite's own: each word goes through an FTS5 table with the porter tokenizer (Martin Porter's C
+# version, which leaves words of fewer than 3 or more than 64 bytes as they are), read back through fts5vocab.
+# NLTK's Porter, used before, gave the same stems but for two words of the Reuters and Wikinews vocabulary ("eed",
+# "ies"), and its import was most of a small process's start (bench/RESULTS.md, "Fixed cost of a process").
+_PORTER_TABLE = ("CREATE VIRTUAL TABLE words USING fts5(word, tokenize='porter unicode61')",
+                 "CREATE VIRTUAL TABLE terms USING fts5vocab(words, 'instance')")
+_CACHED = 1 << 18  # news vocabularies repeat: each word is stemmed once (the memo is emptied when it is full)
+_stemmed: dict[str, str] = {}
 _local = threading.local()
 
 
@@ -30,11 +33,34 @@ def _plain(word: str) -> str:
     return "".join(c for c in unicodedata.normalize("NFKD", word) if not unicodedata.combining(c))
 
 
-@functools.lru_cache(maxsize=1 << 18)  # news vocabularies repeat: stemming each word once is most of the speed
-def _fts5_stem(word: str) -> str:
-    plain = _plain(word.lower())
-    low, high = _STEMMED_BYTES
-    return _PORTER.stem(plain, to_lowercase=False) if low <= len(plain.encode()) <= high else plain
+def _porter(plain: list[str]) -> list[str]:
+    """FTS5's porter stem of each lower-cased, accent-free word (the word itself where FTS5 does not take it
+    for exactly one word)."""
+    conn = getattr(_local, "porter", None)
+    if conn is None:  # one per thread: a connection is not shared between threads
+        conn = _local.porter = sqlite3.connect(":memory:")
+        for statement in _PORTER_TABLE:
+            conn.execute(statement)
+    terms: dict[int, list[str]] = {}
+    try:  # the rows are only read back, never committed: the rollback empties the table for the next call
+        conn.executemany("INSERT INTO words(rowid, word) VALUES (?, ?)", enumerate(plain))
+        for row, term in conn.execute("SELECT doc, term FROM terms ORDER BY doc, offset"):
+            terms.setdefault(row, []).append(term)
+    finally:
+        conn.rollback()
+    return [found[0] if len(found := terms.get(i, ())) == 1 else word for i, word in enumerate(plain)]
+
+
+def _fts5_stems(words: Sequence[str]) -> list[str]:
+    known = {w: _stemmed.get(w) for w in words}  # read once: another thread may empty the memo meanwhile
+    missing = [w for w, stem in known.items() if stem is None]
+    if missing:
+        fresh = dict(zip(missing, _porter([_plain(w.lower()) for w in missing]), strict=True))
+        known.update(fresh)
+        if len(_stemmed) + len(fresh) > _CACHED:
+            _stemmed.clear()
+        _stemmed.update(fresh)
+    return [known[w] for w in words]
 
 
 def _snowball(algorithm: str) -> snowballstemmer.stemmer:
@@ -48,7 +74,7 @@ def _snowball(algorithm: str) -> snowballstemmer.stemmer:
 def stems(words: Sequence[str], stemmer: str = STEMMER) -> list[str]:
     """The words' terms by the named stemmer: lower-cased, accents removed (as FTS5's `remove_diacritics`), stemmed."""
     if stemmer == STEMMER:
-        return [_fts5_stem(w) for w in words]
+        return _fts5_stems(words)
     return _snowball(stemmer).stemWords([_plain(w.casefold()) for w in words])
 
 

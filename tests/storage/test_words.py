@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 
 from indexer.steps import read_corpus
 from indexer.storage.words import analyzed, stems
@@ -32,5 +33,14 @@ def test_short_long_and_joined_words_are_split_and_kept_as_fts5_does():
     assert analyzed(text).split() == ["u", "s", "us", "is", "ha", "foo", "bar", "cafe", "gener", "technolog", "possibl",
                                       "s", "x" * 70 + "ings"]
     assert Counter(analyzed(text).split()) == fts5_words([text])
+    # Three-letter words stem as SQLite's porter stems them (NLTK's Porter, used before, kept "eed" and cut "ies").
+    assert analyzed("EED ies") == "e ie" and Counter(["e", "ie"]) == fts5_words(["EED ies"])
     # A Milvus version written before names its snowball stemmer, and is read with it.
     assert stems(["us", "technology"], "porter") == ["u", "technologi"]
+
+
+def test_threads_stem_alike():
+    words = [w for a in read_corpus([CORPUS], progress=False).articles[:20] for w in a.body.split()]
+    with ThreadPoolExecutor(4) as pool:
+        runs = list(pool.map(stems, [words[i::4] for i in range(4)] * 3))
+    assert runs[:4] == runs[4:8] == runs[8:] and any(w.lower() != s for w, s in zip(words, runs[0]))
