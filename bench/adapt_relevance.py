@@ -1,6 +1,7 @@
 """Benchmark: does the relevance calibration (search_api/relevance.py, fitted on the base model) carry to an adapted
 model? Brier score of the top-10 hits and the share of relevant top-10 hits hidden under the default floor, base
-vs adapted, on the reduced-corpus indexes bench/adapt_reuters.py built (run it first). Measures only.
+vs adapted, on the indexes bench/adapt_reuters.py built (run it first; `--full`: its whole-corpus ones). Measures
+only.
 Writes bench/results/adapt-relevance-<tag>-<cpu kind>.json.
 Run: `.venv/bin/python -m bench.adapt_relevance --model MODEL_DIR --work WORK [--half check] [--tag T]`
 """
@@ -34,16 +35,18 @@ def main() -> None:
     parser.add_argument("--model", type=Path, required=True, help="the adapted model folder")
     parser.add_argument("--work", type=Path, required=True, help="bench/adapt_reuters.py's --work folder")
     parser.add_argument("--half", choices=("tune", "check"), default="check")
+    parser.add_argument("--full", action="store_true", help="the whole-corpus indexes (adapt_reuters.py --full)")
     parser.add_argument("--tag", default="reduced")
     args = parser.parse_args()
     floor = Settings().min_relevance
     out = {"benchmark": "adapt_relevance", "date": datetime.now(UTC).isoformat(timespec="seconds"),
-           "commit": commit(), "machine": machine_facts(), "model": str(args.model), "half": args.half,
+           "commit": commit(), "machine": machine_facts(), "model": str(args.model), "half": args.half, "full": args.full,
            "floor": floor, "sets": {}}
     for name, fields in SETS.items():
         queries, qrels = dev_half(name, args.half)
         for label, model in (("base", None), ("adapted", args.model)):
-            index = args.work / f"{model.name if model else 'base'}-{args.half}-{fields.replace('+', '-')}"
+            corpus = "full" if args.full else args.half
+            index = args.work / f"{model.name if model else 'base'}-{corpus}-{fields.replace('+', '-')}"
             records = records_of(index, fields, model, queries, qrels)
             found = {"calibration": calibration_report(records), **floor_effects(records, floor)}
             out["sets"].setdefault(name, {})[label] = found
