@@ -40,6 +40,7 @@ class EngineBase:
         self.progress = progress
         self.on_progress = on_progress
         self.cache: EmbeddingCache | None = None
+        self.received_bytes = 0  # results the driver took from workers while embedding (bench/ray_write.py)
 
     def __enter__(self) -> EngineBase:
         self.cache = open_cache(self.settings, self.embedder)
