@@ -12,7 +12,7 @@ import logging
 import os
 import pickle
 import socket
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,11 +20,12 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from indexer import errors
 from indexer.cache import EmbeddingCache, cache_path
 from indexer.chunk import chunk_article
 from indexer.embed import Embedder
 from indexer.engines import EngineBase
-from indexer.errors import ConfigError, SourceError
+from indexer.errors import ConfigError, NewsearchError, SourceError, StorageError
 from indexer.records import Article, Passage
 from indexer.sources import CorpusReader, Problem
 from indexer.steps import (
@@ -173,6 +174,20 @@ def batch_bytes(batch: dict[str, np.ndarray]) -> int:
     return sum(sum(len(x) for x in v) if v.dtype == object else v.nbytes for v in map(np.asarray, batch.values()))
 
 
+def worker_error(exc: BaseException) -> NewsearchError:
+    """The newsearch error a Ray worker raised (Ray passes it on as text in the traceback it wraps it in), else a
+    StorageError naming the exception."""
+    lines = [line.strip() for line in str(exc).splitlines()]
+    for line in reversed(lines):
+        name, sep, message = line.partition(": ")
+        kind = getattr(errors, name.removeprefix("indexer.errors."), None) if sep else None
+        if name.startswith("indexer.errors.") and isinstance(kind, type) and issubclass(kind, NewsearchError):
+            return kind(message)
+    last = next((line for line in reversed(lines) if "Error: " in line or "Exception: " in line), type(exc).__name__)
+    return StorageError(f"a Ray worker failed writing passage rows ({last}); nothing was published: fix the cause "
+                        "and run the job again")
+
+
 def check_reachable(address: str, timeout: float = 10.0) -> None:
     """Fail fast, with one line, when a host:port cluster address does not answer (Ray itself retries for minutes)."""
     host, sep, port = address.removeprefix("ray://").rpartition(":")
@@ -312,27 +327,38 @@ class RayEngine(EngineBase):
     def embed_and_write(self, jobs: list[ArticleJob], target: dict[str, Any]) -> Written:
         """Whole articles go to a pool of actors that embed their passages and insert the rows into the Milvus
         collection `target` names (MilvusWriter.worker_job); vectors stay on the workers but for one sum per article."""
+        import ray
+
         out = Written(np.zeros((len(jobs), self.embedder.dim), dtype=np.float32))
         if not jobs:
             return out
-        per_call = max(1, round(self.settings.checkpoint_passages * len(jobs) / max(1, sum(len(j.texts) for j in jobs))))
+        total = sum(len(j.texts) for j in jobs)
+        per_call = max(1, round(self.settings.checkpoint_passages * len(jobs) / max(1, total)))  # articles per call
         items = [{"blob": pickle.dumps(j)} for j in jobs if j.passages]
         path = cache_path(self.settings)
         ds = self._dataset(items, per_call).map_batches(
             EmbedAndWrite, batch_size=per_call, compute=self._actors(), num_cpus=1,
             fn_constructor_kwargs={"job": target, "cache": str(path) if path else None, **self._embedding()})
-        done, total = 0, sum(len(j.texts) for j in jobs)
         with tqdm(total=total, desc="embedding+writing (ray)", unit=" passages", disable=not self.progress) as bar:
-            for batch in ds.iter_batches(batch_size=per_call, batch_format="numpy"):
-                out.sums[batch["row"]] = batch["sum"]
-                for blob in batch["written"]:
-                    out.ids.update(pickle.loads(blob))
-                out.writers.update(batch["pid"].tolist())
-                out.embedded += int(batch["embedded"].sum())
-                out.carried += int(batch["carried"].sum())
-                self.received_bytes += batch_bytes(batch)
-                done += sum(len(jobs[r].texts) for r in batch["row"])
-                bar.update(done - bar.n)
-                if self.on_progress:
-                    self.on_progress("embedding", done, total)
+            try:
+                self._collect(ds.iter_batches(batch_size=per_call, batch_format="numpy"), jobs, out, bar)
+            except ray.exceptions.RayError as exc:
+                raise worker_error(exc) from None
         return out
+
+    def _collect(self, batches: Iterable[dict[str, np.ndarray]], jobs: list[ArticleJob], out: Written,
+                 bar: tqdm) -> None:
+        """Add up what embed_and_write's actors return, batch by batch."""
+        done, total = 0, sum(len(j.texts) for j in jobs)
+        for batch in batches:
+            out.sums[batch["row"]] = batch["sum"]
+            for blob in batch["written"]:
+                out.ids.update(pickle.loads(blob))
+            out.writers.update(batch["pid"].tolist())
+            out.embedded += int(batch["embedded"].sum())
+            out.carried += int(batch["carried"].sum())
+            self.received_bytes += batch_bytes(batch)
+            done += sum(len(jobs[r].texts) for r in batch["row"])
+            bar.update(done - bar.n)
+            if self.on_progress:
+                self.on_progress("embedding", done, total)

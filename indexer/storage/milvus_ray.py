@@ -33,8 +33,9 @@ class PassageRows:
         return {int(r["id"]): np.asarray(r["dense"], dtype=np.float32) for r in rows}
 
     def insert(self, items: Sequence[tuple[Passage, Article, str | None]], vectors: np.ndarray) -> list[int]:
-        """Insert the rows of (passage, its article, the base row's digest) whose digest differs from the base's;
-        returns the ids of the passages written."""
+        """Write the rows of (passage, its article, the base row's digest) whose digest differs from the base's;
+        returns the ids of the passages written. Upserts (by key "<id>@<seq>"): a batch Ray runs again after a
+        worker died mid-batch replaces its rows instead of doubling them."""
         rows, ids = [], []
         for (passage, article, old_digest), vector in zip(items, vectors):
             row = versioned(passage_row(passage, vector, article), self.seq)
@@ -43,7 +44,7 @@ class PassageRows:
                 ids.append(int(passage.id))
         with calls(self.collection):
             for start in range(0, len(rows), ROWS_PER_INSERT):
-                self.client.insert(self.collection, rows[start : start + ROWS_PER_INSERT])
+                self.client.upsert(self.collection, rows[start : start + ROWS_PER_INSERT])
         return ids
 
     def close(self) -> None:
