@@ -22,6 +22,7 @@ class Engine(Protocol):
     """The heavy steps of a batch job; used as a context manager that releases its resources."""
 
     name: str
+    received_bytes: int
 
     def read(self, paths: Sequence[Path], strict: bool) -> Corpus: ...
     def chunk(self, articles: Sequence[Article]) -> dict[str, list[Passage]]: ...

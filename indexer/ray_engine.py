@@ -330,7 +330,7 @@ class RayEngine(EngineBase):
         import ray
 
         out = Written(np.zeros((len(jobs), self.embedder.dim), dtype=np.float32))
-        if not jobs:
+        if not any(j.passages for j in jobs):
             return out
         total = sum(len(j.texts) for j in jobs)
         per_call = max(1, round(self.settings.checkpoint_passages * len(jobs) / max(1, total)))  # articles per call
