@@ -334,7 +334,9 @@ class RayEngine(EngineBase):
             return out
         total = sum(len(j.texts) for j in jobs)
         per_call = max(1, round(self.settings.checkpoint_passages * len(jobs) / max(1, total)))  # articles per call
-        items = [{"blob": pickle.dumps(j)} for j in jobs if j.passages]
+        # Longest texts first, as embed_all orders a job's passages: a batch of like lengths pads little.
+        ordered = sorted((j for j in jobs if j.passages), key=lambda j: max(map(len, j.texts)), reverse=True)
+        items = [{"blob": pickle.dumps(j)} for j in ordered]
         path = cache_path(self.settings)
         ds = self._dataset(items, per_call).map_batches(
             EmbedAndWrite, batch_size=per_call, compute=self._actors(), num_cpus=1,
