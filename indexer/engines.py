@@ -22,6 +22,7 @@ class Engine(Protocol):
     """The heavy steps of a batch job; used as a context manager that releases its resources."""
 
     name: str
+    received_bytes: int
 
     def read(self, paths: Sequence[Path], strict: bool) -> Corpus: ...
     def chunk(self, articles: Sequence[Article]) -> dict[str, list[Passage]]: ...
@@ -40,6 +41,7 @@ class EngineBase:
         self.progress = progress
         self.on_progress = on_progress
         self.cache: EmbeddingCache | None = None
+        self.received_bytes = 0  # results the driver took from workers while embedding (bench/ray_write.py)
 
     def __enter__(self) -> EngineBase:
         self.cache = open_cache(self.settings, self.embedder)

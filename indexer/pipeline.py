@@ -1,21 +1,40 @@
 """The build job: run the steps (steps.py) on an engine (engines.py, ray_engine.py), write a version and publish
-it. `update.py` is the other job, over the same steps and engines.
+it. `update.py` is the other job, over the same steps and engines. With `--engine ray` and a Milvus server the
+workers write the passage rows themselves (write_on_workers).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+import numpy as np
+
+from indexer.dedup import article_vectors
 from indexer.embed import Embedder
 from indexer.engines import Engine, LocalEngine
 from indexer.leases import writer_lock
 from indexer.settings import Settings
 from indexer.sources import CorpusReader, Problem
-from indexer.steps import Prepared, ProgressFn, cut_short, embedding_texts, write_prepared
+from indexer.steps import (
+    Prepared,
+    ProgressFn,
+    chunking_info,
+    cut_short,
+    embedding_texts,
+    group_articles,
+    model_info,
+    passage_ids,
+    write_prepared,
+)
 from indexer.storage import open_store
+from indexer.storage.base import Store
+
+if TYPE_CHECKING:
+    from indexer.ray_engine import RayEngine
 
 
 @dataclass
@@ -30,6 +49,7 @@ class BuildReport:
     embed_seconds: float
     embedded: int
     index_bytes: int
+    received_bytes: int = 0  # embedding results the driver took from workers (ray engine; bench/ray_write.py)
 
     def summary(self) -> str:
         """A few lines for a human."""
@@ -67,18 +87,58 @@ def build(paths: Sequence[Path], settings: Settings, embedder: Embedder, strict:
         problems = corpus.problems + cut_short(corpus.articles, passages_of, corpus.origins)
         prepared = Prepared(corpus.articles, passages_of, problems, corpus.files)
         passages = prepared.passages
-        t0 = time.perf_counter()
-        vectors, embedded = engine.embed(embedding_texts(prepared, settings))
-        embed_seconds = time.perf_counter() - t0
-        if on_progress:
-            on_progress("writing", 0, 1)
         store = open_store(settings)
-        version = write_prepared(store, prepared, passages, vectors, embedder, settings)
+        t0 = time.perf_counter()
+        if on_workers(settings):
+            version, embedded, _ = write_on_workers(store, engine, prepared, embedding_texts(prepared, settings),
+                                                    embedder, settings)
+        else:
+            vectors, embedded = engine.embed(embedding_texts(prepared, settings))
+            if on_progress:
+                on_progress("writing", 0, 1)
+            version = write_prepared(store, prepared, passages, vectors, embedder, settings)
+        embed_seconds = time.perf_counter() - t0
         store.publish_new(version)
     size = store.size(version)
     return BuildReport(version, len(prepared.articles), len(passages), prepared.problems,
-                       time.perf_counter() - started, embed_seconds, embedded, size)
+                       time.perf_counter() - started, embed_seconds, embedded, size, engine.received_bytes)
+
+
+def on_workers(settings: Settings) -> bool:
+    """Whether the workers write passage rows themselves: `--engine ray` with a Milvus server. The local store and
+    Milvus Lite (a file one process holds) are written by the driver (docs/scaling.md)."""
+    if settings.engine != "ray" or settings.store != "milvus":
+        return False
+    from indexer.storage.milvus_wire import is_remote
+
+    return is_remote(settings.milvus_uri)
+
+
+def write_on_workers(store: Store, engine: RayEngine, prepared: Prepared, texts: list[str], embedder: Embedder,
+                     settings: Settings, carry: Collection[int] = (),
+                     previous_stories: Mapping[str, str] | None = None) -> tuple[str, int, int]:
+    """write_prepared, the passage rows embedded and inserted by Ray actors (`texts`: what the model reads for each
+    passage; `carry`: the passages whose vector is the base version's); only one sum of passage vectors per article
+    comes back, for near-duplicates and stories. Returns the version (unpublished), passages embedded and carried."""
+    from indexer.ray_engine import ArticleJob
+
+    passages = prepared.passages
+    passage_ids(passages)
+    with store.begin(model_info(embedder), chunking_info(settings)) as writer:
+        jobs, at, carried = [], 0, set(carry)
+        for row, article in enumerate(prepared.articles):
+            own = prepared.passages_of.get(article.id, [])
+            jobs.append(ArticleJob(row, replace(article, body=""), own, texts[at : at + len(own)],
+                                   [writer.base_digest(p.id) for p in own],
+                                   [i in carried for i in range(at, at + len(own))]))
+            at += len(own)
+        done = engine.embed_and_write(jobs, writer.worker_job())
+        n = len(prepared.articles)
+        per_article = article_vectors(done.sums, np.arange(n), n)
+        groups, stories = group_articles(prepared.articles, per_article, previous_stories)
+        writer.add_written(prepared.articles, prepared.passages_of, done.ids, done.writers, groups, stories)
+        return writer.commit(), done.embedded, done.carried
 
 
 
-__all__ = ["build", "make_engine", "BuildReport"]
+__all__ = ["build", "make_engine", "on_workers", "write_on_workers", "BuildReport"]

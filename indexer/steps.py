@@ -241,6 +241,23 @@ def lead_passage_for(settings: Settings) -> str:
     return "all" if settings.fields == "body" else "untitled"
 
 
+def group_articles(articles: Sequence[Article], per_article: np.ndarray,
+                   previous_stories: Mapping[str, str] | None = None) -> tuple[dict[str, str], dict[str, str]]:
+    """Near-duplicate groups and stories of `articles` from their (normalised) article vectors; `previous_stories`
+    (article id -> story id of the articles an update keeps) keeps their stories."""
+    groups = duplicate_groups([a.id for a in articles], [a.body for a in articles], per_article,
+                              published=[a.published for a in articles])
+    return groups, article_stories(articles, per_article, groups, previous_stories)
+
+
+def passage_ids(passages: Sequence[Passage]) -> np.ndarray:
+    """The passages' ids, checked to be distinct."""
+    ids = np.array([p.id for p in passages], dtype=np.int64)
+    if len(np.unique(ids)) != len(ids):
+        raise SourceError("two articles hash to the same passage ids; give one of them another id")
+    return ids
+
+
 def write_prepared(store: Store, prepared: Prepared, passages: list[Passage], vectors: np.ndarray,
                    embedder: Embedder, settings: Settings, previous_stories: Mapping[str, str] | None = None) -> str:
     """Group near-duplicates and stories and write a new version; returns its name (unpublished).
@@ -248,12 +265,8 @@ def write_prepared(store: Store, prepared: Prepared, passages: list[Passage], ve
     row_of = {a.id: i for i, a in enumerate(prepared.articles)}
     owners = np.array([row_of[p.article_id] for p in passages], dtype=np.int64)
     per_article = article_vectors(vectors, owners, len(prepared.articles))
-    groups = duplicate_groups([a.id for a in prepared.articles], [a.body for a in prepared.articles], per_article,
-                              published=[a.published for a in prepared.articles])
-    stories = article_stories(prepared.articles, per_article, groups, previous_stories)
-    ids = np.array([p.id for p in passages], dtype=np.int64)
-    if len(np.unique(ids)) != len(ids):
-        raise SourceError("two articles hash to the same passage ids; give one of them another id")
+    groups, stories = group_articles(prepared.articles, per_article, previous_stories)
+    ids = passage_ids(passages)
     with store.begin(model_info(embedder), chunking_info(settings)) as writer:
         writer.add(prepared.articles, prepared.passages_of, ids, vectors, groups, stories)
         return writer.commit()

@@ -17,7 +17,7 @@ from indexer.alerts_store import staged_update
 from indexer.embed import Embedder, built_kind, built_precision, embedding_text
 from indexer.errors import ConfigError
 from indexer.leases import leased, writer_lock
-from indexer.pipeline import make_engine
+from indexer.pipeline import make_engine, on_workers, write_on_workers
 from indexer.records import Article, Passage
 from indexer.settings import Settings
 from indexer.sources import Problem
@@ -157,14 +157,21 @@ def check_compatible(version: Version, settings: Settings, embedder: Embedder) -
                           f"settings to update it, or run `news-index build` to re-index everything with the new ones")
 
 
-def carry_or_embed(passages: list[Passage], titles: dict[str, str], base: Base, engine, settings: Settings,
-                   ) -> tuple[np.ndarray, int, int]:
-    """Vectors for `passages`: the published one when its passage read the same text, else embedded."""
+def carried_over(passages: list[Passage], titles: dict[str, str], base: Base, settings: Settings,
+                 ) -> tuple[list[str], list[int]]:
+    """What the model reads for each of `passages`, and the rows whose vector is the published one (its passage
+    read the same text)."""
     titled = title_context(settings)
     texts = [embedding_text(titles[p.article_id], p.text, titled) for p in passages]
     old_text = {p.id: embedding_text(base.titles[p.article_id], p.text, titled)
                 for ps in base.passages_of.values() for p in ps}
-    carry = [i for i, p in enumerate(passages) if old_text.get(p.id) == texts[i]]
+    return texts, [i for i, p in enumerate(passages) if old_text.get(p.id) == texts[i]]
+
+
+def carry_or_embed(passages: list[Passage], titles: dict[str, str], base: Base, engine, settings: Settings,
+                   ) -> tuple[np.ndarray, int, int]:
+    """Vectors for `passages`: the published one when its passage read the same text, else embedded."""
+    texts, carry = carried_over(passages, titles, base, settings)
     vectors = np.zeros((len(passages), base.version.vectors.dim), dtype=np.float32)
     if carry:
         vectors[carry] = carried_vectors([passages[i].id for i in carry], [texts[i] for i in carry], base, engine)
@@ -222,14 +229,20 @@ def update(paths: Sequence[Path], settings: Settings, embedder: Embedder, delete
                 problems = corpus.problems + cut_short(rechunked, fresh, corpus.origins)
                 prepared = Prepared(articles, passages_of, problems, corpus.files)
                 passages = prepared.passages
-                vectors, embedded, carried = carry_or_embed(passages, {a.id: a.title for a in articles}, base,
-                                                            engine, settings)
+                titles = {a.id: a.title for a in articles}
+                if not on_workers(settings):
+                    vectors, embedded, carried = carry_or_embed(passages, titles, base, engine, settings)
             finally:
                 version.close()
-        if on_progress:
-            on_progress("writing", 0, 1)
-        name = write_prepared(store, prepared, passages, vectors, embedder, settings,
-                              {a: base.stories[a] for a in changes.unchanged + kept if a in base.stories})
+        stories = {a: base.stories[a] for a in changes.unchanged + kept if a in base.stories}
+        if on_workers(settings):  # Ray actors carry, embed and insert; the base's rows stay readable in Milvus
+            texts, carry = carried_over(passages, titles, base, settings)
+            name, embedded, carried = write_on_workers(store, engine, prepared, texts, embedder, settings, carry,
+                                                       stories)
+        else:
+            if on_progress:
+                on_progress("writing", 0, 1)
+            name = write_prepared(store, prepared, passages, vectors, embedder, settings, stories)
         with staged_update(index_dir, name, base_name, sorted(to_chunk)):  # the alerts' outbox (docs/alerts.md)
             store.publish_new(name)
     return UpdateReport(name, base_name, True, len(changes.added), len(changes.changed), len(deleted),

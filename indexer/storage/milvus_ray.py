@@ -1,70 +1,52 @@
-"""`--engine ray` with a Milvus server: the passage rows of a version are built (stems, digest), compared with the
-base version's and inserted by a pool of Ray actors, each with its own Milvus client, instead of by the driver.
-MilvusWriter.add calls it while the Ray engine runs; Milvus Lite on a file cannot be shared, so it is not used then.
+"""What a Ray actor of `--engine ray` with a Milvus server uses to write passage rows itself: its own client of the
+version's passage collection, the base version's vectors (to carry them over), and the build, comparison with the
+base version's digest and insertion of rows. The driver plans and checks the job (milvus_write.MilvusWriter).
 """
 
 from __future__ import annotations
 
-import os
-import pickle
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from indexer.records import Article, Passage
-from indexer.storage.milvus_schema import passage_row, versioned
-from indexer.storage.milvus_wire import calls, connect
+from indexer.storage.milvus_schema import id_filter, passage_row, versioned, visible
+from indexer.storage.milvus_wire import calls, connect, fetch_all
 
-ROWS_PER_TASK = 256  # passage rows per actor call and insert (as the driver's inserts)
-
-
-def ray_running() -> bool:
-    """Whether this process is a Ray driver (the ray engine has started or joined a cluster)."""
-    try:
-        import ray
-    except ImportError:
-        return False
-    return ray.is_initialized()
+ROWS_PER_INSERT = 256  # rows per insert, as the driver's (milvus_write.BATCH)
 
 
-class InsertPassages:
-    """A Ray actor with a Milvus client: turns (passage, vector, article, base digest) into rows and inserts
-    those whose digest differs from the base version's."""
+class PassageRows:
+    """A writer of one version's passage rows from another process; `job` comes from MilvusWriter.worker_job."""
 
-    def __init__(self, uri: str, token: str, collection: str, seq: int):
-        self.client = connect(uri, token)
-        self.collection, self.seq = collection, seq
+    def __init__(self, job: dict[str, Any]):
+        self.client = connect(job["uri"], job["token"])
+        self.collection, self.seq, self.base_seq = job["collection"], job["seq"], job["base_seq"]
 
-    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
+    def base_vectors(self, ids: Sequence[int]) -> dict[int, np.ndarray]:
+        """The dense vectors the base version holds for these passage ids (exact float32, as inserted)."""
+        if not ids or not self.base_seq:
+            return {}
+        rows = fetch_all(self.client, self.collection, ["id", "dense"],
+                         f"({visible(self.base_seq)}) and {id_filter('id', ids)}")
+        return {int(r["id"]): np.asarray(r["dense"], dtype=np.float32) for r in rows}
+
+    def insert(self, items: Sequence[tuple[Passage, Article, str | None]], vectors: np.ndarray) -> list[int]:
+        """Write the rows of (passage, its article, the base row's digest) whose digest differs from the base's;
+        returns the ids of the passages written. Upserts (by key "<id>@<seq>"): a batch Ray runs again after a
+        worker died mid-batch replaces its rows instead of doubling them."""
         rows, ids = [], []
-        for blob in batch["blob"]:
-            passage, vector, article, old_digest = pickle.loads(blob)
+        for (passage, article, old_digest), vector in zip(items, vectors):
             row = versioned(passage_row(passage, vector, article), self.seq)
             if row["digest"] != old_digest:
                 rows.append(row)
                 ids.append(int(passage.id))
-        if rows:
-            with calls(self.collection):
-                self.client.insert(self.collection, rows)
-        return {"id": np.array(ids, dtype=np.int64), "pid": np.full(len(ids), os.getpid(), dtype=np.int64)}
+        with calls(self.collection):
+            for start in range(0, len(rows), ROWS_PER_INSERT):
+                self.client.upsert(self.collection, rows[start : start + ROWS_PER_INSERT])
+        return ids
 
-
-def insert_passages(job: dict[str, Any], items: list[tuple[Passage, np.ndarray, Article, str | None]],
-                    ) -> tuple[set[int], set[int]]:
-    """Insert the passage rows of `items` that differ from their base digest, on Ray actors; returns the ids
-    written and the processes that wrote them. `job`: uri, token, collection, seq."""
-    import ray
-
-    if not items:
-        return set(), set()
-    cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
-    blobs = [{"blob": pickle.dumps(item)} for item in items]
-    ds = ray.data.from_items(blobs, override_num_blocks=max(1, min(len(blobs) // ROWS_PER_TASK, 4 * cpus)))
-    out = ds.map_batches(InsertPassages, batch_size=ROWS_PER_TASK, num_cpus=1, fn_constructor_kwargs=job,
-                         compute=ray.data.ActorPoolStrategy(min_size=1, max_size=cpus))
-    written: set[int] = set()
-    pids: set[int] = set()
-    for batch in out.iter_batches(batch_format="numpy"):
-        written.update(batch["id"].tolist())
-        pids.update(batch["pid"].tolist())
-    return written, pids
+    def close(self) -> None:
+        """Close the client."""
+        self.client.close()

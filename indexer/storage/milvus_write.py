@@ -23,7 +23,6 @@ from indexer.storage.base import AbortUnlessCommitted
 from indexer.storage.faiss_vectors import EF_SEARCH
 from indexer.storage.folders import new_version_name
 from indexer.storage.manifest import base_manifest
-from indexer.storage.milvus_ray import insert_passages, ray_running
 from indexer.storage.milvus_schema import (
     ALIVE,
     ANALYZER,
@@ -45,7 +44,7 @@ from indexer.storage.milvus_schema import (
     versioned,
     visible,
 )
-from indexer.storage.milvus_wire import calls, fetch_all, is_remote
+from indexer.storage.milvus_wire import calls, fetch_all
 from indexer.storage.sqlite_text import lead_of
 from indexer.storage.words import STEMMER
 
@@ -138,17 +137,56 @@ class MilvusWriter(AbortUnlessCommitted):
         self.old_passages = {int(r["id"]): (r["key"], r["digest"]) for r in (
             fetch_all(self.client, self.passages, ["key", "id", "digest"], base) if lineage else [])}
         self.retired: dict[str, list[str]] = {self.articles: [], self.passages: []}
-        self.on_workers = store.settings.engine == "ray" and is_remote(store.uri) and ray_running()
         self.writer_pids: set[int] = set()  # processes that inserted passage rows (Ray actors), for the manifest
         self.next_num = max((num for _, _, num in self.old_articles.values()), default=0) + 1
 
     def add(self, articles: Sequence[Article], passages_of: Mapping[str, Sequence[Passage]], ids: np.ndarray,
             vectors: np.ndarray, dup_groups: Mapping[str, str], stories: Mapping[str, str] | None = None) -> None:
         """Insert the rows of articles and passages that differ from the base version's; an article not in
-        `stories` is a story of its own. Passage rows are written by Ray actors when Ray runs and Milvus is a
-        server (indexer/storage/milvus_ray.py), else here."""
+        `stories` is a story of its own."""
         row_of = {int(pid): i for i, pid in enumerate(np.asarray(ids, dtype=np.int64).tolist())}
-        arts, items = [], []
+        self._add_articles(articles, dup_groups, stories)
+        pas: list[dict[str, Any]] = []
+        for article in articles:
+            for passage in passages_of.get(article.id, ()):
+                at = row_of.get(int(passage.id))
+                if at is None:  # a Milvus row needs a vector: a stand-in, and commit refuses the version
+                    self.without_vector += 1
+                row = versioned(passage_row(passage, vectors[at] if at is not None else self.zero, article), self.seq)
+                self.counts["passages"] += 1
+                self._keep_or_write(row, self.old_passages.pop(int(passage.id), None), pas, self.passages)
+        self._insert(self.passages, pas)
+        self.written["passages"] += len(pas)
+
+    def worker_job(self) -> dict[str, Any]:
+        """What a process writing this version's passage rows itself needs (storage/milvus_ray.PassageRows); only
+        for a Milvus server, which other processes can reach."""
+        return {"uri": self.store.uri, "token": self.store.settings.milvus_token, "collection": self.passages,
+                "seq": self.seq, "base_seq": self.lineage.base_seq}
+
+    def base_digest(self, passage_id: int) -> str | None:
+        """The digest of the base version's row of a passage (None: the base has none), for PassageRows.insert."""
+        old = self.old_passages.get(int(passage_id))
+        return old[1] if old else None
+
+    def add_written(self, articles: Sequence[Article], passages_of: Mapping[str, Sequence[Passage]],
+                    written: set[int], writers: set[int], dup_groups: Mapping[str, str],
+                    stories: Mapping[str, str] | None = None) -> None:
+        """Insert the article rows, and take note of the passage rows other processes (`writers`) wrote through
+        worker_job: the base rows they replaced are retired at commit, those of unwritten passages kept."""
+        self._add_articles(articles, dup_groups, stories)
+        for article in articles:
+            for passage in passages_of.get(article.id, ()):
+                self.counts["passages"] += 1
+                old = self.old_passages.pop(int(passage.id), None)
+                if old is not None and int(passage.id) in written:
+                    self.retired[self.passages].append(old[0])
+        self.written["passages"] += len(written)
+        self.writer_pids.update(writers)
+
+    def _add_articles(self, articles: Sequence[Article], dup_groups: Mapping[str, str],
+                      stories: Mapping[str, str] | None) -> None:
+        arts: list[dict[str, Any]] = []
         for article in articles:
             self.counts["articles"] += 1
             group = dup_groups.get(article.id)
@@ -161,39 +199,13 @@ class MilvusWriter(AbortUnlessCommitted):
             row = versioned(article_row(article, num, group, title, lead_of(article.body), self.weights,
                                         (stories or {}).get(article.id)), self.seq)
             self._keep_or_write(row, old, arts, self.articles)
-            for passage in passages_of.get(article.id, ()):
-                at = row_of.get(int(passage.id))
-                if at is None:  # a Milvus row needs a vector: a stand-in, and commit refuses the version
-                    self.without_vector += 1
-                items.append((passage, vectors[at] if at is not None else self.zero, article))
-        self.counts["passages"] += len(items)
         self._insert(self.articles, arts)
         self.written["articles"] += len(arts)
-        if self.on_workers:
-            self._passages_on_workers(items)
-            return
-        pas: list[dict[str, Any]] = []
-        for passage, vector, article in items:
-            row = versioned(passage_row(passage, vector, article), self.seq)
-            self._keep_or_write(row, self.old_passages.pop(int(passage.id), None), pas, self.passages)
-        self._insert(self.passages, pas)
-        self.written["passages"] += len(pas)
 
     def _insert(self, collection: str, rows: list[dict[str, Any]]) -> None:
         with calls(collection):
             for start in range(0, len(rows), BATCH):
                 self.client.insert(collection, rows[start : start + BATCH])
-
-    def _passages_on_workers(self, items: list[tuple[Passage, np.ndarray, Article]]) -> None:
-        """Ray actors build, compare and insert the passage rows; the rows they replaced are retired at commit."""
-        olds = [self.old_passages.pop(int(p.id), None) for p, _, _ in items]
-        job = {"uri": self.store.uri, "token": self.store.settings.milvus_token, "collection": self.passages,
-               "seq": self.seq}
-        written, pids = insert_passages(job, [(*item, old[1] if old else None) for item, old in zip(items, olds)])
-        self.written["passages"] += len(written)
-        self.writer_pids.update(pids)
-        self.retired[self.passages] += [old[0] for (p, _, _), old in zip(items, olds)
-                                        if old is not None and int(p.id) in written]
 
     def _keep_or_write(self, row: dict[str, Any], old: tuple | None, rows: list[dict[str, Any]],
                        collection: str) -> None:
@@ -240,7 +252,7 @@ class MilvusWriter(AbortUnlessCommitted):
                                   "passages": self.passages, "articles": self.articles, "written": self.written,
                                   "inserted": {kind: self.lineage.inserted.get(kind, 0) + self.written[kind]
                                                for kind in ("articles", "passages")},
-                                  "passage_writers": sorted(self.writer_pids) if self.on_workers else "driver",
+                                  "passage_writers": sorted(self.writer_pids) or "driver",
                                   "pymilvus": pymilvus.__version__}
             self.client.alter_collection_properties(self.marker, {MANIFEST_KEY: json.dumps(manifest)})
         self.committed = True
