@@ -90,13 +90,17 @@ def main() -> None:
               "machine": machine_facts(), "model": str(args.model), "half": args.half,
               "variants": {k: list(v) for k, v in VARIANTS.items()},
               "sets": {name: run_set(name, args.half, args.model, args.work, args.base_tag) for name in args.sets}}
-    path = write_result(result_path("dual-dense", args.tag), result)
+    print_sets(result, "vs_base_hybrid", "base-hybrid")
+    print(write_result(result_path("dual-dense", args.tag), result))
+
+
+def print_sets(result: dict, compared: str, against: str) -> None:
+    """Each set's variant means and each variant's paired difference, one line each."""
     for name, found in result["sets"].items():
         print(f"{name} ({found['queries']} queries, {found['metric']}): "
               + ", ".join(f"{v} {m}" for v, m in found["means"].items()))
-        for v, d in found["vs_base_hybrid"].items():
-            print(f"  {v} - base-hybrid: {d['diff']:+.4f} {d['ci95']} p {d['p']}")
-    print(path)
+        for v, d in found[compared].items():
+            print(f"  {v} - {against}: {d['diff']:+.4f} {d['ci95']} p {d['p']}")
 
 
 if __name__ == "__main__":

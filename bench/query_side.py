@@ -22,7 +22,7 @@ import numpy as np
 
 from bench.adapt_reuters import dev_half, paired
 from bench.common import REUTERS, SETS, commit, machine_facts, result_path, write_result
-from bench.dual_dense import fused
+from bench.dual_dense import fused, print_sets
 from indexer.adapt import read_ids, training_set
 from indexer.embed import Embedder
 from indexer.models import minilm_folder
@@ -190,13 +190,8 @@ def main() -> None:
               "machine": machine_facts(), "half": args.half, "variants": {k: list(v) for k, v in VARIANTS.items()},
               "training": records,
               "sets": {name: score_set(name, args.half, args.work, models) for name in SETS}}
-    path = write_result(result_path("query-side", args.tag), result)
-    for name, found in result["sets"].items():
-        print(f"{name} ({found['queries']} queries, {found['metric']}): "
-              + ", ".join(f"{v} {m}" for v, m in found["means"].items()))
-        for v, d in found["vs_base"].items():
-            print(f"  {v} - base: {d['diff']:+.4f} {d['ci95']} p {d['p']}")
-    print(path)
+    print_sets(result, "vs_base", "base")
+    print(write_result(result_path("query-side", args.tag), result))
 
 
 if __name__ == "__main__":
