@@ -51,6 +51,12 @@ VARIANTS = {
     "py-exact-lucene": ("exact", "lucene", "one", 0),
     "py-quant-lucene": ("quantized", "lucene", "one", 0),
     "py-quant-fts5idf": ("quantized", "fts5", "one", 0),
+    "py-quant-lucene-lenties": ("quantized-ties", "lucene", "one", 0),
+    # coordination (chosen 2026-12-07 evening before any run): articles holding more of the query's terms first
+    # ("coordfirst": by the count, then the score), or the score times the share of terms held ("coord", Lucene's
+    # classic coord factor); both over tantivy's scores
+    "py-quant-lucene-coordfirst": ("quantized-coordfirst", "lucene", "one", 0),
+    "py-quant-lucene-coord": ("quantized-coord", "lucene", "one", 0),
     "py-columns-lucene": ("exact", "lucene", "columns", 0),
     "py-rescore1-lucene": ("exact", "lucene", "one", 1),
     "py-rescore2-lucene": ("exact", "lucene", "one", 2),
@@ -121,10 +127,14 @@ class Corpus:
         id_rank[sorted(range(len(ids)), key=ids.__getitem__)] = np.arange(len(ids))
         return cls(ids, id_rank, vocab, fields)
 
-    def top(self, scores: np.ndarray, matched: np.ndarray, limit: int) -> list[tuple[str, float]]:
-        """The best `limit` matched articles by (-score, id), as the store returns them."""
+    def top(self, scores: np.ndarray, matched: np.ndarray, limit: int,
+            shorter_first: bool = False) -> list[tuple[str, float]]:
+        """The best `limit` matched articles by (-score, id), as the store returns them; with `shorter_first`, by
+        (-score, exact length, id): among equal scores the shorter text, which exact lengths would score higher."""
         rows = np.flatnonzero(matched)
-        order = rows[np.lexsort((self.id_rank[rows], -scores[rows]))][:limit]
+        keys = (self.id_rank[rows], self.fields[COLUMNS][1][rows], -scores[rows]) if shorter_first else (
+            self.id_rank[rows], -scores[rows])
+        order = rows[np.lexsort(keys)][:limit]
         return [(self.ids[r], float(scores[r])) for r in order.tolist()]
 
     def scores(self, cols: list[int], lengths: str, idf_kind: str, fields: str) -> tuple[np.ndarray, np.ndarray]:
@@ -155,6 +165,18 @@ class Corpus:
             dl = self.fields[COLUMNS][1]
             norm = [K1 * (1 - B + B * x / (dl.sum() / len(dl))) for x in (quantized(dl), dl)]
             scores = scores * (1 + norm[0]) / (1 + norm[1])
+        elif lengths in ("quantized-coordfirst", "quantized-coord"):
+            scores, matched = self.scores(cols, "quantized", idf_kind, fields)
+            held = np.asarray((self.fields[COLUMNS][0][:, cols] > 0).sum(axis=1)).ravel()
+            if lengths == "quantized-coord":
+                return self.top(scores * held / len(cols), matched, limit)
+            rows = np.flatnonzero(matched)
+            order = rows[np.lexsort((self.id_rank[rows], -scores[rows], -held[rows]))][:limit]
+            # the score handed on orders as the ranking does (RRF reads ranks only)
+            return [(self.ids[r], float(held[r] * 1e3 + scores[r])) for r in order.tolist()]
+        elif lengths == "quantized-ties":
+            scores, matched = self.scores(cols, "quantized", idf_kind, fields)
+            return self.top(scores, matched, limit, shorter_first=True)
         elif lengths == "single":
             scores, matched = self.scores(cols, "exact" if len(cols) == 1 else "quantized", idf_kind, fields)
         else:
@@ -228,11 +250,15 @@ def rankings_of(searcher: Searcher, corpus: Corpus, conn: sqlite3.Connection,
     depth, w = searcher.settings.candidates, searcher.settings
     weights = (w.title_weight, w.lead_weight, 1.0)
     out: dict[str, dict] = {"fts5": {}, "tantivy": {}, **{v: {} for v in VARIANTS}}
+    has_fts5 = conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'articles_fts'").fetchone() is not None
     for words in words_of:
         key = tuple(words)
-        out["fts5"][key] = fts5_top(conn, words, depth, weights)
-        out["tantivy"][key] = searcher.keyword_articles(list(words), depth)
         terms = [t for word in words for t in terms_of(word)]
+        # an index built after FTS5 left the articles' keyword side has no articles_fts: its numpy twin (exact
+        # lengths, FTS5's idf) gave FTS5's lists on every topics query and 496 of 500 headlines ones
+        out["fts5"][key] = (fts5_top(conn, words, depth, weights) if has_fts5 else
+                            corpus.bm25(terms, "exact", "fts5", "one", 0, depth))
+        out["tantivy"][key] = searcher.keyword_articles(list(words), depth)
         for name, spec in VARIANTS.items():
             out[name][key] = corpus.bm25(terms, *spec, depth)
     return out
@@ -310,6 +336,7 @@ def main() -> None:
     parser.add_argument("--cost-keyword-dir", type=Path, help="instead: time exact rescoring's extra searches on a "
                         "bare keyword/ folder (e.g. the 1M synthetic index's) over the dev queries")
     parser.add_argument("--label", default="1m", help="names the cost result file")
+    parser.add_argument("--tag", default="", help="suffix of the result file")
     args = parser.parse_args()
     if args.cost_keyword_dir is not None:
         found = {"benchmark": "keyword_gap", "keyword_dir": str(args.cost_keyword_dir), "depth": 200,
@@ -349,7 +376,7 @@ def main() -> None:
              "metric": METRIC[args.set], "depth": settings.candidates, "variants": {"fts5": "FTS5 bm25() in SQL (main)",
              "tantivy": "tantivy as shipped", **{k: "/".join(map(str, v)) for k, v in VARIANTS.items()}},
              "results": report(results, rankings, queries, words, METRIC[args.set]), "commit": commit(), "machine": machine_facts()}
-    path = write_result(result_path("keyword-gap", f"{args.set}-{args.half}"), found)
+    path = write_result(result_path("keyword-gap", "-".join(filter(None, (args.set, args.half, args.tag)))), found)
     for name, row in found["results"].items():
         cells = " | ".join(f"{row[f'{m}_vs_fts5']['diff']:+.4f} [{row[f'{m}_vs_fts5']['low']:+.4f}, "
                            f"{row[f'{m}_vs_fts5']['high']:+.4f}] p {row[f'{m}_vs_fts5']['p']}" for m in MODES)
