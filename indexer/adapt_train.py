@@ -101,12 +101,6 @@ def last_checkpoint(folder: Path) -> Path | None:
     return max(found, key=lambda p: int(p.name.split("-")[1]), default=None)
 
 
-def teacher_vectors(texts: list[str], settings: Settings, progress: bool) -> np.ndarray:
-    """The base model's vectors of `texts`, through the index's embedder and cache (what a build of the base
-    model already embedded is not embedded again)."""
-    teacher = Embedder.from_settings(settings.replace(model=DEFAULT_MODEL))
-    vectors, _ = embed_all(texts, teacher, open_cache(settings, teacher), progress=progress)
-    return vectors
 
 
 def passage_bank(articles: Sequence[Article], ids: Sequence[str], settings: Settings,
@@ -115,9 +109,10 @@ def passage_bank(articles: Sequence[Article], ids: Sequence[str], settings: Sett
     headline must find its article without its own words in it), and, for each of `ids`, its passages' rows
     (-1 padded)."""
     body = settings.replace(fields="body", model=DEFAULT_MODEL)
-    counter = Embedder.from_settings(body)
-    prepared = Prepared(list(articles), chunk_all(articles, body, counter))
-    vectors = teacher_vectors(embedding_texts(prepared, body), body, progress)
+    base = Embedder.from_settings(body)
+    prepared = Prepared(list(articles), chunk_all(articles, body, base))
+    # through the index's embedder and cache: what a build of the base model embedded is not embedded again
+    vectors, _ = embed_all(embedding_texts(prepared, body), base, open_cache(body, base), progress=progress)
     rows: dict[str, list[int]] = {}
     for row, passage in enumerate(prepared.passages):
         rows.setdefault(passage.article_id, []).append(row)

@@ -236,8 +236,6 @@ class Embedder:
     @cached_property
     def query_runtime(self) -> Runtime:
         """The forward pass for queries: the query backend's, tuned for one short text at a time."""
-        if self.query_backend == self.backend and self.backend != "openvino" and not self.adapted:
-            return self.runtime
         return self._query_runtime_of(self.model_path, self.fingerprint)
 
     @cached_property
@@ -248,6 +246,10 @@ class Embedder:
         return self._query_runtime_of(self.passage_path, self.passage_fingerprint)
 
     def _query_runtime_of(self, folder: Path, fingerprint: str) -> Runtime:
+        # The passages' forward pass serves their model's queries where the query backend is the same one (an
+        # OpenVINO query runtime is compiled for one short text at a time, so it is not shared).
+        if folder == self.passage_path and self.query_backend == self.backend and self.backend != "openvino":
+            return self.runtime
         return load_runtime(self.query_backend, folder, fingerprint, self.export_dir, self.threads,
                             self._input_names, queries=True, variable="NEWSEARCH_QUERY_BACKEND",
                             openvino=self.openvino_precision)

@@ -142,6 +142,8 @@ def test_adapted_model_embeds_on_torch_and_openvino_and_records(adapted, tmp_pat
         # passages and short queries get the base model's vectors; a headline-like query its own
         assert np.array_equal(emb.encode(passages), base.encode(passages))
         assert np.array_equal(emb.encode_query(short), base.encode_query(short))
+        # on torch the base model's one forward pass serves passages and short queries (OpenVINO compiles apart)
+        assert (emb.short_query_runtime is emb.runtime) == (backend == "torch")
         vectors[backend] = emb.encode_queries([headline, short])
         assert vectors[backend].shape == (2, 384)
         assert np.allclose(np.linalg.norm(vectors[backend], axis=1), 1, atol=1e-5)
