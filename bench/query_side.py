@@ -1,7 +1,8 @@
 """Benchmark (issue 13): adapt only the query side. The base model's passage vectors of the whole corpus stay as
 they are (the index is the base index); a copy of the model learns to embed each training headline near its own
 article's passages against every other passage of the corpus (soft-max over the whole bank, the article's
-passages pooled), anchored to the base vectors of corpus phrases so short topic-like queries stay where they were.
+passages pooled); "anchored" keeps corpus phrases at their base vectors, "titleterms" also trains short queries:
+headline words and pairs, each against the articles whose headline holds it (headline_phrases).
 Variants are fixed here before any run; choose on `--half tune`, confirm on `--half check`.
 Run: `NEWSEARCH_CACHE_DIR=/work/var-shared/cache .venv/bin/python -m bench.query_side --work W --tag T`
 """
@@ -32,11 +33,16 @@ from search_api.evaluation.metrics import mean_scores, per_query
 from search_api.ranking.query_words import query_words
 from search_api.searcher import Searcher
 
-# name -> (anchor weight, learning rate, batch, epochs, temperature); decided before the first run
+# name -> (anchor weight, learning rate, batch, epochs, temperature, headline phrases); decided before the first run
+# ("titleterms", 2026-12-07 evening, before any of its scores: short queries learned from headline words too)
 VARIANTS = {
-    "anchored": (10.0, 3e-5, 32, 1.0, 0.05),
-    "plain": (0.0, 3e-5, 32, 1.0, 0.05),
+    "anchored": (10.0, 3e-5, 32, 1.0, 0.05, False),
+    "plain": (0.0, 3e-5, 32, 1.0, 0.05, False),
+    "titleterms": (0.0, 3e-5, 32, 1.0, 0.05, True),
 }
+PHRASE_MIN_TITLES = 5  # a headline phrase trains when this many training headlines hold it
+PHRASE_MAX_SHARE = 0.05  # and at most this share of them (wider words say little about what an article is about)
+PHRASE_ARTICLES = 64  # positives per phrase: a seeded sample of the articles whose headline holds it
 
 
 def open_base(work: Path, fields: str) -> Searcher:
@@ -50,7 +56,7 @@ def train(variant: str, work: Path, exclude: Path, out: Path, threads: int) -> d
     import torch
     from sentence_transformers import SentenceTransformer
 
-    weight, lr, batch, epochs, tau = VARIANTS[variant]
+    weight, lr, batch, epochs, tau, with_phrases = VARIANTS[variant]
     torch.manual_seed(13)
     torch.set_num_threads(threads)
     started = time.perf_counter()
@@ -68,12 +74,18 @@ def train(variant: str, work: Path, exclude: Path, out: Path, threads: int) -> d
             rows[aid] = torch.from_numpy(np.searchsorted(pids, found))
     finally:
         bank_searcher.close()
-    pairs = [(title, aid) for title, aid in zip(data.titles, data.article_ids) if len(rows.get(aid, ()))]
-    phrases = widespread_phrases(corpus.articles, 2000)
+    pairs = [(title, rows[aid]) for title, aid in zip(data.titles, data.article_ids) if len(rows.get(aid, ()))]
+    headline_pairs = len(pairs)
+    if with_phrases:
+        held = [(t, a) for t, a in zip(data.titles, data.article_ids) if len(rows.get(a, ()))]
+        pairs += [(phrase, torch.cat([rows[a] for a in aids]))
+                  for phrase, aids in headline_phrases([t for t, _ in held], [a for _, a in held], seed=13)]
+    phrases = widespread_phrases(corpus.articles, 2000) if weight else []
     model = SentenceTransformer(str(minilm_folder()), device="cpu")
     model.max_seq_length = 64
-    with torch.no_grad():
-        phrase_base = torch.from_numpy(model.encode(phrases, batch_size=64, normalize_embeddings=True))
+    if weight:
+        with torch.no_grad():
+            phrase_base = torch.from_numpy(model.encode(phrases, batch_size=64, normalize_embeddings=True))
     order = list(range(len(pairs)))
     steps_per_epoch = math.ceil(len(pairs) / batch)
     steps = math.ceil(steps_per_epoch * epochs)
@@ -94,7 +106,7 @@ def train(variant: str, work: Path, exclude: Path, out: Path, threads: int) -> d
             q = encode(model, [t for t, _ in chosen])
             logits = q @ bank.T / tau
             ranking = (torch.logsumexp(logits, 1)
-                       - torch.stack([torch.logsumexp(logits[i, rows[aid]], 0) for i, (_, aid) in enumerate(chosen)]))
+                       - torch.stack([torch.logsumexp(logits[i, own], 0) for i, (_, own) in enumerate(chosen)]))
             loss = ranking.mean()
             if weight:
                 picked = [rng.randrange(len(phrases)) for _ in chosen]
@@ -111,11 +123,31 @@ def train(variant: str, work: Path, exclude: Path, out: Path, threads: int) -> d
                       flush=True)
     model.eval()
     model.save(str(out), create_model_card=False)
-    return {"variant": variant, "options": dict(zip(("anchor_weight", "lr", "batch", "epochs", "temperature"),
+    return {"variant": variant, "options": dict(zip(("anchor_weight", "lr", "batch", "epochs", "temperature",
+                                                      "headline_phrases"),
                                                       VARIANTS[variant])),
-            "pairs": len(pairs), "bank_passages": len(bank), "steps": steps, "loss": history,
+            "pairs": len(pairs), "headline_pairs": headline_pairs, "bank_passages": len(bank), "steps": steps, "loss": history,
             "seconds": round(time.perf_counter() - started, 1),
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
+
+
+def headline_phrases(titles: list[str], article_ids: list[str], seed: int) -> list[tuple[str, list[str]]]:
+    """The titleterms variant's short queries: each word and two-word phrase of the training headlines without stop
+    words (lower-case) held by PHRASE_MIN_TITLES to PHRASE_MAX_SHARE of them, with the articles whose headline holds
+    it (a seeded sample of PHRASE_ARTICLES)."""
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    holders: dict[str, list[str]] = {}
+    for title, article_id in zip(titles, article_ids, strict=True):
+        words = re.findall(r"[a-z][a-z-]+", title.lower())
+        found = {w for w in words if w not in ENGLISH_STOP_WORDS}
+        found.update(f"{a} {b}" for a, b in zip(words, words[1:])
+                     if a not in ENGLISH_STOP_WORDS and b not in ENGLISH_STOP_WORDS)
+        for phrase in found:
+            holders.setdefault(phrase, []).append(article_id)
+    rng, most = random.Random(seed), PHRASE_MAX_SHARE * len(titles)
+    return [(p, ids if len(ids) <= PHRASE_ARTICLES else rng.sample(ids, PHRASE_ARTICLES))
+            for p, ids in sorted(holders.items()) if PHRASE_MIN_TITLES <= len(ids) <= most]
 
 
 def widespread_phrases(articles: list, limit: int) -> list[str]:
