@@ -131,19 +131,23 @@ def train(variant: str, work: Path, exclude: Path, out: Path, threads: int) -> d
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
 
 
+def phrases_of(text: str) -> set[str]:
+    """A text's distinct lower-case words and two-word phrases without stop words (both variants' phrases)."""
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    words = [w.lower() for w in re.findall(r"[A-Za-z][A-Za-z-]+", text)]
+    found = {w for w in words if w not in ENGLISH_STOP_WORDS}
+    found.update(f"{a} {b}" for a, b in zip(words, words[1:]) if a not in ENGLISH_STOP_WORDS and b not in ENGLISH_STOP_WORDS)
+    return found
+
+
 def headline_phrases(titles: list[str], article_ids: list[str], seed: int) -> list[tuple[str, list[str]]]:
     """The titleterms variant's short queries: each word and two-word phrase of the training headlines without stop
     words (lower-case) held by PHRASE_MIN_TITLES to PHRASE_MAX_SHARE of them, with the articles whose headline holds
     it (a seeded sample of PHRASE_ARTICLES)."""
-    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
-
     holders: dict[str, list[str]] = {}
     for title, article_id in zip(titles, article_ids, strict=True):
-        words = re.findall(r"[a-z][a-z-]+", title.lower())
-        found = {w for w in words if w not in ENGLISH_STOP_WORDS}
-        found.update(f"{a} {b}" for a, b in zip(words, words[1:])
-                     if a not in ENGLISH_STOP_WORDS and b not in ENGLISH_STOP_WORDS)
-        for phrase in found:
+        for phrase in phrases_of(title):
             holders.setdefault(phrase, []).append(article_id)
     rng, most = random.Random(seed), PHRASE_MAX_SHARE * len(titles)
     return [(p, ids if len(ids) <= PHRASE_ARTICLES else rng.sample(ids, PHRASE_ARTICLES))
@@ -153,15 +157,9 @@ def headline_phrases(titles: list[str], article_ids: list[str], seed: int) -> li
 def widespread_phrases(articles: list, limit: int) -> list[str]:
     """The anchored variant's phrases: the corpus' most widespread words and two-word phrases without stop words
     (what `news-index adapt` anchored before f1e9eab)."""
-    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
-
     counts: Counter[str] = Counter()
     for article in articles:
-        words = [w.lower() for w in re.findall(r"[A-Za-z][A-Za-z-]+", article.body)]
-        found = {w for w in words if w not in ENGLISH_STOP_WORDS}
-        found.update(f"{a} {b}" for a, b in zip(words, words[1:])
-                     if a not in ENGLISH_STOP_WORDS and b not in ENGLISH_STOP_WORDS)
-        counts.update(found)
+        counts.update(phrases_of(article.body))
     return [p for p, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:limit] if n > 1]
 
 
