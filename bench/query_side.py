@@ -25,6 +25,7 @@ from bench.adapt_reuters import dev_half, paired
 from bench.common import REUTERS, SETS, commit, machine_facts, result_path, write_result
 from bench.dual_dense import fused, print_sets
 from indexer.adapt import read_ids, training_set
+from indexer.adapt_train import ranking_loss
 from indexer.embed import Embedder
 from indexer.models import minilm_folder
 from indexer.settings import Settings
@@ -104,10 +105,8 @@ def train(variant: str, work: Path, exclude: Path, out: Path, threads: int) -> d
                 break
             chosen = [pairs[i] for i in order[start : start + batch]]
             q = encode(model, [t for t, _ in chosen])
-            logits = q @ bank.T / tau
-            ranking = (torch.logsumexp(logits, 1)
-                       - torch.stack([torch.logsumexp(logits[i, own], 0) for i, (_, own) in enumerate(chosen)]))
-            loss = ranking.mean()
+            own = torch.nn.utils.rnn.pad_sequence([rows for _, rows in chosen], batch_first=True, padding_value=-1)
+            loss = ranking_loss(q, bank, own, tau)
             if weight:
                 picked = [rng.randrange(len(phrases)) for _ in chosen]
                 drift = 1 - (encode(model, [phrases[i] for i in picked]) * phrase_base[picked]).sum(1)

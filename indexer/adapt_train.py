@@ -56,10 +56,19 @@ class AdaptOptions:
     save_steps: int = 20  # checkpoint every this many steps
 
 
+def ranking_loss(query, bank, rows, temperature: float):  # noqa: ANN001, ANN201 - torch loads lazily
+    """Each query's soft-max over every passage of the corpus (the base model's vectors `bank`), its own
+    article's passages (`rows` of the bank, one row of indices a query, -1 padded) pooled: the encoder learns to
+    find the article a headline was written for among all the others, in the space the index's passages live in."""
+    import torch
+
+    logits = query @ bank.to(query.dtype).T / temperature
+    own = logits.gather(1, rows.clamp(min=0)).masked_fill(rows < 0, float("-inf"))
+    return (torch.logsumexp(logits, 1) - torch.logsumexp(own, 1)).mean()
+
+
 def query_loss(model, bank, positives, temperature: float):  # noqa: ANN001, ANN201 - torch loads lazily
-    """Each headline's soft-max over every passage of the corpus (the base model's vectors `bank`), its own
-    article's passages (`positives`, rows of the bank, -1 padded) pooled: the encoder learns to find the article a
-    headline was written for among all the others, in the space the index's passages already live in."""
+    """`ranking_loss` as a sentence-transformers loss: each headline's label is its row of `positives`."""
     import torch
     from sentence_transformers.base.losses.merged_forward import embed_columns
 
@@ -70,10 +79,7 @@ def query_loss(model, bank, positives, temperature: float):  # noqa: ANN001, ANN
 
         def forward(self, features, labels):  # noqa: ANN001, ANN202
             (query,) = embed_columns(self.model, features)
-            logits = query @ bank.to(query.dtype).T / temperature
-            rows = positives[labels.long()]
-            own = logits.gather(1, rows.clamp(min=0)).masked_fill(rows < 0, float("-inf"))
-            return (torch.logsumexp(logits, 1) - torch.logsumexp(own, 1)).mean()
+            return ranking_loss(query, bank, positives[labels.long()], temperature)
 
     return QueryLoss()
 

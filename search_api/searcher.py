@@ -306,7 +306,7 @@ class Searcher:
             self.version.text.keyword_articles, query_words(req.q, self.settings.keyword_stop_words), depth,
             self._weights, where or None) if mode != "dense" else None
         qvec = self.embedder.encode_query(req.q) if embed else None
-        if keyword is not None and mode == "keyword":
+        if mode == "keyword":
             return dict(keyword.result()), {}, {}, qvec
         dense_rank, best, scores, matches = self._dense_articles(qvec, depth, allowed, where)
         if keyword is None:

@@ -19,7 +19,7 @@ from indexer.adapt import (
     training_set,
     with_copies,
 )
-from indexer.adapt_train import STATE, AdaptOptions, adapt, last_checkpoint, prepare_out
+from indexer.adapt_train import STATE, AdaptOptions, adapt, last_checkpoint, prepare_out, ranking_loss
 from indexer.clean import clean_article
 from indexer.cli import main
 from indexer.embed import Embedder, read_adapted
@@ -35,6 +35,19 @@ TINY = AdaptOptions(max_length=48, batch_size=4, save_steps=2, max_articles=8, e
 def article(id_: str, title: str, body: str, day: int = 1):
     """A cleaned article, as the reader and cleaner make it."""
     return clean_article(RawArticle(id_, title, body, datetime(1987, 3, day), "wire", None, id_))
+
+
+def test_ranking_loss_is_the_soft_max_share_of_a_querys_own_passages_and_ignores_padding():
+    import torch
+
+    bank = torch.eye(3)  # three passages; the query points at the first
+    query = torch.tensor([[1.0, 0.0, 0.0], [1.0, 0.0, 0.0]])
+    rows = torch.tensor([[0, -1], [1, 2]])  # the first query owns passage 0, the second passages 1 and 2
+    expected = [np.log(np.e + 2) - 1, np.log(np.e + 2) - np.log(2)]
+    assert float(ranking_loss(query, bank, rows, 1.0)) == pytest.approx(np.mean(expected), rel=1e-6)
+    assert float(ranking_loss(query[:1], bank, rows[:1, :1], 1.0)) == pytest.approx(expected[0], rel=1e-6)
+    # A lower temperature sharpens the soft-max: the first query's own passage takes nearly all of it.
+    assert float(ranking_loss(query[:1], bank, rows[:1], 0.01)) < 1e-6
 
 
 def reuters_sample(tmp_path: Path, n: int = 40) -> Path:
