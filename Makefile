@@ -51,7 +51,7 @@ serve: install-serve index
 # Chromium first: a non-root user learns at once what to run, before minutes of installing.
 test: $(CHROMIUM) install install-mpnet
 	$(BIN)/ruff check indexer search_api tests bench docs/hooks
-	$(BIN)/python -m pytest tests --durations=15
+	$(BIN)/python -m pytest tests -n 2 --dist worksteal --durations=15
 
 # The documentation site (mkdocs.yml) into var/site; strict: a broken link or reference fails the build.
 docs: install
