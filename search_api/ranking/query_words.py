@@ -21,6 +21,8 @@ def query_words(text: str, drop_stop_words: bool = True) -> list[str]:
 
 def idf(n_rows: int, hits: int) -> float:
     """FTS5's idf of a word that `hits` of `n_rows` articles hold (at least 1e-6), as the relevance calibration
-    was fitted with (docs/relevance.md)."""
+    was fitted with (docs/relevance.md). `hits` may exceed `n_rows`: after an update tantivy's document
+    frequencies still count the replaced copies of changed articles until its segments merge."""
+    hits = min(hits, n_rows)
     value = math.log((n_rows - hits + 0.5) / (hits + 0.5))
     return value if value > 0.0 else 1e-6

@@ -14,6 +14,7 @@ from indexer.settings import Settings
 from indexer.storage.folders import current_version, list_versions
 from indexer.storage.local import LocalVersion
 from indexer.update import diff, update
+from search_api.searcher import Searcher, SearchRequest
 from tests.helpers import assert_same_index, dump, wikinews, write_jsonl
 
 
@@ -53,6 +54,14 @@ def test_update_equals_a_full_build_of_the_same_corpus(tmp_path, embedder):
     build([tmp_path / "v2"], fresh, embedder, progress=False)
     assert_same_index(settings.index_dir, fresh.index_dir, settings, fresh, embedder)
     assert len(list_versions(settings.index_dir)) == 2  # the base version is untouched beside the new one
+
+    # Words every article holds: the keyword index still counts the changed articles' replaced copies.
+    searcher = Searcher.open(settings.index_dir, settings, embedder)
+    try:
+        for mode in ("hybrid", "dense", "keyword"):
+            assert len(searcher.search(SearchRequest(q="the a of", k=5, mode=mode)).hits) == 5
+    finally:
+        searcher.close()
 
     again = update([tmp_path / "v2"], settings, embedder, delete_missing=True, progress=False)
     assert not again.published and again.unchanged == 16 and again.embedded == 0

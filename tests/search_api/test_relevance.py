@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from indexer.errors import BadQuery
+from search_api.ranking.query_words import idf
 from search_api.ranking.relevance import FEATURES, Signals, background, columns, coverage, features, logistic, relevance
 from search_api.searcher import SearchRequest
 
@@ -40,6 +41,12 @@ def test_coverage_weighs_rare_words_more():
     present = np.array([[True, False, True], [False, True, True]])  # words x hits
     assert coverage([1.0, 3.0], present).tolist() == [0.25, 0.75, 1.0]
     assert coverage([], np.zeros((0, 2))).tolist() == [0.0, 0.0]
+
+
+def test_idf_is_positive_and_defined_when_counts_include_replaced_articles():
+    assert idf(100, 1) > idf(100, 10) > idf(100, 60) == 1e-6
+    # After an update the keyword index's document frequencies still count replaced copies (hits > rows).
+    assert idf(52, 53) == idf(52, 52) == 1e-6
 
 
 def test_background_is_the_mean_and_spread_of_the_query_cosines():
