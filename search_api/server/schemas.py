@@ -22,11 +22,16 @@ from search_api.records import Hit, SearchRequest, SearchResponse, ServedArticle
 _NUMBER = re.compile(r"\s*[-+]?[\d.]+(e[-+]?\d+)?\s*", re.IGNORECASE)
 
 
+# Characters no XML document may hold (an alert's query is written into its Atom feed) and no query means.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
 def _text(value: str) -> str:
-    """A request's text, refused if it holds a lone UTF-16 surrogate (which nothing downstream can encode)."""
+    """A request's text, refused if it holds a lone UTF-16 surrogate (which nothing downstream can encode); control
+    characters read as spaces, so a query of nothing else is blank."""
     if lone_surrogate(value):
         raise ValueError("holds a lone UTF-16 surrogate (an escape such as \\ud800 without its pair)")
-    return value
+    return _CONTROL.sub(" ", value)
 
 
 Text = Annotated[str, AfterValidator(_text)]
@@ -36,9 +41,15 @@ NaiveUTC = Annotated[datetime, WithJsonSchema({"type": "string", "description": 
 
 
 def iso_only(value: Any) -> Any:
-    """A date as ISO text only: pydantic would read 2020 or "20200101" as seconds since 1970."""
+    """A date as ISO text only: pydantic would read 2020 or "20200101" as seconds since 1970. Text with a time
+    is that instant, even at midnight: pydantic would read "2020-01-31T00:00:00+05:00" as the whole day."""
     if isinstance(value, (int, float)) or (isinstance(value, str) and _NUMBER.fullmatch(value)):
         raise ValueError("give an ISO 8601 date or date-time (2020-01-31 or 2020-01-31T12:00:00), not a number")
+    if isinstance(value, str) and len(value.strip()) > len("2020-01-31"):
+        try:
+            return datetime.fromisoformat(value.strip())
+        except ValueError:
+            return value  # pydantic's own message says what is wrong with it
     return value
 
 

@@ -103,6 +103,15 @@ def test_bad_input_is_422_naming_the_field(served, body, field):
     assert r.json()["field"] == field and r.json()["detail"], r.text
 
 
+def test_a_query_with_control_characters_is_stored_with_spaces_and_its_feed_is_xml(served):
+    client = served["client"]
+    alert = client.post("/alerts", json={"query": "gas\u0001explosion\ufffe"}, headers=auth(KEY)).json()
+    assert alert["query"] == "gas explosion "
+    feed = client.get(f"/alerts/{alert['id']}/feed.atom", headers=auth(KEY))
+    assert feed.status_code == 200 and feedparser.parse(feed.text).feed.title
+    assert client.delete(f"/alerts/{alert['id']}", headers=auth(KEY)).status_code == 204
+
+
 def test_unknown_alert_is_404(served):
     client = served["client"]
     for path in ("/alerts/a0000", "/alerts/a0000/feed.atom"):

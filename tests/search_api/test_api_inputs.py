@@ -65,6 +65,29 @@ def test_query_strings_still_read_numbers_booleans_dates_and_repeated_sources(cl
     assert r.status_code == 200, r.text
 
 
+def test_control_characters_read_as_spaces_so_a_query_of_nothing_else_is_blank(client):
+    for r in (client.get("/search?q=%00%01"), post(client, {"q": "\u0000\u001b"})):
+        assert r.status_code == 422 and r.json()["field"] == "q", r.text
+    r = client.get("/search?q=gas%00explosion&k=3")
+    assert r.status_code == 200 and r.json()["query"] == "gas explosion", r.text
+
+
+@pytest.mark.parametrize(("bounds", "found"), [
+    ("until=2019-01-04T00:00:00%2B05:00", False),  # 2019-01-03T19:00Z, before the article's midnight
+    ("until=2019-01-04T00:00:00Z", True),  # that very instant, inclusive
+    ("until=2019-01-03", False), ("until=2019-01-04", True),  # a date: its whole day
+    ("since=2019-01-04T00:00:00-05:00", False),  # 05:00Z, after it
+    ("since=2019-01-04T00:00:00Z", True),
+])
+def test_a_midnight_date_time_is_that_instant_in_utc_not_the_whole_day(client, bounds, found):
+    # wikinews-2019-001 was published 2019-01-04, stored as midnight UTC.
+    for r in (client.get(f"/search?q=Magnitogorsk+apartment+collapse&k=20&{bounds}"),
+              post(client, {"q": "Magnitogorsk apartment collapse", "k": 20,
+                            **dict([bounds.replace("%2B", "+").split("=")])})):
+        assert r.status_code == 200, r.text
+        assert ("wikinews-2019-001" in {h["article_id"] for h in r.json()["hits"]}) is found, bounds
+
+
 @pytest.mark.parametrize(("content", "field"), [
     ('{"q": "a", "q": "b"}', "q"), ('{"q": "oil", "k": 3, "k": 4}', "k"), ('{"k": 3, "q": "oil", "k": 3}', "k"),
     ('{"q": "oil", "source": ["a"], "source": ["b"]}', "source"),
