@@ -10,7 +10,7 @@ import logging
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictBool
 
 from indexer.errors import NewsearchError
 from search_api.errors import JobNotFound
@@ -45,7 +45,8 @@ class ReindexBody(BaseModel):
 
     paths: list[str] = Field(default_factory=list, description="corpus files or folders on the server "
                              "(default: NEWSEARCH_REINDEX_PATHS)")
-    delete_missing: bool = Field(False, description="drop indexed articles that are not in these paths")
+    # Strict: the one destructive flag is JSON's true or false, never "yes" or 1 coerced to true.
+    delete_missing: StrictBool = Field(False, description="drop indexed articles that are not in these paths")
 
 
 class JobOut(BaseModel):

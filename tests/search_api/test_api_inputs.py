@@ -105,7 +105,12 @@ def test_a_key_repeated_in_the_admin_body_is_a_422_naming_it(corpus_settings, se
     with TestClient(create_app(settings, holder), raise_server_exceptions=False) as c:
         r = c.post("/admin/reindex", content='{"paths": ["a"], "paths": ["b"]}',
                    headers={"content-type": "application/json", "x-admin-key": "k"})
-    assert r.status_code == 422 and r.json()["field"] == "paths", r.text
+        assert r.status_code == 422 and r.json()["field"] == "paths", r.text
+        # The destructive flag takes JSON's booleans only: "yes" or 1 is refused before any job starts.
+        for value in ('"yes"', "1", '"true"'):
+            r = c.post("/admin/reindex", content='{"paths": ["a"], "delete_missing": %s}' % value,
+                       headers={"content-type": "application/json", "x-admin-key": "k"})
+            assert r.status_code == 422 and r.json()["field"] == "delete_missing", r.text
 
 
 @pytest.mark.parametrize(("content", "content_type"), [
