@@ -19,6 +19,7 @@ import numpy as np
 from indexer.embed import Embedder
 from indexer.errors import ArticleNotFound, BadQuery, StoryNotFound
 from indexer.settings import Settings
+from indexer.sources import lone_surrogate
 from indexer.storage import open_store
 from indexer.storage.base import Filter, KeywordWeights, StoredPassage, Version
 from indexer.storage.filtering import CatalogFilter
@@ -134,6 +135,8 @@ class Searcher:
             raise BadQuery("q must not be empty or blank", "q")
         if len(req.q) > s.max_query_chars:
             raise BadQuery(f"q is {len(req.q)} characters; the limit is {s.max_query_chars}", "q")
+        if lone_surrogate(req.q):  # e.g. a shell argument in bytes that are not UTF-8
+            raise BadQuery("q holds a lone UTF-16 surrogate (text that is not valid UTF-8); give it as UTF-8 text", "q")
         if not 1 <= req.k <= s.max_k:
             raise BadQuery(f"k must be between 1 and {s.max_k}", "k")
         if req.offset < 0:

@@ -107,9 +107,8 @@ def test_a_key_repeated_in_the_admin_body_is_a_422_naming_it(corpus_settings, se
                    headers={"content-type": "application/json", "x-admin-key": "k"})
         assert r.status_code == 422 and r.json()["field"] == "paths", r.text
         # The destructive flag takes JSON's booleans only: "yes" or 1 is refused before any job starts.
-        for value in ('"yes"', "1", '"true"'):
-            r = c.post("/admin/reindex", content='{"paths": ["a"], "delete_missing": %s}' % value,
-                       headers={"content-type": "application/json", "x-admin-key": "k"})
+        for value in ("yes", 1, "true"):
+            r = c.post("/admin/reindex", json={"paths": ["a"], "delete_missing": value}, headers={"x-admin-key": "k"})
             assert r.status_code == 422 and r.json()["field"] == "delete_missing", r.text
 
 

@@ -48,3 +48,10 @@ def test_argument_errors_are_one_line_and_exit_2_but_help_is_whole():
 def test_query_says_when_nothing_is_a_close_match(corpus_index):
     r = news_search("query", "xqzv plorb frumious snorkeldink", "--index-dir", corpus_index, "-k", "3")
     assert r.returncode == 0 and "3 hits from" in r.stdout and "No close matches; nearest shown" in r.stdout, r.stderr
+
+
+def test_a_query_in_bytes_that_are_not_utf8_is_one_line_and_exit_1(corpus_index):
+    r = subprocess.run([sys.executable, "-m", "search_api.cli", "query", b"oil \xff\xfe", "--index-dir", corpus_index],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 1 and r.stderr.count("\n") == 1, r.stderr
+    assert "not valid UTF-8" in r.stderr and "Traceback" not in r.stderr
