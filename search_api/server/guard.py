@@ -47,12 +47,15 @@ class GuardedProtocol(HttpToolsProtocol):
             return
         if self._deadline is None and not self._in_headers and self._idle():
             self._begin_request()  # the first bytes of the next request on a kept-alive connection
+        if self._in_headers:
+            # Counted before parsing, up to the headers' end: headers that arrive whole in one read are parsed,
+            # and the request answered, within this call. A header never finished still counts (and is bounded).
+            end = data.find(b"\r\n\r\n")
+            if self._over_limit(len(data) if end < 0 else end + 4):
+                return
         super().data_received(data)
-        if self._in_headers and not self.transport.is_closing():
-            # Raw bytes, counted before the headers end: a header never finished still counts (and is bounded).
-            self._header_bytes += len(data)
-            if self._header_bytes > self.max_header_bytes:
-                self._refuse(431, f"request headers over {self.max_header_bytes} bytes (NEWSEARCH_MAX_HEADER_BYTES)")
+        if self._in_headers and self._header_bytes == 0 and not self.transport.is_closing():
+            self._over_limit(len(data))  # a pipelined request began in this read: its headers' share, at most
 
     def on_message_begin(self) -> None:
         """A pipelined request starts its own header count."""
@@ -70,6 +73,14 @@ class GuardedProtocol(HttpToolsProtocol):
         """The whole request is read: no deadline while the app answers."""
         self._stop_deadline()
         super().on_message_complete()
+
+    def _over_limit(self, more: int) -> bool:
+        """Count `more` header bytes; refuse the request with 431 (True) once they pass max_header_bytes."""
+        self._header_bytes += more
+        if self._header_bytes <= self.max_header_bytes:
+            return False
+        self._refuse(431, f"request headers over {self.max_header_bytes} bytes (NEWSEARCH_MAX_HEADER_BYTES)")
+        return True
 
     def _idle(self) -> bool:
         return self.cycle is None or self.cycle.response_complete
@@ -98,7 +109,8 @@ class GuardedProtocol(HttpToolsProtocol):
         self._in_headers = False
         if self.transport.is_closing() or self._discarding:
             return
-        if self.cycle is None or not self.cycle.response_started:
+        # The cycle is the last request's until uvicorn starts the next at its headers' end: answer if it is done.
+        if self.cycle is None or not self.cycle.response_started or self.cycle.response_complete:
             body = json.dumps({"detail": message, "field": None}).encode()
             self.transport.write(b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
                                  b"connection: close\r\n\r\n%s" % (status, REASONS[status], len(body), body))

@@ -41,13 +41,16 @@ def test_slow_and_oversized_clients_are_cut_off_while_others_are_served(corpus_i
                         b'Content-Length: 100\r\n\r\n{"q": "oil"')
         huge = connect(base)
         huge.sendall(b"GET /search?q=oil HTTP/1.1\r\nHost: x\r\nX-Huge: " + b"a" * 200_000)
+        whole = connect(base)  # finished headers over the cap, arriving in one read, are refused as well
+        whole.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 9_000 + b"\r\n\r\n")
         started = time.monotonic()
         with httpx.Client(base_url=base, timeout=30) as client:
             served = [client.get("/search", params={"q": "gas explosion", "k": 3}).status_code for _ in range(10)]
         assert served == [200] * 10  # answered while 82 slow clients hold connections
 
-        oversized = answer(huge)
-        assert oversized.startswith(b"HTTP/1.1 431 ") and b"NEWSEARCH_MAX_HEADER_BYTES" in oversized
+        for sock in (huge, whole):
+            oversized = answer(sock)
+            assert oversized.startswith(b"HTTP/1.1 431 ") and b"NEWSEARCH_MAX_HEADER_BYTES" in oversized
         late_body = answer(stalled)
         assert late_body.startswith(b"HTTP/1.1 408 ") and b"NEWSEARCH_BODY_TIMEOUT" in late_body
         for sock in idle + half:
@@ -59,3 +62,14 @@ def test_slow_and_oversized_clients_are_cut_off_while_others_are_served(corpus_i
             assert client.get("/search", params={"q": "oil"}).status_code == 200
             # a kept-alive connection that starts a second request and stalls is cut off too
             assert client.get("/healthz").status_code == 200
+        # On a kept-alive connection, a second request whose whole headers pass the cap gets its 431 too.
+        kept = connect(base)
+        kept.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        first = b""
+        while b"\r\n\r\n" not in first or not first.rstrip().endswith(b"}"):
+            first += kept.recv(65536)
+        assert first.startswith(b"HTTP/1.1 200 ")
+        kept.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 9_000 + b"\r\n\r\n")
+        second = answer(kept)
+        assert second.startswith(b"HTTP/1.1 431 "), second[:200]
+        kept.close()
