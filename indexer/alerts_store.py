@@ -172,10 +172,13 @@ class AlertStore:
         return found[0]
 
     def delete(self, alert_id: str, owner: str | None = None) -> None:
-        """Remove an alert with its matches and pending deliveries."""
+        """Remove an alert with its matches and pending deliveries; AlertNotFound if it is not there (also when
+        another request deleted it first: only one of two concurrent deletes succeeds)."""
         self.get(alert_id, owner)
         with self.transaction() as conn:
-            conn.execute("DELETE FROM alerts WHERE id = ?", (alert_id,))
+            deleted = conn.execute("DELETE FROM alerts WHERE id = ?", (alert_id,)).rowcount
+        if not deleted:
+            raise AlertNotFound(f"no alert {alert_id!r} for this key; GET /alerts lists yours")
 
     # -- batches (the outbox of updates) ----------------------------------------------------------
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import feedparser
 import pytest
 
-from indexer.alerts_store import Alert, AlertStore, alerts_path
+from indexer.alerts_store import Alert, AlertNotFound, AlertStore, alerts_path
 from indexer.gc import collect
 from indexer.pipeline import build
 from indexer.storage.folders import current_version
@@ -112,6 +112,20 @@ def test_no_alerts_file_no_batch(tmp_path, embedder):
     build([write_jsonl(tmp_path / "a" / "a.jsonl", records[:5])], settings, embedder, progress=False)
     update([write_jsonl(tmp_path / "b" / "a.jsonl", records[:7])], settings, embedder, progress=False)
     assert not alerts_path(settings.index_dir).exists()
+
+
+def test_of_two_requests_deleting_one_alert_only_the_first_succeeds(tmp_path):
+    first, second = AlertStore(tmp_path), AlertStore(tmp_path)  # two requests' stores on one alerts file
+    try:
+        alert = first.create("wildfire", "key")
+        assert second.get(alert.id, "key") == alert  # both found it before either deleted it
+        first.delete(alert.id, "key")
+        second.get = lambda *_: alert  # the second request's lookup ran before the first one's delete
+        with pytest.raises(AlertNotFound):
+            second.delete(alert.id, "key")
+    finally:
+        first.close()
+        second.close()
 
 
 def test_unpublished_batch_is_never_evaluated(tmp_path):
