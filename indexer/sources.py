@@ -129,8 +129,14 @@ class _Skip(Exception):
 
 
 def _walk(root: Path, report: Callable[[Problem], None]) -> Iterator[tuple[Path, str]]:
-    if root.is_file():
-        yield root, root.name
+    if not root.is_dir():
+        # A file named on its own is read only in a corpus format too: /etc/shadow given to POST /admin/reindex
+        # must not become a searchable article.
+        if not supported(root):
+            report(Problem(str(root), "not a corpus file: newsearch reads .txt, .jsonl, .jsonl.gz, .html and .htm "
+                                      "files (and folders of them)"))
+        elif root.is_file():
+            yield root, root.name
         return
     for path in sorted(root.rglob("*")):
         if any(part.startswith(".") for part in path.relative_to(root).parts):

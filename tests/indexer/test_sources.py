@@ -38,6 +38,14 @@ def test_corpus_dir_reads_seed_and_wikinews_and_ignores_other_files():
     assert all(a.url.startswith("https://en.wikinews.org/") for a in articles if a.id.startswith("wikinews-"))
 
 
+def test_a_file_named_on_its_own_is_read_only_in_a_corpus_format(tmp_path):
+    (tmp_path / "notes.md").write_text("root:*:20228:0:99999:7:::\n\nNot an article.\n")
+    articles, problems = read(tmp_path / "notes.md", CORPUS / "ATTRIBUTION.md", SEED)
+    assert [a.id for a in articles] == [read(SEED)[0][0].id]
+    assert [p.origin for p in problems] == [str(tmp_path / "notes.md"), str(CORPUS / "ATTRIBUTION.md")]
+    assert all("not a corpus file" in p.reason and ".jsonl.gz" in p.reason for p in problems)
+
+
 def test_front_matter(tmp_path):
     path = tmp_path / "a.txt"
     path.write_text("---\nid: my-1\ndate: 2020-05-01T12:00:00+02:00\nsource: Example\nauthor: Ann\n---\nTitle here\n\nBody text.\n")
