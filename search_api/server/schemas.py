@@ -59,8 +59,15 @@ def _integer(typed: bool) -> Callable[[Any], Any]:
     def check(value: Any) -> Any:
         if isinstance(value, bool) or (typed and not isinstance(value, int)):
             raise ValueError(f"must be an integer, not {type(value).__name__} {value!r}"[:120])
+        _digits_only(value)
         return value
     return check
+
+
+def _digits_only(value: Any) -> None:
+    """Python (and so pydantic) reads "1_0" as 10: in a query string that is a typo, not ten."""
+    if isinstance(value, str) and "_" in value:
+        raise ValueError(f"must be a number written without underscores, not {value!r}"[:120])
 
 
 def _boolean(typed: bool) -> Callable[[Any], Any]:
@@ -75,6 +82,7 @@ def _number(typed: bool) -> Callable[[Any], Any]:
     def check(value: Any) -> Any:
         if isinstance(value, bool) or (typed and value is not None and not isinstance(value, (int, float))):
             raise ValueError(f"must be a number, not {value!r}"[:120])
+        _digits_only(value)
         return value
     return check
 

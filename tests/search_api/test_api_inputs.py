@@ -51,7 +51,8 @@ def test_json_values_of_the_wrong_type_are_refused_not_coerced(client, body, fie
 
 @pytest.mark.parametrize(("query", "field"), [
     ("q=oil&since=2020", "since"), ("q=oil&since=20200101", "since"), ("q=oil&q=gas", "q"), ("q=oil&k=3&k=4", "k"),
-    ("q=oil&k=true", "k"),
+    ("q=oil&k=true", "k"), ("q=oil&k=1_0", "k"), ("q=oil&offset=1_0", "offset"),
+    ("q=oil&recency_half_life_days=3_0", "recency_half_life_days"),
 ])
 def test_query_strings_refuse_numbers_as_dates_and_repeated_fields(client, query, field):
     r = client.get(f"/search?{query}")
