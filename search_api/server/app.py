@@ -39,7 +39,7 @@ from search_api.server.schemas import (
     search_request,
 )
 from search_api.server.stories import router as stories_router
-from search_api.server.strict import single_values, unique_keys
+from search_api.server.strict import single_values, unique_keys, utf8_text
 from search_api.settings import ServerSettings
 
 
@@ -99,7 +99,8 @@ def create_app(settings: ServerSettings | None = None, holder: SearcherHolder | 
     settings = settings or ServerSettings.from_env()
     # /docs and /redoc with Swagger UI and ReDoc served from fastapi-offline's files, not a CDN: they work offline.
     app = FastAPIOffline(title="newsearch", version=__version__, lifespan=lifespan(settings, holder),
-                         responses=GUARD_ERRORS, description="Semantic search over news: ranked passages for natural-language queries.")
+                         responses=GUARD_ERRORS, dependencies=[Depends(utf8_text)],
+                         description="Semantic search over news: ranked passages for natural-language queries.")
     app.state.settings = settings
     install_error_handlers(app)
     document_limits(app, settings)

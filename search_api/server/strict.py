@@ -1,9 +1,10 @@
 """One value per field at the HTTP boundary: a query parameter or a JSON key given twice is a 422 naming it,
-never "the last one wins"."""
+never "the last one wins"; a path or query string whose %-escapes are not UTF-8 is a 422, never read as U+FFFD."""
 
 from __future__ import annotations
 
 import json
+from urllib.parse import unquote_to_bytes
 
 from fastapi import Request
 
@@ -17,6 +18,19 @@ async def single_values(request: Request) -> None:
         if key in seen and key != "source":
             raise BadQuery(f"{key}: given more than once; give it once (only source may repeat)", key)
         seen.add(key)
+
+
+async def utf8_text(request: Request) -> None:
+    """Refuse %-escapes that are not UTF-8 (`q=%ff`, or `%ed%a0%80`, a lone surrogate) in the path or the query
+    string: Starlette would read them as U+FFFD and search for that."""
+    scope = request.scope
+    for where, raw in (("path", scope.get("raw_path") or scope["path"].encode("utf-8", "surrogateescape")),
+                       ("query string", scope.get("query_string", b""))):
+        try:
+            unquote_to_bytes(raw).decode("utf-8")
+        except UnicodeDecodeError:
+            raise BadQuery(f"the {where} holds %-escapes that are not UTF-8 text; percent-encode the UTF-8 bytes "
+                           "of each character", None) from None
 
 
 def _refuse_duplicates(pairs: list[tuple[str, object]]) -> dict[str, object]:

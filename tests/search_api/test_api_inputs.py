@@ -66,6 +66,12 @@ def test_query_strings_still_read_numbers_booleans_dates_and_repeated_sources(cl
     assert r.status_code == 200, r.text
 
 
+@pytest.mark.parametrize("url", ["/search?q=%ff%fe", "/search?q=oil%ed%a0%80", "/articles/%ff", "/search?q=oil&source=%c3"])
+def test_percent_escapes_that_are_not_utf8_are_a_422_not_a_search_for_replacement_characters(client, url):
+    r = client.get(url)
+    assert r.status_code == 422 and "not UTF-8" in r.json()["detail"], r.text
+
+
 def test_control_characters_read_as_spaces_so_a_query_of_nothing_else_is_blank(client):
     for r in (client.get("/search?q=%00%01"), post(client, {"q": "\u0000\u001b"})):
         assert r.status_code == 422 and r.json()["field"] == "q", r.text
