@@ -1,4 +1,5 @@
-"""Operations: GET /metrics and /readyz, one JSON access-log line per request, the request-body limit, CORS.
+"""Operations: GET /metrics and /readyz, one JSON access-log line per request, the request-body limit, CORS,
+HEAD as GET.
 
 All of it is installed on an app by `install_operations`; /metrics, /healthz and /readyz need no key.
 """
@@ -84,6 +85,19 @@ def route_template(scope: dict) -> str:
     return "unmatched"
 
 
+class HeadAsGet:
+    """ASGI middleware: HEAD is answered as GET (HTTP requires it of GET routes; uptime probes send it). The server
+    leaves the body out: it still holds the request's own scope, with the method HEAD."""
+
+    def __init__(self, app: Any):
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["method"] == "HEAD":
+            scope = {**scope, "method": "GET"}
+        await self.app(scope, receive, send)
+
+
 class BodyLimit:
     """ASGI middleware: a request body over `limit` bytes gets 413, whether or not it declares its length."""
 
@@ -131,6 +145,7 @@ def install_operations(app: FastAPI, settings: ServerSettings) -> None:
     app.state.metrics = Metrics(lambda: served(app), lambda: getattr(getattr(app.state, "holder", None), "fault", None))
     configure_access_log()
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(HeadAsGet)
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins), allow_methods=["GET", "POST"],
                            allow_headers=["Authorization", "X-API-Key", "Content-Type"])
