@@ -45,7 +45,7 @@ def add_build_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, help="embedding batch size (NEWSEARCH_BATCH_SIZE)")
     parser.add_argument("--backend", choices=(AUTO, *BACKENDS),
                         help="embedding runtime (NEWSEARCH_BACKEND, default auto: measured, docs/performance.md)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars (there are none when stderr is not a terminal)")
     parser.add_argument("--engine", choices=["local", "ray"], help="batch engine (NEWSEARCH_ENGINE, default local)")
     parser.add_argument("--ray-address", help="Ray cluster to join (NEWSEARCH_RAY_ADDRESS; default: a local Ray)")
 
@@ -67,7 +67,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     from indexer.pipeline import build
 
     settings = settings_from(args)
-    report = build(args.paths, settings, Embedder.from_settings(settings), strict=args.strict, progress=not args.quiet)
+    report = build(args.paths, settings, Embedder.from_settings(settings), strict=args.strict, progress=progress_wanted(args))
     print_problems(report.problems)
     print(report.summary())
     return 0
@@ -89,7 +89,7 @@ def cmd_update(args: argparse.Namespace) -> int:
     settings = following_index(settings_from(args))  # auto: the published version's backend
     status = StatusFile(args.status_file) if args.status_file else None
     report = update(args.paths, settings, Embedder.from_settings(settings), delete_missing=args.delete_missing,
-                    strict=args.strict, progress=not args.quiet, on_progress=status.progress if status else None)
+                    strict=args.strict, progress=progress_wanted(args), on_progress=status.progress if status else None)
     if status:
         status.finish(report)
     print_problems(report.problems)
@@ -132,7 +132,7 @@ def cmd_adapt(args: argparse.Namespace) -> int:
              "max_length": args.max_length, "batch_size": args.train_batch_size, "learning_rate": args.learning_rate,
              "seed": args.seed}
     options = AdaptOptions(**{k: v for k, v in given.items() if v is not None})
-    record = adapt(args.paths, args.out, settings_from(args), options, args.exclude_ids, progress=not args.quiet)
+    record = adapt(args.paths, args.out, settings_from(args), options, args.exclude_ids, progress=progress_wanted(args))
     corpus = record["corpus"]
     print(f"adapted {args.out}: {record['pairs']} headlines from {corpus['articles_used']} of {corpus['articles']} "
           f"articles ({corpus['untitled']} without a title, {record['excluded_ids']['left_out_with_copies']} "
@@ -206,7 +206,7 @@ def add_adapt_parser(sub) -> None:  # noqa: ANN001 - argparse's private subparse
     p.add_argument("--learning-rate", type=float, help="peak learning rate (default 3e-5)")
     p.add_argument("--seed", type=int, help="seed of sampling, shuffling and initialisation (default 13)")
     p.add_argument("--backend", choices=(AUTO, *BACKENDS), help="runtime embedding the base vectors (NEWSEARCH_BACKEND)")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--quiet", action="store_true", help="no progress bars (there are none when stderr is not a terminal)")
     p.set_defaults(func=cmd_adapt)
 
 
@@ -215,6 +215,12 @@ def os_error_line(exc: OSError) -> str:
     reason = exc.strerror or str(exc)
     paths = [str(p) for p in (exc.filename, exc.filename2) if p is not None]
     return f"{' -> '.join(paths)}: {reason}" if paths else reason
+
+
+def progress_wanted(args: argparse.Namespace) -> bool:
+    """Progress bars only for a person watching: not with --quiet, nor when stderr is a file or pipe, where the
+    bars would come before a failing command's one error line."""
+    return not args.quiet and sys.stderr.isatty()
 
 
 def run(argv: Sequence[str] | None, parser_factory: Callable[[], argparse.ArgumentParser]) -> int:

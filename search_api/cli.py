@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import get_args
 
-from indexer.cli import OneLineParser, run
+from indexer.cli import OneLineParser, progress_wanted, run
 from indexer.errors import ConfigError
 from indexer.settings import FIELD_CHOICES, Settings
 from search_api.client.types import NO_CLOSE_MATCH
@@ -72,7 +72,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         queries, qrels = split_half(queries, qrels, args.split, split["set"], args.half)
     result, built = evaluate_corpus(args.corpus, settings, Embedder.from_settings(settings), queries, qrels,
                                     args.mode or ["dense", "keyword", "hybrid"], args.collapse, rebuild=args.rebuild,
-                                    progress=not args.quiet)
+                                    progress=progress_wanted(args))
     result.update({"corpus": [str(p) for p in args.corpus], "queries_file": str(args.queries),
                    "qrels_file": str(args.qrels), "split": split, "index_dir": str(index_dir), "built": built})
     if args.out:
@@ -147,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                    help="override a setting for this run, e.g. --set rrf_k=30 (repeatable)")
     p.add_argument("--out", type=Path, help="write the full result (per-query scores too) as JSON here")
-    p.add_argument("--quiet", action="store_true", help="no progress bars while building")
+    p.add_argument("--quiet", action="store_true", help="no progress bars while building (none when stderr is not a terminal)")
     p.set_defaults(func=cmd_eval)
     p = sub.add_parser("compare", help="paired significance test of two eval results (--out files) on the same "
                        "queries")

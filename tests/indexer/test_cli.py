@@ -66,6 +66,14 @@ def test_an_index_dir_that_cannot_be_created_is_one_line():
     assert "Permission denied" in r.stderr or "Operation not permitted" in r.stderr
 
 
+def test_a_failing_update_without_quiet_is_still_one_line_when_stderr_is_not_a_terminal(tmp_path):
+    assert news_index("build", SEED, "--index-dir", tmp_path / "idx").returncode == 0
+    (tmp_path / "empty").mkdir()
+    r = news_index("update", tmp_path / "empty", "--index-dir", tmp_path / "idx")  # no --quiet: bars would show
+    assert r.returncode == 1 and r.stderr.count("\n") == 1, r.stderr
+    assert r.stderr.startswith("news-index: error: ")
+
+
 def test_argument_errors_are_one_line_and_exit_2_but_help_is_whole():
     r = news_index("build", SEED, "--chunk-tokens", "x")
     assert r.returncode == 2 and r.stdout == ""
