@@ -83,7 +83,9 @@ class UpdateReport:
                  f"{self.unchanged} unchanged" + (f", {self.kept} kept (not in the corpus; --delete-missing "
                                                   "removes them)" if self.kept else "") + ";",
                  f"{self.articles} articles, {self.passages} passages"
-                 + (f" ({self.embedded} embedded, {self.carried} vectors carried over)" if self.published else "")
+                 + (f" ({self.embedded} embedded, {self.carried} vectors carried over, "
+                    f"{self.passages - self.embedded - self.carried} from the embedding cache or a repeated text)"
+                    if self.published else "")
                  + f" in {self.seconds:.1f}s"]
         if self.problems:
             lines.append(f"{len(self.problems)} problem(s) reported on stderr")

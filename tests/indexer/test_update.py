@@ -49,6 +49,8 @@ def test_update_equals_a_full_build_of_the_same_corpus(tmp_path, embedder):
     assert report.published and report.base == base and current_version(settings.index_dir) == report.version
     assert 0 < report.embedded and report.carried + report.embedded <= report.passages  # repeated texts embed once
     assert "3 added, 3 changed, 3 deleted, 10 unchanged" in report.summary()
+    reused = report.passages - report.embedded - report.carried  # every passage's vector is accounted for
+    assert f"{report.carried} vectors carried over, {reused} from the embedding cache" in report.summary()
 
     fresh = Settings(index_dir=tmp_path / "fresh", cache_dir="none")  # cold: every passage embedded anew
     build([tmp_path / "v2"], fresh, embedder, progress=False)
