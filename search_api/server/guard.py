@@ -14,7 +14,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from search_api.settings import ServerSettings
 
 LINGER_SECONDS = 2.0  # how long a refused client's further bytes are read and dropped before closing
-REASONS = {408: b"Request Timeout", 431: b"Request Header Fields Too Large"}
+REASONS = {400: b"Bad Request", 408: b"Request Timeout", 431: b"Request Header Fields Too Large"}
 
 
 class GuardedProtocol(HttpToolsProtocol):
@@ -81,6 +81,11 @@ class GuardedProtocol(HttpToolsProtocol):
             return False
         self._refuse(431, f"request headers over {self.max_header_bytes} bytes (NEWSEARCH_MAX_HEADER_BYTES)")
         return True
+
+    def send_400_response(self, msg: str) -> None:
+        """A request the HTTP parser cannot read gets the usual JSON error body (uvicorn's is plain text)."""
+        self._refuse(400, f"{msg.rstrip('.')}: not HTTP/1.1 the server can parse (bytes outside ASCII in the "
+                          "request line or a header name must be %-encoded)")
 
     def _idle(self) -> bool:
         return self.cycle is None or self.cycle.response_complete

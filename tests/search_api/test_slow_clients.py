@@ -48,6 +48,10 @@ def test_slow_and_oversized_clients_are_cut_off_while_others_are_served(corpus_i
             served = [client.get("/search", params={"q": "gas explosion", "k": 3}).status_code for _ in range(10)]
         assert served == [200] * 10  # answered while 82 slow clients hold connections
 
+        garbled = connect(base)  # a raw byte outside ASCII in the request line: the parser's 400, as JSON
+        garbled.sendall("GET /search?q=oil&k=٥ HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        refused = answer(garbled)
+        assert refused.startswith(b"HTTP/1.1 400 ") and b'"detail"' in refused, refused[:300]
         for sock in (huge, whole):
             oversized = answer(sock)
             assert oversized.startswith(b"HTTP/1.1 431 ") and b"NEWSEARCH_MAX_HEADER_BYTES" in oversized
