@@ -202,6 +202,8 @@ def install_error_handlers(app: FastAPI) -> None:
         message = str(first.get("msg"))
         if first.get("type") == "extra_forbidden":
             message = "unknown parameter; see /docs for the accepted fields"
+        elif not field and first.get("type") in ("model_attributes_type", "dict_type"):  # FastAPI read no JSON
+            message = "the body must be a JSON object, sent with Content-Type: application/json"
         elif first.get("type") == "value_error":  # our validators' own words, without pydantic's prefix
             message = str(first["ctx"]["error"])
         elif (first.get("ctx") or {}).get("error"):

@@ -72,6 +72,12 @@ def test_percent_escapes_that_are_not_utf8_are_a_422_not_a_search_for_replacemen
     assert r.status_code == 422 and "not UTF-8" in r.json()["detail"], r.text
 
 
+def test_a_body_sent_without_the_json_content_type_says_to_send_it(client):
+    for headers in ({"content-type": "text/plain"}, {}):
+        r = client.post("/search", content=b'{"q": "oil"}', headers=headers)
+        assert r.status_code == 422 and "Content-Type: application/json" in r.json()["detail"], r.text
+
+
 def test_control_characters_read_as_spaces_so_a_query_of_nothing_else_is_blank(client):
     for r in (client.get("/search?q=%00%01"), post(client, {"q": "\u0000\u001b"})):
         assert r.status_code == 422 and r.json()["field"] == "q", r.text
