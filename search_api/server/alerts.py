@@ -24,7 +24,7 @@ from search_api.errors import Forbidden
 from search_api.records import Mode
 from search_api.server.auth import key_matches, presented_key, require_api_key
 from search_api.server.schemas import ErrorOut, Text, iso_only
-from search_api.server.strict import unique_keys
+from search_api.server.strict import only_parameters, unique_keys
 
 ALERT_ERRORS = {code: {"model": ErrorOut, "description": text} for code, text in (
     (401, "no valid API key (only when NEWSEARCH_API_KEYS is set)"), (403, "a wrong X-Admin-Key"),
@@ -48,7 +48,7 @@ async def alert_owner(request: Request, key: Annotated[str | None, Depends(prese
 
 
 Owner = Annotated[str | None, Depends(alert_owner)]
-router = APIRouter(prefix="/alerts", tags=["alerts"], responses=ALERT_ERRORS)
+router = APIRouter(prefix="/alerts", tags=["alerts"], responses=ALERT_ERRORS, dependencies=[Depends(only_parameters())])
 
 
 class AlertBody(BaseModel):

@@ -39,7 +39,7 @@ from search_api.server.schemas import (
     search_request,
 )
 from search_api.server.stories import router as stories_router
-from search_api.server.strict import single_values, unique_keys, utf8_text
+from search_api.server.strict import only_parameters, single_values, unique_keys, utf8_text
 from search_api.settings import ServerSettings
 
 
@@ -126,7 +126,8 @@ def create_app(settings: ServerSettings | None = None, holder: SearcherHolder | 
         """The methods /search answers (a CORS preflight is answered by the CORS middleware before this)."""
         return Response(status_code=204, headers={"Allow": "GET, POST, OPTIONS"})
 
-    @app.get("/articles/{article_id:path}", response_model=ArticleOut, responses=ERRORS, dependencies=keyed)
+    @app.get("/articles/{article_id:path}", response_model=ArticleOut, responses=ERRORS,
+             dependencies=[*keyed, Depends(only_parameters())])
     def article(searcher: SearcherDep, article_id: str) -> dict:
         """One article, whole, with the offsets of its passages."""
         return {**searcher.article(article_id), "index_version": searcher.name}
@@ -198,7 +199,7 @@ def install_error_handlers(app: FastAPI) -> None:
         # loc is ("query"|"body", field, ...) or, for a body that is not JSON, ("body", character offset).
         loc = list(first.get("loc", ()))
         loc = loc[1:] if loc and loc[0] in ("query", "body", "path", "header") else loc  # a field may be named "query"
-        field = loc[0] if loc and isinstance(loc[0], str) else None
+        field = loc[0] if loc and isinstance(loc[0], str) and loc[0] else None  # "?=x" names no field
         message = str(first.get("msg"))
         if first.get("type") == "extra_forbidden":
             message = "unknown parameter; see /docs for the accepted fields"

@@ -14,6 +14,7 @@ from indexer.errors import BadQuery
 from search_api.searcher import Searcher
 from search_api.server.auth import require_api_key
 from search_api.server.schemas import ErrorOut, SimilarOut, StoryOut
+from search_api.server.strict import only_parameters
 
 SIMILAR_DEPTH = 20  # passages retrieved per related article asked for: copies and the own story take places
 
@@ -31,14 +32,14 @@ ERRORS = {code: {"model": ErrorOut, "description": text} for code, text in (
 router = APIRouter(tags=["stories"], dependencies=[Depends(require_api_key)], responses=ERRORS)
 
 
-@router.get("/stories/{story_id:path}", response_model=StoryOut)
+@router.get("/stories/{story_id:path}", response_model=StoryOut, dependencies=[Depends(only_parameters())])
 def story(searcher: SearcherDep, story_id: str) -> dict:
     """A story: its size, dates, sources, headline and its articles in time order (a timeline)."""
     return {**searcher.story(story_id), "index_version": searcher.name}
 
 
 # Declared before app.py's /articles/{article_id:path}, which would otherwise take ".../similar" as an id.
-@router.get("/articles/{article_id:path}/similar", response_model=SimilarOut)
+@router.get("/articles/{article_id:path}/similar", response_model=SimilarOut, dependencies=[Depends(only_parameters("k"))])
 def similar_route(searcher: SearcherDep, article_id: str,
                   k: Annotated[int, Query(description="related articles to return (1-NEWSEARCH_MAX_K)")] = 10) -> dict:
     """Related coverage of an article: the nearest articles by meaning, those outside its own story first."""

@@ -33,6 +33,23 @@ async def utf8_text(request: Request) -> None:
                            "of each character", None) from None
 
 
+def only_parameters(*names: str):  # noqa: ANN201 - a FastAPI dependency
+    """A dependency refusing query parameters other than `names`, and any given twice: a misspelt one would be
+    ignored silently, and of two values which would win?"""
+
+    async def check(request: Request) -> None:
+        seen: set[str] = set()
+        for key, _ in request.query_params.multi_items():
+            if key not in names:
+                accepted = ", ".join(names) or "none"
+                raise BadQuery(f"{key or '(empty name)'}: unknown parameter; this route takes {accepted}", key or None)
+            if key in seen:
+                raise BadQuery(f"{key}: given more than once; give it once", key)
+            seen.add(key)
+
+    return check
+
+
 def _refuse_duplicates(pairs: list[tuple[str, object]]) -> dict[str, object]:
     seen: dict[str, object] = {}
     for key, value in pairs:

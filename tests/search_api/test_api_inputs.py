@@ -72,6 +72,16 @@ def test_percent_escapes_that_are_not_utf8_are_a_422_not_a_search_for_replacemen
     assert r.status_code == 422 and "not UTF-8" in r.json()["detail"], r.text
 
 
+@pytest.mark.parametrize(("url", "field"), [
+    ("/articles/wikinews-2019-001?foo=1", "foo"), ("/articles/wikinews-2019-001/similar?kk=3", "kk"),
+    ("/articles/wikinews-2019-001/similar?k=1&k=50", "k"), ("/stories/s1?k=3", "k"), ("/alerts?x=1", "x"),
+    ("/articles/wikinews-2019-001?=x", None), ("/search?q=oil&=x", None),
+])
+def test_every_route_refuses_unknown_and_repeated_parameters(client, url, field):
+    r = client.get(url)
+    assert r.status_code == 422 and r.json()["field"] == field, r.text
+
+
 def test_a_body_sent_without_the_json_content_type_says_to_send_it(client):
     for headers in ({"content-type": "text/plain"}, {}):
         r = client.post("/search", content=b'{"q": "oil"}', headers=headers)
