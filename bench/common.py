@@ -8,7 +8,11 @@ import os
 import platform
 import re
 import subprocess
+import threading
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import faiss
 import numpy as np
@@ -105,3 +109,29 @@ def dev_set(name: str, half: str | None = None) -> tuple[dict[str, str], dict[st
 def index_dir(fields: str, tag: str = "") -> Path:
     """Where the full-corpus index for these fields (and an index tag, e.g. another backend's) lives."""
     return ROOT / "var" / "bench" / f"eval-reuters-{fields.replace('+', '-')}{'-' + tag if tag else ''}"
+
+
+def callers(call: Callable[[Any], Any], items: Sequence[Any], n: int) -> dict:
+    """`n` threads share the items, calling `call` on each: every call's latency, wall and process CPU per call."""
+    took: list[float] = []
+    lock = threading.Lock()
+
+    def work(part: Sequence[Any]) -> None:
+        mine = []
+        for item in part:
+            t0 = time.perf_counter()
+            call(item)
+            mine.append((time.perf_counter() - t0) * 1000)
+        with lock:
+            took.extend(mine)
+
+    threads = [threading.Thread(target=work, args=(items[i::n],)) for i in range(n)]
+    wall, cpu = time.perf_counter(), time.process_time()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    return {"callers": n, "p50_ms": round(percentile(took, 50), 3), "p99_ms": round(percentile(took, 99), 3),
+            "wall_ms_per_query": round(wall * 1000 / len(items), 3),
+            "cpu_ms_per_query": round(cpu * 1000 / len(items), 3), "queries_per_s": round(len(items) / wall, 1)}

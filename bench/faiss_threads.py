@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
-import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,38 +17,16 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from bench.common import commit, machine_facts, percentile, result_path, write_result
+from bench.common import callers, commit, machine_facts, result_path, write_result
 from bench.vector_data import vector_set
 from indexer.storage.faiss_vectors import default_nprobe, index_spec
 
 DEPTH = 800  # passages the Searcher asks FAISS for (200 articles' worth)
 
 
-def callers(index: faiss.Index, queries: np.ndarray, n: int, rounds: int) -> dict:
-    """`n` threads share the queries `rounds` times over: each call's latency, wall and process CPU per query."""
-    took: list[float] = []
-    lock = threading.Lock()
-
-    def work(part: np.ndarray) -> None:
-        mine = []
-        for _ in range(rounds):
-            for q in part:
-                t0 = time.perf_counter()
-                index.search(q.reshape(1, -1), DEPTH)
-                mine.append((time.perf_counter() - t0) * 1000)
-        with lock:
-            took.extend(mine)
-
-    threads = [threading.Thread(target=work, args=(queries[i::n],)) for i in range(n)]
-    wall, cpu = time.perf_counter(), time.process_time()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    return {"callers": n, "p50_ms": round(statistics.median(took), 3), "p99_ms": round(percentile(took, 99), 3),
-            "wall_ms_per_query": round(1000 * wall / len(took), 3), "cpu_ms_per_query": round(1000 * cpu / len(took), 3),
-            "queries_per_s": round(len(took) / wall, 1)}
+def searcher(index: faiss.Index):  # noqa: ANN201
+    """One query vector's search at the Searcher's depth."""
+    return lambda q: index.search(q.reshape(1, -1), DEPTH)
 
 
 def main() -> None:
@@ -82,8 +58,8 @@ def main() -> None:
     for _ in range(args.rounds):
         for mode in (0, 1):
             ivf.parallel_mode = mode
-            callers(index, queries[:50], 1, 1)  # warm
-            runs[str(mode)].append([callers(index, queries, n, 1) for n in (1, 2, 8)])
+            callers(searcher(index), queries[:50], 1)  # warm
+            runs[str(mode)].append([callers(searcher(index), queries, n) for n in (1, 2, 8)])
             print(mode, runs[str(mode)][-1], flush=True)
 
     best = {mode: [min((r[i] for r in rs), key=lambda x: x["p50_ms"]) for i in range(3)] for mode, rs in runs.items()}

@@ -11,14 +11,11 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import threading
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 
 import numpy as np
 
-from bench.common import commit, dev_queries, machine_facts, percentile, result_path, write_result
+from bench.common import callers, commit, dev_queries, machine_facts, result_path, write_result
 from indexer.embed import Embedder
 
 
@@ -30,32 +27,6 @@ def runtimes() -> dict[str, Embedder]:
     # Queries on the passages' own ONNX Runtime session, whose threads poll for work between runs.
     out["onnx, polling threads"] = Embedder(backend="onnx", query_backend="onnx")
     return out
-
-
-def callers(encode: Callable[[str], np.ndarray], queries: list[str], n: int) -> dict:
-    """`n` threads share the queries; wall and process CPU per query, and each call's latency."""
-    took: list[float] = []
-    lock = threading.Lock()
-
-    def work(part: list[str]) -> None:
-        mine = []
-        for q in part:
-            t0 = time.perf_counter()
-            encode(q)
-            mine.append((time.perf_counter() - t0) * 1000)
-        with lock:
-            took.extend(mine)
-
-    threads = [threading.Thread(target=work, args=(queries[i::n],)) for i in range(n)]
-    wall, cpu = time.perf_counter(), time.process_time()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    return {"callers": n, "p50_ms": round(percentile(took, 50), 2), "p99_ms": round(percentile(took, 99), 2),
-            "wall_ms_per_query": round(wall * 1000 / len(queries), 2),
-            "cpu_ms_per_query": round(cpu * 1000 / len(queries), 2), "queries_per_s": round(len(queries) / wall, 1)}
 
 
 def main() -> None:
