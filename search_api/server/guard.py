@@ -1,6 +1,7 @@
 """Limits on slow and oversized HTTP requests, which uvicorn's httptools protocol lacks: a request's
 headers must arrive within a deadline and a size, its body within another deadline; a connection that
-never sends a byte is closed like a half-sent one. Answers are 408 and 431, then the connection closes.
+never sends a byte is closed like a half-sent one. Answers are 408 and 431 (400 for what the parser cannot read),
+then the connection closes, after the answer to any request before it on the connection.
 """
 
 from __future__ import annotations
@@ -28,7 +29,11 @@ class GuardedProtocol(HttpToolsProtocol):
         super().__init__(*args, **kwargs)
         self._deadline: asyncio.TimerHandle | None = None
         self._in_headers = False
-        self._header_bytes = 0
+        self._exact = 0  # header bytes of the request being read, from the parser's callbacks
+        self._raw = 0  # bytes of the reads after the one it began in, while its headers are unfinished
+        self._fresh = False  # a request began in the read being parsed
+        self._oversized = False
+        self._refusal: tuple[int, str] | None = None  # held until the last request's response is complete
         self._discarding = False  # refused: what the client still sends is read and dropped until we close
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -42,26 +47,54 @@ class GuardedProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        """Parse as uvicorn does; count the bytes of headers still being read and refuse too many."""
+        """Parse as uvicorn does, counting each request's header bytes and refusing too many (431)."""
         if self._discarding:
             return
         if self._deadline is None and not self._in_headers and self._idle():
             self._begin_request()  # the first bytes of the next request on a kept-alive connection
-        if self._in_headers:
-            # Counted before parsing, up to the headers' end: headers that arrive whole in one read are parsed,
-            # and the request answered, within this call. A header never finished still counts (and is bounded).
-            end = data.find(b"\r\n\r\n")
-            if self._over_limit(len(data) if end < 0 else end + 4):
-                return
-        super().data_received(data)
-        if self._in_headers and self._header_bytes == 0 and not self.transport.is_closing():
-            self._over_limit(len(data))  # a pipelined request began in this read: its headers' share, at most
+        self._fresh = False
+        super().data_received(data)  # the parser's callbacks count finished header lines exactly (on_header)
+        if self._in_headers and not self._fresh and not self.transport.is_closing():
+            # A header line never finished reaches no callback, so whole reads count too, except the one the
+            # request began in (it may hold the last request's body): that bounds the bytes held, and a read
+            # made only of header bytes can never count more than the request's headers.
+            self._raw += len(data)
+            if max(self._raw, self._exact) > self.max_header_bytes:
+                self._refuse_oversized()
 
     def on_message_begin(self) -> None:
-        """A pipelined request starts its own header count."""
+        """A request (pipelined or not) starts its own header count."""
         super().on_message_begin()
         if not self._in_headers:
             self._begin_request()
+        self._exact, self._fresh = 0, True
+
+    def on_url(self, url: bytes) -> None:
+        """Count the request line's target."""
+        self._count(len(url))
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        """Count a header line (with its ": " and line end)."""
+        self._count(len(name) + len(value) + 4)
+        super().on_header(name, value)
+
+    def _count(self, more: int) -> None:
+        self._exact += more
+        if self._exact > self.max_header_bytes:
+            self._oversized = True
+            raise ValueError("request headers too large")  # stops the parser: send_400_response answers 431
+
+    def send_400_response(self, msg: str) -> None:
+        """A request the HTTP parser cannot read (or that _count stopped) gets the usual JSON error body."""
+        if self._oversized:
+            self._refuse_oversized()
+            return
+        self._refuse(400, f"{msg.rstrip('.')}: not HTTP/1.1 the server can parse (bytes outside ASCII in the "
+                          "request line or a header name must be %-encoded)")
+
+    def _refuse_oversized(self) -> None:
+        self._refuse(431, f"request headers over {self.max_header_bytes} bytes (NEWSEARCH_MAX_HEADER_BYTES)")
 
     def on_headers_complete(self) -> None:
         """Headers done: the body now has body_timeout to arrive."""
@@ -74,24 +107,11 @@ class GuardedProtocol(HttpToolsProtocol):
         self._stop_deadline()
         super().on_message_complete()
 
-    def _over_limit(self, more: int) -> bool:
-        """Count `more` header bytes; refuse the request with 431 (True) once they pass max_header_bytes."""
-        self._header_bytes += more
-        if self._header_bytes <= self.max_header_bytes:
-            return False
-        self._refuse(431, f"request headers over {self.max_header_bytes} bytes (NEWSEARCH_MAX_HEADER_BYTES)")
-        return True
-
-    def send_400_response(self, msg: str) -> None:
-        """A request the HTTP parser cannot read gets the usual JSON error body (uvicorn's is plain text)."""
-        self._refuse(400, f"{msg.rstrip('.')}: not HTTP/1.1 the server can parse (bytes outside ASCII in the "
-                          "request line or a header name must be %-encoded)")
-
     def _idle(self) -> bool:
         return self.cycle is None or self.cycle.response_complete
 
     def _begin_request(self) -> None:
-        self._in_headers, self._header_bytes = True, 0
+        self._in_headers, self._exact, self._raw = True, 0, 0
         self._set_deadline(self.header_timeout, "the request headers")
 
     def _set_deadline(self, seconds: float, what: str) -> None:
@@ -109,22 +129,40 @@ class GuardedProtocol(HttpToolsProtocol):
         self._refuse(408, f"{what} did not arrive within {seconds:g} s ({setting})")
 
     def _refuse(self, status: int, message: str) -> None:
-        """Answer `status` with the usual JSON error (unless a response has begun) and close the connection."""
+        """Answer `status` with the usual JSON error and close the connection. While headers are read, the cycle
+        is the last request's: if that one is still being answered, its response goes out first."""
+        in_headers, self._in_headers = self._in_headers, False
         self._stop_deadline()
-        self._in_headers = False
         if self.transport.is_closing() or self._discarding:
             return
-        # The cycle is the last request's until uvicorn starts the next at its headers' end: answer if it is done.
-        if self.cycle is None or not self.cycle.response_started or self.cycle.response_complete:
-            body = json.dumps({"detail": message, "field": None}).encode()
-            self.transport.write(b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
-                                 b"connection: close\r\n\r\n%s" % (status, REASONS[status], len(body), body))
-        if self.cycle is not None:
+        self._discarding = True  # what the client still sends is read and dropped
+        if in_headers and self.cycle is not None and not self.cycle.response_complete:
+            self._refusal = (status, message)  # sent by on_response_complete
+            return
+        if not in_headers and self.cycle is not None:
             self.cycle.disconnected = True  # the app, if reading the body, sees the client gone
             self.cycle.message_event.set()
+        if in_headers or self.cycle is None or not self.cycle.response_started:
+            self._send_error(status, message)
+        self._linger_and_close()
+
+    def on_response_complete(self) -> None:
+        """The last request's response is out: send the refusal of the one after it, if any."""
+        super().on_response_complete()
+        if self._refusal is not None and not self.transport.is_closing():
+            status, message = self._refusal
+            self._refusal = None
+            self._send_error(status, message)
+            self._linger_and_close()
+
+    def _send_error(self, status: int, message: str) -> None:
+        body = json.dumps({"detail": message, "field": None}).encode()
+        self.transport.write(b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
+                             b"connection: close\r\n\r\n%s" % (status, REASONS[status], len(body), body))
+
+    def _linger_and_close(self) -> None:
         # Closing with the client's bytes unread would reset the connection, and a reset can drop the answer
         # before the client reads it: end our side, discard what still comes for a moment, then close.
-        self._discarding = True
         if self.transport.can_write_eof():
             self.transport.write_eof()
         self.loop.call_later(LINGER_SECONDS, self.transport.close)

@@ -4,6 +4,7 @@ size cap, a stalled body gets 408, and other clients are answered meanwhile. Bou
 
 from __future__ import annotations
 
+import re
 import socket
 import time
 
@@ -77,3 +78,35 @@ def test_slow_and_oversized_clients_are_cut_off_while_others_are_served(corpus_i
         second = answer(kept)
         assert second.startswith(b"HTTP/1.1 431 "), second[:200]
         kept.close()
+
+
+def replies(sock: socket.socket) -> list[bytes]:
+    """The status lines of every response on a connection, until the server closes it."""
+    return re.findall(rb"HTTP/1\.1 \d{3} [^\r]*", answer(sock))  # a response may follow a body without a line end
+
+
+@pytest.mark.slow
+def test_header_bytes_are_counted_per_request_wherever_reads_split(corpus_index, corpus_settings, embedder):
+    settings = corpus_settings.replace(max_header_bytes=8192, reload_interval=0.0)
+    small = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+    big = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20_000 + b"\r\n\r\n"
+    body = b'{"q": "election results", "k": 2' + b" " * 20_000 + b"}"
+    post = b"POST /search HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n" % len(body)
+    with serve_index(corpus_index, settings, embedder) as base:
+        # Pipelined behind a small request in one read: the second request's headers still count.
+        sock = connect(base)
+        sock.sendall(small + big)
+        assert replies(sock) == [b"HTTP/1.1 200 OK", b"HTTP/1.1 431 Request Header Fields Too Large"]
+        # Small headers whose end is split between two reads, then a large body: served, not taken for headers.
+        for first, rest in ((post, b"\r\n" + body), (post + b"\r", b"\n" + body), (post[:-1], b"\n\r\n" + body)):
+            sock = connect(base)
+            sock.sendall(first)
+            time.sleep(0.2)
+            sock.sendall(rest + b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            assert replies(sock) == [b"HTTP/1.1 200 OK"] * 2
+        # A refused request behind one still being answered: that one's answer first, then the refusal.
+        sock = connect(base)
+        sock.sendall(b"GET /search?q=election+results&k=5 HTTP/1.1\r\nHost: x\r\n\r\n")
+        time.sleep(0.001)
+        sock.sendall(b"GET /\x01 HTTP/1.1\r\n\r\n")
+        assert replies(sock) == [b"HTTP/1.1 200 OK", b"HTTP/1.1 400 Bad Request"]
