@@ -10,7 +10,7 @@ import logging
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, Field, StrictBool
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from indexer.errors import NewsearchError
 from search_api.errors import JobNotFound
@@ -42,6 +42,8 @@ class ReloadOut(BaseModel):
 
 class ReindexBody(BaseModel):
     """POST /admin/reindex: what to read."""
+
+    model_config = ConfigDict(extra="forbid")  # a misspelt "delete-missing" must not be ignored
 
     paths: list[str] = Field(default_factory=list, description="corpus files or folders on the server "
                              "(default: NEWSEARCH_REINDEX_PATHS)")

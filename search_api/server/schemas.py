@@ -47,7 +47,7 @@ def iso_only(value: Any) -> Any:
         raise ValueError("give an ISO 8601 date or date-time (2020-01-31 or 2020-01-31T12:00:00), not a number")
     if isinstance(value, str) and len(value.strip()) > len("2020-01-31"):
         try:
-            return datetime.fromisoformat(value.strip())
+            return datetime.fromisoformat(value.strip().upper())  # "z" for UTC as well as "Z"
         except ValueError:
             return value  # pydantic's own message says what is wrong with it
     return value
@@ -62,6 +62,11 @@ def _integer(typed: bool) -> Callable[[Any], Any]:
         _digits_only(value)
         return value
     return check
+
+
+def query_integer(value: Any) -> Any:
+    """An integer query parameter as GET /search reads one: no booleans, no underscores."""
+    return _integer(False)(value)
 
 
 def _digits_only(value: Any) -> None:

@@ -9,11 +9,12 @@ from typing import Annotated, Any
 
 import numpy as np
 from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BeforeValidator
 
 from indexer.errors import BadQuery
 from search_api.searcher import Searcher
 from search_api.server.auth import require_api_key
-from search_api.server.schemas import ErrorOut, SimilarOut, StoryOut
+from search_api.server.schemas import ErrorOut, SimilarOut, StoryOut, query_integer
 from search_api.server.strict import only_parameters
 
 SIMILAR_DEPTH = 20  # passages retrieved per related article asked for: copies and the own story take places
@@ -41,7 +42,8 @@ def story(searcher: SearcherDep, story_id: str) -> dict:
 # Declared before app.py's /articles/{article_id:path}, which would otherwise take ".../similar" as an id.
 @router.get("/articles/{article_id:path}/similar", response_model=SimilarOut, dependencies=[Depends(only_parameters("k"))])
 def similar_route(searcher: SearcherDep, article_id: str,
-                  k: Annotated[int, Query(description="related articles to return (1-NEWSEARCH_MAX_K)")] = 10) -> dict:
+                  k: Annotated[int, BeforeValidator(query_integer),
+                               Query(description="related articles to return (1-NEWSEARCH_MAX_K)")] = 10) -> dict:
     """Related coverage of an article: the nearest articles by meaning, those outside its own story first."""
     if not 1 <= k <= searcher.settings.max_k:
         raise BadQuery(f"k must be between 1 and {searcher.settings.max_k}", "k")

@@ -76,6 +76,7 @@ def test_percent_escapes_that_are_not_utf8_are_a_422_not_a_search_for_replacemen
     ("/articles/wikinews-2019-001?foo=1", "foo"), ("/articles/wikinews-2019-001/similar?kk=3", "kk"),
     ("/articles/wikinews-2019-001/similar?k=1&k=50", "k"), ("/stories/s1?k=3", "k"), ("/alerts?x=1", "x"),
     ("/articles/wikinews-2019-001?=x", None), ("/search?q=oil&=x", None),
+    ("/articles/wikinews-2019-001/similar?k=1_0", "k"),
 ])
 def test_every_route_refuses_unknown_and_repeated_parameters(client, url, field):
     r = client.get(url)
@@ -98,6 +99,7 @@ def test_control_characters_read_as_spaces_so_a_query_of_nothing_else_is_blank(c
 @pytest.mark.parametrize(("bounds", "found"), [
     ("until=2019-01-04T00:00:00%2B05:00", False),  # 2019-01-03T19:00Z, before the article's midnight
     ("until=2019-01-04T00:00:00Z", True),  # that very instant, inclusive
+    ("until=2019-01-03t23:59:59z", False), ("until=2019-01-04t00:00:00z", True),
     ("until=2019-01-03", False), ("until=2019-01-04", True),  # a date: its whole day
     ("since=2019-01-04T00:00:00-05:00", False),  # 05:00Z, after it
     ("since=2019-01-04T00:00:00Z", True),
@@ -133,6 +135,8 @@ def test_a_key_repeated_in_the_admin_body_is_a_422_naming_it(corpus_settings, se
         for value in ("yes", 1, "true"):
             r = c.post("/admin/reindex", json={"paths": ["a"], "delete_missing": value}, headers={"x-admin-key": "k"})
             assert r.status_code == 422 and r.json()["field"] == "delete_missing", r.text
+        r = c.post("/admin/reindex", json={"paths": ["a"], "delete-missing": True}, headers={"x-admin-key": "k"})
+        assert r.status_code == 422 and r.json()["field"] == "delete-missing", r.text  # misspelt: not ignored
 
 
 @pytest.mark.parametrize(("content", "content_type"), [
