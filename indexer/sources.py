@@ -133,19 +133,36 @@ def _walk(root: Path, report: Callable[[Problem], None]) -> Iterator[tuple[Path,
         # A file named on its own is read only in a corpus format too: /etc/shadow given to POST /admin/reindex
         # must not become a searchable article.
         if not supported(root):
-            report(Problem(str(root), "not a corpus file: newsearch reads .txt, .jsonl, .jsonl.gz, .html and .htm "
-                                      "files (and folders of them)"))
-        elif root.is_file():
+            report(Problem(_shown(root), "not a corpus file: newsearch reads .txt, .jsonl, .jsonl.gz, .html and .htm "
+                                         "files (and folders of them)"))
+        elif not root.is_file():
+            report(Problem(_shown(root), "not a regular file (a pipe or device); give a file or a folder"))
+        elif not _name_not_utf8(root, report):
             yield root, root.name
         return
     for path in sorted(root.rglob("*")):
         if any(part.startswith(".") for part in path.relative_to(root).parts):
             continue
-        if path.is_file():
-            if supported(path):
+        if path.is_symlink() and path.is_dir():
+            report(Problem(_shown(path), "symbolic link to a folder: not followed; name its target to read it"))
+        elif path.is_file():
+            if supported(path) and not _name_not_utf8(path, report):
                 yield path, path.relative_to(root).as_posix()
-        elif path.is_symlink() and not path.is_dir():
-            report(Problem(str(path), _broken_link(path)))
+        elif path.is_symlink():
+            report(Problem(_shown(path), _broken_link(path)))
+
+
+def _shown(path: Path) -> str:
+    """A path as text that can be printed, whatever bytes its name is made of."""
+    return os.fsencode(path).decode("utf-8", "replace")
+
+
+def _name_not_utf8(path: Path, report: Callable[[Problem], None]) -> bool:
+    """True (and a problem reported) if the path is not UTF-8 text, which ids are made from."""
+    if not lone_surrogate(str(path)):
+        return False
+    report(Problem(_shown(path), "file name is not UTF-8; rename the file"))
+    return True
 
 
 def _broken_link(path: Path) -> str:

@@ -46,6 +46,26 @@ def test_a_file_named_on_its_own_is_read_only_in_a_corpus_format(tmp_path):
     assert all("not a corpus file" in p.reason and ".jsonl.gz" in p.reason for p in problems)
 
 
+def test_links_to_folders_pipes_and_names_that_are_not_utf8_are_reported_not_skipped_silently(tmp_path):
+    import os
+
+    corpus, other = tmp_path / "corpus", tmp_path / "other"
+    corpus.mkdir()
+    other.mkdir()
+    (other / "z.txt").write_text("Z\n\nAn article behind a link.\n")
+    (corpus / "a.txt").write_text("A\n\nAn article.\n")
+    (corpus / "more").symlink_to(other)
+    os.mkfifo(tmp_path / "pipe.txt")
+    with open(os.fsencode(corpus) + b"/caf\xe9.txt", "w") as fh:
+        fh.write("C\n\nA name in Latin-1.\n")
+    articles, problems = read(corpus, tmp_path / "pipe.txt")
+    assert [a.title for a in articles] == ["A"]
+    reasons = {p.origin.rsplit("/", 1)[-1]: p.reason for p in problems}
+    assert set(reasons) == {"more", "caf\ufffd.txt", "pipe.txt"}, reasons
+    assert "not followed" in reasons["more"] and "not UTF-8" in reasons["caf\ufffd.txt"]
+    assert "not a regular file" in reasons["pipe.txt"]
+
+
 def test_front_matter(tmp_path):
     path = tmp_path / "a.txt"
     path.write_text("---\nid: my-1\ndate: 2020-05-01T12:00:00+02:00\nsource: Example\nauthor: Ann\n---\nTitle here\n\nBody text.\n")
