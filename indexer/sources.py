@@ -196,6 +196,15 @@ def _json_line(line: bytes, origin: str) -> Any:
     return value
 
 
+# Characters no XML document may hold (an alert's query is written into its Atom feed) and no query means.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def control_as_spaces(text: str) -> str:
+    """`text` with control characters (but tab and line ends) and the non-characters U+FFFE/U+FFFF as spaces."""
+    return _CONTROL.sub(" ", text)
+
+
 def lone_surrogate(text: str) -> bool:
     """True if `text` holds a UTF-16 surrogate on its own, which cannot be encoded, hashed or stored."""
     return _SURROGATE.search(text) is not None

@@ -19,7 +19,7 @@ import numpy as np
 from indexer.embed import Embedder
 from indexer.errors import ArticleNotFound, BadQuery, StoryNotFound
 from indexer.settings import Settings
-from indexer.sources import lone_surrogate
+from indexer.sources import control_as_spaces, lone_surrogate
 from indexer.storage import open_store
 from indexer.storage.base import Filter, KeywordWeights, StoredPassage, Version
 from indexer.storage.filtering import CatalogFilter
@@ -131,7 +131,7 @@ class Searcher:
     def validate(self, req: SearchRequest) -> None:
         """Raise BadQuery, naming the field, for a request that cannot be answered."""
         s = self.settings
-        if not req.q or not req.q.strip():
+        if not req.q or not control_as_spaces(req.q).strip():  # as over HTTP, where they are read as spaces
             raise BadQuery("q must not be empty or blank", "q")
         if len(req.q) > s.max_query_chars:
             raise BadQuery(f"q is {len(req.q)} characters; the limit is {s.max_query_chars}", "q")

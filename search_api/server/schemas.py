@@ -15,15 +15,11 @@ from typing import Annotated, Any, Union, get_args, get_origin, get_type_hints
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, create_model
 
-from indexer.sources import lone_surrogate
+from indexer.sources import control_as_spaces, lone_surrogate
 from search_api import records
 from search_api.records import Hit, SearchRequest, SearchResponse, ServedArticle, description, http_options
 
 _NUMBER = re.compile(r"\s*[-+]?[\d.]+(e[-+]?\d+)?\s*", re.IGNORECASE)
-
-
-# Characters no XML document may hold (an alert's query is written into its Atom feed) and no query means.
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 
 def _text(value: str) -> str:
@@ -31,7 +27,7 @@ def _text(value: str) -> str:
     characters read as spaces, so a query of nothing else is blank."""
     if lone_surrogate(value):
         raise ValueError("holds a lone UTF-16 surrogate (an escape such as \\ud800 without its pair)")
-    return _CONTROL.sub(" ", value)
+    return control_as_spaces(value)
 
 
 Text = Annotated[str, AfterValidator(_text)]

@@ -55,3 +55,8 @@ def test_a_query_in_bytes_that_are_not_utf8_is_one_line_and_exit_1(corpus_index)
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 1 and r.stderr.count("\n") == 1, r.stderr
     assert "not valid UTF-8" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_query_of_control_characters_is_blank_in_the_shell_as_over_http(corpus_index):
+    r = news_search("query", "\x01\x02", "--index-dir", corpus_index)
+    assert r.returncode == 1 and r.stderr.count("\n") == 1 and "empty or blank" in r.stderr, r.stderr
