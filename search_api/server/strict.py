@@ -24,6 +24,8 @@ async def utf8_text(request: Request) -> None:
     """Refuse %-escapes that are not UTF-8 (`q=%ff`, or `%ed%a0%80`, a lone surrogate) in the path or the query
     string: Starlette would read them as U+FFFD and search for that."""
     scope = request.scope
+    if not getattr(scope.get("route"), "include_in_schema", True):
+        return  # the web page reads its own address; a bad link there still opens the page
     for where, raw in (("path", scope.get("raw_path") or scope["path"].encode("utf-8", "surrogateescape")),
                        ("query string", scope.get("query_string", b""))):
         try:

@@ -70,6 +70,8 @@ def test_query_strings_still_read_numbers_booleans_dates_and_repeated_sources(cl
 def test_percent_escapes_that_are_not_utf8_are_a_422_not_a_search_for_replacement_characters(client, url):
     r = client.get(url)
     assert r.status_code == 422 and "not UTF-8" in r.json()["detail"], r.text
+    page = client.get("/?q=caf%E9")  # a Latin-1 link to the web page still opens the page
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
 
 
 @pytest.mark.parametrize(("url", "field"), [

@@ -88,6 +88,10 @@ def test_cors_is_off_unless_origins_are_configured(corpus_settings, own_searcher
     with make_client(corpus_settings.replace(cors_origins=("https://news.example",)), own_searcher) as client:
         answer = client.options("/search", headers=preflight)
         assert answer.headers["access-control-allow-origin"] == "https://news.example"
+        # A page on that origin may delete its alerts too (DELETE /alerts/{id}).
+        delete = client.options("/alerts/a0000", headers={**preflight, "Access-Control-Request-Method": "DELETE",
+                                                          "Access-Control-Request-Headers": "x-api-key"})
+        assert delete.status_code == 200 and "DELETE" in delete.headers["access-control-allow-methods"], delete.text
         assert client.get("/healthz", headers={"Origin": "https://evil.example"}).headers.get(
             "access-control-allow-origin") is None
 
