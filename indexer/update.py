@@ -216,6 +216,12 @@ def update(paths: Sequence[Path], settings: Settings, embedder: Embedder, delete
                 corpus = engine.read(paths, strict)
                 base = Base(version)
                 changes = diff(corpus.articles, base.stored)
+                if delete_missing and changes.missing and corpus.problems:
+                    # An article whose file or record could not be read is "missing" too: never delete on a
+                    # partial read (nothing already indexed is lost to a typo'd link or a damaged file).
+                    raise ConfigError(f"--delete-missing would delete {len(changes.missing)} article(s), but "
+                                      f"{len(corpus.problems)} file(s) or record(s) could not be read (first: "
+                                      f"{corpus.problems[0]}); fix them, or update without --delete-missing")
                 kept = [] if delete_missing else changes.missing
                 deleted = changes.missing if delete_missing else []
                 if not (changes.added or changes.changed or deleted):

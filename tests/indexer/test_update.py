@@ -84,6 +84,23 @@ def test_partial_corpus_only_adds_unless_delete_missing(tmp_path, embedder):
     assert_same_index(settings.index_dir, both.index_dir, settings, both, embedder)
 
 
+def test_delete_missing_never_deletes_on_a_partial_read(tmp_path, embedder):
+    records = wikinews(3)
+    write_jsonl(tmp_path / "v1" / "news.jsonl", records)
+    settings = Settings(index_dir=tmp_path / "idx")
+    build([tmp_path / "v1"], settings, embedder, progress=False)
+    published = current_version(settings.index_dir)
+    # The third article's line is damaged: it reads as missing, but it was not withdrawn.
+    lines = [json.dumps(r) for r in records[:2]] + [json.dumps(records[2])[:-9]]
+    (tmp_path / "v2").mkdir()
+    (tmp_path / "v2" / "news.jsonl").write_text("\n".join(lines) + "\n")
+    with pytest.raises(ConfigError, match="would delete 1 article.*could not be read .first: .*news.jsonl:3"):
+        update([tmp_path / "v2"], settings, embedder, delete_missing=True, progress=False)
+    assert current_version(settings.index_dir) == published
+    report = update([tmp_path / "v2"], settings, embedder, progress=False)  # without it, the article is kept
+    assert not report.published and report.kept == 1 and len(report.problems) == 1
+
+
 def test_update_refuses_other_chunking_and_missing_index(tmp_path, embedder, corpus_index):
     with pytest.raises(IndexNotFound, match="news-index build"):
         update([tmp_path], Settings(index_dir=tmp_path / "none"), embedder, progress=False)
