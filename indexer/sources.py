@@ -137,7 +137,7 @@ def _walk(root: Path, report: Callable[[Problem], None]) -> Iterator[tuple[Path,
                                          "files (and folders of them)"))
         elif not root.is_file():
             report(Problem(_shown(root), "not a regular file (a pipe or device); give a file or a folder"))
-        elif not _name_not_utf8(root, report):
+        elif _utf8_name(root, report):
             yield root, root.name
         return
     for path in sorted(root.rglob("*")):
@@ -146,7 +146,7 @@ def _walk(root: Path, report: Callable[[Problem], None]) -> Iterator[tuple[Path,
         if path.is_symlink() and path.is_dir():
             report(Problem(_shown(path), "symbolic link to a folder: not followed; name its target to read it"))
         elif path.is_file():
-            if supported(path) and not _name_not_utf8(path, report):
+            if supported(path) and _utf8_name(path, report):
                 yield path, path.relative_to(root).as_posix()
         elif path.is_symlink():
             report(Problem(_shown(path), _broken_link(path)))
@@ -157,12 +157,12 @@ def _shown(path: Path) -> str:
     return os.fsencode(path).decode("utf-8", "replace")
 
 
-def _name_not_utf8(path: Path, report: Callable[[Problem], None]) -> bool:
-    """True (and a problem reported) if the path is not UTF-8 text, which ids are made from."""
+def _utf8_name(path: Path, report: Callable[[Problem], None]) -> bool:
+    """True if the path is UTF-8 text, which ids are made from; else False, with a problem reported."""
     if not lone_surrogate(str(path)):
-        return False
+        return True
     report(Problem(_shown(path), "file name is not UTF-8; rename the file"))
-    return True
+    return False
 
 
 def _broken_link(path: Path) -> str:

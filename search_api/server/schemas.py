@@ -60,15 +60,13 @@ def _integer(typed: bool) -> Callable[[Any], Any]:
     return check
 
 
-def query_integer(value: Any) -> Any:
-    """An integer query parameter as GET /search reads one: no booleans, no underscores."""
-    return _integer(False)(value)
-
-
 def _digits_only(value: Any) -> None:
     """Python (and so pydantic) reads "1_0" as 10: in a query string that is a typo, not ten."""
     if isinstance(value, str) and "_" in value:
         raise ValueError(f"must be a number written without underscores, not {value!r}"[:120])
+
+
+query_integer = _integer(typed=False)  # an integer query parameter as GET /search reads one
 
 
 def _boolean(typed: bool) -> Callable[[Any], Any]:

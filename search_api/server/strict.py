@@ -11,13 +11,23 @@ from fastapi import Request
 from indexer.errors import BadQuery
 
 
-async def single_values(request: Request) -> None:
-    """Refuse a repeated query parameter that takes one value (only `source` repeats): which would win?"""
+def _one_value_each(request: Request, names: tuple[str, ...] | None, repeatable: str = "") -> None:
+    """Refuse a query parameter given twice (but `repeatable`), and one not in `names` when they are given."""
     seen: set[str] = set()
     for key, _ in request.query_params.multi_items():
-        if key in seen and key != "source":
-            raise BadQuery(f"{key}: given more than once; give it once (only source may repeat)", key)
+        if names is not None and key not in names:
+            accepted = ", ".join(names) or "none"
+            raise BadQuery(f"{key or '(empty name)'}: unknown parameter; this route takes {accepted}", key or None)
+        if key in seen and key != repeatable:
+            only = f" (only {repeatable} may repeat)" if repeatable else ""
+            raise BadQuery(f"{key}: given more than once; give it once{only}", key)
         seen.add(key)
+
+
+async def single_values(request: Request) -> None:
+    """Refuse a repeated query parameter that takes one value (only `source` repeats): which would win? (GET
+    /search's model refuses unknown ones itself.)"""
+    _one_value_each(request, None, "source")
 
 
 async def utf8_text(request: Request) -> None:
@@ -40,14 +50,7 @@ def only_parameters(*names: str):  # noqa: ANN201 - a FastAPI dependency
     ignored silently, and of two values which would win?"""
 
     async def check(request: Request) -> None:
-        seen: set[str] = set()
-        for key, _ in request.query_params.multi_items():
-            if key not in names:
-                accepted = ", ".join(names) or "none"
-                raise BadQuery(f"{key or '(empty name)'}: unknown parameter; this route takes {accepted}", key or None)
-            if key in seen:
-                raise BadQuery(f"{key}: given more than once; give it once", key)
-            seen.add(key)
+        _one_value_each(request, names)
 
     return check
 
