@@ -18,6 +18,14 @@ from search_api.searcher import Searcher, SearchRequest
 from tests.helpers import assert_same_index, dump, wikinews, write_jsonl
 
 
+def built(tmp_path: Path, records: list[dict], embedder, **options) -> Settings:
+    """The settings of an index of `records` (written to tmp_path/v1) built and published in tmp_path/idx."""
+    write_jsonl(tmp_path / "v1" / "news.jsonl", records)
+    settings = Settings(index_dir=tmp_path / "idx", **options)
+    build([tmp_path / "v1"], settings, embedder, progress=False)
+    return settings
+
+
 def test_diff_classifies_by_id_hash_and_metadata():
     from indexer.records import Article
 
@@ -32,9 +40,7 @@ def test_diff_classifies_by_id_hash_and_metadata():
 @pytest.mark.slow
 def test_update_equals_a_full_build_of_the_same_corpus(tmp_path, embedder):
     old = wikinews(16)
-    write_jsonl(tmp_path / "v1" / "news.jsonl", old)
-    settings = Settings(index_dir=tmp_path / "idx")
-    build([tmp_path / "v1"], settings, embedder, progress=False)
+    settings = built(tmp_path, old, embedder)
     base = current_version(settings.index_dir)
 
     new = [dict(r) for r in old[3:]]  # three withdrawn
@@ -86,9 +92,7 @@ def test_partial_corpus_only_adds_unless_delete_missing(tmp_path, embedder):
 
 def test_delete_missing_never_deletes_on_a_partial_read(tmp_path, embedder):
     records = wikinews(3)
-    write_jsonl(tmp_path / "v1" / "news.jsonl", records)
-    settings = Settings(index_dir=tmp_path / "idx")
-    build([tmp_path / "v1"], settings, embedder, progress=False)
+    settings = built(tmp_path, records, embedder)
     published = current_version(settings.index_dir)
     # The third article's line is damaged: it reads as missing, but it was not withdrawn.
     lines = [json.dumps(r) for r in records[:2]] + [json.dumps(records[2])[:-9]]
@@ -112,9 +116,7 @@ def test_update_refuses_other_chunking_and_missing_index(tmp_path, embedder, cor
 @pytest.mark.slow
 def test_update_of_an_approximate_index_equals_a_rebuild_through_the_embedding_cache(tmp_path, embedder):
     old = wikinews(8)
-    write_jsonl(tmp_path / "v1" / "news.jsonl", old)
-    settings = Settings(index_dir=tmp_path / "idx", flat_limit=0)  # IVF-SQ8: the index holds 8-bit codes
-    build([tmp_path / "v1"], settings, embedder, progress=False)
+    settings = built(tmp_path, old, embedder, flat_limit=0)  # IVF-SQ8: the index holds 8-bit codes
     new = [dict(r) for r in old[1:]] + wikinews(2, start=60)
     new[0]["body"] += "\n\nThis article was updated."
     write_jsonl(tmp_path / "v2" / "news.jsonl", new)
@@ -150,9 +152,7 @@ def passage_texts(index_dir: Path) -> dict[str, list[str]]:
 def test_articles_without_a_title_get_a_lead_passage_and_update_decides_as_a_rebuild(tmp_path, embedder):
     old = wikinews(6)
     old[1]["title"] = ""
-    write_jsonl(tmp_path / "v1" / "news.jsonl", old)
-    settings = Settings(index_dir=tmp_path / "idx")  # fields=title+body, the default
-    build([tmp_path / "v1"], settings, embedder, progress=False)
+    settings = built(tmp_path, old, embedder)  # fields=title+body, the default
     body_only = Settings(index_dir=tmp_path / "body", fields="body", cache_dir=str(tmp_path / "idx" / "cache"))
     build([tmp_path / "v1"], body_only, embedder, progress=False)
     mixed, with_lead = passage_texts(settings.index_dir), passage_texts(body_only.index_dir)
