@@ -1,7 +1,9 @@
-"""Real HTTP servers for client, page and notebook tests: uvicorn in a thread, or `news-search serve` as a process."""
+"""Real HTTP servers for client, page and notebook tests: uvicorn in a thread, or `news-search serve` as a process;
+raw sockets to them, for what an HTTP client library would tidy away."""
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -17,6 +19,20 @@ from search_api.server.app import SearcherHolder, create_app
 from search_api.server.guard import server_options
 from search_api.settings import ServerSettings
 from tests.helpers import free_port
+
+
+def connect(base: str, timeout: float = 15) -> socket.socket:
+    """A raw connection to the server at `base` (http://host:port)."""
+    host, port = base.removeprefix("http://").split(":")
+    return socket.create_connection((host, int(port)), timeout=timeout)
+
+
+def answer(sock: socket.socket) -> bytes:
+    """Everything the server sends until it closes the connection (bounded by the socket's timeout)."""
+    chunks = []
+    while chunk := sock.recv(65536):
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 @contextmanager

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 
@@ -10,6 +9,7 @@ import httpx
 import pytest
 
 from tests.helpers import free_port, serve_process
+from tests.search_api.live_server import answer, connect
 
 
 @pytest.fixture(scope="module")
@@ -33,12 +33,9 @@ def test_real_server_answers_seed_and_wikinews_queries(server):
 @pytest.mark.slow
 def test_head_is_answered_as_get_without_a_body(server):
     for path in ("/healthz", "/search?q=oil", "/"):
-        host, port = server.removeprefix("http://").split(":")
-        with socket.create_connection((host, int(port)), timeout=30) as sock:
+        with connect(server, timeout=30) as sock:
             sock.sendall(f"HEAD {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
-            reply = b""
-            while chunk := sock.recv(65536):
-                reply += chunk
+            reply = answer(sock)
         head, _, body = reply.partition(b"\r\n\r\n")
         assert head.startswith(b"HTTP/1.1 200 ") and body == b"", (path, reply[:300])
         assert int(dict(line.split(b": ", 1) for line in head.split(b"\r\n")[1:])[b"content-length"]) > 0

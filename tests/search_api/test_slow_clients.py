@@ -11,21 +11,7 @@ import time
 import httpx
 import pytest
 
-from tests.search_api.live_server import serve_index
-
-
-def connect(base: str) -> socket.socket:
-    host, port = base.removeprefix("http://").split(":")
-    sock = socket.create_connection((host, int(port)), timeout=15)
-    return sock
-
-
-def answer(sock: socket.socket) -> bytes:
-    """Everything the server sends until it closes the connection (bounded by the socket's timeout)."""
-    chunks = []
-    while chunk := sock.recv(65536):
-        chunks.append(chunk)
-    return b"".join(chunks)
+from tests.search_api.live_server import answer, connect, serve_index
 
 
 @pytest.mark.slow
