@@ -59,7 +59,8 @@ class SearchRequest:
     rerank: bool = described(False, "re-score the top settings.rerank_depth with the searcher's Reranker",
                              http_name=None)
     min_relevance: float | None = described(None, "relevance a hit needs to count as a match (0-1; default "
-                                            "NEWSEARCH_MIN_RELEVANCE; docs/relevance.md)", ge=0, le=1)
+                                            "NEWSEARCH_MIN_RELEVANCE; docs/relevance.md)", ge=0, le=1,
+                                            allow_inf_nan=False)
 
 
 @dataclass

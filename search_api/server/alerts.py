@@ -61,8 +61,8 @@ class AlertBody(BaseModel):
     since: date | datetime | None = Field(None, description="only articles published on or after (ISO date)")
     until: date | datetime | None = Field(None, description="only articles published on or before (ISO date)")
     source: list[Text] = Field(default_factory=list, description="only these sources")
-    min_relevance: float | None = Field(None, ge=0, le=1, description="relevance a new article needs to match "
-                                        "(0-1; default NEWSEARCH_MIN_RELEVANCE)")
+    min_relevance: float | None = Field(None, ge=0, le=1, allow_inf_nan=False, description="relevance a new article "
+                                        "needs to match (0-1; default NEWSEARCH_MIN_RELEVANCE)")
     webhook: AnyHttpUrl | None = Field(None, description="http(s) URL that gets a POST of each batch of matches")
 
     @field_validator("since", "until", mode="before")

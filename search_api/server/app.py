@@ -14,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 from indexer import __version__
 from indexer.errors import BadQuery, IndexDamaged, NewsearchError, StorageError, Unauthorized
@@ -98,8 +99,9 @@ def create_app(settings: ServerSettings | None = None, holder: SearcherHolder | 
     """The FastAPI application; pass a holder to serve an already opened searcher."""
     settings = settings or ServerSettings.from_env()
     # /docs and /redoc with Swagger UI and ReDoc served from fastapi-offline's files, not a CDN: they work offline.
+    # No redirect to the route without a trailing slash: a client's typo gets a JSON 404 that names the route.
     app = FastAPIOffline(title="newsearch", version=__version__, lifespan=lifespan(settings, holder),
-                         responses=GUARD_ERRORS, dependencies=[Depends(utf8_text)],
+                         responses=GUARD_ERRORS, dependencies=[Depends(utf8_text)], redirect_slashes=False,
                          description="Semantic search over news: ranked passages for natural-language queries.")
     app.state.settings = settings
     install_error_handlers(app)
@@ -165,6 +167,15 @@ def document_limits(app: FastAPI, settings: ServerSettings) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
+def _without_slash(request: Request) -> str | None:
+    """The request's path without its trailing slash, when a route answers that path."""
+    path = request.url.path
+    if len(path) < 2 or not path.endswith("/"):
+        return None
+    scope = {**request.scope, "path": path.rstrip("/") or "/"}
+    return scope["path"] if any(route.matches(scope)[0] != Match.NONE for route in request.app.routes) else None
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Map every error to a JSON body {detail, field} with a 4xx/5xx status, in one place."""
 
@@ -190,8 +201,10 @@ def install_error_handlers(app: FastAPI) -> None:
         if exc.status_code == 400:  # FastAPI's answer to a body json.loads refuses: every bad input is a 422 here
             return JSONResponse({"detail": "the request body is not JSON this server can read (send UTF-8 JSON "
                                  "with integers under 4,300 digits)", "field": None}, status_code=422)
-        return JSONResponse({"detail": str(exc.detail), "field": None}, status_code=exc.status_code,
-                            headers=exc.headers)
+        detail = str(exc.detail)
+        if exc.status_code == 404 and (route := _without_slash(request)):
+            detail = f"no route {request.url.path}: routes take no trailing slash, try {route}"
+        return JSONResponse({"detail": detail, "field": None}, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -15,7 +15,9 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI, HTTPException, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.datastructures import Headers
 from starlette.routing import Match
 
 from indexer.errors import IndexDamaged, IndexMismatch, NewsearchError, RequestTooLarge, StorageError
@@ -25,6 +27,7 @@ from search_api.server.schemas import ErrorOut, HealthOut
 from search_api.settings import ServerSettings
 
 ACCESS_LOG = logging.getLogger("newsearch.access")
+CORS_METHODS, CORS_HEADERS = ("GET", "POST", "DELETE"), ("Authorization", "X-API-Key", "Content-Type")
 router = APIRouter(tags=["operations"])
 
 
@@ -130,6 +133,20 @@ class BodyLimit:
         await self.app(scope, counted_receive, send)
 
 
+class Cors(CORSMiddleware):
+    """Starlette's CORS, with a refused preflight answered in the JSON error body every other refusal has."""
+
+    def preflight_response(self, request_headers: Headers) -> Response:
+        answer = super().preflight_response(request_headers)
+        if answer.status_code != 400:
+            return answer
+        refused = bytes(answer.body).decode().removeprefix("Disallowed CORS ")  # "origin, method, headers"
+        headers = {k: v for k, v in answer.headers.items() if k not in ("content-length", "content-type")}
+        return JSONResponse({"detail": f"CORS preflight refused ({refused}): this server allows the origins in "
+                             f"NEWSEARCH_CORS_ORIGINS, the methods {', '.join(CORS_METHODS)} and the headers "
+                             f"{', '.join(CORS_HEADERS)}", "field": None}, status_code=400, headers=headers)
+
+
 def configure_access_log() -> None:
     """JSON access lines to stderr, once per process, unless the host application configured the logger."""
     if not ACCESS_LOG.handlers:
@@ -147,8 +164,8 @@ def install_operations(app: FastAPI, settings: ServerSettings) -> None:
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     app.add_middleware(HeadAsGet)
     if settings.cors_origins:
-        app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins), allow_methods=["GET", "POST", "DELETE"],
-                           allow_headers=["Authorization", "X-API-Key", "Content-Type"])
+        app.add_middleware(Cors, allow_origins=list(settings.cors_origins), allow_methods=list(CORS_METHODS),
+                           allow_headers=list(CORS_HEADERS))
     app.add_middleware(RequestObserver, metrics=app.state.metrics)  # added last: outermost, sees every answer
     app.include_router(router)
 

@@ -20,6 +20,9 @@ from search_api import records
 from search_api.records import Hit, SearchRequest, SearchResponse, ServedArticle, description, http_options
 
 _NUMBER = re.compile(r"\s*[-+]?[\d.]+(e[-+]?\d+)?\s*", re.IGNORECASE)
+# ISO 8601 as RFC 3339 writes it: "T" or a space between date and time. fromisoformat would take any one character
+# there ("2020-01-31x12:00"), and pydantic a trailing NUL: neither is a date a client meant.
+_DATE_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}(:\d{2}(:\d{2}([.,]\d+)?)?)?(Z|[+-]\d{2}(:?\d{2})?)?")
 
 
 def _text(value: str) -> str:
@@ -42,10 +45,14 @@ def iso_only(value: Any) -> Any:
     if isinstance(value, (int, float)) or (isinstance(value, str) and _NUMBER.fullmatch(value)):
         raise ValueError("give an ISO 8601 date or date-time (2020-01-31 or 2020-01-31T12:00:00), not a number")
     if isinstance(value, str) and len(value.strip()) > len("2020-01-31"):
+        text = value.strip().upper()  # "z" for UTC as well as "Z"
+        if not _DATE_TIME.fullmatch(text):
+            raise ValueError("give an ISO 8601 date or date-time: 2020-01-31, or 2020-01-31T12:00:00 with \"T\" or a "
+                             "space before the time and an optional Z or offset such as +05:00 after it")
         try:
-            return datetime.fromisoformat(value.strip().upper())  # "z" for UTC as well as "Z"
+            return datetime.fromisoformat(text)
         except ValueError:
-            return value  # pydantic's own message says what is wrong with it
+            return value  # pydantic's own message says what is wrong with it (a 13th month, a 25th hour)
     return value
 
 

@@ -95,10 +95,12 @@ def test_keys_and_owners(served):
     ({"query": "x", "webhook": "ftp://example.org/x"}, "webhook"), ({"query": "x", "min_relevance": 2}, "min_relevance"),
     ({"query": "x", "mode": "fuzzy"}, "mode"), ({"query": "x", "since": "2020-02-01", "until": "2020-01-01"}, "since"),
     ({"query": "x", "since": 2020}, "since"), ({"query": "x", "colour": "red"}, "colour"),
-    ({"query": "x" * 1001}, "query"),
+    ({"query": "x" * 1001}, "query"), ({"query": "x", "min_relevance": "NaN"}, "min_relevance"),
+    ({"query": "x", "since": "2020-01-01x12:00"}, "since"),
 ])
 def test_bad_input_is_422_naming_the_field(served, body, field):
-    r = served["client"].post("/alerts", json=body, headers=auth(KEY))
+    content = json.dumps(body).replace('"NaN"', "NaN")  # JSON's NaN, as Python's json module writes it
+    r = served["client"].post("/alerts", content=content, headers={**auth(KEY), "content-type": "application/json"})
     assert r.status_code == 422, r.text
     assert r.json()["field"] == field and r.json()["detail"], r.text
 

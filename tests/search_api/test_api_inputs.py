@@ -180,3 +180,33 @@ def test_openapi_documents_the_guards_408_and_431_on_every_route(client):
     for path, op in operations:
         for code in ("408", "431"):
             assert op["responses"][code]["content"]["application/json"]["schema"] == error, (path, code)
+
+
+@pytest.mark.parametrize("bounds", [
+    "until=2019-01-04x00:00:00", "since=2019-01-04T00:00:00%00", "until=2019-01-04%0000:00:00",
+    "since=2019-01-04T00:00:00Z%00", "until=2019-01-04_12:00",
+])
+def test_a_date_time_takes_t_or_a_space_between_date_and_time_and_nothing_after(client, bounds):
+    # Python's fromisoformat takes any one character between date and time; a control character reads as a space.
+    field = bounds.split("=")[0]
+    for r in (client.get(f"/search?q=oil&{bounds}"),
+              post(client, {"q": "oil", field: bounds.split("=")[1].replace("%00", "\u0000")})):
+        assert r.status_code == 422 and r.json()["field"] == field, r.text
+    assert client.get("/search?q=oil&until=2019-01-04 12:00").status_code == 200
+
+
+@pytest.mark.parametrize(("value", "as_json"), [("nan", "NaN"), ("-nan", "-Infinity"), ("inf", "Infinity")])
+def test_min_relevance_that_is_not_a_number_says_so(client, value, as_json):
+    content = f'{{"q": "oil", "min_relevance": {as_json}}}'
+    for r in (client.get(f"/search?q=oil&min_relevance={value}"),
+              client.post("/search", content=content, headers={"content-type": "application/json"})):
+        assert r.status_code == 422 and r.json()["field"] == "min_relevance", r.text
+        assert "finite number" in r.json()["detail"], r.text  # not "less than or equal to 1"
+
+
+@pytest.mark.parametrize("path", ["/alerts/", "/search/", "/stats/", "/healthz/"])
+def test_a_trailing_slash_is_a_json_404_that_names_the_route_not_a_redirect(client, path):
+    r = client.get(path + "?q=oil", follow_redirects=False)
+    assert r.status_code == 404 and r.json()["field"] is None, r.text
+    assert f"try {path.rstrip('/')}" in r.json()["detail"]
+

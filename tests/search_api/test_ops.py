@@ -94,6 +94,12 @@ def test_cors_is_off_unless_origins_are_configured(corpus_settings, own_searcher
         assert delete.status_code == 200 and "DELETE" in delete.headers["access-control-allow-methods"], delete.text
         assert client.get("/healthz", headers={"Origin": "https://evil.example"}).headers.get(
             "access-control-allow-origin") is None
+        # A refused preflight is a 400 in the JSON error body of every other refusal, saying what was refused.
+        for refused, headers in (("origin", {"Origin": "https://evil.example"}),
+                                 ("method", {"Access-Control-Request-Method": "PUT"})):
+            answer = client.options("/search", headers={**preflight, **headers})
+            assert answer.status_code == 400 and answer.json()["field"] is None, answer.text
+            assert f"refused ({refused})" in answer.json()["detail"] and "NEWSEARCH_CORS_ORIGINS" in answer.text
 
 
 def test_access_log_is_one_json_line_per_request_without_keys(corpus_settings, own_searcher):
