@@ -14,7 +14,7 @@ from typing import NoReturn
 
 from indexer.backends import AUTO, BACKENDS
 from indexer.errors import NewsearchError
-from indexer.settings import FIELD_CHOICES, Settings
+from indexer.settings import FIELD_CHOICES, Settings, integer, number
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -41,8 +41,8 @@ def add_build_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("paths", nargs="+", type=Path, help="corpus files or folders")
     parser.add_argument("--strict", action="store_true", help="stop at the first unreadable file or record")
     parser.add_argument("--fields", choices=FIELD_CHOICES, help="what is indexed (NEWSEARCH_FIELDS)")
-    parser.add_argument("--chunk-tokens", type=int, help="max word pieces per passage (NEWSEARCH_CHUNK_TOKENS)")
-    parser.add_argument("--batch-size", type=int, help="embedding batch size (NEWSEARCH_BATCH_SIZE)")
+    parser.add_argument("--chunk-tokens", type=integer, help="max word pieces per passage (NEWSEARCH_CHUNK_TOKENS)")
+    parser.add_argument("--batch-size", type=integer, help="embedding batch size (NEWSEARCH_BATCH_SIZE)")
     parser.add_argument("--backend", choices=(AUTO, *BACKENDS),
                         help="embedding runtime (NEWSEARCH_BACKEND, default auto: measured, docs/performance.md)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars (there are none when stderr is not a terminal)")
@@ -174,8 +174,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_update)
     p = sub.add_parser("gc", help="remove old versions (never the published one or one a server uses)")
     add_common(p)
-    p.add_argument("--keep", type=int, default=2, help="newest complete versions to keep (default 2)")
-    p.add_argument("--grace", type=float, help="age in seconds after which an unfinished build folder is "
+    p.add_argument("--keep", type=integer, default=2, help="newest complete versions to keep (default 2)")
+    p.add_argument("--grace", type=number, help="age in seconds after which an unfinished build folder is "
                    "abandoned (NEWSEARCH_GC_GRACE_SECONDS, default 3600)")
     p.add_argument("--prune-cache", action="store_true", help="also drop cached embeddings no kept version uses")
     p.add_argument("--dry-run", action="store_true", help="say what would be removed, remove nothing")
@@ -199,12 +199,12 @@ def add_adapt_parser(sub) -> None:  # noqa: ANN001 - argparse's private subparse
     p.add_argument("--out", type=Path, required=True, help="new folder for the model (re-run to resume)")
     p.add_argument("--exclude-ids", type=Path, help="file of article ids (one a line) to leave out of training, "
                    "with their near copies: the judged articles of queries that are headlines")
-    p.add_argument("--epochs", type=float, help="passes over the headlines (default 1)")
-    p.add_argument("--max-articles", type=int, help="train on a random sample of this many articles (default all)")
-    p.add_argument("--max-length", type=int, help="word pieces per training headline (default 64)")
-    p.add_argument("--train-batch-size", type=int, help="headlines per step (default 32)")
-    p.add_argument("--learning-rate", type=float, help="peak learning rate (default 3e-5)")
-    p.add_argument("--seed", type=int, help="seed of sampling, shuffling and initialisation (default 13)")
+    p.add_argument("--epochs", type=number, help="passes over the headlines (default 1)")
+    p.add_argument("--max-articles", type=integer, help="train on a random sample of this many articles (default all)")
+    p.add_argument("--max-length", type=integer, help="word pieces per training headline (default 64)")
+    p.add_argument("--train-batch-size", type=integer, help="headlines per step (default 32)")
+    p.add_argument("--learning-rate", type=number, help="peak learning rate (default 3e-5)")
+    p.add_argument("--seed", type=integer, help="seed of sampling, shuffling and initialisation (default 13)")
     p.add_argument("--backend", choices=(AUTO, *BACKENDS), help="runtime embedding the base vectors (NEWSEARCH_BACKEND)")
     p.add_argument("--quiet", action="store_true", help="no progress bars (there are none when stderr is not a terminal)")
     p.set_defaults(func=cmd_adapt)

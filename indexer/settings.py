@@ -239,6 +239,21 @@ def _boolean(raw: str) -> bool:
     raise ValueError(raw)
 
 
+def integer(raw: str) -> int:
+    """An integer as a person writes it: Python's int() also reads "1_0" as 10, which in a flag or a variable is a
+    typo, not ten."""
+    if "_" in raw:
+        raise ValueError(raw)
+    return int(raw)
+
+
+def number(raw: str) -> float:
+    """A decimal number, without the underscores float() accepts (see `integer`)."""
+    if "_" in raw:
+        raise ValueError(raw)
+    return float(raw)
+
+
 def _parse(name: str, raw: str, kind: Any) -> Any:
     try:
         if kind is Path:
@@ -246,9 +261,9 @@ def _parse(name: str, raw: str, kind: Any) -> Any:
         if kind is bool:
             return _boolean(raw)
         if kind is int:
-            return int(raw)
+            return integer(raw)
         if kind is float:
-            return float(raw)
+            return number(raw)
         if kind == tuple[str, ...]:
             return tuple(part.strip() for part in raw.split(",") if part.strip())
         return raw

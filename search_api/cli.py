@@ -11,7 +11,7 @@ from typing import get_args
 
 from indexer.cli import OneLineParser, progress_wanted, run
 from indexer.errors import ConfigError
-from indexer.settings import FIELD_CHOICES, Settings
+from indexer.settings import FIELD_CHOICES, Settings, integer
 from search_api.client.types import NO_CLOSE_MATCH
 from search_api.evaluation.harness import COLLAPSE_CHOICES, HALVES
 from search_api.records import Mode
@@ -117,13 +117,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="serve the HTTP API")
     p.add_argument("--index-dir", type=Path, help="index folder (NEWSEARCH_INDEX_DIR)")
     p.add_argument("--host", help="address to listen on (NEWSEARCH_HOST, default 127.0.0.1)")
-    p.add_argument("--port", type=int, help="port (NEWSEARCH_PORT, default 8000)")
+    p.add_argument("--port", type=integer, help="port (NEWSEARCH_PORT, default 8000)")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     p.set_defaults(func=cmd_serve)
     p = sub.add_parser("query", help="search from the shell")
     p.add_argument("text", help="the query")
     p.add_argument("--index-dir", type=Path, help="index folder (NEWSEARCH_INDEX_DIR)")
-    p.add_argument("-k", type=int, default=10, help="number of hits")
+    p.add_argument("-k", type=integer, default=10, help="number of hits")
     p.add_argument("--mode", choices=get_args(Mode))
     p.add_argument("--json", action="store_true", help="print the response as JSON")
     p.set_defaults(func=cmd_query)

@@ -77,8 +77,10 @@ def test_a_failing_update_without_quiet_is_still_one_line_when_stderr_is_not_a_t
 def test_argument_errors_are_one_line_and_exit_2_but_help_is_whole():
     r = news_index("build", SEED, "--chunk-tokens", "x")
     assert r.returncode == 2 and r.stdout == ""
-    assert r.stderr == ("news-index build: error: argument --chunk-tokens: invalid int value: 'x' "
+    assert r.stderr == ("news-index build: error: argument --chunk-tokens: invalid integer value: 'x' "
                         "(see news-index build --help)\n")
+    r = news_index("gc", "--grace", "3_600")  # float() would read 3600
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "invalid number value: '3_600'" in r.stderr
     r = news_index()
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "required: command" in r.stderr
     r = news_index("gc", "--frobnicate")

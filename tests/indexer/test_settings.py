@@ -27,6 +27,8 @@ def test_env_then_flags():
 
 @pytest.mark.parametrize("env, message", [
     ({"NEWSEARCH_PORT": "eighty"}, "NEWSEARCH_PORT='eighty' is not a valid int"),
+    ({"NEWSEARCH_MAX_K": "1_0"}, "NEWSEARCH_MAX_K='1_0' is not a valid int"),  # int() would read ten
+    ({"NEWSEARCH_DENSE_WEIGHT": "1_0.5"}, "NEWSEARCH_DENSE_WEIGHT='1_0.5' is not a valid float"),
     ({"NEWSEARCH_PORT": "0"}, r"NEWSEARCH_PORT must be between 1 and 65535 \(a TCP port number\), not 0"),
     ({"NEWSEARCH_MAX_BODY_BYTES": "10"}, "NEWSEARCH_MAX_BODY_BYTES must be at least 1024"),
     ({"NEWSEARCH_FIELDS": "title"}, "NEWSEARCH_FIELDS must be one of"),

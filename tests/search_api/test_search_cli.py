@@ -40,7 +40,9 @@ def test_argument_errors_are_one_line_and_exit_2_but_help_is_whole():
     assert (r.returncode, r.stderr) == (2, "news-search query: error: the following arguments are required: text "
                                            "(see news-search query --help)\n")
     r = news_search("serve", "--port", "eighty")
-    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "invalid int value: 'eighty'" in r.stderr
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "invalid integer value: 'eighty'" in r.stderr
+    r = news_search("query", "oil", "-k", "1_0")  # int() would read ten
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "invalid integer value: '1_0'" in r.stderr
     r = news_search("serve", "--help")
     assert r.returncode == 0 and r.stdout.startswith("usage: news-search serve") and "--port" in r.stdout
 
