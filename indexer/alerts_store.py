@@ -251,6 +251,11 @@ class AlertStore:
                                  (alert_id, limit))
         return [Delivery(*r) for r in rows]
 
+    def still_pending(self, delivery_id: int) -> bool:
+        """Whether a delivery is still to be sent: its alert may have been deleted since `due` listed it."""
+        return self.conn.execute("SELECT 1 FROM deliveries WHERE id = ? AND state = 'pending'",
+                                 (delivery_id,)).fetchone() is not None
+
     def next_due(self) -> float | None:
         """When the earliest pending delivery is due (None: none pending)."""
         return self.conn.execute("SELECT min(next_at) FROM deliveries WHERE state = 'pending'").fetchone()[0]

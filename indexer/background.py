@@ -29,6 +29,11 @@ class BackgroundLoop:
         """Whether the thread is alive."""
         return self._thread is not None and self._thread.is_alive()
 
+    @property
+    def stopping(self) -> bool:
+        """Whether stop was called: a long step checks it between its parts."""
+        return self._stop.is_set()
+
     def start(self) -> None:
         """Start the thread; a second call, or a call after stop, does nothing."""
         if self._thread is None and not self._stop.is_set():

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import httpx
 
@@ -54,32 +55,64 @@ def drain(store: AlertStore, searcher: Searcher) -> int:
     return done
 
 
-def send(delivery: Delivery, timeout: float) -> str | None:
-    """POST one delivery's JSON; None on a 2xx answer, else why it failed."""
+# Webhooks POSTed at once: a receiver that never answers delays the others by at most one timeout.
+WEBHOOKS_AT_ONCE = 8
+
+
+def _post(delivery: Delivery, timeout: float) -> str | None:
+    """POST one delivery's JSON; None on a 2xx answer, else why it failed. Only the status line and headers are
+    read: a receiver's body, however large or slow, is never read into memory."""
     try:
-        response = httpx.post(delivery.url, content=delivery.payload.encode(), timeout=timeout,
-                              headers={"Content-Type": "application/json", "User-Agent": "newsearch-alerts"})
+        with httpx.Client(timeout=timeout) as client, client.stream(
+                "POST", delivery.url, content=delivery.payload.encode(),
+                headers={"Content-Type": "application/json", "User-Agent": "newsearch-alerts"}) as response:
+            return None if response.is_success else f"HTTP {response.status_code}"
     except httpx.HTTPError as exc:
         return f"{type(exc).__name__}: {exc}"
-    return None if response.is_success else f"HTTP {response.status_code}"
 
 
-def deliver(store: AlertStore, settings: ServerSettings) -> int:
-    """Attempt every due delivery once; returns how many were delivered."""
+def send(deliveries: Sequence[Delivery], timeout: float) -> list[str | None]:
+    """POST each delivery at once, each given `timeout` seconds in all; None for each 2xx answer, else why not.
+
+    httpx's timeout bounds each read, so a receiver sending a byte a second would hold a POST for as long as it
+    likes: each POST runs in a daemon thread, and one not answered by the deadline counts as failed.
+    """
+    outcomes: dict[int, str | None] = {}
+
+    def post(d: Delivery) -> None:
+        outcomes[d.id] = _post(d, timeout)
+
+    threads = [threading.Thread(target=post, args=(d,), name=f"alert-webhook-{d.id}", daemon=True) for d in deliveries]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + timeout
+    for t in threads:
+        t.join(max(deadline - time.monotonic(), 0.0))
+    return [outcomes[d.id] if d.id in outcomes else f"no answer within {timeout:g} s" for d in deliveries]
+
+
+def deliver(store: AlertStore, settings: ServerSettings, stopping: Callable[[], bool] = lambda: False,
+            at_once: int = WEBHOOKS_AT_ONCE) -> int:
+    """Attempt every due delivery once, `at_once` at a time, until `stopping`; returns how many were delivered."""
     delivered = 0
-    for d in store.due():
-        error = send(d, settings.alert_webhook_timeout)
-        attempts = d.attempts + 1
-        retry = (time.time() + backoff_delay(attempts, settings.alert_webhook_backoff)
-                 if error is not None and attempts < settings.alert_webhook_attempts else None)
-        store.attempted(d.id, error, retry)
-        if error is None:
-            delivered += 1
-        elif retry is None:
-            log.warning("alert %s: webhook %s failed %d time(s), giving up: %s", d.alert_id, d.url, attempts, error)
-        else:
-            log.info("alert %s: webhook %s failed (%s); attempt %d in %.1fs", d.alert_id, d.url, error, attempts + 1,
-                     retry - time.time())
+    due = store.due()
+    for start in range(0, len(due), at_once):
+        if stopping():
+            break
+        group = [d for d in due[start : start + at_once] if store.still_pending(d.id)]  # not deleted meanwhile
+        for d, error in zip(group, send(group, settings.alert_webhook_timeout)):
+            attempts = d.attempts + 1
+            retry = (time.time() + backoff_delay(attempts, settings.alert_webhook_backoff)
+                     if error is not None and attempts < settings.alert_webhook_attempts else None)
+            store.attempted(d.id, error, retry)
+            if error is None:
+                delivered += 1
+            elif retry is None:
+                log.warning("alert %s: webhook %s failed %d time(s), giving up: %s", d.alert_id, d.url, attempts,
+                            error)
+            else:
+                log.info("alert %s: webhook %s failed (%s); attempt %d in %.1fs", d.alert_id, d.url, error,
+                         attempts + 1, retry - time.time())
     return delivered
 
 
@@ -101,7 +134,7 @@ class AlertWorker:
         try:
             with self.holder.use() as searcher:
                 done = drain(store, searcher)
-            deliver(store, self.settings)
+            deliver(store, self.settings, lambda: self._loop.stopping)
             return done
         finally:
             store.close()

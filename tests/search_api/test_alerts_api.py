@@ -3,7 +3,9 @@ receiver on 127.0.0.1 that fails before it succeeds."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
 import threading
 import time
 from datetime import date
@@ -169,6 +171,101 @@ def test_webhook_gives_up_after_the_set_attempts(tmp_path, served):
     finally:
         store.close()
         receiver.close()
+
+
+class RawReceiver:
+    """A TCP server on 127.0.0.1 whose `answer(conn)` writes whatever it likes after reading one request."""
+
+    def __init__(self, answer):
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/hook"
+        self.requests, self.sent, self.done = 0, 0, threading.Event()
+
+        def serve() -> None:
+            with contextlib.suppress(OSError):
+                while True:
+                    conn, _ = self.sock.accept()
+                    self.requests += 1
+                    with conn, contextlib.suppress(OSError):
+                        conn.recv(65536)
+                        answer(self, conn)
+                    self.done.set()
+
+        threading.Thread(target=serve, daemon=True).start()
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def one_delivery(store: AlertStore, url: str, version: str = "v1") -> str:
+    alert = store.create("q", "", webhook=url)
+    store.stage(version, "v0", ["x"])
+    store.mark_published(version)
+    store.record(version, [], [(alert.id, url, '{"matches": []}')])
+    return alert.id
+
+
+def test_a_webhook_answer_is_never_read_into_memory(tmp_path, served):
+    def endless(receiver: RawReceiver, conn: socket.socket) -> None:
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 300000000\r\n\r\n")
+        chunk = b"x" * 65536
+        for _ in range(300_000_000 // len(chunk)):  # until the server hangs up
+            conn.sendall(chunk)
+            receiver.sent += len(chunk)
+
+    receiver, store = RawReceiver(endless), AlertStore(tmp_path)
+    try:
+        alert_id = one_delivery(store, receiver.url)
+        assert deliver(store, served["settings"].replace(index_dir=tmp_path)) == 1
+        assert receiver.done.wait(30)
+        assert receiver.sent < 30_000_000, receiver.sent  # what the sockets' buffers took: the body was not read
+        assert store.deliveries(alert_id)[0].state == "delivered"
+    finally:
+        store.close()
+        receiver.close()
+
+
+def test_a_webhook_that_answers_a_byte_at_a_time_fails_at_the_timeout_and_holds_up_no_other(tmp_path, served):
+    def drip(receiver: RawReceiver, conn: socket.socket) -> None:
+        conn.sendall(b"HTTP/1.1 200 OK\r\nX-Slow: ")  # each byte well within the read timeout, the headers never done
+        for _ in range(150):
+            time.sleep(0.2)
+            conn.sendall(b"a")
+
+    settings = served["settings"].replace(index_dir=tmp_path, alert_webhook_timeout=1.0)
+    slow, fine, store = RawReceiver(drip), Receiver(failures=0), AlertStore(tmp_path)
+    try:
+        slow_id, fine_id = one_delivery(store, slow.url, "v1"), one_delivery(store, fine.url, "v2")
+        assert deliver(store, settings) == 1
+        assert not slow.done.is_set()  # deliver returned while the receiver was still dripping
+        (late,), (sent,) = store.deliveries(slow_id), store.deliveries(fine_id)
+        assert (late.state, late.last_error) == ("pending", "no answer within 1 s")
+        assert sent.state == "delivered" and len(fine.bodies) == 1
+    finally:
+        store.close()
+        slow.close()
+        fine.close()
+
+
+def test_a_delivery_of_an_alert_deleted_meanwhile_is_not_sent(tmp_path, served):
+    settings, later = served["settings"].replace(index_dir=tmp_path), []
+
+    def delete_the_other(receiver: RawReceiver, conn: socket.socket) -> None:
+        other = AlertStore(tmp_path)  # a DELETE /alerts/{id} while this POST is in flight
+        other.delete(later[0])
+        other.close()
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+
+    first, second, store = RawReceiver(delete_the_other), Receiver(failures=0), AlertStore(tmp_path)
+    try:
+        one_delivery(store, first.url, "v1")
+        later.append(one_delivery(store, second.url, "v2"))
+        assert deliver(store, settings, at_once=1) == 1
+        assert first.requests == 1 and second.bodies == []
+    finally:
+        store.close()
+        first.close()
+        second.close()
 
 
 def test_client_methods(served):
