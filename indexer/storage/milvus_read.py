@@ -148,6 +148,7 @@ class MilvusText:
         self.repeats = repeats  # title and lead repetitions in the `keyword` field (see keyword_articles)
         self.titled = titles  # whether titles were keyword-indexed
         self._catalog: Catalog | None = None
+        self._stored_nums = np.zeros(1, dtype=np.int64)  # set with the catalog
         self._stories: dict[str, str] | None = None
 
     def _get(self, collection: str, ids: Sequence[Any], fields: list[str]) -> list[dict[str, Any]]:
@@ -190,6 +191,8 @@ class MilvusText:
             arts = sorted(self._all(self.articles_collection, ["id", "num", "published", "source", "dup_group"]),
                           key=lambda r: r["num"])
             num_of = {r["id"]: i for i, r in enumerate(arts, 1)}
+            # Catalog numbers are positions 1..N; the stored numbers keep the gaps deleted articles left.
+            self._stored_nums = np.array([0] + [r["num"] for r in arts], dtype=np.int64)
             pairs = sorted((int(r["id"]), num_of[r["article_id"]])
                            for r in self._all(self.passages_collection, ["id", "article_id"]))
             pairs_array = np.array(pairs, dtype=np.int64).reshape(len(pairs), 2)
@@ -342,14 +345,15 @@ class MilvusText:
 
     def word_presence(self, words: Sequence[str], numbers: Sequence[int]) -> tuple[int, list[int], np.ndarray]:
         """Articles indexed, articles holding each word (text_match counts), and which `numbers` hold each."""
-        nums = [int(n) for n in numbers]
-        at = {n: i for i, n in enumerate(nums)}
-        present = np.zeros((len(words), len(nums)), dtype=bool)
+        self.catalog()
+        stored = self._stored_nums[np.asarray(numbers, dtype=np.int64)]  # a number may come twice (group=none)
+        unique = sorted(set(stored.tolist()))
+        present = np.zeros((len(words), len(stored)), dtype=bool)
         df = []
         for i, word in enumerate(stems(words, self.stemmer)):
             match = f"text_match(keyword, {json.dumps(word, ensure_ascii=False)})"
             df.append(self._count(self.articles_collection, match))
-            for chunk in _chunks(nums):
-                for r in self._query(self.articles_collection, f"{match} and {id_filter('num', chunk)}", ["num"]):
-                    present[i, at[r["num"]]] = True
+            holding = [r["num"] for chunk in _chunks(unique)
+                       for r in self._query(self.articles_collection, f"{match} and {id_filter('num', chunk)}", ["num"])]
+            present[i] = np.isin(stored, holding)
         return self.count_articles(), df, present

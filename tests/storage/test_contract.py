@@ -307,6 +307,15 @@ def test_an_update_writes_a_new_version_and_leaves_the_old_one_whole(store, data
     assert [a for a, _ in after.text.keyword_articles(["zebra"], 10, KeywordWeights())][:2] == \
            sorted([added.id, edited.id], key=lambda aid: aid != added.id)
     assert after.vectors.search(embed("new zebra crossing opened downtown"), 1)[1].tolist() == [paragraphs(added)[0].id]
+    # Which articles hold a word, by catalog number, after articles were deleted (numbers given twice, as
+    # group=none asks for each passage's article): the relevance of every hit reads this.
+    catalog = after.text.catalog()
+    holding = {aid for aid, _ in after.text.keyword_articles(["zebra"], 1000, KeywordWeights())}
+    numbers = [*range(1, len(catalog.article_ids)), *range(1, len(catalog.article_ids))]
+    _, df, present = after.text.word_presence(["zebra"], numbers)
+    assert list(df) == [len(holding)] == [2]
+    assert [catalog.article_ids[k] for k, p in zip(numbers, present[0]) if p] == \
+           [aid for aid in catalog.article_ids[1:] if aid in holding] * 2
     # A reader of the old version still sees it whole.
     assert all(before.text.article(a.id) is not None for a in gone) and len(before.vectors) == len(data.ids)
     assert before.text.article(edited.id)["body"] == changed.body
