@@ -10,7 +10,7 @@ import hashlib
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from typing import Annotated, Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import Response
@@ -19,6 +19,7 @@ from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator
 
 from indexer.alerts_store import Alert, AlertStore, Delivery, Match
 from indexer.errors import BadQuery
+from indexer.sources import control_as_spaces
 from search_api.alerts.batch import request_of
 from search_api.errors import Forbidden
 from search_api.records import Mode
@@ -166,11 +167,20 @@ def feed(request: Request, store: StoreDep, owner: Owner, alert_id: str) -> Resp
     return Response(atom(alert, store.matches(alert_id, 100), str(request.url)), media_type="application/atom+xml")
 
 
+def _link(url: str | None) -> str | None:
+    """An article's URL as a feed may link it: http(s) only (never `javascript:`), without characters XML cannot
+    hold (an indexed URL is the corpus' text, not checked as a URL)."""
+    if url and urlsplit(url).scheme.lower() in ("http", "https") and control_as_spaces(url) == url and " " not in url:
+        return url
+    return None
+
+
 def atom(alert: Alert, matches: list[Match], self_url: str) -> bytes:
-    """An Atom 1.0 document of an alert's matches, newest first."""
+    """An Atom 1.0 document of an alert's matches, newest first. Article text may hold characters XML 1.0 cannot
+    (U+FFFF, control characters): they read as spaces, as they do in queries."""
     fg = FeedGenerator()
     fg.id(f"urn:newsearch:alert:{alert.id}")
-    fg.title(f"newsearch alert: {alert.query}"[:200])
+    fg.title(control_as_spaces(f"newsearch alert: {alert.query}"[:200]))
     fg.link(href=self_url, rel="self")
     fg.updated(_utc(max([m.matched for m in matches], default=alert.created)))
     fg.generator("newsearch")
@@ -178,9 +188,9 @@ def atom(alert: Alert, matches: list[Match], self_url: str) -> bytes:
     for m in matches:
         entry = fg.add_entry(order="append")
         entry.id(f"urn:newsearch:match:{alert.id}:{quote(m.version, safe='')}:{quote(m.article_id, safe='')}")
-        entry.title(m.title or m.article_id)
-        entry.link(href=m.url or f"{self_url.split('/alerts/')[0]}/articles/{quote(m.article_id, safe='')}")
-        entry.summary(m.passage)
+        entry.title(control_as_spaces(m.title or m.article_id))
+        entry.link(href=_link(m.url) or f"{self_url.split('/alerts/')[0]}/articles/{quote(m.article_id, safe='')}")
+        entry.summary(control_as_spaces(m.passage))
         entry.updated(_utc(m.matched))
         if m.published:
             entry.published(datetime.fromisoformat(m.published).replace(tzinfo=UTC))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import feedparser
 import pytest
 
-from indexer.alerts_store import Alert, AlertNotFound, AlertStore, alerts_path
+from indexer.alerts_store import Alert, AlertNotFound, AlertStore, Match, alerts_path
 from indexer.gc import collect
 from indexer.pipeline import build
 from indexer.storage.folders import current_version
@@ -149,3 +149,18 @@ def test_feed_parses_back(updated):
     assert [e.title for e in feed.entries] == [m.title for m in found]
     assert [e.summary for e in feed.entries] == [m.passage for m in found]
     assert all(e.id.startswith(f"urn:newsearch:match:{alert.id}:") for e in feed.entries)
+
+
+def test_feed_of_hostile_article_text_is_well_formed_xml_and_links_only_the_web(updated):
+    alert = updated["alerts"]["new"]
+    hostile = [Match(alert.id, f"h-{i}", "v9", i, "lava \uffff flows \x1b on", title, None, None, url, 1.0, 0.5)
+               for i, (title, url) in enumerate([("Volcano \uffff erupts \ufffe at dawn", "https://example.org/b4\x1b"),
+                                                 ("Lava <b>", "javascript:alert(1)"),
+                                                 ("Ash", "HTTPS://example.org/ash")])]
+    document = atom(alert, hostile, f"http://127.0.0.1/alerts/{alert.id}/feed.atom")
+    feed = feedparser.parse(document)
+    assert not feed.bozo, feed.get("bozo_exception")
+    assert [e.title for e in feed.entries] == ["Volcano   erupts   at dawn", "Lava <b>", "Ash"]
+    assert [e.link for e in feed.entries] == ["http://127.0.0.1/articles/h-0", "http://127.0.0.1/articles/h-1",
+                                              "HTTPS://example.org/ash"]
+    assert feed.entries[0].summary == "lava   flows   on"
