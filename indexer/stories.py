@@ -17,6 +17,7 @@ import numpy as np
 
 from indexer.chunk import lead_span
 from indexer.records import Article
+from indexer.storage.filtering import epoch
 
 _WORD = re.compile(r"[^\W_]+")
 DAY = 86400.0
@@ -97,8 +98,9 @@ def candidate_links(ids: Sequence[str], published: Sequence[datetime | None], ve
 
 
 def day_numbers(published: Sequence[datetime | None]) -> np.ndarray:
-    """Publication times in days (NaN when undated)."""
-    return np.array([p.timestamp() / DAY if p is not None else np.nan for p in published])
+    """Publication times (naive UTC, as stored) in days since 1970, NaN when undated. Not `datetime.timestamp`,
+    which reads a naive time in the machine's time zone and fails on the first day of year 1."""
+    return np.array([epoch(p) / DAY for p in published])
 
 
 def assign_stories(ids: Sequence[str], published: Sequence[datetime | None], vectors: np.ndarray,

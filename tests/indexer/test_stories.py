@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 import numpy as np
 
-from indexer.stories import StoryParams, assign_stories, idf, keywords, overlap, summary
+from indexer.stories import StoryParams, assign_stories, day_numbers, idf, keywords, overlap, summary
 
 T0 = datetime(1987, 3, 2, 9, 0)
 PARAMS = StoryParams(threshold=0.8, min_overlap=0.2, window_days=3.0, max_span_days=5.0)  # the keyword side on
@@ -112,3 +112,9 @@ def test_summary_of_a_timeline():
     assert summary("s", timeline) == {"id": "s", "articles": 3, "first_published": T0,
                                       "last_published": T0 + timedelta(days=1), "sources": ["A", "B"],
                                       "headline": "First"}
+
+
+def test_day_numbers_are_utc_days_for_any_date_a_corpus_may_hold():
+    # datetime.timestamp() read naive times in the machine's zone and failed on 0001-01-01, aborting a build.
+    days = day_numbers([datetime(1, 1, 1), datetime(1970, 1, 2, 12), None, datetime(9999, 12, 31)])
+    assert days[0] == -719162 and days[1] == 1.5 and np.isnan(days[2]) and days[3] == 2932896
