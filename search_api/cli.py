@@ -78,6 +78,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.out:
         args.out.write_text(json.dumps(result, indent=2, default=str) + "\n")
     print(table(result, args.queries.name))
+    if unasked := result["judged_not_asked"]:
+        print(f"warning: {len(unasked)} judged query id(s) are not in {args.queries.name} and were not scored "
+              f"(first: {unasked[0]!r}); check that the queries and qrels files belong together", file=sys.stderr)
     if result["seen_in_training"]:
         print(f"warning: {result['seen_in_training']} of {result['queries']} queries are headlines of judged articles "
               f"the model {settings.model} was adapted on; adapt with --exclude-ids the judged articles "

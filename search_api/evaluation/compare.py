@@ -9,21 +9,29 @@ from pathlib import Path
 from typing import Any
 
 from indexer.errors import ConfigError, SourceError
+from search_api.evaluation.harness import read_text
 from search_api.evaluation.significance import paired
 
 
 def load_result(path: Path) -> dict[str, Any]:
     """An eval result file, checked to hold per-query scores."""
+    text = read_text(path, "a file written by news-search eval --out")
     try:
-        result = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise SourceError(f"{path}: no such file; give a file written by news-search eval --out") from None
-    except json.JSONDecodeError:
+        result = json.loads(text)
+    except (json.JSONDecodeError, RecursionError):
         raise SourceError(f"{path}: not JSON; give a file written by news-search eval --out") from None
     modes = result.get("modes") if isinstance(result, dict) else None
-    if not isinstance(modes, dict) or not all("per_query" in m for m in modes.values()):
+    if not isinstance(modes, dict) or not all(_scores(m) for m in modes.values()):
         raise SourceError(f"{path}: no per-query scores; give a file written by news-search eval --out")
     return result
+
+
+def _scores(mode: Any) -> bool:
+    """Whether a result's mode holds per-query scores: query id -> metric -> number."""
+    per_query = mode.get("per_query") if isinstance(mode, dict) else None
+    return isinstance(per_query, dict) and all(
+        isinstance(scores, dict) and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                         for v in scores.values()) for scores in per_query.values())
 
 
 def shared_queries(a: dict[str, Any], b: dict[str, Any], mode: str, intersect: bool = False) -> list[str]:
@@ -46,10 +54,10 @@ def compare(a: dict[str, Any], b: dict[str, Any], intersect: bool = False,
         qids = shared_queries(a, b, mode, intersect)
         pa, pb = a["modes"][mode]["per_query"], b["modes"][mode]["per_query"]
         names = metrics or list(next(iter(pa.values())))
-        unknown = set(names) - set(pa[qids[0]]) - set(pb[qids[0]])
-        if unknown:
-            raise ConfigError(f"no metric {', '.join(sorted(unknown))} in the results (they hold "
-                              f"{', '.join(pa[qids[0]])})")
+        held = set.intersection(*(set(pa[q]) & set(pb[q]) for q in qids))  # in every query of both
+        if unknown := [name for name in names if name not in held]:
+            raise ConfigError(f"no metric {', '.join(unknown)} in every query of both results (both hold "
+                              f"{', '.join(sorted(held)) or 'none'}); pick one with --metric")
         out[mode] = {name: paired([pa[q][name] for q in qids], [pb[q][name] for q in qids]).as_dict()
                      for name in names}
     if not out:

@@ -41,7 +41,7 @@ def load_queries(path: Path) -> dict[str, str]:
         try:
             record = json.loads(line)
             queries[str(record["_id"])] = str(record["text"])
-        except (json.JSONDecodeError, KeyError, TypeError):
+        except (json.JSONDecodeError, KeyError, TypeError, RecursionError):
             raise SourceError(f"{path}:{n}: not a BEIR query (a JSON object with _id and text)") from None
     if not queries:
         raise SourceError(f"{path} holds no queries")
@@ -92,11 +92,22 @@ def set_name_of(queries_file: Path) -> str:
     return Path(queries_file).name.split(".")[0].removesuffix("-queries")
 
 
-def _lines(path: Path) -> list[str]:
+def read_text(path: Path, what: str) -> str:
+    """A UTF-8 text file's content; SourceError saying what was expected (`what`) when it cannot be read as one."""
     try:
-        return Path(path).read_text(encoding="utf-8").splitlines()
+        return Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise SourceError(f"{path}: no such file; give an existing BEIR queries/qrels file") from None
+        raise SourceError(f"{path}: no such file; give {what}") from None
+    except IsADirectoryError:
+        raise SourceError(f"{path}: a folder; give {what}") from None
+    except UnicodeDecodeError as exc:
+        raise SourceError(f"{path}: not UTF-8 text (byte {exc.start}); give {what}") from None
+    except OSError as exc:
+        raise SourceError(f"{path}: cannot be read ({exc.strerror}); give {what}") from None
+
+
+def _lines(path: Path) -> list[str]:
+    return read_text(path, "an existing BEIR queries/qrels file").splitlines()
 
 
 def corpus_fingerprint(paths: Sequence[Path], settings: Settings, model: str) -> str:
@@ -120,6 +131,9 @@ def ensure_index(paths: Sequence[Path], settings: Settings, embedder: Embedder, 
     """Build settings.index_dir from the corpus unless it already holds this corpus so chunked; True if built."""
     fingerprint = corpus_fingerprint(paths, settings, f"{embedder.key}@{embedder.fingerprint}")
     marker = settings.index_dir / MARKER
+    if (settings.index_dir / "CURRENT").is_file() and not marker.is_file() and not rebuild:
+        raise ConfigError(f"{settings.index_dir} holds an index that news-search eval did not build (a served one?); "
+                          "give eval a folder of its own with --index-dir, or --rebuild to build over this one")
     if not rebuild and (settings.index_dir / "CURRENT").is_file() and marker.is_file():
         if json.loads(marker.read_text()).get("fingerprint") == fingerprint:
             return False
@@ -160,7 +174,7 @@ def run_mode(searcher: Searcher, queries: dict[str, str], qrels: Qrels, mode: st
         t0 = time.perf_counter()
         runs[qid] = ranking_of(searcher, text, mode, collapse)
         took.append((time.perf_counter() - t0) * 1000)
-    scores = per_query(runs, qrels)
+    scores = per_query(runs, {qid: qrels[qid] for qid in runs})  # a judged id the queries file lacks is not scored
     return ModeResult(mode, mean_scores(scores), scores, round(statistics.median(took), 2) if took else 0.0, runs)
 
 
@@ -189,11 +203,13 @@ def evaluate(searcher: Searcher, queries: dict[str, str], qrels: Qrels, modes: S
     results = [run_mode(searcher, queries, qrels, mode, collapse) for mode in modes]
     judged = [q for q in queries if q in qrels]
     seen = seen_in_training(queries, qrels, read_trained(searcher.embedder.model_path))
+    unasked = sorted(set(qrels) - set(queries))
     return {
         "index_version": searcher.name,
         "chunking": searcher.version.manifest["chunking"],
         "articles": searcher.version.manifest["counts"]["articles"],
         "queries": len(judged),
+        "judged_not_asked": unasked,  # qrels ids the queries file lacks (a typo, or another set's judgements)
         "collapse": collapse,
         "seen_in_training": len(seen),
         "settings": {k: getattr(s, k) for k in ("rrf_k", "dense_weight", "keyword_weight", "candidates",

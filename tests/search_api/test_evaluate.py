@@ -11,7 +11,16 @@ import pytest
 from indexer.adapt import headline_key
 from indexer.errors import ConfigError, SourceError
 from search_api.cli import main
-from search_api.evaluation.harness import load_qrels, load_queries, seen_in_training, set_name_of, split_half
+from search_api.evaluation.compare import compare, load_result
+from search_api.evaluation.harness import (
+    ensure_index,
+    evaluate,
+    load_qrels,
+    load_queries,
+    seen_in_training,
+    set_name_of,
+    split_half,
+)
 from tests.helpers import CORPUS
 
 
@@ -199,3 +208,46 @@ def test_queries_seen_in_training_are_headlines_of_their_own_judged_articles():
     assert seen_in_training(queries, qrels, trained) == ["q1"]
     assert seen_in_training(queries, qrels, {}) == []
 
+
+
+def test_eval_and_compare_files_that_are_not_text_json_or_results_are_one_line_errors(tmp_path):
+    binary, deep = tmp_path / "bin.dat", tmp_path / "deep.json"
+    binary.write_bytes(b"\xff\xfe\x00garbage")
+    deep.write_text("[" * 100_000)
+    for path in (binary, deep):
+        with pytest.raises(SourceError, match=path.name):
+            load_queries(path)
+        with pytest.raises(SourceError, match=path.name):
+            load_result(path)
+    with pytest.raises(SourceError, match="not UTF-8"):
+        load_qrels(binary)
+    for name, modes in (("int", {"dense": 5}), ("text", {"dense": {"per_query": {"q1": {"ndcg@10": "high"}}}})):
+        (tmp_path / f"{name}.json").write_text(json.dumps({"modes": modes}))
+        with pytest.raises(SourceError, match="no per-query scores"):
+            load_result(tmp_path / f"{name}.json")
+
+
+def test_compare_needs_each_metric_in_both_results():
+    def result(*metrics):
+        return {"modes": {"dense": {"per_query": {f"q{i}": {m: i / 4 for m in metrics} for i in range(4)}}}}
+
+    both, fewer = result("ndcg@10", "mrr@10"), result("ndcg@10")
+    assert set(compare(both, fewer, metrics=["ndcg@10"])["dense"]) == {"ndcg@10"}
+    for a, b, metrics in ((both, fewer, ["mrr@10"]), (fewer, both, ["mrr@10"]), (both, fewer, None)):
+        with pytest.raises(ConfigError, match=r"no metric mrr@10 in every query of both results \(both hold ndcg@10\)"):
+            compare(a, b, metrics=metrics)
+
+
+def test_judged_queries_the_queries_file_lacks_are_not_scored_but_named(searcher):
+    qrels = {"q1": {"wikinews-2019-001": 1}, "q2": {"wikinews-2019-002": 1}}
+    result = evaluate(searcher, {"q1": "Magnitogorsk apartment collapse"}, qrels, ["keyword"])
+    assert result["queries"] == 1 and result["judged_not_asked"] == ["q2"]
+    assert set(result["modes"]["keyword"]["per_query"]) == {"q1"}
+    assert result["modes"]["keyword"]["means"]["recall@100"] == 1.0
+
+
+def test_eval_never_builds_over_an_index_it_did_not_build(corpus_index, corpus_settings, embedder):
+    published = (corpus_index / "CURRENT").read_text()
+    with pytest.raises(ConfigError, match="did not build .* --index-dir"):
+        ensure_index([CORPUS], corpus_settings, embedder)
+    assert (corpus_index / "CURRENT").read_text() == published
