@@ -24,8 +24,16 @@ from search_api.records import http_options
 SEARCH_OPTIONS = frozenset(http_options()) - {"q", "k", "offset"}
 ALERT_OPTIONS = frozenset({"mode", "since", "until", "source", "min_relevance", "webhook"})  # POST /alerts besides query
 RETRY_STATUSES = frozenset({502, 503, 504})
-# Raised before any byte of an answer arrived, or when the connection dropped: safe to send again.
-RETRY_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError, httpx.ReadError)
+# Nothing was sent: any request may be sent again.
+NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout)
+# The connection dropped after the request went out: the server may have acted on it, so only a request that
+# changes nothing (a GET, a search) is sent again; creating or deleting an alert twice is not the same as once.
+DROPPED = (httpx.RemoteProtocolError, httpx.ReadError)
+
+
+def repeatable(method: str, path: str) -> bool:
+    """Whether sending the request twice has the effect of sending it once (POST /search only reads)."""
+    return method == "GET" or (method == "POST" and path == "/search")
 
 
 def error_for(status: int, body: Any, path: str) -> NewsearchError:
@@ -62,8 +70,12 @@ def search_body(q: str, k: int, offset: int, filters: dict[str, Any]) -> dict[st
 
 
 def next_body(page: SearchResults) -> dict[str, Any] | None:
-    """The request for the page after `page`, or None when it was the last."""
-    return {**page.request, "offset": page.offset + len(page.hits)} if page.has_next else None
+    """The request for the page after `page`, or None when it was the last. The last page is shorter when `k`
+    does not divide the ranked depth: the server refuses a page reaching past it."""
+    if not page.has_next:
+        return None
+    offset = page.offset + len(page.hits)
+    return {**page.request, "offset": offset, "k": min(int(page.request.get("k", 10)), page.ranked - offset)}
 
 
 def alert_body(query: str, options: dict[str, Any]) -> dict[str, Any]:
@@ -110,15 +122,19 @@ class _Base:
     def _options(self) -> dict[str, Any]:
         return {"base_url": self.base_url, "headers": self._headers, "timeout": self.timeout}
 
-    def _retry_after(self, attempt: int, path: str, response: httpx.Response | None,
+    def _retry_after(self, attempt: int, method: str, path: str, response: httpx.Response | None,
                      error: httpx.TransportError | None) -> float | None:
         """Seconds to wait before sending again; None when `response` is the answer; raises when out of luck."""
+        again = repeatable(method, path)
         if error is not None:
-            delay = self._delay(attempt, None) if isinstance(error, RETRY_ERRORS) else None
+            retry = isinstance(error, NOT_SENT) or (again and isinstance(error, DROPPED))
+            delay = self._delay(attempt, None) if retry else None
             if delay is None:
-                raise self._unreachable(path, error) from error
+                raise self._unreachable(path, error, attempt + 1) from error
             return delay
-        return self._delay(attempt, response) if response.status_code in RETRY_STATUSES else None
+        # 503 is the server (or its connection limit) refusing before it acted; a proxy's 502/504 may come after.
+        retry = response.status_code in RETRY_STATUSES and (again or response.status_code == 503)
+        return self._delay(attempt, response) if retry else None
 
     def _delay(self, attempt: int, response: httpx.Response | None) -> float | None:
         """Seconds to wait before retry number `attempt + 1`, or None when retries are used up."""
@@ -130,12 +146,17 @@ class _Base:
             delay = max(delay, float(after))
         return min(delay, self.max_backoff)
 
-    def _unreachable(self, path: str, exc: Exception) -> ServerError:
+    def _unreachable(self, path: str, exc: Exception, attempts: int) -> ServerError:
         if isinstance(exc, httpx.TimeoutException) and not isinstance(exc, httpx.ConnectTimeout):
             return ServerError(f"{self.base_url}{path} did not answer within {self.timeout.read} s; "
                                "pass a larger timeout= to the client")
-        return ServerError(f"cannot reach {self.base_url} ({type(exc).__name__}: {exc}) after "
-                           f"{self.retries + 1} attempt(s); is `news-search serve` running there?")
+        if isinstance(exc, DROPPED):
+            return ServerError(f"{self.base_url}{path} dropped the connection before answering "
+                               f"({type(exc).__name__}: {exc}) after {attempts} attempt(s); the request may have "
+                               "been carried out (a request that changes something is not sent twice): check, "
+                               "then retry")
+        return ServerError(f"cannot reach {self.base_url} ({type(exc).__name__}: {exc}) after {attempts} "
+                           "attempt(s); is `news-search serve` running there?")
 
     @staticmethod
     def _answer(response: httpx.Response) -> Any:
@@ -169,7 +190,7 @@ class NewsSearchClient(_Base):
                 response, error = self._http.request(method, path, **kwargs), None
             except httpx.TransportError as exc:
                 response, error = None, exc
-            delay = self._retry_after(attempt, path, response, error)
+            delay = self._retry_after(attempt, method, path, response, error)
             if delay is None:
                 return self._answer(response)
             time.sleep(delay)
@@ -259,7 +280,7 @@ class AsyncNewsSearchClient(_Base):
                 response, error = await self._http.request(method, path, **kwargs), None
             except httpx.TransportError as exc:
                 response, error = None, exc
-            delay = self._retry_after(attempt, path, response, error)
+            delay = self._retry_after(attempt, method, path, response, error)
             if delay is None:
                 return self._answer(response)
             await asyncio.sleep(delay)

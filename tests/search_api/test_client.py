@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
 import threading
 from datetime import date, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -70,6 +72,15 @@ def test_paging_walks_through_distinct_articles(client):
     assert len({h.article_id for page in pages for h in page}) == 15
     last = client.search("Magnitogorsk", k=100, mode="keyword")
     assert not last.has_next and client.next_page(last) is None
+
+
+def test_paging_ends_with_a_shorter_page_when_k_does_not_divide_the_ranked_depth(corpus_index, corpus_settings,
+                                                                                 embedder):
+    settings = corpus_settings.replace(max_k=10, candidates=20)  # results ranked 20 deep; pages of 7: 7, 7, 6
+    with serve_index(corpus_index, settings, embedder) as url, NewsSearchClient(url, timeout=60) as client:
+        pages = list(client.pages("election results", k=7, max_pages=10))
+    assert [len(p) for p in pages] == [7, 7, 6] and pages[0].ranked == 20
+    assert [h.rank for p in pages for h in p] == list(range(1, 21)) and not pages[-1].has_next
 
 
 def test_article_stats_and_health(client):
@@ -194,6 +205,42 @@ def test_retries_only_on_502_503_504(script, calls, error):
             with pytest.raises(error, match="busy"):
                 client.health()
         assert up.calls == calls
+
+
+class Dropper:
+    """A server on 127.0.0.1 that reads each request, then closes the connection without answering."""
+
+    def __init__(self):
+        self.sock, self.calls = socket.create_server(("127.0.0.1", 0)), 0
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+
+        def serve():
+            with contextlib.suppress(OSError):
+                while True:
+                    conn, _ = self.sock.accept()
+                    with conn:
+                        conn.recv(65536)
+                        self.calls += 1
+
+        threading.Thread(target=serve, daemon=True).start()
+
+    def close(self):
+        self.sock.close()
+
+
+@pytest.mark.parametrize(("call", "sends"), [
+    (lambda c: c.health(), 3), (lambda c: c.search("oil"), 3),  # reading twice is reading once
+    (lambda c: c.create_alert("oil"), 1), (lambda c: c.delete_alert("a1"), 1),  # the server may have acted
+])
+def test_a_dropped_connection_resends_only_what_changes_nothing(call, sends):
+    dropper = Dropper()
+    try:
+        with NewsSearchClient(dropper.url, retries=2, backoff=0.01) as client, \
+                pytest.raises(ServerError, match=f"dropped the connection .* after {sends} attempt"):
+            call(client)
+        assert dropper.calls == sends
+    finally:
+        dropper.close()
 
 
 def test_timeouts_and_unreachable_servers_fail_clearly():
