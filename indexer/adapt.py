@@ -46,7 +46,7 @@ class TrainingSet:
 def read_ids(path: Path) -> list[str]:
     """Article ids, one a line (blank lines and `#` comments ignored)."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = Path(path).read_text(encoding="utf-8-sig")  # a byte-order mark is not part of the first id
     except (OSError, UnicodeDecodeError) as exc:
         raise SourceError(f"{path}: cannot read the ids file ({getattr(exc, 'strerror', None) or exc}); give a "
                           "text file with one article id a line") from None

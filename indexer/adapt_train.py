@@ -55,6 +55,20 @@ class AdaptOptions:
     seed: int = 13
     save_steps: int = 20  # checkpoint every this many steps
 
+    def __post_init__(self) -> None:
+        """ConfigError naming the flag of the first value training cannot use, before anything is written."""
+        checks = [("--epochs", self.epochs, 0, 1000, False), ("--max-articles", self.max_articles, 0, 10**9, True),
+                  ("--max-length", self.max_length, 1, 512, True), ("--train-batch-size", self.batch_size, 1, 4096, True),
+                  ("--learning-rate", self.learning_rate, 0, 1, False), ("--seed", self.seed, 0, 2**32 - 1, True),
+                  ("temperature", self.temperature, 0, 10, False), ("save_steps", self.save_steps, 1, 10**9, True)]
+        for flag, value, low, high, whole in checks:
+            positive = not whole and low == 0  # a rate, a temperature or a number of epochs: above 0
+            fine = math.isfinite(value) and low <= value <= high and not (positive and value == 0)
+            if not fine or (whole and value != int(value)):
+                kind = "a whole number" if whole else "a number"
+                span = f"above 0 and at most {high:g}" if positive else f"from {low:g} to {high:g}"
+                raise ConfigError(f"{flag} must be {kind} {span}, not {value!r}")
+
 
 def ranking_loss(query, bank, rows, temperature: float):  # noqa: ANN001, ANN201 - torch loads lazily
     """Each query's soft-max over every passage of the corpus (the base model's vectors `bank`), its own
@@ -141,6 +155,11 @@ def adapt(paths: Sequence[Path], out: Path, settings: Settings, options: AdaptOp
         raise SourceError(f"no training pairs in {', '.join(map(str, paths))}: {data.articles} articles, "
                           f"{data.untitled} without a title, {data.excluded} excluded; adapting needs articles "
                           "with headlines")
+    steps = math.ceil(len(data.titles) * options.epochs / options.batch_size)
+    if steps < 2:
+        raise SourceError(f"{len(data.titles)} headlines in batches of {options.batch_size} over {options.epochs:g} "
+                          f"epoch(s) make {steps} training step: the first step's learning rate is 0 (warm-up), so "
+                          "nothing would be learned; give more articles, more --epochs or a smaller --train-batch-size")
     base = Embedder(minilm_folder(), backend="torch")
     run = {"options": dataclasses.asdict(options), "corpus": corpus_hash(corpus.articles),
            "excluded": ids_hash(excluded), "base": base.fingerprint}
@@ -164,7 +183,8 @@ def adapt(paths: Sequence[Path], out: Path, settings: Settings, options: AdaptOp
         "fingerprint": Embedder(out, backend="torch").fingerprint,
         "corpus": {"paths": [str(p) for p in paths], "hash": run["corpus"], "articles": data.articles,
                    "untitled": data.untitled, "same_body_copies": data.copies, "articles_used": data.used},
-        "excluded_ids": {"given": len(set(excluded)), "hash": run["excluded"], "left_out_with_copies": data.excluded},
+        "excluded_ids": {"given": len(set(excluded)), "hash": run["excluded"], "left_out_with_copies": data.excluded,
+                         "not_in_corpus": len(set(excluded) - {a.id for a in corpus.articles})},
         "pairs": len(data.titles), "passages": len(bank), "query_min_words": shortest,
         "options": run["options"], "precision": used, "steps": steps, "loss": history,
         "seconds": {"total": round(time.perf_counter() - started, 1), "teacher": round(teacher_seconds, 1),

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from indexer.backends import AUTO, BACKENDS
-from indexer.errors import NewsearchError
+from indexer.errors import ConfigError, NewsearchError
 from indexer.settings import FIELD_CHOICES, Settings, integer, number
 
 
@@ -128,6 +128,9 @@ def cmd_adapt(args: argparse.Namespace) -> int:
     """Train a query encoder on a corpus' headlines into a model folder."""
     from indexer.adapt_train import STATE, AdaptOptions, adapt
 
+    if args.max_articles is not None and args.max_articles < 1:
+        raise ConfigError(f"--max-articles must be at least 1, not {args.max_articles} (leave it out to train on "
+                          "every article)")
     given = {"epochs": args.epochs, "max_articles": args.max_articles,
              "max_length": args.max_length, "batch_size": args.train_batch_size, "learning_rate": args.learning_rate,
              "seed": args.seed}
@@ -141,6 +144,9 @@ def cmd_adapt(args: argparse.Namespace) -> int:
           f"in {record['seconds']['total']:.0f}s ({record['precision']}), peak {record['peak_rss_mb']} MB\n"
           f"fingerprint {record['fingerprint']}; record {args.out / STATE / 'record.json'}; "
           f"use it with NEWSEARCH_MODEL={args.out}")
+    if unknown := record["excluded_ids"].get("not_in_corpus"):
+        print(f"warning: {unknown} of the ids in {args.exclude_ids} are not articles of this corpus (nothing to "
+              "leave out for them): check the file is the right one", file=sys.stderr)
     return 0
 
 

@@ -99,11 +99,35 @@ def test_ids_file_errors_are_one_line(tmp_path, capsys):
     ids = tmp_path / "ids.txt"
     ids.write_text("# judged\nreuters-1\n\n reuters-2 \n")
     assert read_ids(ids) == ["reuters-1", "reuters-2"]
+    ids.write_bytes(b"\xef\xbb\xbfreuters-1\r\n  reuters-2  \n")  # a byte-order mark and Windows line ends
+    assert read_ids(ids) == ["reuters-1", "reuters-2"]
     with pytest.raises(SourceError, match="cannot read the ids file"):
         read_ids(tmp_path / "missing.txt")
     assert main(["adapt", str(tmp_path), "--out", str(tmp_path / "m"), "--exclude-ids", str(tmp_path / "no")]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "ids file" in err
+
+
+@pytest.mark.parametrize("flags", [
+    ["--epochs", "0"], ["--epochs", "-1"], ["--epochs", "nan"], ["--epochs", "inf"], ["--train-batch-size", "0"],
+    ["--learning-rate", "-1"], ["--learning-rate", "nan"], ["--seed", "-1"], ["--max-articles", "-5"],
+    ["--max-articles", "0"], ["--max-length", "0"],
+])
+def test_flags_training_cannot_use_are_one_line_before_anything_is_written(tmp_path, capsys, flags):
+    out = tmp_path / "m"
+    assert main(["adapt", str(tmp_path), "--out", str(out), "--quiet", *flags]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and flags[0] in err, err
+    assert not out.exists()  # a corrected re-run into the same folder is not refused as "other arguments"
+
+
+def test_a_corpus_too_small_for_two_steps_is_refused(tmp_path, capsys):
+    corpus = tmp_path / "three.jsonl"
+    corpus.write_text("".join(json.dumps({"id": f"a{i}", "title": f"Headline {i}", "body": f"Body number {i}."}) + "\n"
+                              for i in range(3)))
+    assert main(["adapt", str(corpus), "--out", str(tmp_path / "m"), "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "1 training step" in err and not (tmp_path / "m").exists()
 
 
 def test_no_pairs_and_foreign_out_folders_are_refused(tmp_path, capsys):
@@ -138,6 +162,7 @@ def test_adapted_model_embeds_on_torch_and_openvino_and_records(adapted, tmp_pat
     assert record["pairs"] == 8 and record["steps"] >= 2 * TINY.save_steps and record["loss"]
     assert record["passages"] >= 40  # every passage of the 40 articles is a candidate, not only the 8 trained
     assert record["fingerprint"] != record["base_fingerprint"] and record["corpus"]["articles_used"] == 8
+    assert record["excluded_ids"]["not_in_corpus"] == 0  # the CLI warns when ids of the file are not articles here
     assert json.loads((out / STATE / "record.json").read_text()) == record
     assert not (out / STATE / "checkpoints").exists()  # done: no resumable state left behind
     assert len(read_trained(out)) == record["corpus"]["articles_used"]
