@@ -4,6 +4,7 @@ process for a local .db path), Milvus errors as StorageError, and reading a whol
 
 from __future__ import annotations
 
+import fcntl
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -34,11 +35,32 @@ def lite_path(uri: str) -> Path:
     return path.resolve()
 
 
+_OPENED: set[Path] = set()  # Milvus Lite paths this process opened: their lock is ours
+
+
+def _refuse_if_locked(path: Path) -> None:
+    """StorageError when another process holds the Milvus Lite lock of `path` (a server beside an update): Milvus
+    Lite would log tracebacks, then fail with a message that does not say so."""
+    lock = path / "LOCK"
+    if path in _OPENED or not lock.is_file():
+        return
+    with open(lock, "a") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise StorageError(f"{path} is open in another process (a server or an update): Milvus Lite lets one "
+                               "process open a file at a time; run `milvus-lite server` and point "
+                               "NEWSEARCH_MILVUS_URI at it (docs/milvus.md)") from None
+        fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def connect(uri: str, token: str = "") -> MilvusClient:
     """A client of the Milvus at `uri`; Milvus Lite (started in this process, once per path) for a local path."""
     if not is_remote(uri):
         path = lite_path(uri)
+        _refuse_if_locked(path)
         path.parent.mkdir(parents=True, exist_ok=True)
+        _OPENED.add(path)
         uri = str(path)
     try:
         return MilvusClient(uri=uri, token=token, grpc_options=GRPC_OPTIONS)

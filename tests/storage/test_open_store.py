@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
-from indexer.errors import ConfigError
+from indexer.errors import ConfigError, StorageError
 from indexer.settings import Settings
 from indexer.storage import STORES, open_store
 from indexer.storage.local import LocalStore
+from indexer.storage.milvus_wire import connect
 
 
 def test_the_default_store_is_local(tmp_path):
@@ -21,3 +25,18 @@ def test_an_unknown_store_names_the_valid_ones():
     with pytest.raises(ConfigError, match=r"NEWSEARCH_STORE must be one of local.*not 'cassandra'") as err:
         Settings.from_env({"NEWSEARCH_STORE": "cassandra"})
     assert all(name in str(err.value) for name in STORES)
+
+
+def test_a_milvus_lite_file_open_in_another_process_is_one_clear_error(tmp_path):
+    path = tmp_path / "m.db"
+    holder = subprocess.Popen(  # another process with Milvus Lite open on the file, as a running server has
+        [sys.executable, "-c", f"from pymilvus import MilvusClient; c = MilvusClient({str(path)!r}); print('open', "
+                               "flush=True); import sys; sys.stdin.read()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "open"
+        with pytest.raises(StorageError, match="open in another process .* `milvus-lite server`"):
+            connect(str(path))
+    finally:
+        holder.communicate("", timeout=60)
+    connect(str(path)).close()  # free again: opened here
