@@ -34,6 +34,9 @@ HOSTILE = [
     {"id": "markup-2", "title": "Ferry timetable changes during bridge works",
      "body": "Extra ferries will run across the harbour while the bridge is closed for repairs.",
      "date": "2020-05-03T09:00:00Z", "source": "Harbour <b>Gazette</b>", "url": "https://example.org/ferry"},
+    {"id": "astral-1", "title": "Volcano near the town",  # characters beyond U+FFFF before the highlight
+     "body": "\U0001F600" * 12 + " Markets were calm today and traders went home early. Meanwhile the volcano "
+             "erupted violently near the town.", "date": "2020-05-04T09:00:00Z", "source": "Emoji Wire"},
 ]
 
 
@@ -103,7 +106,7 @@ def titles(page) -> list[str]:
 @pytest.mark.slow
 def test_search_then_filter_by_date_then_page_two(page, server):
     page.goto(server + "/")
-    page.wait_for_selector("#index-info:has-text('53 articles')")
+    page.wait_for_selector("#index-info:has-text('54 articles')")  # corpus/ and HOSTILE
     search(page, SEED_QUERY)
     assert titles(page)[0] == SEED_TITLE
     first = page.locator("#results .hit").first
@@ -159,6 +162,13 @@ def test_markup_inside_articles_is_shown_as_text(page, server):
     assert page.evaluate("window.__pwned") is None and page.title() == "newsearch"
     assert page.locator("#results script, #results img, #results b").count() == 0
     page.screenshot(path=str(SHOTS / "search-page-markup.png"), full_page=True)
+
+
+def test_the_highlight_marks_the_servers_sentence_after_emoji(page, server):
+    page.goto(server + "/")
+    search(page, "volcano erupted violently near the town")
+    hit = page.locator("#results .hit", has_text="Volcano near the town").first
+    assert hit.locator(".passage mark").all_inner_texts() == ["Meanwhile the volcano erupted violently near the town."]
 
 
 @pytest.mark.slow
