@@ -59,13 +59,14 @@ def similar(searcher: Searcher, article_id: str, k: int) -> list[dict[str, Any]]
     found = searcher.article(article_id)
     skip = {article_id, *found["duplicates"]}
     query = _unit(searcher.version.vectors.get(np.array([p["id"] for p in found["passages"]], dtype=np.int64)))
-    scores, pids = searcher.version.vectors.search(query, min(len(searcher.version.vectors), SIMILAR_DEPTH * k))
-    stored = searcher.version.text.passages(pids[pids >= 0].tolist())
-    best: dict[str, tuple[float, Any]] = {}
-    for score, pid in zip(scores.tolist(), pids.tolist()):
-        passage = stored.get(pid)
-        if passage is not None and passage.article_id not in skip and passage.article_id not in best:
-            best[passage.article_id] = (score, passage)  # results come best first
+    total = len(searcher.version.vectors)
+    # The article's own passages and its copies' come first and take places: deeper until k others are found.
+    depth = SIMILAR_DEPTH * k + len(found["passages"]) * (1 + len(skip))
+    while True:
+        best = _nearest_articles(searcher, query, min(total, depth), skip)
+        if len({p.dup_group or aid for aid, (_, p) in best.items()}) >= k or depth >= total:
+            break
+        depth *= 4
     hits, groups = [], set()
     for score, p in sorted(best.values(), key=lambda pair: (-pair[0], pair[1].article_id)):
         if p.dup_group and p.dup_group in groups:  # a copy of a better related article
@@ -76,6 +77,18 @@ def similar(searcher: Searcher, article_id: str, k: int) -> list[dict[str, Any]]
                      "url": p.url, "score": round(score, 6), "story_id": story_id, "same_story": story_id == own_story})
     hits.sort(key=lambda h: (h["same_story"], -h["score"], h["article_id"]))
     return hits[:k]
+
+
+def _nearest_articles(searcher: Searcher, query: np.ndarray, depth: int, skip: set[str]) -> dict[str, tuple[float, Any]]:
+    """Each article's best passage among the `depth` nearest to `query`, but those of `skip`."""
+    scores, pids = searcher.version.vectors.search(query, depth)
+    stored = searcher.version.text.passages(pids[pids >= 0].tolist())
+    best: dict[str, tuple[float, Any]] = {}
+    for score, pid in zip(scores.tolist(), pids.tolist()):
+        passage = stored.get(pid)
+        if passage is not None and passage.article_id not in skip and passage.article_id not in best:
+            best[passage.article_id] = (score, passage)  # results come best first
+    return best
 
 
 def _unit(vectors: np.ndarray) -> np.ndarray:

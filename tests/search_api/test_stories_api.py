@@ -16,6 +16,7 @@ from indexer.update import update
 from search_api.client import NewsSearchClient
 from search_api.searcher import Searcher, SearchRequest
 from search_api.server.app import SearcherHolder, create_app
+from search_api.server.stories import similar
 from search_api.settings import ServerSettings
 from tests.helpers import REUTERS, shared_data
 
@@ -172,3 +173,28 @@ def test_client_methods(reuters_index, embedder):
 
         with pytest.raises(StoryNotFound, match="no story with id"):
             client.story("nope")
+
+
+def test_similar_finds_others_beyond_a_long_articles_own_passages_and_its_copys(tmp_path, embedder):
+    # 30 passages of one article and 30 of its wire copy are nearer to it than any other article: k=1 once
+    # searched 20 passages deep and found only those.
+    body = "\n\n".join(f"Section {i} of the harbour budget report. " + " ".join(
+        f"The council weighed cost {i}-{j} of the harbour bridge repairs against the ferry subsidies." for j in range(12))
+        for i in range(30))
+    records = [{"id": "long", "title": "Harbour budget report", "body": body, "date": "2020-05-01"},
+               {"id": "long-copy", "title": "Harbour budget report", "body": body, "date": "2020-05-01"},
+               {"id": "ferry", "title": "Ferry subsidies raised", "body": "The council raised the ferry subsidies "
+                "while the harbour bridge is repaired.", "date": "2020-05-02"},
+               {"id": "volcano", "title": "Volcano erupts", "body": "Lava flowed near the town overnight.",
+                "date": "2020-05-03"}]
+    (tmp_path / "c.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    settings = ServerSettings(index_dir=tmp_path / "index")
+    build([tmp_path / "c.jsonl"], settings, embedder, progress=False)
+    searcher = Searcher.open(settings.index_dir, settings, embedder)
+    try:
+        assert len(searcher.article("long")["passages"]) >= 25 and searcher.article("long")["duplicates"] == ["long-copy"]
+        for k in (1, 2):
+            hits = similar(searcher, "long", k)
+            assert [h["article_id"] for h in hits] == ["ferry", "volcano"][:k]
+    finally:
+        searcher.close()
