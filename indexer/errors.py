@@ -7,6 +7,11 @@ from __future__ import annotations
 class NewsearchError(Exception):
     """Base of every error a user can cause or fix; the CLI prints it on one line."""
 
+    # The HTTP status an error came with, and the request field it names (the Python client sets both; an error
+    # raised before any request was answered has neither).
+    status_code: int | None = None
+    field: str | None = None
+
 
 class ConfigError(NewsearchError):
     """A setting or flag has a value that cannot work."""

@@ -7,6 +7,7 @@ every 4xx raises a NewsearchError subclass carrying the server's own message.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import date, datetime
@@ -15,7 +16,7 @@ from urllib.parse import quote
 
 import httpx
 
-from indexer.errors import BadQuery, ConfigError, NewsearchError, ServerError, Unauthorized
+from indexer.errors import BadQuery, ConfigError, NewsearchError, RequestRejected, ServerError, Unauthorized
 from search_api.client.types import Article, Health, SearchResults, Similar, Stats, Story
 from search_api.errors import client_error
 from search_api.records import http_options
@@ -108,10 +109,18 @@ class _Base:
 
     def __init__(self, base_url: str, api_key: str | None = None, timeout: float = 30.0,
                  connect_timeout: float = 5.0, retries: int = 3, backoff: float = 0.5, max_backoff: float = 8.0):
-        if not base_url.startswith(("http://", "https://")):
+        if not isinstance(base_url, str) or not base_url.lower().startswith(("http://", "https://")):
             raise ConfigError(f"base_url must start with http:// or https://, not {base_url!r}")
-        if retries < 0 or backoff < 0:
-            raise ConfigError("retries and backoff must be 0 or more")
+        for name, value in (("timeout", timeout), ("connect_timeout", connect_timeout)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
+                raise ConfigError(f"{name} must be a number of seconds above 0, not {value!r}")
+        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+            raise ConfigError(f"retries must be a whole number, 0 or more, not {retries!r}")
+        for name, value in (("backoff", backoff), ("max_backoff", max_backoff)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < math.inf:
+                raise ConfigError(f"{name} must be a number of seconds, 0 or more, not {value!r}")
+        if api_key is not None and (not isinstance(api_key, str) or not api_key.isascii() or not api_key.isprintable()):
+            raise ConfigError("api_key must be printable ASCII text (it is sent in an HTTP header)")
         self.base_url = base_url.rstrip("/")
         self.retries, self.backoff, self.max_backoff = retries, backoff, max_backoff
         self.timeout = httpx.Timeout(timeout, connect=connect_timeout)
@@ -158,8 +167,7 @@ class _Base:
         return ServerError(f"cannot reach {self.base_url} ({type(exc).__name__}: {exc}) after {attempts} "
                            "attempt(s); is `news-search serve` running there?")
 
-    @staticmethod
-    def _answer(response: httpx.Response) -> Any:
+    def _answer(self, response: httpx.Response, path: str) -> Any:
         """A success's JSON object or list (an Atom feed's text; {} for 204), else the error it stands for."""
         if response.status_code == 204:
             return {}
@@ -170,7 +178,14 @@ class _Base:
         xml = response.headers.get("content-type", "").startswith("application/atom+xml")
         if response.is_success and (isinstance(body, dict | list) or xml):
             return body
-        raise error_for(response.status_code, body, response.request.url.path)
+        where = f"{self.base_url}{path}"
+        if response.is_success:
+            raise ServerError(f"{where} answered {response.status_code} with something that is not newsearch's JSON "
+                              f"({str(body)[:80]!r}); check that base_url points at `news-search serve`")
+        if response.is_redirect:
+            raise RequestRejected(f"{where} answered {response.status_code}, a redirect to "
+                                  f"{response.headers.get('location')!r}; give the client that address as base_url")
+        raise error_for(response.status_code, body, path)
 
 
 class NewsSearchClient(_Base):
@@ -192,7 +207,7 @@ class NewsSearchClient(_Base):
                 response, error = None, exc
             delay = self._retry_after(attempt, method, path, response, error)
             if delay is None:
-                return self._answer(response)
+                return self._answer(response, path)
             time.sleep(delay)
         raise AssertionError("unreachable: the last attempt returns or raises")
 
@@ -282,7 +297,7 @@ class AsyncNewsSearchClient(_Base):
                 response, error = None, exc
             delay = self._retry_after(attempt, method, path, response, error)
             if delay is None:
-                return self._answer(response)
+                return self._answer(response, path)
             await asyncio.sleep(delay)
         raise AssertionError("unreachable: the last attempt returns or raises")
 

@@ -13,6 +13,7 @@ from functools import cache
 from types import UnionType
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
+from indexer.errors import ServerError
 from search_api import records
 
 NO_CLOSE_MATCH = "No close matches; nearest shown"  # as the web page says it
@@ -42,10 +43,15 @@ def _convert(kind: Any, value: Any) -> Any:
 
 
 def decode(cls: type, data: dict[str, Any]) -> Any:
-    """An instance of dataclass `cls` from JSON, each field read as its type says; unknown keys kept in `extra`."""
-    names = {f.name for f in fields(cls)} - {"extra"}
-    known = {k: _convert(_hints(cls)[k], v) for k, v in data.items() if k in names}
-    return cls(**known, extra={k: v for k, v in data.items() if k not in names})
+    """An instance of dataclass `cls` from JSON, each field read as its type says; unknown keys kept in `extra`.
+    ServerError when the JSON is not that record (the client's base_url reaches something else)."""
+    try:
+        names = {f.name for f in fields(cls)} - {"extra"}
+        known = {k: _convert(_hints(cls)[k], v) for k, v in data.items() if k in names}
+        return cls(**known, extra={k: v for k, v in data.items() if k not in names})
+    except (TypeError, ValueError, AttributeError, KeyError) as exc:
+        raise ServerError(f"the answer is not newsearch's {cls.__name__} ({type(exc).__name__}: {exc})"[:300]
+                          + "; check that the client's base_url points at `news-search serve`") from None
 
 
 def encode(value: Any) -> Any:

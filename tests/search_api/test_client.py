@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 import pytest
 
-from indexer.errors import ArticleNotFound, BadQuery, RequestRejected, ServerError, Unauthorized
+from indexer.errors import ArticleNotFound, BadQuery, ConfigError, RequestRejected, ServerError, Unauthorized
 from search_api.client import AsyncNewsSearchClient, NewsSearchClient
 from search_api.client.types import NO_CLOSE_MATCH, SearchHit
 from search_api.server.schemas import HitOut
@@ -241,6 +241,73 @@ def test_a_dropped_connection_resends_only_what_changes_nothing(call, sends):
         assert dropper.calls == sends
     finally:
         dropper.close()
+
+
+@pytest.mark.parametrize("options", [
+    {"base_url": None}, {"timeout": 0}, {"timeout": -1}, {"timeout": "5"}, {"connect_timeout": float("nan")},
+    {"retries": 1.5}, {"retries": -1}, {"max_backoff": -1}, {"backoff": float("inf")}, {"api_key": "cl\u00e9"},
+    {"api_key": "a\nb"},
+])
+def test_client_settings_that_cannot_work_are_refused_at_construction(options):
+    with pytest.raises(ConfigError, match=next(iter(options))):
+        NewsSearchClient(**{"base_url": "http://127.0.0.1:9", **options})
+    NewsSearchClient("HTTP://127.0.0.1:9").close()  # a scheme's case does not matter
+
+
+def test_an_error_raised_before_any_answer_has_no_status_and_may_name_a_field():
+    with NewsSearchClient("http://127.0.0.1:9") as client, pytest.raises(BadQuery) as caught:
+        client.search("oil", sinse="2020-01-01")
+    assert caught.value.status_code is None and caught.value.field == "sinse"
+
+
+class Impostor:
+    """A real HTTP server on 127.0.0.1 that is not newsearch: each path answers (status, headers, body)."""
+
+    def __init__(self, routes: dict[str, tuple[int, dict[str, str], bytes]]):
+        class Handler(BaseHTTPRequestHandler):
+            def answer(self):
+                status, headers, body = routes.get(self.path.split("?")[0], (404, {}, b'{"detail": "Not Found"}'))
+                self.send_response(status)
+                for name, value in {"content-length": str(len(body)), **headers}.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_POST = answer  # noqa: N815 - the stdlib's names
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_answers_that_are_not_newsearchs_say_to_check_the_base_url():
+    impostor = Impostor({
+        "/html/search": (200, {"content-type": "text/html"}, b"<html>a search engine</html>"),
+        "/other/search": (200, {"content-type": "application/json"}, b'{"results": []}'),
+        "/list/search": (200, {"content-type": "application/json"}, b"[1, 2]"),
+        "/redir/search": (307, {"location": "https://news.example/api/search"}, b""),
+        "/prefix/articles/nope": (404, {"content-type": "application/json"}, b'{"detail": "no article nope"}'),
+    })
+    try:
+        for prefix, error, message in (("html", ServerError, "not newsearch's JSON .* base_url"),
+                                       ("other", ServerError, "not newsearch's SearchResults .* base_url"),
+                                       ("list", ServerError, "not newsearch's SearchResults .* base_url"),
+                                       ("redir", RequestRejected, "redirect to 'https://news.example/api/search'")):
+            with NewsSearchClient(f"{impostor.url}/{prefix}", retries=0) as client, \
+                    pytest.raises(error, match=message):
+                client.search("oil")
+        with NewsSearchClient(f"{impostor.url}/prefix", retries=0) as client, pytest.raises(ArticleNotFound):
+            client.article("nope")  # behind a reverse proxy's path, an article 404 is still ArticleNotFound
+    finally:
+        impostor.close()
 
 
 def test_timeouts_and_unreachable_servers_fail_clearly():
