@@ -66,6 +66,9 @@ def search_body(q: str, k: int, offset: int, filters: dict[str, Any]) -> dict[st
             value = value.isoformat()
         if name == "source" and isinstance(value, str):
             value = [value]
+        if name == "source" and not (isinstance(value, list | tuple | set | frozenset)
+                                     and all(isinstance(v, str) for v in value)):
+            raise BadQuery(f"source must be a source name or a list of them, not {value!r}"[:200], "source")
         body[name] = list(value) if name == "source" else value
     return body
 
@@ -89,19 +92,26 @@ def alert_body(query: str, options: dict[str, Any]) -> dict[str, Any]:
             **({"webhook": options["webhook"]} if options.get("webhook") else {})}
 
 
+def _id(value: Any, name: str) -> str:
+    """An id as its URL path segment, escaped (ids may hold any character); BadQuery if it is not text."""
+    if not isinstance(value, str) or not value:
+        raise BadQuery(f"{name} must be a non-empty string, not {value!r}"[:200], name)
+    return quote(value, safe="")
+
+
 def alert_path(alert_id: str, feed: bool = False) -> str:
     """The URL path of one alert (or of its Atom feed)."""
-    return "/alerts/" + quote(alert_id, safe="") + ("/feed.atom" if feed else "")
+    return "/alerts/" + _id(alert_id, "alert_id") + ("/feed.atom" if feed else "")
 
 
 def article_path(article_id: str) -> str:
-    """The URL path of one article, its id escaped (ids may hold any character)."""
-    return "/articles/" + quote(article_id, safe="")
+    """The URL path of one article."""
+    return "/articles/" + _id(article_id, "article_id")
 
 
 def story_path(story_id: str) -> str:
-    """The URL path of one story, its id escaped."""
-    return "/stories/" + quote(story_id, safe="")
+    """The URL path of one story."""
+    return "/stories/" + _id(story_id, "story_id")
 
 
 class _Base:
@@ -200,6 +210,8 @@ class NewsSearchClient(_Base):
         self._http = httpx.Client(**self._options())
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        if self._http.is_closed:
+            raise ConfigError("this client is closed; make a new NewsSearchClient (or use it inside `with`)")
         for attempt in range(self.retries + 1):
             try:
                 response, error = self._http.request(method, path, **kwargs), None
@@ -290,6 +302,8 @@ class AsyncNewsSearchClient(_Base):
         self._http = httpx.AsyncClient(**self._options())
 
     async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        if self._http.is_closed:
+            raise ConfigError("this client is closed; make a new AsyncNewsSearchClient (or use it inside `async with`)")
         for attempt in range(self.retries + 1):
             try:
                 response, error = await self._http.request(method, path, **kwargs), None

@@ -224,8 +224,9 @@ class SearchResults(records.SearchResponse):
         return body
 
     def __repr__(self) -> str:
-        return (f"<SearchResults {self.query!r}: ranks {self.offset + 1}-{self.offset + len(self.hits)} of "
-                f"{self.ranked}, {self.summary} ({self.mode}, index {self.index_version}, {self.took_ms:.0f} ms)>")
+        shown = f"ranks {self.offset + 1}-{self.offset + len(self.hits)} of {self.ranked}" if self.hits else "no hits"
+        return (f"<SearchResults {self.query!r}: {shown}, {self.summary} ({self.mode}, index {self.index_version}, "
+                f"{self.took_ms:.0f} ms)>")
 
     @property
     def summary(self) -> str:

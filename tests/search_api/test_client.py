@@ -260,6 +260,19 @@ def test_an_error_raised_before_any_answer_has_no_status_and_may_name_a_field():
     assert caught.value.status_code is None and caught.value.field == "sinse"
 
 
+def test_arguments_of_the_wrong_kind_and_a_closed_client_are_clear_errors():
+    client = NewsSearchClient("http://127.0.0.1:9")
+    for call, field in ((lambda: client.search("oil", source=5), "source"), (lambda: client.article(5), "article_id"),
+                        (lambda: client.article(None), "article_id"), (lambda: client.story(""), "story_id"),
+                        (lambda: client.delete_alert(7), "alert_id")):
+        with pytest.raises(BadQuery) as caught:
+            call()
+        assert caught.value.field == field
+    client.close()
+    with pytest.raises(ConfigError, match="client is closed"):
+        client.health()
+
+
 class Impostor:
     """A real HTTP server on 127.0.0.1 that is not newsearch: each path answers (status, headers, body)."""
 
