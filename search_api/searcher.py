@@ -407,4 +407,6 @@ class Searcher:
         return {"index_version": self.name, "created": m["created"], "articles": m["counts"]["articles"],
                 "passages": m["counts"]["passages"], "duplicate_groups": m["counts"].get("duplicate_groups", 0),
                 "model": m["model"], "chunking": m["chunking"], "faiss": m.get("faiss", {}),
-                "oldest": oldest, "newest": newest, "sources": dict(self.version.text.sources())}
+                "oldest": oldest, "newest": newest, "sources": dict(self.version.text.sources()),
+                "limits": {"max_k": self.settings.max_k, "candidates": self.settings.candidates,
+                           "max_query_chars": self.settings.max_query_chars}}

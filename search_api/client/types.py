@@ -328,6 +328,7 @@ class Stats:
     oldest: datetime | None
     newest: datetime | None
     sources: dict[str, int]
+    limits: dict[str, int] = field(default_factory=dict)  # max_k, candidates, max_query_chars (older servers: {})
     extra: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @classmethod

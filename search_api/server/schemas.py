@@ -205,6 +205,8 @@ class StatsOut(BaseModel):
     oldest: NaiveUTC | None
     newest: NaiveUTC | None
     sources: dict[str, int]
+    limits: dict[str, int] = Field(description="this server's limits: max_k (hits per request), candidates (the "
+                                   "depth results are ranked to: offset + k at most) and max_query_chars")
 
 
 class TimelineEntryOut(BaseModel):
