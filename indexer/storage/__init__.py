@@ -14,8 +14,9 @@ if TYPE_CHECKING:
 STORES = ("local", "milvus")  # values of NEWSEARCH_STORE; a backend adds its name here and a branch in open_store
 
 
-def open_store(settings: Settings) -> Store:
-    """The Store of settings.index_dir for the backend settings.store names."""
+def open_store(settings: Settings, readonly: bool = False) -> Store:
+    """The Store of settings.index_dir for the backend settings.store names. `readonly` (a query, a server,
+    stats): a Milvus Lite file that does not exist is "no index published", never created at a mistyped path."""
     from indexer.errors import ConfigError
 
     if settings.store == "local":
@@ -25,5 +26,5 @@ def open_store(settings: Settings) -> Store:
     if settings.store == "milvus":
         from indexer.storage.milvus import MilvusStore
 
-        return MilvusStore(settings)
+        return MilvusStore(settings, create=not readonly)
     raise ConfigError(f"NEWSEARCH_STORE must be one of {', '.join(STORES)}, not {settings.store!r}")

@@ -73,15 +73,15 @@ class MilvusStore:
     `<prefix>_<version>_v` per version, published through the alias `<prefix>_serving`. Leases, jobs and the
     embedding cache stay in settings.index_dir."""
 
-    def __init__(self, settings: Settings, client: MilvusClient | None = None):
+    def __init__(self, settings: Settings, client: MilvusClient | None = None, create: bool = True):
         self.settings = settings
         self.index_dir = Path(settings.index_dir)
         self.uri = settings.milvus_uri or str(self.index_dir / "milvus.db")
         self.prefix = check_prefix(settings.milvus_collection)
         self.alias = alias_name(self.prefix)
-        if not is_remote(self.uri):
+        if not is_remote(self.uri) and create:
             self.index_dir.mkdir(parents=True, exist_ok=True)
-        self.client = client or connect(self.uri, settings.milvus_token)
+        self.client = client or connect(self.uri, settings.milvus_token, create)
 
     def close(self) -> None:
         """Close the client; for Milvus Lite also stop this process' server of the file, which would otherwise

@@ -12,7 +12,7 @@ from typing import Any
 
 from pymilvus import MilvusClient, MilvusException
 
-from indexer.errors import ConfigError, StorageError
+from indexer.errors import ConfigError, IndexNotFound, StorageError
 
 REMOTE = ("http://", "https://", "tcp://", "unix:")
 PAGE = 4_096  # rows per page when reading a whole collection
@@ -54,10 +54,14 @@ def _refuse_if_locked(path: Path) -> None:
         fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def connect(uri: str, token: str = "") -> MilvusClient:
-    """A client of the Milvus at `uri`; Milvus Lite (started in this process, once per path) for a local path."""
+def connect(uri: str, token: str = "", create: bool = True) -> MilvusClient:
+    """A client of the Milvus at `uri`; Milvus Lite (started in this process, once per path) for a local path,
+    which is created unless `create` is off (then a missing file is IndexNotFound)."""
     if not is_remote(uri):
         path = lite_path(uri)
+        if not create and not path.exists():
+            raise IndexNotFound(f"no index published: there is no Milvus Lite database at {path} (build one with "
+                                "NEWSEARCH_STORE=milvus news-index build, or check NEWSEARCH_MILVUS_URI)")
         _refuse_if_locked(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         _OPENED.add(path)

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from indexer.errors import ConfigError, StorageError
+from indexer.errors import ConfigError, IndexNotFound, StorageError
 from indexer.settings import Settings
 from indexer.storage import STORES, open_store
 from indexer.storage.local import LocalStore
@@ -40,3 +40,11 @@ def test_a_milvus_lite_file_open_in_another_process_is_one_clear_error(tmp_path)
     finally:
         holder.communicate("", timeout=60)
     connect(str(path)).close()  # free again: opened here
+
+
+def test_a_reader_never_creates_a_milvus_lite_file_at_a_mistyped_path(tmp_path):
+    uri = tmp_path / "no" / "such" / "m.db"
+    settings = Settings(index_dir=tmp_path / "index", store="milvus", milvus_uri=str(uri))
+    with pytest.raises(IndexNotFound, match="no Milvus Lite database at .*m.db"):
+        open_store(settings, readonly=True)
+    assert not (tmp_path / "no").exists() and not (tmp_path / "index").exists()
