@@ -112,7 +112,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
     from indexer.storage import open_store
 
     settings = settings_from(args)
-    store = open_store(settings, readonly=True)
+    store = open_store(settings, create=False)
     version = store.open(verify=not args.fast)
     try:
         info = {"index_dir": str(settings.index_dir), "published": version.name,

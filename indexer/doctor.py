@@ -210,7 +210,7 @@ def following_index(settings):  # noqa: ANN001, ANN201 - Settings in and out (se
     if settings.backend != "auto":
         return settings
     try:
-        store = open_store(settings, readonly=True)
+        store = open_store(settings, create=False)
         built = store.manifest(store.current()).get("model", {})
     except NewsearchError:
         return settings  # nothing published (or unreadable): update says so itself

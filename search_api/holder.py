@@ -53,7 +53,7 @@ class SearcherHolder:
 
     def load(self) -> Searcher:
         """Open the published version and serve it."""
-        return self._open_and_swap(open_store(self.settings, readonly=True).current())
+        return self._open_and_swap(open_store(self.settings, create=False).current())
 
     def _open_and_swap(self, name: str) -> Searcher:
         """Lease `name`, then open and serve it; the lease comes first so gc cannot remove it mid-open."""
@@ -153,7 +153,7 @@ class SearcherHolder:
         is); returns what changed."""
         with self._reload_lock:
             previous = self._served.searcher.name if self._served else None
-            published = open_store(self.settings, readonly=True).current()
+            published = open_store(self.settings, create=False).current()
             if published == previous and not force:
                 return {"previous": previous, "current": published, "changed": False}
             self._open_and_swap(published)

@@ -113,7 +113,7 @@ class Searcher:
         settings = settings or Settings.from_env()
         index_dir = Path(index_dir) if index_dir else settings.index_dir
         embedder = embedder or Embedder.from_settings(settings)
-        store = open_store(dataclasses.replace(settings, index_dir=index_dir), readonly=True)
+        store = open_store(dataclasses.replace(settings, index_dir=index_dir), create=False)
         return cls(store.open(version), embedder, settings, reranker)
 
     @property

@@ -14,9 +14,9 @@ if TYPE_CHECKING:
 STORES = ("local", "milvus")  # values of NEWSEARCH_STORE; a backend adds its name here and a branch in open_store
 
 
-def open_store(settings: Settings, readonly: bool = False) -> Store:
-    """The Store of settings.index_dir for the backend settings.store names. `readonly` (a query, a server,
-    stats): a Milvus Lite file that does not exist is "no index published", never created at a mistyped path."""
+def open_store(settings: Settings, create: bool = True) -> Store:
+    """The Store of settings.index_dir for the backend settings.store names. Readers (a query, a server, stats)
+    pass create=False: a Milvus Lite file that does not exist is "no index published", not made at a typo's path."""
     from indexer.errors import ConfigError
 
     if settings.store == "local":
@@ -26,5 +26,5 @@ def open_store(settings: Settings, readonly: bool = False) -> Store:
     if settings.store == "milvus":
         from indexer.storage.milvus import MilvusStore
 
-        return MilvusStore(settings, create=not readonly)
+        return MilvusStore(settings, create=create)
     raise ConfigError(f"NEWSEARCH_STORE must be one of {', '.join(STORES)}, not {settings.store!r}")

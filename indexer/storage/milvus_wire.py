@@ -5,6 +5,7 @@ process for a local .db path), Milvus errors as StorageError, and reading a whol
 from __future__ import annotations
 
 import fcntl
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -35,23 +36,29 @@ def lite_path(uri: str) -> Path:
     return path.resolve()
 
 
-_OPENED: set[Path] = set()  # Milvus Lite paths this process opened: their lock is ours
+def _held_elsewhere(path: Path) -> bool:
+    """Whether another process holds the Milvus Lite lock of `path`; asked only after opening it failed, so the
+    moment's shared lock cannot get in the way of a process starting Milvus Lite."""
+    try:
+        with open(path / "LOCK") as fh:
+            fcntl.flock(fh, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            fcntl.flock(fh, fcntl.LOCK_UN)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    return False
 
 
-def _refuse_if_locked(path: Path) -> None:
-    """StorageError when another process holds the Milvus Lite lock of `path` (a server beside an update): Milvus
-    Lite would log tracebacks, then fail with a message that does not say so."""
-    lock = path / "LOCK"
-    if path in _OPENED or not lock.is_file():
-        return
-    with open(lock, "a") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise StorageError(f"{path} is open in another process (a server or an update): Milvus Lite lets one "
-                               "process open a file at a time; run `milvus-lite server` and point "
-                               "NEWSEARCH_MILVUS_URI at it (docs/milvus.md)") from None
-        fcntl.flock(fh, fcntl.LOCK_UN)
+@contextmanager
+def _quiet_lite() -> Iterator[None]:
+    """Milvus Lite logs a traceback when it cannot open a file, ahead of the one error line that says why."""
+    lite = logging.getLogger("milvus_lite.server_manager")  # a record's own logger decides, not its parents
+    disabled, lite.disabled = lite.disabled, True
+    try:
+        yield
+    finally:
+        lite.disabled = disabled
 
 
 def connect(uri: str, token: str = "", create: bool = True) -> MilvusClient:
@@ -62,13 +69,16 @@ def connect(uri: str, token: str = "", create: bool = True) -> MilvusClient:
         if not create and not path.exists():
             raise IndexNotFound(f"no index published: there is no Milvus Lite database at {path} (build one with "
                                 "NEWSEARCH_STORE=milvus news-index build, or check NEWSEARCH_MILVUS_URI)")
-        _refuse_if_locked(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        _OPENED.add(path)
         uri = str(path)
     try:
-        return MilvusClient(uri=uri, token=token, grpc_options=GRPC_OPTIONS)
+        with _quiet_lite():
+            return MilvusClient(uri=uri, token=token, grpc_options=GRPC_OPTIONS)
     except MilvusException as exc:
+        if not is_remote(uri) and _held_elsewhere(Path(uri)):
+            raise StorageError(f"{uri} is open in another process (a server or an update): Milvus Lite lets one "
+                               "process open a file at a time; run `milvus-lite server` and point "
+                               "NEWSEARCH_MILVUS_URI at it (docs/milvus.md)") from None
         raise StorageError(f"cannot reach Milvus at {uri}: {exc.message}; check NEWSEARCH_MILVUS_URI "
                            "(and NEWSEARCH_MILVUS_TOKEN for a cluster)") from None
 

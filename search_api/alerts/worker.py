@@ -5,9 +5,9 @@ them, and never in the update: publishing a version waits for none of this.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
-import threading
 import time
 from collections.abc import Callable, Sequence
 
@@ -55,40 +55,39 @@ def drain(store: AlertStore, searcher: Searcher) -> int:
     return done
 
 
-# Webhooks POSTed at once: a receiver that never answers delays the others by at most one timeout.
+# Webhooks POSTed at once: a receiver that never answers delays the others of its group by one timeout at most.
 WEBHOOKS_AT_ONCE = 8
 
 
-def _post(delivery: Delivery, timeout: float) -> str | None:
+async def _post(client: httpx.AsyncClient, delivery: Delivery) -> str | None:
     """POST one delivery's JSON; None on a 2xx answer, else why it failed. Only the status line and headers are
     read: a receiver's body, however large or slow, is never read into memory."""
-    try:
-        with httpx.Client(timeout=timeout) as client, client.stream(
-                "POST", delivery.url, content=delivery.payload.encode(),
-                headers={"Content-Type": "application/json", "User-Agent": "newsearch-alerts"}) as response:
-            return None if response.is_success else f"HTTP {response.status_code}"
-    except httpx.HTTPError as exc:
-        return f"{type(exc).__name__}: {exc}"
+    async with client.stream("POST", delivery.url, content=delivery.payload.encode(),
+                             headers={"Content-Type": "application/json", "User-Agent": "newsearch-alerts"}) as response:
+        return None if response.is_success else f"HTTP {response.status_code}"
+
+
+async def _post_all(deliveries: Sequence[Delivery], timeout: float) -> list[str | None]:
+    async with httpx.AsyncClient(timeout=timeout) as client:
+
+        async def one(d: Delivery) -> str | None:
+            try:
+                return await asyncio.wait_for(_post(client, d), timeout)
+            except TimeoutError:
+                return f"no answer within {timeout:g} s"
+            except Exception as exc:  # noqa: BLE001 - any failure of one POST is that delivery's error, retried
+                return f"{type(exc).__name__}: {exc}"[:500]
+
+        return list(await asyncio.gather(*(one(d) for d in deliveries)))
 
 
 def send(deliveries: Sequence[Delivery], timeout: float) -> list[str | None]:
     """POST each delivery at once, each given `timeout` seconds in all; None for each 2xx answer, else why not.
 
     httpx's timeout bounds each read, so a receiver sending a byte a second would hold a POST for as long as it
-    likes: each POST runs in a daemon thread, and one not answered by the deadline counts as failed.
-    """
-    outcomes: dict[int, str | None] = {}
-
-    def post(d: Delivery) -> None:
-        outcomes[d.id] = _post(d, timeout)
-
-    threads = [threading.Thread(target=post, args=(d,), name=f"alert-webhook-{d.id}", daemon=True) for d in deliveries]
-    for t in threads:
-        t.start()
-    deadline = time.monotonic() + timeout
-    for t in threads:
-        t.join(max(deadline - time.monotonic(), 0.0))
-    return [outcomes[d.id] if d.id in outcomes else f"no answer within {timeout:g} s" for d in deliveries]
+    likes: each POST is cancelled at the deadline, which closes its connection (no POST outlives its attempt,
+    so a late success is never sent again as a retry)."""
+    return asyncio.run(_post_all(deliveries, timeout)) if deliveries else []
 
 
 def deliver(store: AlertStore, settings: ServerSettings, stopping: Callable[[], bool] = lambda: False,
@@ -122,7 +121,7 @@ class AlertWorker:
     def __init__(self, settings: ServerSettings, holder: SearcherHolder):
         self.settings = settings
         self.holder = holder
-        # A delivery in flight finishes before stop returns.
+        # stop waits for the group of POSTs in flight (each bounded by NEWSEARCH_ALERT_WEBHOOK_TIMEOUT), at most 30 s.
         self._loop = BackgroundLoop("alerts", self._step, log, "alerts: evaluation or delivery failed, retrying later",
                                     join_timeout=30)
 

@@ -230,21 +230,33 @@ def test_a_webhook_that_answers_a_byte_at_a_time_fails_at_the_timeout_and_holds_
         conn.sendall(b"HTTP/1.1 200 OK\r\nX-Slow: ")  # each byte well within the read timeout, the headers never done
         for _ in range(150):
             time.sleep(0.2)
-            conn.sendall(b"a")
+            conn.sendall(b"a")  # raises once the server hangs up
+            receiver.sent += 1
 
-    settings = served["settings"].replace(index_dir=tmp_path, alert_webhook_timeout=1.0)
+    settings = served["settings"].replace(index_dir=tmp_path, alert_webhook_timeout=3.0)
     slow, fine, store = RawReceiver(drip), Receiver(failures=0), AlertStore(tmp_path)
     try:
         slow_id, fine_id = one_delivery(store, slow.url, "v1"), one_delivery(store, fine.url, "v2")
         assert deliver(store, settings) == 1
-        assert not slow.done.is_set()  # deliver returned while the receiver was still dripping
         (late,), (sent,) = store.deliveries(slow_id), store.deliveries(fine_id)
-        assert (late.state, late.last_error) == ("pending", "no answer within 1 s")
+        assert (late.state, late.last_error) == ("pending", "no answer within 3 s")
         assert sent.state == "delivered" and len(fine.bodies) == 1
+        assert slow.done.wait(30) and slow.sent < 150  # the server hung up at its deadline, not after the trickle
     finally:
         store.close()
         slow.close()
         fine.close()
+
+
+def test_a_webhook_url_httpx_cannot_send_to_is_that_deliverys_error(tmp_path, served):
+    store = AlertStore(tmp_path)
+    try:
+        alert_id = one_delivery(store, "http://exa\x00mple.org/hook")
+        assert deliver(store, served["settings"].replace(index_dir=tmp_path)) == 0
+        (failed,) = store.deliveries(alert_id)
+        assert failed.state == "pending" and failed.last_error.startswith("InvalidURL"), failed.last_error
+    finally:
+        store.close()
 
 
 def test_a_delivery_of_an_alert_deleted_meanwhile_is_not_sent(tmp_path, served):
