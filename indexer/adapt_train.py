@@ -66,8 +66,15 @@ class AdaptOptions:
             fine = math.isfinite(value) and low <= value <= high and not (positive and value == 0)
             if not fine or (whole and value != int(value)):
                 kind = "a whole number" if whole else "a number"
-                span = f"above 0 and at most {high:g}" if positive else f"from {low:g} to {high:g}"
+                span = f"above 0 and at most {high:,}" if positive else f"from {low:,} to {high:,}"
                 raise ConfigError(f"{flag} must be {kind} {span}, not {value!r}")
+
+
+def training_steps(headlines: int, options: AdaptOptions) -> int:
+    """Optimizer steps of a run, as `_train` sets the trainer up: the headlines repeated ceil(epochs) times, then
+    that fraction of one pass over them."""
+    repeat = math.ceil(options.epochs)
+    return math.ceil(math.ceil(headlines * repeat / options.batch_size) * options.epochs / repeat)
 
 
 def ranking_loss(query, bank, rows, temperature: float):  # noqa: ANN001, ANN201 - torch loads lazily
@@ -155,7 +162,7 @@ def adapt(paths: Sequence[Path], out: Path, settings: Settings, options: AdaptOp
         raise SourceError(f"no training pairs in {', '.join(map(str, paths))}: {data.articles} articles, "
                           f"{data.untitled} without a title, {data.excluded} excluded; adapting needs articles "
                           "with headlines")
-    steps = math.ceil(len(data.titles) * options.epochs / options.batch_size)
+    steps = training_steps(len(data.titles), options)
     if steps < 2:
         raise SourceError(f"{len(data.titles)} headlines in batches of {options.batch_size} over {options.epochs:g} "
                           f"epoch(s) make {steps} training step: the first step's learning rate is 0 (warm-up), so "

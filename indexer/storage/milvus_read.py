@@ -186,7 +186,8 @@ class MilvusText:
         return self._count(self.passages_collection)
 
     def catalog(self) -> Catalog:
-        """Articles by their stored number, passages by id with their article's number (read once)."""
+        """Articles numbered 1..N in the order of their stored numbers (which keep the gaps of deleted articles:
+        `_stored_nums` maps back), passages by id with their article's number (read once)."""
         if self._catalog is None:
             arts = sorted(self._all(self.articles_collection, ["id", "num", "published", "source", "dup_group"]),
                           key=lambda r: r["num"])

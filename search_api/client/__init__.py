@@ -79,7 +79,7 @@ def next_body(page: SearchResults) -> dict[str, Any] | None:
     if not page.has_next:
         return None
     offset = page.offset + len(page.hits)
-    return {**page.request, "offset": offset, "k": min(int(page.request.get("k", 10)), page.ranked - offset)}
+    return {**page.request, "offset": offset, "k": min(int(page.request["k"]), page.ranked - offset)}
 
 
 def alert_body(query: str, options: dict[str, Any]) -> dict[str, Any]:
@@ -122,8 +122,9 @@ class _Base:
         if not isinstance(base_url, str) or not base_url.lower().startswith(("http://", "https://")):
             raise ConfigError(f"base_url must start with http:// or https://, not {base_url!r}")
         for name, value in (("timeout", timeout), ("connect_timeout", connect_timeout)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
-                raise ConfigError(f"{name} must be a number of seconds above 0, not {value!r}")
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                      or not 0 < value < math.inf):
+                raise ConfigError(f"{name} must be a number of seconds above 0 (or None: no limit), not {value!r}")
         if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
             raise ConfigError(f"retries must be a whole number, 0 or more, not {retries!r}")
         for name, value in (("backoff", backoff), ("max_backoff", max_backoff)):

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from indexer.errors import ConfigError, SourceError
-from search_api.evaluation.harness import read_text
+from search_api.evaluation.reading import read_text
 from search_api.evaluation.significance import paired
 
 

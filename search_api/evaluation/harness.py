@@ -21,6 +21,7 @@ from indexer.settings import Settings
 from indexer.sources import supported
 from indexer.steps import lead_passage_sentences
 from search_api.evaluation.metrics import Qrels, dedupe, mean_scores, per_query
+from search_api.evaluation.reading import read_text
 from search_api.evaluation.significance import bootstrap_interval
 from search_api.searcher import Searcher, SearchRequest
 
@@ -90,20 +91,6 @@ def split_half(queries: dict[str, str], qrels: Qrels, split_file: Path, set_name
 def set_name_of(queries_file: Path) -> str:
     """The dev set a queries file holds, by its name: headlines-queries.jsonl -> headlines."""
     return Path(queries_file).name.split(".")[0].removesuffix("-queries")
-
-
-def read_text(path: Path, what: str) -> str:
-    """A UTF-8 text file's content; SourceError saying what was expected (`what`) when it cannot be read as one."""
-    try:
-        return Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SourceError(f"{path}: no such file; give {what}") from None
-    except IsADirectoryError:
-        raise SourceError(f"{path}: a folder; give {what}") from None
-    except UnicodeDecodeError as exc:
-        raise SourceError(f"{path}: not UTF-8 text (byte {exc.start}); give {what}") from None
-    except OSError as exc:
-        raise SourceError(f"{path}: cannot be read ({exc.strerror}); give {what}") from None
 
 
 def _lines(path: Path) -> list[str]:

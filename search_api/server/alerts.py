@@ -170,9 +170,12 @@ def feed(request: Request, store: StoreDep, owner: Owner, alert_id: str) -> Resp
 def _link(url: str | None) -> str | None:
     """An article's URL as a feed may link it: http(s) only (never `javascript:`), without characters XML cannot
     hold (an indexed URL is the corpus' text, not checked as a URL)."""
-    if url and urlsplit(url).scheme.lower() in ("http", "https") and control_as_spaces(url) == url and " " not in url:
-        return url
-    return None
+    if not url or control_as_spaces(url) != url or any(c.isspace() for c in url):
+        return None
+    try:
+        return url if urlsplit(url).scheme.lower() in ("http", "https") else None
+    except ValueError:  # "http://[oops/x": not a URL urllib can read
+        return None
 
 
 def atom(alert: Alert, matches: list[Match], self_url: str) -> bytes:

@@ -60,11 +60,13 @@ def similar(searcher: Searcher, article_id: str, k: int) -> list[dict[str, Any]]
     skip = {article_id, *found["duplicates"]}
     query = _unit(searcher.version.vectors.get(np.array([p["id"] for p in found["passages"]], dtype=np.int64)))
     total = len(searcher.version.vectors)
-    # The article's own passages and its copies' come first and take places: deeper until k others are found.
-    depth = SIMILAR_DEPTH * k + len(found["passages"]) * (1 + len(skip))
+    # The article's own passages and its copies' come first and take places: deeper until k others are found,
+    # the whole index searched, or the store answers fewer than asked (Milvus caps a search's hits).
+    depth = SIMILAR_DEPTH * k + len(found["passages"]) * len(skip)
     while True:
-        best = _nearest_articles(searcher, query, min(total, depth), skip)
-        if len({p.dup_group or aid for aid, (_, p) in best.items()}) >= k or depth >= total:
+        asked = min(total, depth)
+        best, answered = _nearest_articles(searcher, query, asked, skip)
+        if len({p.dup_group or aid for aid, (_, p) in best.items()}) >= k or asked >= total or answered < asked:
             break
         depth *= 4
     hits, groups = [], set()
@@ -79,8 +81,10 @@ def similar(searcher: Searcher, article_id: str, k: int) -> list[dict[str, Any]]
     return hits[:k]
 
 
-def _nearest_articles(searcher: Searcher, query: np.ndarray, depth: int, skip: set[str]) -> dict[str, tuple[float, Any]]:
-    """Each article's best passage among the `depth` nearest to `query`, but those of `skip`."""
+def _nearest_articles(searcher: Searcher, query: np.ndarray, depth: int,
+                      skip: set[str]) -> tuple[dict[str, tuple[float, Any]], int]:
+    """Each article's best passage among the `depth` nearest to `query`, but those of `skip`; and how many
+    passages the store answered."""
     scores, pids = searcher.version.vectors.search(query, depth)
     stored = searcher.version.text.passages(pids[pids >= 0].tolist())
     best: dict[str, tuple[float, Any]] = {}
@@ -88,7 +92,7 @@ def _nearest_articles(searcher: Searcher, query: np.ndarray, depth: int, skip: s
         passage = stored.get(pid)
         if passage is not None and passage.article_id not in skip and passage.article_id not in best:
             best[passage.article_id] = (score, passage)  # results come best first
-    return best
+    return best, int((pids >= 0).sum())
 
 
 def _unit(vectors: np.ndarray) -> np.ndarray:

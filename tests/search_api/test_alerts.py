@@ -156,11 +156,13 @@ def test_feed_of_hostile_article_text_is_well_formed_xml_and_links_only_the_web(
     hostile = [Match(alert.id, f"h-{i}", "v9", i, "lava \uffff flows \x1b on", title, None, None, url, 1.0, 0.5)
                for i, (title, url) in enumerate([("Volcano \uffff erupts \ufffe at dawn", "https://example.org/b4\x1b"),
                                                  ("Lava <b>", "javascript:alert(1)"),
-                                                 ("Ash", "HTTPS://example.org/ash")])]
+                                                 ("Ash", "HTTPS://example.org/ash"),
+                                                 ("Smoke", "http://[oops/x"), ("Dust", "https://example.org/a\tb")])]
     document = atom(alert, hostile, f"http://127.0.0.1/alerts/{alert.id}/feed.atom")
     feed = feedparser.parse(document)
     assert not feed.bozo, feed.get("bozo_exception")
-    assert [e.title for e in feed.entries] == ["Volcano   erupts   at dawn", "Lava <b>", "Ash"]
+    assert [e.title for e in feed.entries] == ["Volcano   erupts   at dawn", "Lava <b>", "Ash", "Smoke", "Dust"]
     assert [e.link for e in feed.entries] == ["http://127.0.0.1/articles/h-0", "http://127.0.0.1/articles/h-1",
-                                              "HTTPS://example.org/ash"]
+                                              "HTTPS://example.org/ash", "http://127.0.0.1/articles/h-3",
+                                              "http://127.0.0.1/articles/h-4"]
     assert feed.entries[0].summary == "lava   flows   on"

@@ -110,6 +110,8 @@ def test_healthz_and_stats(client, searcher):
     stats = client.get("/stats").json()
     assert stats["articles"] == 51 and stats["model"]["dim"] == 384
     assert stats["sources"]["English Wikinews (CC BY 2.5)"] == 50
+    s = searcher.settings
+    assert stats["limits"] == {"max_k": s.max_k, "candidates": s.candidates, "max_query_chars": s.max_query_chars}
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

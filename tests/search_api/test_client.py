@@ -84,6 +84,7 @@ def test_paging_ends_with_a_shorter_page_when_k_does_not_divide_the_ranked_depth
 
 
 def test_article_stats_and_health(client):
+    assert client.stats().limits == {"max_k": 100, "candidates": 200, "max_query_chars": 1000}  # the defaults
     page = client.search(SEED_QUERY, k=1)
     hit = page[0]
     article = client.article(hit.article_id)
@@ -175,6 +176,10 @@ class Upstream:
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up waiting (the timeout test)
 
+            def do_POST(self):  # noqa: N802 - the stdlib's name
+                self.rfile.read(int(self.headers.get("content-length", 0)))
+                self.do_GET()
+
             def log_message(self, *args):
                 pass
 
@@ -228,6 +233,16 @@ class Dropper:
         self.sock.close()
 
 
+def test_a_502_or_504_on_a_request_that_changes_something_is_not_resent_but_a_503_is():
+    with Upstream([(502, 0), (200, 0)]) as up, NewsSearchClient(up.url, retries=2, backoff=0.01) as client:
+        with pytest.raises(ServerError, match="busy"):
+            client.create_alert("oil")  # a proxy's 502 may come after the server acted
+        assert up.calls == 1
+    with Upstream([(503, 0), (201, 0)]) as up, NewsSearchClient(up.url, retries=2, backoff=0.01) as client:
+        client.create_alert("oil")  # 503: refused before anything was done
+        assert up.calls == 2
+
+
 @pytest.mark.parametrize(("call", "sends"), [
     (lambda c: c.health(), 3), (lambda c: c.search("oil"), 3),  # reading twice is reading once
     (lambda c: c.create_alert("oil"), 1), (lambda c: c.delete_alert("a1"), 1),  # the server may have acted
@@ -252,6 +267,7 @@ def test_client_settings_that_cannot_work_are_refused_at_construction(options):
     with pytest.raises(ConfigError, match=next(iter(options))):
         NewsSearchClient(**{"base_url": "http://127.0.0.1:9", **options})
     NewsSearchClient("HTTP://127.0.0.1:9").close()  # a scheme's case does not matter
+    NewsSearchClient("http://127.0.0.1:9", timeout=None).close()  # no limit, as httpx takes it
 
 
 def test_an_error_raised_before_any_answer_has_no_status_and_may_name_a_field():
