@@ -301,13 +301,27 @@ class AsyncNewsSearchClient(_Base):
     def __init__(self, base_url: str, api_key: str | None = None, timeout: float = 30.0, **options: Any):
         super().__init__(base_url, api_key, timeout, **options)
         self._http = httpx.AsyncClient(**self._options())
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop whose connections the pool holds
 
-    async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+    def _pool(self) -> httpx.AsyncClient:
+        """The connection pool for the running event loop. A script may call asyncio.run more than once with one
+        client: the connections of a loop that has ended cannot be used by the next, so a new pool is made."""
         if self._http.is_closed:
             raise ConfigError("this client is closed; make a new AsyncNewsSearchClient (or use it inside `async with`)")
+        loop = asyncio.get_running_loop()
+        if self._loop is not None and self._loop is not loop:
+            if not self._loop.is_closed():
+                raise ConfigError("this AsyncNewsSearchClient is in use by another running event loop; make one "
+                                  "client per loop")
+            self._http = httpx.AsyncClient(**self._options())
+        self._loop = loop
+        return self._http
+
+    async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        pool = self._pool()
         for attempt in range(self.retries + 1):
             try:
-                response, error = await self._http.request(method, path, **kwargs), None
+                response, error = await pool.request(method, path, **kwargs), None
             except httpx.TransportError as exc:
                 response, error = None, exc
             delay = self._retry_after(attempt, method, path, response, error)
@@ -376,7 +390,9 @@ class AsyncNewsSearchClient(_Base):
         return Health.from_json(await self._call("GET", "/healthz"))
 
     async def aclose(self) -> None:
-        """Close the connection pool."""
+        """Close the connection pool (one made under an ended event loop has nothing left to close)."""
+        if self._loop is not None and self._loop is not asyncio.get_running_loop() and self._loop.is_closed():
+            self._http = httpx.AsyncClient(**self._options())
         await self._http.aclose()
 
     async def __aenter__(self) -> AsyncNewsSearchClient:

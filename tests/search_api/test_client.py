@@ -276,6 +276,16 @@ def test_an_error_raised_before_any_answer_has_no_status_and_may_name_a_field():
     assert caught.value.status_code is None and caught.value.field == "sinse"
 
 
+def test_an_async_client_serves_one_asyncio_run_after_another(base):
+    client = AsyncNewsSearchClient(base, timeout=60)
+    first = asyncio.run(client.health())
+    second = asyncio.run(client.health())  # a new loop: the last one's connections died with it
+    assert first.status == second.status == "ok"
+    asyncio.run(client.aclose())
+    with pytest.raises(ConfigError, match="client is closed"):
+        asyncio.run(client.health())
+
+
 def test_arguments_of_the_wrong_kind_and_a_closed_client_are_clear_errors():
     client = NewsSearchClient("http://127.0.0.1:9")
     for call, field in ((lambda: client.search("oil", source=5), "source"), (lambda: client.article(5), "article_id"),
