@@ -118,10 +118,10 @@ def ensure_index(paths: Sequence[Path], settings: Settings, embedder: Embedder, 
     """Build settings.index_dir from the corpus unless it already holds this corpus so chunked; True if built."""
     fingerprint = corpus_fingerprint(paths, settings, f"{embedder.key}@{embedder.fingerprint}")
     marker = settings.index_dir / MARKER
-    if (settings.index_dir / "CURRENT").is_file() and not marker.is_file() and not rebuild:
-        raise ConfigError(f"{settings.index_dir} holds an index that news-search eval did not build (a served one?); "
-                          "give eval a folder of its own with --index-dir, or --rebuild to build over this one")
-    if not rebuild and (settings.index_dir / "CURRENT").is_file() and marker.is_file():
+    if not rebuild and (settings.index_dir / "CURRENT").is_file():
+        if not marker.is_file():
+            raise ConfigError(f"{settings.index_dir} holds an index that news-search eval did not build (a served "
+                              "one?); give eval a folder of its own with --index-dir, or --rebuild to build over it")
         if json.loads(marker.read_text()).get("fingerprint") == fingerprint:
             return False
     report = build(list(paths), settings, embedder, progress=progress)
