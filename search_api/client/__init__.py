@@ -142,6 +142,11 @@ class _Base:
     def _options(self) -> dict[str, Any]:
         return {"base_url": self.base_url, "headers": self._headers, "timeout": self.timeout}
 
+    def _refuse_closed(self, pool: httpx.Client | httpx.AsyncClient) -> None:
+        if pool.is_closed:
+            block = "async with" if isinstance(pool, httpx.AsyncClient) else "with"
+            raise ConfigError(f"this client is closed; make a new {type(self).__name__} (or use it inside `{block}`)")
+
     def _retry_after(self, attempt: int, method: str, path: str, response: httpx.Response | None,
                      error: httpx.TransportError | None) -> float | None:
         """Seconds to wait before sending again; None when `response` is the answer; raises when out of luck."""
@@ -211,8 +216,7 @@ class NewsSearchClient(_Base):
         self._http = httpx.Client(**self._options())
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
-        if self._http.is_closed:
-            raise ConfigError("this client is closed; make a new NewsSearchClient (or use it inside `with`)")
+        self._refuse_closed(self._http)
         for attempt in range(self.retries + 1):
             try:
                 response, error = self._http.request(method, path, **kwargs), None
@@ -306,16 +310,19 @@ class AsyncNewsSearchClient(_Base):
     def _pool(self) -> httpx.AsyncClient:
         """The connection pool for the running event loop. A script may call asyncio.run more than once with one
         client: the connections of a loop that has ended cannot be used by the next, so a new pool is made."""
-        if self._http.is_closed:
-            raise ConfigError("this client is closed; make a new AsyncNewsSearchClient (or use it inside `async with`)")
+        self._refuse_closed(self._http)
         loop = asyncio.get_running_loop()
-        if self._loop is not None and self._loop is not loop:
-            if not self._loop.is_closed():
-                raise ConfigError("this AsyncNewsSearchClient is in use by another running event loop; make one "
-                                  "client per loop")
+        if self._loop_ended():
             self._http = httpx.AsyncClient(**self._options())
+        elif self._loop is not None and self._loop is not loop:
+            raise ConfigError("this AsyncNewsSearchClient is in use by another running event loop; make one client "
+                              "per loop")
         self._loop = loop
         return self._http
+
+    def _loop_ended(self) -> bool:
+        """Whether the pool's connections belong to an event loop that has ended (so they cannot be used)."""
+        return self._loop is not None and self._loop.is_closed()
 
     async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         pool = self._pool()
@@ -391,7 +398,7 @@ class AsyncNewsSearchClient(_Base):
 
     async def aclose(self) -> None:
         """Close the connection pool (one made under an ended event loop has nothing left to close)."""
-        if self._loop is not None and self._loop is not asyncio.get_running_loop() and self._loop.is_closed():
+        if self._loop_ended():
             self._http = httpx.AsyncClient(**self._options())
         await self._http.aclose()
 
