@@ -9,12 +9,11 @@ import json
 import sqlite3
 import sys
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import NoReturn
 
 from indexer.backends import AUTO, BACKENDS
 from indexer.errors import ConfigError, NewsearchError
-from indexer.settings import FIELD_CHOICES, Settings, integer, number
+from indexer.settings import FIELD_CHOICES, Settings, integer, number, path_arg
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -30,7 +29,7 @@ class OneLineParser(argparse.ArgumentParser):
 
 def add_common(parser: argparse.ArgumentParser) -> None:
     """Flags every subcommand shares; each defaults to its NEWSEARCH_* variable."""
-    parser.add_argument("--index-dir", type=Path, help="index folder (NEWSEARCH_INDEX_DIR, default var/index)")
+    parser.add_argument("--index-dir", type=path_arg, help="index folder (NEWSEARCH_INDEX_DIR, default var/index)")
     parser.add_argument("--model", "--model-path", dest="model",
                         help="embedding model: all-MiniLM-L6-v2 (default), all-mpnet-base-v2, or a sentence-transformers "
                              "model folder (NEWSEARCH_MODEL; docs/models.md)")
@@ -38,7 +37,7 @@ def add_common(parser: argparse.ArgumentParser) -> None:
 
 def add_build_options(parser: argparse.ArgumentParser) -> None:
     """Flags that shape what is indexed."""
-    parser.add_argument("paths", nargs="+", type=Path, help="corpus files or folders")
+    parser.add_argument("paths", nargs="+", type=path_arg, help="corpus files or folders")
     parser.add_argument("--strict", action="store_true", help="stop at the first unreadable file or record")
     parser.add_argument("--fields", choices=FIELD_CHOICES, help="what is indexed (NEWSEARCH_FIELDS)")
     parser.add_argument("--chunk-tokens", type=integer, help="max word pieces per passage (NEWSEARCH_CHUNK_TOKENS)")
@@ -176,7 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_build_options(p)
     p.add_argument("--delete-missing", action="store_true",
                    help="drop indexed articles that are not in the corpus (off: a partial corpus only adds)")
-    p.add_argument("--status-file", type=Path, help=argparse.SUPPRESS)  # progress for POST /admin/reindex
+    p.add_argument("--status-file", type=path_arg, help=argparse.SUPPRESS)  # progress for POST /admin/reindex
     p.set_defaults(func=cmd_update)
     p = sub.add_parser("gc", help="remove old versions (never the published one or one a server uses)")
     add_common(p)
@@ -201,9 +200,9 @@ def build_parser() -> argparse.ArgumentParser:
 def add_adapt_parser(sub) -> None:  # noqa: ANN001 - argparse's private subparsers type
     """The adapt subcommand and its options (defaults: indexer.adapt_train.AdaptOptions)."""
     p = sub.add_parser("adapt", help="train a query encoder on a corpus' own headlines (docs/adapt.md)")
-    p.add_argument("paths", nargs="+", type=Path, help="corpus files or folders (articles with titles)")
-    p.add_argument("--out", type=Path, required=True, help="new folder for the model (re-run to resume)")
-    p.add_argument("--exclude-ids", type=Path, help="file of article ids (one a line) to leave out of training, "
+    p.add_argument("paths", nargs="+", type=path_arg, help="corpus files or folders (articles with titles)")
+    p.add_argument("--out", type=path_arg, required=True, help="new folder for the model (re-run to resume)")
+    p.add_argument("--exclude-ids", type=path_arg, help="file of article ids (one a line) to leave out of training, "
                    "with their near copies: the judged articles of queries that are headlines")
     p.add_argument("--epochs", type=number, help="passes over the headlines (default 1)")
     p.add_argument("--max-articles", type=integer, help="train on a random sample of this many articles (default all)")

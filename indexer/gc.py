@@ -114,6 +114,11 @@ def collect(settings: Settings, keep: int = 2, grace_seconds: float | None = Non
     with writer_lock(index_dir, "gc"):
         published = published_or_none(store)
         versions = store.versions()
+        if published is not None and published not in versions:
+            # A typo in a hand-edited CURRENT: the versions it did not name would all look old.
+            raise IndexNotFound(f"CURRENT in {index_dir} names {published}, which is not a complete version here "
+                                f"({', '.join(versions) or 'there is none'}); write the name of the version to serve "
+                                "into CURRENT, then run gc again (it removed nothing)")
         newest = set(versions[-keep:]) if keep else set()
         in_use = leased_versions(index_dir, settings.lease_seconds)
         report = GcReport(published, dry_run=dry_run)

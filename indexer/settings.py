@@ -6,6 +6,7 @@ search_api/settings.py: the indexer never sees them.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import math
 import os
@@ -192,30 +193,33 @@ class Settings:
                               "(hybrid search would rank nothing); set one above 0")
 
 
-# Allowed range of every numeric setting: (lowest, highest, what the number means); checked by validate.
+# Allowed range of every numeric setting: (lowest, highest, what the number means); checked by validate. Every
+# range is finite: a value past what the code can compute with (an RRF offset of 10**400 overflows a float) is
+# refused at start rather than met by a search.
+YEAR = 365 * 24 * 3600
 RANGES: dict[str, tuple[float, float, str]] = {
     "chunk_tokens": (16, 510, "word pieces per passage"),
     "chunk_overlap": (0, 3, "sentences"),
     "lead_sentences": (0, 5, "sentences; 0: no lead passage"),
     "batch_size": (1, 4096, "passages per embedding batch"),
     "threads": (0, 1024, "embedding threads; 0: the backend's default"),
-    "max_query_chars": (1, math.inf, "characters"),
-    "max_k": (1, math.inf, "hits per request"),
-    "rrf_k": (1, math.inf, "rank offset of reciprocal rank fusion; 60 is usual"),
-    "dense_weight": (0, math.inf, "weight of the dense ranking in fusion"),
-    "keyword_weight": (0, math.inf, "weight of the keyword ranking in fusion"),
-    "pool_temperature": (0, math.inf, "0: best passage only"),
+    "max_query_chars": (1, 1_000_000, "characters"),
+    "max_k": (1, 10000, "hits per request"),
+    "rrf_k": (1, 1_000_000, "rank offset of reciprocal rank fusion; 60 is usual"),
+    "dense_weight": (0, 1000, "weight of the dense ranking in fusion"),
+    "keyword_weight": (0, 1000, "weight of the keyword ranking in fusion"),
+    "pool_temperature": (0, 100, "0: best passage only"),
     "candidates": (1, 10000, "results ranked per retriever"),
-    "title_weight": (0, math.inf, "BM25 weight; 0 ignores titles"),
-    "lead_weight": (0, math.inf, "BM25 weight; 0 ignores the lead"),
+    "title_weight": (0, 1000, "BM25 weight; 0 ignores titles"),
+    "lead_weight": (0, 1000, "BM25 weight; 0 ignores the lead"),
     "min_relevance": (0, 1, "calibrated relevance a hit needs to count as a match"),
-    "rerank_depth": (1, math.inf, "hits re-scored"),
-    "reload_interval": (0, math.inf, "seconds; 0: never reload"),
-    "gc_grace_seconds": (0, math.inf, "seconds"),
-    "lease_seconds": (1, math.inf, "seconds"),
-    "checkpoint_passages": (1, math.inf, "passages"),
-    "flat_limit": (0, math.inf, "passages; 0: always approximate"),
-    "hnsw_limit": (0, math.inf, "passages; 0: never HNSW"),
+    "rerank_depth": (1, 10000, "hits re-scored"),
+    "reload_interval": (0, YEAR, "seconds; 0: never reload"),
+    "gc_grace_seconds": (0, YEAR, "seconds"),
+    "lease_seconds": (1, YEAR, "seconds"),
+    "checkpoint_passages": (1, 10**9, "passages"),
+    "flat_limit": (0, 10**12, "passages; 0: always approximate"),
+    "hnsw_limit": (0, 10**12, "passages; 0: never HNSW"),
     "nprobe": (0, 65536, "IVF lists probed per query; 0: automatic"),
     "ef_search": (0, 65536, "HNSW candidates per query; 0: automatic"),
 }
@@ -226,8 +230,15 @@ def check_ranges(settings: Any, ranges: Mapping[str, tuple[float, float, str]]) 
     for name, (low, high, note) in ranges.items():
         value = getattr(settings, name)
         if not (low <= value <= high and (isinstance(value, int) or math.isfinite(value))):
-            span = f"at least {low:g}" if high == math.inf else f"between {low:g} and {high:g}"
-            raise ConfigError(f"{ENV_PREFIX}{name.upper()} must be {span} ({note}), not {value!r}")
+            raise ConfigError(f"{ENV_PREFIX}{name.upper()} must be between {bound(low)} and {bound(high)} ({note}), "
+                              f"not {value!r}")
+
+
+def bound(value: float) -> str:
+    """A range's end as a person reads it: 1,000,000 rather than 1e+06 (and a port as 65535)."""
+    if value != int(value):
+        return f"{value:g}"
+    return f"{int(value):,}" if value >= 100_000 else str(int(value))
 
 
 def _boolean(raw: str) -> bool:
@@ -240,18 +251,25 @@ def _boolean(raw: str) -> bool:
 
 
 def integer(raw: str) -> int:
-    """An integer as a person writes it: Python's int() also reads "1_0" as 10, which in a flag or a variable is a
-    typo, not ten."""
-    if "_" in raw:
+    """An integer as a person writes it: Python's int() also reads "1_0" as 10, and digits of other scripts
+    ("١٠"), which in a flag or a variable are a typo or a paste, not ten."""
+    if "_" in raw or not raw.isascii():
         raise ValueError(raw)
     return int(raw)
 
 
 def number(raw: str) -> float:
-    """A decimal number, without the underscores float() accepts (see `integer`)."""
-    if "_" in raw:
+    """A decimal number, without the underscores and other scripts' digits float() accepts (see `integer`)."""
+    if "_" in raw or not raw.isascii():
         raise ValueError(raw)
     return float(raw)
+
+
+def path_arg(raw: str) -> Path:
+    """A path flag, never empty: Path("") is the working directory, which gc would sweep and build publish into."""
+    if not raw.strip():
+        raise argparse.ArgumentTypeError("must not be empty (give . for the working directory)")
+    return Path(raw)
 
 
 def _parse(name: str, raw: str, kind: Any) -> Any:

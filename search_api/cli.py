@@ -11,7 +11,7 @@ from typing import get_args
 
 from indexer.cli import OneLineParser, progress_wanted, run
 from indexer.errors import ConfigError
-from indexer.settings import FIELD_CHOICES, Settings, integer
+from indexer.settings import FIELD_CHOICES, Settings, integer, path_arg
 from search_api.client.types import NO_CLOSE_MATCH
 from search_api.evaluation.harness import COLLAPSE_CHOICES, HALVES
 from search_api.records import Mode
@@ -118,44 +118,44 @@ def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="news-search", description="Serve or query a newsearch index.")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("serve", help="serve the HTTP API")
-    p.add_argument("--index-dir", type=Path, help="index folder (NEWSEARCH_INDEX_DIR)")
+    p.add_argument("--index-dir", type=path_arg, help="index folder (NEWSEARCH_INDEX_DIR)")
     p.add_argument("--host", help="address to listen on (NEWSEARCH_HOST, default 127.0.0.1)")
     p.add_argument("--port", type=integer, help="port (NEWSEARCH_PORT, default 8000)")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     p.set_defaults(func=cmd_serve)
     p = sub.add_parser("query", help="search from the shell")
     p.add_argument("text", help="the query")
-    p.add_argument("--index-dir", type=Path, help="index folder (NEWSEARCH_INDEX_DIR)")
+    p.add_argument("--index-dir", type=path_arg, help="index folder (NEWSEARCH_INDEX_DIR)")
     p.add_argument("-k", type=integer, default=10, help="number of hits")
     p.add_argument("--mode", choices=get_args(Mode))
     p.add_argument("--json", action="store_true", help="print the response as JSON")
     p.set_defaults(func=cmd_query)
     p = sub.add_parser("eval", help="score dense, keyword and hybrid retrieval on BEIR queries and qrels")
-    p.add_argument("--corpus", type=Path, nargs="+", required=True, help="corpus files or folders to index")
-    p.add_argument("--queries", type=Path, required=True, help="BEIR queries (JSON lines: _id, text)")
-    p.add_argument("--qrels", type=Path, required=True, help="BEIR qrels (TSV: query-id, corpus-id, score)")
+    p.add_argument("--corpus", type=path_arg, nargs="+", required=True, help="corpus files or folders to index")
+    p.add_argument("--queries", type=path_arg, required=True, help="BEIR queries (JSON lines: _id, text)")
+    p.add_argument("--qrels", type=path_arg, required=True, help="BEIR qrels (TSV: query-id, corpus-id, score)")
     p.add_argument("--fields", choices=FIELD_CHOICES, help="what is indexed (NEWSEARCH_FIELDS)")
     p.add_argument("--mode", action="append", choices=get_args(Mode),
                    help="repeatable; default all three")
-    p.add_argument("--index-dir", type=Path, help="where the corpus index is built or reused (default var/eval/...)")
+    p.add_argument("--index-dir", type=path_arg, help="where the corpus index is built or reused (default var/eval/...)")
     p.add_argument("--rebuild", action="store_true", help="build even if the index holds this corpus already")
     p.add_argument("--collapse", choices=COLLAPSE_CHOICES, default="on",
                    help="on (default): score the hits as the server returns them (near-duplicates collapsed); "
                         "off: every article in its own place; expand: collapsed, then each hit's duplicates "
                         "credited right after it")
-    p.add_argument("--split", type=Path, help="a split file (bench/dev_split.json) for --half")
+    p.add_argument("--split", type=path_arg, help="a split file (bench/dev_split.json) for --half")
     p.add_argument("--half", choices=HALVES, help="score only this half of the dev set in --split")
     p.add_argument("--split-set", help="the set of --split the queries belong to (default: from the queries "
                    "file name, headlines-queries.jsonl -> headlines)")
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                    help="override a setting for this run, e.g. --set rrf_k=30 (repeatable)")
-    p.add_argument("--out", type=Path, help="write the full result (per-query scores too) as JSON here")
+    p.add_argument("--out", type=path_arg, help="write the full result (per-query scores too) as JSON here")
     p.add_argument("--quiet", action="store_true", help="no progress bars while building (none when stderr is not a terminal)")
     p.set_defaults(func=cmd_eval)
     p = sub.add_parser("compare", help="paired significance test of two eval results (--out files) on the same "
                        "queries")
-    p.add_argument("a", type=Path, help="first result (news-search eval --out)")
-    p.add_argument("b", type=Path, help="second result, on the same queries")
+    p.add_argument("a", type=path_arg, help="first result (news-search eval --out)")
+    p.add_argument("b", type=path_arg, help="second result, on the same queries")
     p.add_argument("--intersect", action="store_true", help="compare on the queries both scored when they differ")
     p.add_argument("--metric", action="append", help="repeatable; default every metric in the files")
     p.add_argument("--json", action="store_true", help="print the comparison as JSON")

@@ -5,7 +5,6 @@ variables. The indexer never sees these fields.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from indexer.settings import Settings, check_ranges
@@ -59,12 +58,12 @@ class ServerSettings(Settings):
 # Allowed range of every numeric server setting, as indexer.settings.RANGES for the indexer's.
 SERVER_RANGES: dict[str, tuple[float, float, str]] = {
     "port": (1, 65535, "a TCP port number"),
-    "max_body_bytes": (1024, math.inf, "bytes"),
-    "max_header_bytes": (1024, math.inf, "bytes"),
-    "header_timeout": (0.1, math.inf, "seconds"),
-    "body_timeout": (0.1, math.inf, "seconds"),
-    "keep_alive_timeout": (0.1, math.inf, "seconds"),
-    "max_connections": (1, math.inf, "connections"),
+    "max_body_bytes": (1024, 2**31, "bytes"),
+    "max_header_bytes": (1024, 2**24, "bytes"),
+    "header_timeout": (0.1, 86400, "seconds"),
+    "body_timeout": (0.1, 86400, "seconds"),
+    "keep_alive_timeout": (0.1, 86400, "seconds"),
+    "max_connections": (1, 1_000_000, "connections"),
     "alert_webhook_attempts": (1, 100, "POSTs of one batch to a webhook before giving up"),
     "alert_webhook_backoff": (0, 3600, "seconds before the second attempt, doubling after"),
     "alert_webhook_timeout": (0.1, 600, "seconds"),

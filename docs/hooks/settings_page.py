@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, get_type_hints
 
 from indexer import settings as settings_module
-from indexer.settings import DEPRECATED, ENV_PREFIX, RANGES, Settings
+from indexer.settings import DEPRECATED, ENV_PREFIX, RANGES, Settings, bound
 from search_api import settings as server_settings_module
 from search_api.settings import SERVER_RANGES, ServerSettings
 
@@ -62,7 +62,7 @@ def _range(name: str) -> str:
     if name not in ranges:
         return ""
     low, high, _ = ranges[name]
-    return f"≥ {low:g}" if high == float("inf") else f"{low:g} to {high:g}"
+    return f"{bound(low)} to {bound(high)}"
 
 
 def settings_table(server: bool = False) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -30,6 +31,11 @@ WRITER = "writer.json"  # pid and host of the process writing an unfinished vers
 def new_version_name() -> str:
     """Sortable by creation time, unique across concurrent writers."""
     return "v" + datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ") + "-" + secrets.token_hex(2)
+
+
+# What new_version_name gives: gc removes unfinished folders of that shape only, never a folder it did not make
+# (pointed at a project folder, it had taken `var/` and `vendor/`).
+VERSION_NAME = re.compile(r"v\d{8}T\d{12}Z-[0-9a-f]{4}")
 
 
 def sha256_file(path: Path) -> str:
@@ -84,7 +90,7 @@ def current_version(index_dir: Path) -> str:
         raise IndexMismatch(f"{index_dir / CURRENT}: {exc.strerror or exc}") from None
     except UnicodeDecodeError:
         raise IndexMismatch(f"{index_dir / CURRENT} is damaged (not text); {rebuild_hint(index_dir)}") from None
-    if not name or "/" in name or name.startswith("."):
+    if not name or "/" in name or name.startswith(".") or not name.isprintable() or " " in name:
         raise IndexMismatch(f"{index_dir / CURRENT} is damaged ({name!r}); {rebuild_hint(index_dir)}")
     return name
 
@@ -130,7 +136,7 @@ def stale_folders(index_dir: Path, grace_seconds: float) -> list[Path]:
         return []
     now = time.time()
     return [p for p in index_dir.iterdir()
-            if p.is_dir() and p.name.startswith("v") and not (p / MANIFEST).exists()
+            if p.is_dir() and VERSION_NAME.fullmatch(p.name) and not (p / MANIFEST).exists()
             and (now - p.stat().st_mtime > grace_seconds or writer_gone(p))]
 
 

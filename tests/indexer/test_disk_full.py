@@ -76,7 +76,7 @@ def test_the_cli_says_a_full_disk_in_one_line(disk, embedder):
 
 def test_gc_removes_a_killed_writers_folder_at_once_but_not_an_unknown_young_one(tmp_path):
     index = tmp_path / "idx"
-    dead, unknown = index / "v20260101T000000000000Z-dead", index / "v20260101T000000000000Z-unkn"
+    dead, unknown = index / "v20260101T000000000000Z-dead", index / "v20260101T000000000000Z-c0de"
     for folder in (dead, unknown):
         folder.mkdir(parents=True)
         (folder / "meta.sqlite.tmp").write_text("half written")

@@ -17,7 +17,7 @@ def test_gc_keeps_published_and_newest_and_removes_the_rest(tmp_path):
     index = tmp_path / "idx"
     names = [tiny_version(index, seed) for seed in range(1, 5)]
     publish(index, names[1])  # an older version published (a rollback): never removed
-    (index / "vabandoned").mkdir()
+    (index / "v20260101T000000000000Z-0bad").mkdir()
     (index / "CURRENT.dead.tmp").write_text("x")
     dry = news_index("gc", "--keep", "1", "--grace", "0", "--dry-run", "--index-dir", index)
     assert dry.returncode == 0, dry.stderr
@@ -26,7 +26,7 @@ def test_gc_keeps_published_and_newest_and_removes_the_rest(tmp_path):
     assert list_versions(index) == names
     real = news_index("gc", "--keep", "1", "--grace", "0", "--index-dir", index)
     assert real.returncode == 0 and list_versions(index) == [names[1], names[3]]
-    assert not (index / "vabandoned").exists() and not (index / "CURRENT.dead.tmp").exists()
+    assert not (index / "v20260101T000000000000Z-0bad").exists() and not (index / "CURRENT.dead.tmp").exists()
     assert current_version(index) == names[1]
 
     jobs = index / "jobs"
@@ -113,3 +113,29 @@ def test_gc_sweeps_lease_temp_files_of_a_killed_server_beside_a_published_index(
     r = news_index("gc", "--index-dir", index)
     assert r.returncode == 0 and "removed 0 unfinished build folder(s) and 1 temporary file(s)" in r.stdout
     assert not stale.exists()
+
+
+def test_gc_removes_nothing_when_current_names_a_version_that_is_not_there(tmp_path):
+    index = tmp_path / "idx"
+    names = [tiny_version(index, seed) for seed in range(1, 4)]
+    publish(index, names[0])
+    for typo in (names[0][:-1] + "l", names[0] + " extra"):  # a hand-edited CURRENT: a typo, trailing words
+        (index / "CURRENT").write_text(typo + "\n")
+        r = news_index("gc", "--keep", "0", "--index-dir", index)
+        assert r.returncode == 1 and r.stderr.count("\n") == 1, r.stderr
+        assert list_versions(index) == names  # not one of them looked old
+
+
+def test_gc_only_sweeps_folders_it_made(tmp_path):
+    project = tmp_path / "project"  # gc pointed at a folder that is not an index
+    for folder in ("var/index", "vendor/lib", "v2"):
+        (project / folder).mkdir(parents=True)
+        (project / folder / "file").write_text("keep")
+    for folder in ("var", "vendor", "v2"):
+        os.utime(project / folder, (1_000_000, 1_000_000))
+    r = news_index("gc", "--grace", "0", "--index-dir", project)
+    assert r.returncode == 0 and "unfinished" not in r.stdout, r.stdout + r.stderr
+    assert all((project / folder / "file").exists() for folder in ("var/index", "vendor/lib", "v2"))
+    r = news_index("gc", "--index-dir", "")  # the working directory, unasked
+    assert r.returncode == 2 and r.stderr.splitlines()[-1].endswith("--index-dir: must not be empty (give . for the "
+                                                                      "working directory)"), r.stderr
