@@ -134,15 +134,27 @@ def cluster(ids: Sequence[str], published: Sequence[datetime | None], links: Map
         if not math.isnan(days[i]):
             start[s] = min(start.get(s, days[i]), days[i])
     by_group: dict[str, str] = {dup_groups[ids[i]]: s for i, s in story.items() if ids[i] in dup_groups}
+    taken = set(story.values())
     for i in story_order(ids, published):
         if i not in story:
             story[i] = (by_group.get(dup_groups.get(ids[i], ""))
-                        or _best_story(i, links.get(i, ()), story, start, days, params) or ids[i])
+                        or _best_story(i, links.get(i, ()), story, start, days, params) or _new_name(ids[i], taken))
+            taken.add(story[i])
             if not math.isnan(days[i]):
                 start[story[i]] = min(start.get(story[i], days[i]), days[i])
         if ids[i] in dup_groups:
             by_group.setdefault(dup_groups[ids[i]], story[i])
     return {ids[i]: s for i, s in story.items()}
+
+
+def _new_name(article_id: str, taken: set[str]) -> str:
+    """A new story's id: its first article's, unless a kept story already has it (that article changed or was
+    deleted and added again, and the story it named lives on in its other articles): then the id with ~2, ~3..."""
+    name, n = article_id, 1
+    while name in taken:
+        n += 1
+        name = f"{article_id}~{n}"
+    return name
 
 
 def _best_story(i: int, candidates: Sequence[Link], story: Mapping[int, str], start: Mapping[str, float],

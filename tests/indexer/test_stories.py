@@ -118,3 +118,13 @@ def test_day_numbers_are_utc_days_for_any_date_a_corpus_may_hold():
     # datetime.timestamp() read naive times in the machine's zone and failed on 0001-01-01, aborting a build.
     days = day_numbers([datetime(1, 1, 1), datetime(1970, 1, 2, 12), None, datetime(9999, 12, 31)])
     assert days[0] == -719162 and days[1] == 1.5 and np.isnan(days[2]) and days[3] == 2932896
+
+
+def test_a_changed_article_that_leaves_its_story_starts_a_story_of_its_own_name():
+    # a1 and a2 reported one event; then a1 was rewritten into something else (or deleted and its id reused).
+    # a2 keeps the story a1 named; the new a1 must not join it by name.
+    ids, published = ["a1", "a2", "a1~2"], [T0 + timedelta(days=2), T0, T0 + timedelta(days=3)]
+    vectors = np.stack([unit(0, 1, 0), unit(1, 0, 0), unit(0, 0, 1)])
+    stories = assign_stories(ids, published, vectors, None, params=StoryParams(), previous={"a2": "a1", "a1~2": "a1~2"})
+    assert stories == {"a2": "a1", "a1": "a1~3", "a1~2": "a1~2"}
+    assert assign_stories(ids, published, vectors, None, params=StoryParams()) == {i: i for i in ids}  # a rebuild
