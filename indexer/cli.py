@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sqlite3
 import sys
 from collections.abc import Callable, Sequence
@@ -236,6 +237,9 @@ def run(argv: Sequence[str] | None, parser_factory: Callable[[], argparse.Argume
         return args.func(args)
     except NewsearchError as exc:
         message = str(exc)
+    except BrokenPipeError:  # the reader left (`news-index stats | head -1`): stop quietly, as a pipeline expects
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's flush at exit would fail again
+        return 141  # as a shell reports a process SIGPIPE ended
     except OSError as exc:  # an unusable path (a file given as a folder, no permission, disk full...)
         message = os_error_line(exc)
     except sqlite3.Error as exc:  # SQLite reports a full disk, a read-only or damaged file in its own errors

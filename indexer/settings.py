@@ -283,7 +283,11 @@ def _parse(name: str, raw: str, kind: Any) -> Any:
         if kind is float:
             return number(raw)
         if kind == tuple[str, ...]:
-            return tuple(part.strip() for part in raw.split(",") if part.strip())
+            parts = tuple(part.strip() for part in raw.split(",") if part.strip())
+            if not parts:  # " , ": set, but to nothing (API keys set so would leave search open)
+                raise ConfigError(f"{ENV_PREFIX}{name.upper()}={raw!r} lists nothing; leave it unset, or give "
+                                  "values separated by commas")
+            return parts
         return raw
     except ValueError:
         raise ConfigError(f"{ENV_PREFIX}{name.upper()}={raw!r} is not a valid {kind.__name__}") from None

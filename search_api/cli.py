@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import json
+import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,12 +29,39 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from search_api.server.guard import server_options
 
     settings = ServerSettings.from_env(index_dir=args.index_dir, host=args.host, port=args.port)
-    holder = SearcherHolder(settings)
-    holder.load()  # fail fast, with one line, before the server starts
-    # access_log=False: search_api/server/ops.py writes one JSON line per request instead of uvicorn's text line.
-    uvicorn.run(create_app(settings, holder), host=settings.host, port=settings.port, log_level=args.log_level,
-                access_log=False, **server_options(settings))
-    return 0
+    # The address first: a port in use fails in a moment with one line, not after the index and model are loaded.
+    with listening_socket(settings.host, settings.port) as sock:
+        holder = SearcherHolder(settings)
+        holder.load()  # fail fast, with one line, before the server starts
+        # access_log=False: search_api/server/ops.py writes one JSON line per request instead of uvicorn's text line.
+        server = uvicorn.Server(uvicorn.Config(create_app(settings, holder), log_level=args.log_level, access_log=False,
+                                               **server_options(settings)))
+        print(f"news-search: serving {holder.current.name} on http://{settings.host}:{settings.port}",
+              file=sys.stderr, flush=True)
+        with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C stops the server, as uvicorn.run has it
+            server.run(sockets=[sock])
+    return 0 if server.started else 1
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to host:port for uvicorn to listen on; ConfigError saying what to change if it cannot be."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                                             flags=socket.AI_PASSIVE)[0]
+    except socket.gaierror as exc:
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}; set --host (NEWSEARCH_HOST) to an "
+                          "address of this machine, e.g. 127.0.0.1") from None
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: a restart need not wait
+    try:
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        hint = ("another server listens there: stop it, or choose another --port (NEWSEARCH_PORT)"
+                if exc.errno == errno.EADDRINUSE else
+                "set --host (NEWSEARCH_HOST) to an address of this machine, e.g. 127.0.0.1, and --port to one you may use")
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}; {hint}") from None
+    return sock
 
 
 def cmd_query(args: argparse.Namespace) -> int:

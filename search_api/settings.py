@@ -5,8 +5,10 @@ variables. The indexer never sees these fields.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
+from indexer.errors import ConfigError
 from indexer.settings import Settings, check_ranges
 
 
@@ -53,6 +55,19 @@ class ServerSettings(Settings):
         """Raise ConfigError naming the variable when a value cannot work."""
         super().validate()
         check_ranges(self, SERVER_RANGES)
+        for name, keys in (("api_keys", self.api_keys), ("admin_key", (self.admin_key,) if self.admin_key else ())):
+            if any(not key.strip() or key != key.strip() for key in keys):
+                # HTTP strips a header value's spaces, so such a key could never match: every request a 401.
+                raise ConfigError(f"NEWSEARCH_{name.upper()} holds a key that is blank or begins or ends with "
+                                  "spaces; no request could send it (leave the variable unset for none)")
+        for origin in self.cors_origins:
+            if origin != "*" and not ORIGIN.fullmatch(origin):
+                raise ConfigError(f"NEWSEARCH_CORS_ORIGINS: {origin!r} is not an origin; give scheme://host[:port] "
+                                  "(no path), or * for any")
+
+
+# What a browser sends in Origin: scheme, host and port only.
+ORIGIN = re.compile(r"https?://[^/\s:?#]+(:\d{1,5})?")
 
 
 # Allowed range of every numeric server setting, as indexer.settings.RANGES for the indexer's.

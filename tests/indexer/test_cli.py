@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -113,3 +114,12 @@ def test_a_damaged_embedding_cache_is_one_line(tmp_path):
     r = news_index("build", SEED, "--index-dir", tmp_path / "idx", "--quiet")
     assert r.returncode == 1 and r.stderr.count("\n") == 1, r.stderr
     assert r.stderr.startswith("news-index: error: SQLite: file is not a database;") and "can be deleted" in r.stderr
+
+
+def test_output_into_a_closed_pipe_stops_quietly(corpus_index):
+    # `news-index stats | head -1`: the reader leaves before the output is written.
+    proc = subprocess.Popen([sys.executable, "-m", "indexer.cli", "stats", "--index-dir", str(corpus_index)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc.stdout.close()
+    _, err = proc.communicate(timeout=600)
+    assert (proc.returncode, err) == (141, "")

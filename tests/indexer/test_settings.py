@@ -35,6 +35,12 @@ def test_env_then_flags():
     ({"NEWSEARCH_FIELDS": "title"}, "NEWSEARCH_FIELDS must be one of"),
     ({"NEWSEARCH_CHUNK_TOKENS": "1000"}, "NEWSEARCH_CHUNK_TOKENS"),
     ({"NEWSEARCH_MAX_CONNECTIONS": "9" * 20}, "NEWSEARCH_MAX_CONNECTIONS must be between 1 and 1,000,000"),
+    # Set, but to no usable key: search would stay open, or every admin request would be a 401.
+    ({"NEWSEARCH_API_KEYS": " , "}, r"NEWSEARCH_API_KEYS=' , ' lists nothing; leave it unset"),
+    ({"NEWSEARCH_ADMIN_KEY": " "}, "NEWSEARCH_ADMIN_KEY holds a key that is blank"),
+    ({"NEWSEARCH_ADMIN_KEY": "s3cret "}, "NEWSEARCH_ADMIN_KEY holds a key that is blank or begins or ends with spaces"),
+    ({"NEWSEARCH_CORS_ORIGINS": "not a url,*"}, "NEWSEARCH_CORS_ORIGINS: 'not a url' is not an origin"),
+    ({"NEWSEARCH_CORS_ORIGINS": "https://news.example/page"}, "is not an origin; give scheme://host"),
 ])
 def test_bad_values_name_the_variable(env, message):
     with pytest.raises(ConfigError, match=message):
@@ -110,3 +116,9 @@ def test_every_setting_has_a_description_and_a_row_in_the_generated_configuratio
     assert "Alias: `NEWSEARCH_MODEL_PATH`" in rows["NEWSEARCH_MODEL"]
     doc = (Path(__file__).resolve().parents[2] / "docs" / "configuration.md").read_text(encoding="utf-8")
     assert page.on_page_markdown(doc, None).count("| `NEWSEARCH_") == len(fields(ServerSettings))
+
+
+def test_keys_and_origins_that_can_work_are_taken():
+    s = ServerSettings.from_env({"NEWSEARCH_API_KEYS": "a,b", "NEWSEARCH_ADMIN_KEY": "adm",
+                                 "NEWSEARCH_CORS_ORIGINS": "https://news.example:8443, http://localhost:3000,*"})
+    assert s.api_keys == ("a", "b") and s.admin_key == "adm" and len(s.cors_origins) == 3

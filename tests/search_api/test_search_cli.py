@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 
-from tests.helpers import CORPUS
+from tests.helpers import CORPUS, free_port
 
 
 def news_search(*args):
@@ -16,8 +17,23 @@ def news_search(*args):
 def test_serve_with_a_file_as_index_dir_is_one_line(tmp_path):
     a_file = tmp_path / "README.md"
     a_file.write_text("not a folder")
-    r = news_search("serve", "--index-dir", a_file, "--port", "1")
+    r = news_search("serve", "--index-dir", a_file, "--port", free_port())
     assert (r.returncode, r.stderr) == (1, f"news-search: error: {a_file / 'CURRENT'}: Not a directory\n")
+
+
+def test_serve_on_a_port_in_use_or_an_unknown_host_is_one_line_before_loading_anything(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        # No index there either: the address is checked first, so a taken port fails before a model loads.
+        r = news_search("serve", "--index-dir", tmp_path / "none", "--port", port)
+    assert r.returncode == 1 and r.stderr.count("\n") == 1, r.stderr
+    assert r.stderr.startswith(f"news-search: error: cannot listen on 127.0.0.1:{port}: Address already in use; "
+                               "another server listens there"), r.stderr
+    r = news_search("serve", "--index-dir", tmp_path / "none", "--host", "no.such.host.invalid")
+    assert r.returncode == 1 and r.stderr.count("\n") == 1, r.stderr
+    assert r.stderr.startswith("news-search: error: cannot listen on no.such.host.invalid:8000: "), r.stderr
 
 
 def test_eval_refuses_an_unwritable_out_before_evaluating(tmp_path):
