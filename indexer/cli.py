@@ -219,6 +219,8 @@ def add_adapt_parser(sub) -> None:  # noqa: ANN001 - argparse's private subparse
 def os_error_line(exc: OSError) -> str:
     """`path: reason` of a failed file operation, as the shell says it (the reason alone if no path)."""
     reason = exc.strerror or str(exc)
+    if isinstance(exc, FileExistsError) and exc.filename is not None and os.path.isfile(exc.filename):
+        reason = "is a file, not a folder"  # mkdir's "File exists" for a file where a folder was asked for
     paths = [str(p) for p in (exc.filename, exc.filename2) if p is not None]
     return f"{' -> '.join(paths)}: {reason}" if paths else reason
 
@@ -244,7 +246,8 @@ def run(argv: Sequence[str] | None, parser_factory: Callable[[], argparse.Argume
         message = os_error_line(exc)
     except sqlite3.Error as exc:  # SQLite reports a full disk, a read-only or damaged file in its own errors
         message = (f"SQLite: {exc}; check free disk space and that the index folder is writable "
-                   "(a damaged embedding cache under <index>/cache can be deleted: it only saves time)")
+                   "(a damaged embedding cache, NEWSEARCH_CACHE_DIR or else <index>/cache, can be deleted: it only "
+                   "saves time)")
     except KeyboardInterrupt:
         print(f"{parser.prog}: interrupted; the published index is unchanged", file=sys.stderr)
         return 130

@@ -265,9 +265,16 @@ def _optional_str(record: dict, key: str, origin: str) -> str | None:
     value = record.get(key)
     if value is None or value == "":
         return None
-    if not isinstance(value, (str, int)):
+    if isinstance(value, bool) or not isinstance(value, (str, int)):  # true is an int to Python, "True" to no one
         raise _Skip(origin, f"field {key!r} must be a string")
     return str(value)
+
+
+def _usable_id(article_id: str, origin: str) -> str:
+    """An id a person can see, type and send: not blank, no control characters (a NUL, a newline)."""
+    if not article_id.strip() or not article_id.isprintable():
+        raise _Skip(origin, f"id {article_id!r} is blank or holds control characters; give the article a visible id")
+    return article_id
 
 
 def _json_article(record: Any, origin: str, path: Path) -> RawArticle:
@@ -281,7 +288,9 @@ def _json_article(record: Any, origin: str, path: Path) -> RawArticle:
     url = _optional_str(record, "url", origin)
     published = parse_date(record.get("date"), origin)
     article_id = _optional_str(record, "id", origin)
-    if article_id is None:
+    if article_id is not None:
+        _usable_id(article_id, origin)
+    else:
         # Not the body: a corrected article must keep its id.
         key = url or f"{title}|{record.get('date') or ''}"
         article_id = stable_id("doc", source or path.name, key)
@@ -320,7 +329,7 @@ def _text_article(text: str, path: Path, rel: str) -> RawArticle:
         raise _Skip(origin, "a title but no body (the body follows the first line)")
     source = fields.get("source") or None
     url = fields.get("url") or None
-    article_id = fields.get("id") or stable_id("txt", source or "", rel)
+    article_id = _usable_id(fields["id"], origin) if fields.get("id") else stable_id("txt", source or "", rel)
     meta = {k: v for k, v in fields.items() if k not in KNOWN_FIELDS}
     return RawArticle(article_id, title, body, parse_date(fields.get("date"), origin), source, url, origin, meta)
 

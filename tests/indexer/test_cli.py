@@ -53,7 +53,7 @@ def test_an_unusable_index_dir_is_one_line_naming_the_path(tmp_path):
     r = news_index("stats", "--index-dir", a_file)
     assert (r.returncode, r.stderr) == (1, f"news-index: error: {a_file / 'CURRENT'}: Not a directory\n")
     r = news_index("build", SEED, "--index-dir", a_file, "--quiet")
-    assert (r.returncode, r.stderr) == (1, f"news-index: error: {a_file}: File exists\n")
+    assert (r.returncode, r.stderr) == (1, f"news-index: error: {a_file}: is a file, not a folder\n")
     r = news_index("gc", "--index-dir", a_file)
     assert (r.returncode, r.stderr) == (1, f"news-index: error: {a_file} is not a folder; nothing to collect\n")
     assert a_file.read_text() == "not a folder"

@@ -47,6 +47,19 @@ def test_a_lone_surrogate_in_a_nested_key_or_value_is_caught(tmp_path):
     assert "'extra'" in problems[0] and "'tags'" in problems[1]
 
 
+def test_ids_no_one_could_see_or_send_skip_their_record(tmp_path):
+    path = tmp_path / "ids.jsonl"
+    bad = [{**GOOD, "id": True}, {**GOOD, "id": "   "}, {**GOOD, "id": "a\x00b"}, {**GOOD, "id": "two\nlines"}]
+    path.write_text("".join(json.dumps(r) + "\n" for r in [*bad, {**GOOD, "id": 7}, GOOD]))
+    text = tmp_path / "front.txt"
+    text.write_text("---\nid: a\x01b\n---\nTitle\nBody text.\n")
+    articles, problems = read(path, text)
+    assert [a.id for a in articles] == ["7", "good"]  # an integer id reads as its digits, as before
+    assert [p.split(": ", 1)[0] for p in problems] == [f"{path}:{n}" for n in (1, 2, 3, 4)] + [str(text)]
+    assert problems[0].endswith("field 'id' must be a string")
+    assert all("is blank or holds control characters" in p for p in problems[1:])
+
+
 def test_hostile_files_are_each_reported(tmp_path):
     (tmp_path / "binary.txt").write_bytes(bytes(range(256)) * 4)
     (tmp_path / "latin1.txt").write_bytes("Caf\xe9 title\n\nBody caf\xe9.".encode("latin-1"))
