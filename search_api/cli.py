@@ -18,7 +18,7 @@ from indexer.settings import FIELD_CHOICES, Settings, integer, path_arg
 from search_api.client.types import NO_CLOSE_MATCH
 from search_api.evaluation.harness import COLLAPSE_CHOICES, HALVES
 from search_api.records import Mode
-from search_api.settings import ServerSettings
+from search_api.settings import ServerSettings, unknown_variables
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -29,6 +29,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from search_api.server.guard import server_options
 
     settings = ServerSettings.from_env(index_dir=args.index_dir, host=args.host, port=args.port)
+    for warning in unknown_variables():
+        print(f"news-search: warning: {warning}", file=sys.stderr)
     # The address first: a port in use fails in a moment with one line, not after the index and model are loaded.
     with listening_socket(settings.host, settings.port) as sock:
         holder = SearcherHolder(settings)

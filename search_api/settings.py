@@ -5,11 +5,14 @@ variables. The indexer never sees these fields.
 
 from __future__ import annotations
 
+import difflib
+import os
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
 
 from indexer.errors import ConfigError
-from indexer.settings import Settings, check_ranges
+from indexer.settings import DEPRECATED, ENV_PREFIX, Settings, check_ranges
 
 
 @dataclass(frozen=True)
@@ -83,3 +86,22 @@ SERVER_RANGES: dict[str, tuple[float, float, str]] = {
     "alert_webhook_backoff": (0, 3600, "seconds before the second attempt, doubling after"),
     "alert_webhook_timeout": (0.1, 600, "seconds"),
 }
+
+
+# NEWSEARCH_ variables read elsewhere than the settings: the notebook's server address.
+OTHER_VARIABLES = ("URL",)
+
+
+def unknown_variables(env: Mapping[str, str] | None = None) -> list[str]:
+    """A warning for each NEWSEARCH_ variable no setting reads: a misspelt NEWSEARCH_API_KEY is ignored, and
+    search is left open without one."""
+    env = os.environ if env is None else env
+    known = [f.name.upper() for f in fields(ServerSettings)] + list(DEPRECATED) + list(OTHER_VARIABLES)
+    warnings = []
+    for variable in sorted(v for v in env if v.startswith(ENV_PREFIX)):
+        name = variable[len(ENV_PREFIX):]
+        if name not in known:
+            near = difflib.get_close_matches(name, known, n=1)
+            hint = f" (did you mean {ENV_PREFIX}{near[0]}?)" if near else " (docs/configuration.md lists them)"
+            warnings.append(f"{variable} is not a setting and is ignored{hint}")
+    return warnings

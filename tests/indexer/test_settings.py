@@ -12,7 +12,7 @@ import pytest
 
 from indexer.errors import ConfigError
 from indexer.settings import RANGES, Settings
-from search_api.settings import SERVER_RANGES, ServerSettings
+from search_api.settings import SERVER_RANGES, ServerSettings, unknown_variables
 
 
 def test_env_then_flags():
@@ -122,3 +122,11 @@ def test_keys_and_origins_that_can_work_are_taken():
     s = ServerSettings.from_env({"NEWSEARCH_API_KEYS": "a,b", "NEWSEARCH_ADMIN_KEY": "adm",
                                  "NEWSEARCH_CORS_ORIGINS": "https://news.example:8443, http://localhost:3000,*"})
     assert s.api_keys == ("a", "b") and s.admin_key == "adm" and len(s.cors_origins) == 3
+
+
+def test_variables_no_setting_reads_are_named_with_the_nearest_setting():
+    env = {"NEWSEARCH_API_KEY": "k", "NEWSEARCH_URL": "http://127.0.0.1:8000", "NEWSEARCH_MODEL_PATH": "/m",
+           "NEWSEARCH_PORT": "8000", "NEWSEARCH_ZZZ": "1", "OTHER": "x"}
+    assert unknown_variables(env) == [
+        "NEWSEARCH_API_KEY is not a setting and is ignored (did you mean NEWSEARCH_API_KEYS?)",
+        "NEWSEARCH_ZZZ is not a setting and is ignored (docs/configuration.md lists them)"]
