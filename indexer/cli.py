@@ -236,7 +236,9 @@ def run(argv: Sequence[str] | None, parser_factory: Callable[[], argparse.Argume
     parser = parser_factory()
     args = parser.parse_args(argv)
     try:
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()  # here, not at exit: a reader that left is then this function's BrokenPipeError
+        return code
     except NewsearchError as exc:
         message = str(exc)
     except BrokenPipeError:  # the reader left (`news-index stats | head -1`): stop quietly, as a pipeline expects

@@ -17,6 +17,7 @@ from indexer.leases import LEASES, leased_versions, read_leases, writer_lock
 from indexer.settings import Settings
 from indexer.storage import open_store
 from indexer.storage.base import Store
+from indexer.storage.folders import VERSION_NAME
 
 
 @dataclass
@@ -89,7 +90,8 @@ def prune_cache(settings: Settings, store: Store, kept: list[str], dry_run: bool
 def stale_lease_files(index_dir: Path, grace_seconds: float) -> list[Path]:
     """Temporary files of a lease that was killed midway, older than the grace period."""
     now = time.time()
-    return [p for p in (index_dir / LEASES).glob("*.tmp") if now - modified(p, now) > grace_seconds]
+    return [p for p in (index_dir / LEASES).glob("*.tmp")
+            if VERSION_NAME.match(p.name) and now - modified(p, now) > grace_seconds]
 
 
 def published_or_none(store: Store) -> str | None:

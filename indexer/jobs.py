@@ -5,6 +5,7 @@ command line of one job, and which jobs' files are stale for gc. The server runs
 from __future__ import annotations
 
 import json
+import re
 import sys
 import time
 from collections.abc import Sequence
@@ -15,6 +16,8 @@ from indexer.files import write_whole
 from indexer.settings import Settings
 
 JOBS = "jobs"
+# A job's files: <12 hex>.json and .log (search_api/server/jobs.py names them); gc touches no other file there.
+JOB_FILE = re.compile(r"[0-9a-f]{12}\.(json|log)")
 
 
 class StatusFile:
@@ -52,7 +55,7 @@ def stale_job_files(index_dir: Path, grace_seconds: float) -> list[Path]:
         return []
     by_job: dict[str, list[Path]] = {}
     for path in folder.iterdir():
-        if path.is_file():
+        if path.is_file() and JOB_FILE.fullmatch(path.name):
             by_job.setdefault(path.name.split(".", 1)[0], []).append(path)
     now = time.time()
     return [path for files in by_job.values()

@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import re
+import unicodedata
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -271,8 +272,9 @@ def _optional_str(record: dict, key: str, origin: str) -> str | None:
 
 
 def _usable_id(article_id: str, origin: str) -> str:
-    """An id a person can see, type and send: not blank, no control characters (a NUL, a newline)."""
-    if not article_id.strip() or not article_id.isprintable():
+    """An id a person can see, type and send: not blank, no control characters or line breaks (a NUL, a newline;
+    a joiner or a no-break space, as ordinary words hold them, is fine)."""
+    if not article_id.strip() or any(unicodedata.category(c) in ("Cc", "Zl", "Zp") for c in article_id):
         raise _Skip(origin, f"id {article_id!r} is blank or holds control characters; give the article a visible id")
     return article_id
 

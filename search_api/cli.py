@@ -31,39 +31,51 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = ServerSettings.from_env(index_dir=args.index_dir, host=args.host, port=args.port)
     for warning in unknown_variables():
         print(f"news-search: warning: {warning}", file=sys.stderr)
-    # The address first: a port in use fails in a moment with one line, not after the index and model are loaded.
-    with listening_socket(settings.host, settings.port) as sock:
+    # The address first: a port in use fails in a moment with one line, not after the index and model are loaded;
+    # requests that come while they load wait in the listen queue.
+    with contextlib.ExitStack() as stack:
+        sockets = [stack.enter_context(sock) for sock in listening_sockets(settings.host, settings.port,
+                                                                            settings.max_connections)]
         holder = SearcherHolder(settings)
         holder.load()  # fail fast, with one line, before the server starts
         # access_log=False: search_api/server/ops.py writes one JSON line per request instead of uvicorn's text line.
         server = uvicorn.Server(uvicorn.Config(create_app(settings, holder), log_level=args.log_level, access_log=False,
                                                **server_options(settings)))
-        print(f"news-search: serving {holder.current.name} on http://{settings.host}:{settings.port}",
-              file=sys.stderr, flush=True)
+        host = f"[{settings.host}]" if ":" in settings.host else settings.host or "0.0.0.0"
+        print(f"news-search: serving {holder.current.name} on http://{host}:{settings.port}", file=sys.stderr,
+              flush=True)
         with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C stops the server, as uvicorn.run has it
-            server.run(sockets=[sock])
+            server.run(sockets=sockets)
     return 0 if server.started else 1
 
 
-def listening_socket(host: str, port: int) -> socket.socket:
-    """A TCP socket bound to host:port for uvicorn to listen on; ConfigError saying what to change if it cannot be."""
+def listening_sockets(host: str, port: int, backlog: int) -> list[socket.socket]:
+    """Listening TCP sockets on every address `host` names ("": all interfaces), as uvicorn would bind them;
+    ConfigError saying what to change if one cannot be."""
+    def refused(reason: str, hint: str) -> ConfigError:
+        return ConfigError(f"cannot listen on {host}:{port}: {reason}; {hint}")
+
     try:
-        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
-                                                             flags=socket.AI_PASSIVE)[0]
+        found = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except socket.gaierror as exc:
-        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}; set --host (NEWSEARCH_HOST) to an "
-                          "address of this machine, e.g. 127.0.0.1") from None
-    sock = socket.socket(family, kind, proto)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: a restart need not wait
+        raise refused(exc.strerror, "set --host (NEWSEARCH_HOST) to an address of this machine, e.g. 127.0.0.1") from None
+    sockets: list[socket.socket] = []
     try:
-        sock.bind(address)
+        for family, kind, proto, _, address in dict.fromkeys((f, k, p, "", a) for f, k, p, _, a in found):
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: a restart need not wait
+            if family == socket.AF_INET6:  # an IPv6 address serves IPv6 only; IPv4 gets its own socket
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(address)
+            sock.listen(backlog)  # at once: a second server started meanwhile then fails here, not after loading
     except OSError as exc:
-        sock.close()
-        hint = ("another server listens there: stop it, or choose another --port (NEWSEARCH_PORT)"
-                if exc.errno == errno.EADDRINUSE else
-                "set --host (NEWSEARCH_HOST) to an address of this machine, e.g. 127.0.0.1, and --port to one you may use")
-        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}; {hint}") from None
-    return sock
+        for sock in sockets:
+            sock.close()
+        raise refused(exc.strerror or str(exc), "another server listens there: stop it, or choose another --port "
+                      "(NEWSEARCH_PORT)" if exc.errno == errno.EADDRINUSE else "set --host (NEWSEARCH_HOST) to an "
+                      "address of this machine, e.g. 127.0.0.1, and --port to one you may use") from None
+    return sockets
 
 
 def cmd_query(args: argparse.Namespace) -> int:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import difflib
 import os
-import re
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 
@@ -64,13 +64,22 @@ class ServerSettings(Settings):
                 raise ConfigError(f"NEWSEARCH_{name.upper()} holds a key that is blank or begins or ends with "
                                   "spaces; no request could send it (leave the variable unset for none)")
         for origin in self.cors_origins:
-            if origin != "*" and not ORIGIN.fullmatch(origin):
+            if origin != "*" and not is_origin(origin):
                 raise ConfigError(f"NEWSEARCH_CORS_ORIGINS: {origin!r} is not an origin; give scheme://host[:port] "
-                                  "(no path), or * for any")
+                                  "(no path; compared as written, so no * inside), or * for any")
 
 
-# What a browser sends in Origin: scheme, host and port only.
-ORIGIN = re.compile(r"https?://[^/\s:?#]+(:\d{1,5})?")
+def is_origin(text: str) -> bool:
+    """Whether `text` is an origin as a browser sends it: scheme://host[:port], any scheme (an extension's too),
+    an IPv6 host in brackets; nothing else."""
+    try:
+        parts = urllib.parse.urlsplit(text)
+        parts.port  # noqa: B018 - raises ValueError for a port past 65535
+    except ValueError:
+        return False
+    return bool(parts.scheme and parts.hostname) and not (
+        parts.path or parts.query or parts.fragment or "@" in parts.netloc or "*" in parts.netloc
+        or any(c.isspace() for c in text) or text.endswith(":"))
 
 
 # Allowed range of every numeric server setting, as indexer.settings.RANGES for the indexer's.
@@ -88,8 +97,8 @@ SERVER_RANGES: dict[str, tuple[float, float, str]] = {
 }
 
 
-# NEWSEARCH_ variables read elsewhere than the settings: the notebook's server address.
-OTHER_VARIABLES = ("URL",)
+# NEWSEARCH_ variables read elsewhere than the settings: the notebook's server address and key (docs/client.md).
+OTHER_VARIABLES = ("URL", "CLIENT_API_KEY")
 
 
 def unknown_variables(env: Mapping[str, str] | None = None) -> list[str]:

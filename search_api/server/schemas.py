@@ -163,7 +163,8 @@ def response_model(record: type, name: str, nested: dict[type, type] | None = No
 class StorySummaryOut(BaseModel):
     """A story: articles reporting the same event, across sources and days (docs/stories.md)."""
 
-    id: str = Field(description="story id (the id of the article that started it); GET /stories/{id}")
+    id: str = Field(description="story id (the id of the article that started it, with ~2, ~3... if an update reused that id "
+                    "for another story); GET /stories/{id}")
     articles: int = Field(description="articles in the story")
     first_published: NaiveUTC | None
     last_published: NaiveUTC | None

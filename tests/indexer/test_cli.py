@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -118,8 +119,9 @@ def test_a_damaged_embedding_cache_is_one_line(tmp_path):
 
 def test_output_into_a_closed_pipe_stops_quietly(corpus_index):
     # `news-index stats | head -1`: the reader leaves before the output is written.
+    buffered = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # as most shells run it
     proc = subprocess.Popen([sys.executable, "-m", "indexer.cli", "stats", "--index-dir", str(corpus_index)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=buffered)
     proc.stdout.close()
     _, err = proc.communicate(timeout=600)
     assert (proc.returncode, err) == (141, "")

@@ -31,8 +31,8 @@ def test_gc_keeps_published_and_newest_and_removes_the_rest(tmp_path):
 
     jobs = index / "jobs"
     jobs.mkdir()
-    old_job = [jobs / "0123abcd.json", jobs / "0123abcd.log"]
-    live_job = [jobs / "4567ef01.json", jobs / "4567ef01.log"]
+    old_job = [jobs / "0123456789ab.json", jobs / "0123456789ab.log"]
+    live_job = [jobs / "cdef01234567.json", jobs / "cdef01234567.log"]
     for path in old_job + live_job:
         path.write_text("{}")
     for path in old_job + live_job[:1]:  # the live job's log is still being written
@@ -74,10 +74,10 @@ def test_gc_and_update_errors_are_one_line(tmp_path):
 def test_gc_before_anything_is_published_clears_what_a_killed_first_build_left(tmp_path):
     index = tmp_path / "idx"
     complete = tiny_version(index, 1)  # written, but killed before publishing
-    dead, live = index / "v20260101T000000000000Z-dead", index / "v20260102T000000000000Z-live"
+    dead, live = index / "v20260101T000000000000Z-dead", index / "v20260102T000000000000Z-11fe"
     leases = index / "leases"
     leases.mkdir()
-    dead_tmp, live_tmp = leases / "v1.123.abc.tmp", leases / "v1.456.def.tmp"  # from take_lease
+    dead_tmp, live_tmp = leases / f"{dead.name}.123.abc.tmp", leases / f"{live.name}.456.def.tmp"  # from take_lease
     for folder in (dead, live):
         folder.mkdir()
         (folder / "meta.sqlite.tmp").write_text("half written")
@@ -107,7 +107,7 @@ def test_gc_sweeps_lease_temp_files_of_a_killed_server_beside_a_published_index(
     index = tmp_path / "idx"
     publish(index, tiny_version(index, 1))
     (index / "leases").mkdir()
-    stale = index / "leases" / "v1.999.abc.tmp"
+    stale = index / "leases" / "v20260101T000000000000Z-beef.999.abc.tmp"
     stale.write_text('{"version": "v1"')
     os.utime(stale, (1_000_000, 1_000_000))
     r = news_index("gc", "--index-dir", index)
@@ -128,14 +128,16 @@ def test_gc_removes_nothing_when_current_names_a_version_that_is_not_there(tmp_p
 
 def test_gc_only_sweeps_folders_it_made(tmp_path):
     project = tmp_path / "project"  # gc pointed at a folder that is not an index
-    for folder in ("var/index", "vendor/lib", "v2"):
+    for folder in ("var/index", "vendor/lib", "v2", "jobs", "leases"):
         (project / folder).mkdir(parents=True)
         (project / folder / "file").write_text("keep")
-    for folder in ("var", "vendor", "v2"):
-        os.utime(project / folder, (1_000_000, 1_000_000))
+    (project / "jobs" / "deploy.yml").write_text("keep")
+    (project / "leases" / "notes.tmp").write_text("keep")
+    for path in ("var", "vendor", "v2", "jobs/deploy.yml", "jobs/file", "leases/notes.tmp"):
+        os.utime(project / path, (1_000_000, 1_000_000))
     r = news_index("gc", "--grace", "0", "--index-dir", project)
     assert r.returncode == 0 and "unfinished" not in r.stdout, r.stdout + r.stderr
-    assert all((project / folder / "file").exists() for folder in ("var/index", "vendor/lib", "v2"))
+    assert all((project / folder / "file").exists() for folder in ("var/index", "vendor/lib", "v2", "jobs", "leases"))
+    assert (project / "jobs" / "deploy.yml").exists() and (project / "leases" / "notes.tmp").exists()
     r = news_index("gc", "--index-dir", "")  # the working directory, unasked
-    assert r.returncode == 2 and r.stderr.splitlines()[-1].endswith("--index-dir: must not be empty (give . for the "
-                                                                      "working directory)"), r.stderr
+    assert r.returncode == 2 and "--index-dir: must not be empty (give . for the working directory)" in r.stderr

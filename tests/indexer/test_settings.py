@@ -41,6 +41,8 @@ def test_env_then_flags():
     ({"NEWSEARCH_ADMIN_KEY": "s3cret "}, "NEWSEARCH_ADMIN_KEY holds a key that is blank or begins or ends with spaces"),
     ({"NEWSEARCH_CORS_ORIGINS": "not a url,*"}, "NEWSEARCH_CORS_ORIGINS: 'not a url' is not an origin"),
     ({"NEWSEARCH_CORS_ORIGINS": "https://news.example/page"}, "is not an origin; give scheme://host"),
+    ({"NEWSEARCH_CORS_ORIGINS": "http://*.example.com"}, "is not an origin"),  # compared as written: never matches
+    ({"NEWSEARCH_CORS_ORIGINS": "http://x:99999"}, "is not an origin"),
 ])
 def test_bad_values_name_the_variable(env, message):
     with pytest.raises(ConfigError, match=message):
@@ -120,8 +122,9 @@ def test_every_setting_has_a_description_and_a_row_in_the_generated_configuratio
 
 def test_keys_and_origins_that_can_work_are_taken():
     s = ServerSettings.from_env({"NEWSEARCH_API_KEYS": "a,b", "NEWSEARCH_ADMIN_KEY": "adm",
-                                 "NEWSEARCH_CORS_ORIGINS": "https://news.example:8443, http://localhost:3000,*"})
-    assert s.api_keys == ("a", "b") and s.admin_key == "adm" and len(s.cors_origins) == 3
+                                 "NEWSEARCH_CORS_ORIGINS": "https://news.example:8443, http://localhost:3000,*,"
+                                                           "http://[::1]:8000,chrome-extension://abcdef"})
+    assert s.api_keys == ("a", "b") and s.admin_key == "adm" and len(s.cors_origins) == 5
 
 
 def test_variables_no_setting_reads_are_named_with_the_nearest_setting():
