@@ -171,7 +171,8 @@ def article_schema():  # noqa: ANN201 (a pymilvus CollectionSchema)
     schema.add_field("content_hash", DataType.VARCHAR, max_length=256)
     schema.add_field("meta", DataType.VARCHAR, max_length=MAX_VARCHAR)  # JSON text, exactly as the corpus gave it
     schema.add_field("dup_group", DataType.VARCHAR, max_length=1024, nullable=True)
-    schema.add_field("story", DataType.VARCHAR, max_length=1024)  # story id (indexer/stories.py)
+    # A story id is an article id, after an update perhaps with ~2, ~3... (indexer/stories.py): room for both.
+    schema.add_field("story", DataType.VARCHAR, max_length=1024 + 16)
     schema.add_field("keyword", DataType.VARCHAR, max_length=MAX_VARCHAR, enable_analyzer=True, enable_match=True,
                      analyzer_params=ANALYZER)
     _bm25(schema, "keyword", "sparse")

@@ -338,3 +338,19 @@ def test_stories_read_back_and_each_is_a_timeline(opened: Version, data: Data):
             assert t["dup_group"] == data.groups.get(t["id"])
     assert opened.text.story_articles("no-such-story") == []
 
+
+
+def test_a_suffixed_story_id_fits_beside_the_longest_article_id(store, data):
+    # After an update a story id may be an article id with ~2 (indexer/stories.py); Milvus caps ids at 1,024.
+    article, long_id = data.articles[0], "a" * 1024
+    passages = [replace(p, article_id=long_id) for p in data.passages_of[article.id]]
+    with store.begin(MODEL, CHUNKING) as writer:
+        writer.add([replace(article, id=long_id)], {long_id: passages}, np.array([p.id for p in passages]),
+                   np.stack([embed(p.text) for p in passages]), {}, {long_id: long_id + "~2"})
+        name = writer.commit()
+    store.publish(name)
+    version = store.open(name)
+    try:
+        assert version.text.stories() == {long_id: long_id + "~2"}
+    finally:
+        version.close()
