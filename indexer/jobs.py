@@ -16,8 +16,9 @@ from indexer.files import write_whole
 from indexer.settings import Settings
 
 JOBS = "jobs"
-# A job's files: <12 hex>.json and .log (search_api/server/jobs.py names them); gc touches no other file there.
-JOB_FILE = re.compile(r"[0-9a-f]{12}\.(json|log)")
+# A job's files: <12 hex>.json and .log (search_api/server/jobs.py names them), and a killed write's
+# <name>.<8 hex>.tmp (indexer/files.py); gc touches no other file there.
+JOB_FILE = re.compile(r"[0-9a-f]{12}\.(json|log)(\.[0-9a-f]{8}\.tmp)?")
 
 
 class StatusFile:

@@ -31,14 +31,14 @@ def test_gc_keeps_published_and_newest_and_removes_the_rest(tmp_path):
 
     jobs = index / "jobs"
     jobs.mkdir()
-    old_job = [jobs / "0123456789ab.json", jobs / "0123456789ab.log"]
+    old_job = [jobs / "0123456789ab.json", jobs / "0123456789ab.log", jobs / "0123456789ab.json.0a1b2c3d.tmp"]
     live_job = [jobs / "cdef01234567.json", jobs / "cdef01234567.log"]
     for path in old_job + live_job:
         path.write_text("{}")
     for path in old_job + live_job[:1]:  # the live job's log is still being written
         os.utime(path, (1_000_000, 1_000_000))
     swept = news_index("gc", "--grace", "60", "--index-dir", index)
-    assert "removed 2 file(s) of finished re-index jobs" in swept.stdout, swept.stderr
+    assert "removed 3 file(s) of finished re-index jobs" in swept.stdout, swept.stderr
     assert sorted(jobs.iterdir()) == live_job
 
     cache = EmbeddingCache(index / "cache" / "embeddings.sqlite", 8)
