@@ -55,13 +55,14 @@ def listening_sockets(host: str, port: int, backlog: int) -> list[socket.socket]
     def refused(reason: str, hint: str) -> ConfigError:
         return ConfigError(f"cannot listen on {host}:{port}: {reason}; {hint}")
 
+    where = "set --host (NEWSEARCH_HOST) to an address of this machine, e.g. 127.0.0.1"
     try:
         found = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except socket.gaierror as exc:
-        raise refused(exc.strerror, "set --host (NEWSEARCH_HOST) to an address of this machine, e.g. 127.0.0.1") from None
+        raise refused(exc.strerror, where) from None
     sockets: list[socket.socket] = []
     try:
-        for family, kind, proto, _, address in dict.fromkeys((f, k, p, "", a) for f, k, p, _, a in found):
+        for family, kind, proto, address in dict.fromkeys((f, k, p, a) for f, k, p, _, a in found):  # each once
             sock = socket.socket(family, kind, proto)
             sockets.append(sock)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: a restart need not wait
@@ -72,9 +73,9 @@ def listening_sockets(host: str, port: int, backlog: int) -> list[socket.socket]
     except OSError as exc:
         for sock in sockets:
             sock.close()
-        raise refused(exc.strerror or str(exc), "another server listens there: stop it, or choose another --port "
-                      "(NEWSEARCH_PORT)" if exc.errno == errno.EADDRINUSE else "set --host (NEWSEARCH_HOST) to an "
-                      "address of this machine, e.g. 127.0.0.1, and --port to one you may use") from None
+        hint = ("another server listens there: stop it, or choose another --port (NEWSEARCH_PORT)"
+                if exc.errno == errno.EADDRINUSE else f"{where}, and --port to one you may use")
+        raise refused(exc.strerror or str(exc), hint) from None
     return sockets
 
 
