@@ -6,9 +6,11 @@ feed-forward pair) + 4·L²·h (attention scores and their weighted sum) floatin
 
 from __future__ import annotations
 
+import argparse
 import json
 import time
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -89,3 +91,32 @@ def ceiling_rate(precision: str, rates: dict[str, float]) -> float:
     fp32 rate (int8 is counted against fp32: "fp32-equivalent")."""
     family = "_bf16" if precision == "bf16" else "_fp32"
     return max(v for k, v in rates.items() if k.endswith(family))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="GEMM ceilings (fp32, bf16) of this machine, and what they allow "
+                                     "the model at 256 word pieces; writes bench/results/flops-<cpu kind>.json.")
+    parser.add_argument("--rounds", type=int, default=3, help="measurements of every rate, each kept (default 3)")
+    args = parser.parse_args()
+    from bench.common import commit, machine_facts, result_path, write_result
+    from indexer.models import minilm_folder
+
+    shape = model_shape(minilm_folder())
+    per_passage = passage_flops(256, shape)
+    runs = [gemm_rates() for _ in range(args.rounds)]
+    best = {name: max(run[name] for run in runs) for name in runs[0]}
+    ceilings = {p: ceiling_rate(p, best) for p in ("fp32", "bf16") if any(k.endswith(p) for k in best)}
+    result = {"benchmark": "flops", "date": datetime.now(UTC).isoformat(timespec="seconds"), "commit": commit(),
+              "machine": machine_facts(), "gemm_gflops_runs": runs, "gemm_gflops_best": best,
+              "flops_per_passage_256": per_passage,
+              "ceiling_passages_per_second_at_256": {p: round(c * 1e9 / per_passage, 1) for p, c in ceilings.items()}}
+    path = write_result(result_path("flops", facts=result["machine"]), result)
+    for name, rate in best.items():
+        print(f"{name:14s} {rate:8.1f} GFLOP/s  (runs: {', '.join(str(run[name]) for run in runs)})")
+    for precision, rate in result["ceiling_passages_per_second_at_256"].items():
+        print(f"ceiling {precision}: {rate} passages/s at 256 word pieces")
+    print(f"written: {path}")
+
+
+if __name__ == "__main__":
+    main()
