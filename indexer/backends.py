@@ -29,7 +29,7 @@ AUTO = "auto"  # NEWSEARCH_BACKEND=auto: the fastest allowed backend on this mac
 FP32_EXPORTS = ("openvino", "onnx")
 # The arithmetic each backend's name implies; OpenVINO's depends on the CPU (see `precision`).
 NOMINAL_PRECISION = {"torch-bf16": "bf16", "onnx-int8": "int8"}
-EXPORT_FORMAT = 1  # bump when the exported graph changes, so old exports are not reused
+EXPORT_FORMAT = 2  # bump when the exported graph changes, so old exports are not reused (2: eager attention)
 
 Feeds = dict[str, np.ndarray]
 Runtime = Callable[[Feeds], np.ndarray]
@@ -81,7 +81,7 @@ def exported_onnx(model_path: Path, fingerprint: str, export_dir: Path, input_na
     folder = export_dir / f"{fingerprint}-v{EXPORT_FORMAT}"
     fp32 = folder / "model.onnx"
     if not fp32.is_file():
-        _export(model_path, fp32, input_names)
+        export_onnx(model_path, fp32, input_names)
     if not int8:
         return fp32
     quantized = folder / "model-int8.onnx"
@@ -95,11 +95,14 @@ def exported_onnx(model_path: Path, fingerprint: str, export_dir: Path, input_na
     return quantized
 
 
-def _export(model_path: Path, target: Path, input_names: InputNames) -> None:
+def export_onnx(model_path: Path, target: Path, input_names: InputNames, attention: str = "eager") -> None:
+    """Trace the sentence-transformers model into an ONNX file, its attention in the form `attention` names
+    (transformers' attn_implementation: eager, as exported; sdpa, as exported before, for bench/exported_graph.py)."""
     import torch
 
     input_names = list(input_names() if callable(input_names) else input_names)
     model = load_sentence_transformer(model_path, 0)
+    _set_attention(model, attention)
 
     class Graph(torch.nn.Module):
         """The whole sentence-transformers pipeline as one function of the token tensors."""
@@ -119,6 +122,16 @@ def _export(model_path: Path, target: Path, input_names: InputNames) -> None:
         torch.onnx.export(Graph().eval(), tuple(sample[n] for n in input_names), str(tmp),
                           input_names=input_names, output_names=["embedding"],
                           dynamic_axes={**axes, "embedding": {0: "batch"}}, opset_version=17, dynamo=False)
+
+
+def _set_attention(model, attention: str) -> None:  # noqa: ANN001 - a SentenceTransformer, imported lazily
+    """Eager attention traces as plain matrix products and a softmax, which both runtimes fuse; the traced
+    scaled_dot_product_attention brings mask-repair nodes (IsNaN, Where) that neither fuses and that cost about a
+    fifth of the time (bench/RESULTS.md "Embedding backends", the exported graph). The vectors agree to 1e-7."""
+    for module in model.modules():
+        if hasattr(module, "set_attn_implementation") and getattr(module, "config", None) is not None:
+            module.set_attn_implementation(attention)
+            return
 
 
 @contextlib.contextmanager

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from indexer.backends import openvino_bf16_capable
+from indexer.backends import EXPORT_FORMAT, openvino_bf16_capable
 from indexer.files import write_whole
 
 log = logging.getLogger(__name__)
@@ -87,7 +87,7 @@ def _version(name: str) -> str:
 
 def machine_key(fingerprint: str, threads: int, openvino_precision: str) -> dict:
     """What a measured choice holds for: CPU, cores, library versions, model files and the settings it ran with."""
-    return {"format": FORMAT, "cpu": cpu_facts(), "cores": len(os.sched_getaffinity(0)), "threads": threads,
+    return {"format": FORMAT, "export_format": EXPORT_FORMAT, "cpu": cpu_facts(), "cores": len(os.sched_getaffinity(0)), "threads": threads,
             "libraries": {name: _version(name) for name in LIBRARIES}, "model": fingerprint,
             "openvino_precision": openvino_precision}
 

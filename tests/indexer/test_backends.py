@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import json
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -49,6 +50,17 @@ def test_export_is_kept_and_reused(tmp_path):
     Embedder(backend="onnx", export_dir=tmp_path).encode(["second"])
     assert exported.stat().st_mtime_ns == stamp
     assert not list(tmp_path.glob("*/model.onnx.*.tmp"))  # no temporary file left behind
+
+
+def test_the_export_traces_attention_as_products_and_a_softmax(tmp_path):
+    import onnx
+
+    Embedder(backend="onnx", export_dir=tmp_path).encode(["first"])
+    (exported,) = tmp_path.glob("*/model.onnx")
+    ops = collections.Counter(node.op_type for node in onnx.load(str(exported)).graph.node)
+    # The traced scaled_dot_product_attention repairs its mask in every layer (IsNaN, Where), which neither runtime
+    # fuses; eager attention builds the mask once.
+    assert ops["Softmax"] == 6 and ops["IsNaN"] == 0 and ops["Where"] < ops["Softmax"]
 
 
 def test_batches_sorted_by_length_give_the_same_vectors_as_one_by_one(embedder):

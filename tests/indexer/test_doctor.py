@@ -11,6 +11,7 @@ import sys
 
 import pytest
 
+from indexer.backends import EXPORT_FORMAT
 from indexer.doctor import (
     CANDIDATES,
     choice_file,
@@ -104,7 +105,8 @@ def test_auto_measures_once_keeps_the_choice_and_doctor_reports_it(tmp_path, emb
     # Reuse this machine's ONNX export (making one takes a while); everything else lands in tmp_path.
     exports = tmp_path / "exports"
     exports.mkdir()
-    os.symlink(embedder.export_dir / f"{embedder.fingerprint}-v1", exports / f"{embedder.fingerprint}-v1")
+    folder = f"{embedder.fingerprint}-v{EXPORT_FORMAT}"
+    os.symlink(embedder.export_dir / folder, exports / folder)
     picked = chosen(embedder.model_path, embedder.fingerprint, exports, 0, 16)
     assert picked.measured_now and {r["name"] for r in picked.measured} >= {"torch", "onnx", "openvino-fp32"}
     assert all(r["passes_gate"] and r["passages_per_second"] > 0 for r in picked.measured)
