@@ -183,7 +183,7 @@ def _json_line(line: bytes, origin: str) -> Any:
     """One JSON value from a line of bytes; _Skip (never another error) if it is not one."""
     too_deep = f"JSON nested more than {MAX_JSON_DEPTH} levels deep"
     try:
-        value = json.loads(_decode(line, origin))
+        value = json.loads(_decode(line, origin), parse_constant=lambda word: _not_json(word, origin))
     except json.JSONDecodeError as exc:
         raise _Skip(origin, f"malformed JSON ({exc.msg} at column {exc.colno})") from None
     except RecursionError:
@@ -195,6 +195,11 @@ def _json_line(line: bytes, origin: str) -> Any:
         raise _Skip(origin, too_deep if fault == "depth" else f"field {fault!r} holds a lone UTF-16 surrogate "
                     "(an escape such as \\ud800 without its pair); fix the text or drop the escape")
     return value
+
+
+def _not_json(word: str, origin: str) -> Any:
+    """Python reads NaN and Infinity, which JSON has not: kept, they came back as null in every JSON response."""
+    raise _Skip(origin, f"malformed JSON ({word} is not JSON; write null or a number)")
 
 
 # Characters no XML document may hold (an alert's query is written into its Atom feed) and no query means.

@@ -97,6 +97,16 @@ def test_bad_lines_are_reported_and_skipped(tmp_path):
     assert str(problems[0]).startswith(f"{path}:2: ")
 
 
+def test_nan_and_infinity_are_not_json(tmp_path):
+    path = tmp_path / "nan.jsonl"
+    path.write_text('{"id": "n", "body": "x", "score": NaN}\n{"id": "i", "body": "x", "w": [-Infinity]}\n'
+                    '{"id": "ok", "body": "x", "score": 1.5}\n')
+    articles, problems = read(path)
+    assert [(a.id, a.meta) for a in articles] == [("ok", {"score": 1.5})]
+    assert [p.reason for p in problems] == ["malformed JSON (NaN is not JSON; write null or a number)",
+                                            "malformed JSON (-Infinity is not JSON; write null or a number)"]
+
+
 def test_strict_makes_the_first_problem_fatal(tmp_path):
     path = tmp_path / "bad.jsonl"
     path.write_text('{"id": "ok", "body": "x"}\n{oops\n')
