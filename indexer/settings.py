@@ -185,6 +185,10 @@ class Settings:
         if self.engine not in ("local", "ray"):
             raise ConfigError(f"NEWSEARCH_ENGINE must be local or ray, not {self.engine!r}")
         check_ranges(self, RANGES)
+        if 0 < self.reload_interval < MIN_RELOAD_INTERVAL:
+            # Each check reads CURRENT and renews leases: a microsecond interval is a busy loop beside the searches.
+            raise ConfigError(f"NEWSEARCH_RELOAD_INTERVAL must be 0 (never reload) or at least {MIN_RELOAD_INTERVAL:g} "
+                              f"seconds, not {self.reload_interval!r}")
         if self.candidates < self.max_k:
             raise ConfigError(f"NEWSEARCH_CANDIDATES ({self.candidates}) must be at least NEWSEARCH_MAX_K "
                               f"({self.max_k}), or a page of max_k hits could never be ranked")
@@ -197,6 +201,7 @@ class Settings:
 # range is finite: a value past what the code can compute with (an RRF offset of 10**400 overflows a float) is
 # refused at start rather than met by a search.
 YEAR = 365 * 24 * 3600
+MIN_RELOAD_INTERVAL = 0.1
 RANGES: dict[str, tuple[float, float, str]] = {
     "chunk_tokens": (16, 510, "word pieces per passage"),
     "chunk_overlap": (0, 3, "sentences"),

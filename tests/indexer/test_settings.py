@@ -63,6 +63,7 @@ def test_bad_values_name_the_variable(env, message):
     ({"NEWSEARCH_RERANK_DEPTH": "0"}, "NEWSEARCH_RERANK_DEPTH must be between 1 and"),
     ({"NEWSEARCH_THREADS": "-2"}, "NEWSEARCH_THREADS must be between 0 and 1024"),
     ({"NEWSEARCH_RELOAD_INTERVAL": "-5"}, "NEWSEARCH_RELOAD_INTERVAL must be between 0 and"),
+    ({"NEWSEARCH_RELOAD_INTERVAL": "1e-9"}, r"NEWSEARCH_RELOAD_INTERVAL must be 0 \(never reload\) or at least 0.1 seconds, not 1e-09"),
     ({"NEWSEARCH_GC_GRACE_SECONDS": "-1"}, "NEWSEARCH_GC_GRACE_SECONDS must be between 0 and"),
     ({"NEWSEARCH_LEASE_SECONDS": "0.1"}, "NEWSEARCH_LEASE_SECONDS must be between 1 and"),
     ({"NEWSEARCH_TITLE_WEIGHT": "-1"}, "NEWSEARCH_TITLE_WEIGHT must be between 0 and"),
