@@ -1,8 +1,9 @@
-"""Benchmark: the exported model graph's attention form (eager, as exported now; sdpa, as exported before EXPORT_FORMAT 2)
-in every runtime that reads the export, on real Reuters passages, rounds interleaved.
+"""Benchmark: the exported model graph's attention form (eager, as exported now; sdpa, as exported before export
+format 2) in every runtime that reads the export, on real Reuters passages, rounds interleaved.
 
 Writes bench/results/exported-graph-<cpu kind>.json: passages/s per runtime and form, how far the two forms'
-vectors are apart, and where OpenVINO's time goes in one batch of 16 × 144 word pieces (its per-node profile). Run: `.venv/bin/python -m bench.exported_graph` (after `python -m bench.build_reuters`).
+vectors are apart, and where OpenVINO's time goes in one batch of 16 × 144 word pieces (its per-node profile).
+Run: `.venv/bin/python -m bench.exported_graph` (after `python -m bench.build_reuters`).
 """
 
 from __future__ import annotations
@@ -20,12 +21,10 @@ import numpy as np
 from bench.build_reuters import embedded_texts
 from bench.common import ROOT, commit, machine_facts, result_path, write_result
 from bench.vector_data import REUTERS_INDEX
-from indexer.backends import _HINTS, export_onnx, onnx_runtime, openvino_bf16_capable, openvino_runtime
+from indexer.backends import OPENVINO_TYPES, export_onnx, onnx_runtime, openvino_bf16_capable, openvino_runtime
 from indexer.embed import Embedder
 
 FORMS = ("sdpa", "eager")
-
-
 FOLDER = ROOT / "var" / "bench" / "exported-graph"
 PRECISIONS = ["bf16", "fp32"] if openvino_bf16_capable() else ["fp32"]
 
@@ -59,7 +58,7 @@ def op_profile(path: Path, precision: str, batch: int = 16, length: int = 144, r
     import openvino
 
     compiled = openvino.Core().compile_model(str(path), "CPU", {
-        "PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": _HINTS[precision], "PERF_COUNT": True})
+        "PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": OPENVINO_TYPES[precision], "PERF_COUNT": True})
     request = compiled.create_infer_request()
     ids = np.random.default_rng(0).integers(1000, 20000, (batch, length), dtype=np.int64)
     names = {i.get_any_name() for i in compiled.inputs}

@@ -126,8 +126,8 @@ def export_onnx(model_path: Path, target: Path, input_names: InputNames, attenti
 
 def _set_attention(model, attention: str) -> None:  # noqa: ANN001 - a SentenceTransformer, imported lazily
     """Eager attention traces as plain matrix products and a softmax, which both runtimes fuse; the traced
-    scaled_dot_product_attention brings mask-repair nodes (IsNaN, Where) that neither fuses and that cost about a
-    fifth of the time (bench/RESULTS.md "Embedding backends", the exported graph). The vectors agree to 1e-7."""
+    scaled_dot_product_attention brings mask-repair nodes (IsNaN, Where) in every layer that neither fuses
+    (bench/RESULTS.md "The exported graph"). In fp32 the two give the same vectors up to rounding."""
     for module in model.modules():
         if hasattr(module, "set_attn_implementation") and getattr(module, "config", None) is not None:
             module.set_attn_implementation(attention)
@@ -163,7 +163,7 @@ def onnx_runtime(path: Path, threads: int, spin: bool = True) -> Runtime:
 
 # NEWSEARCH_OPENVINO_PRECISION: auto is OpenVINO's own default for the CPU (bf16 where it has AVX512-BF16 or AMX).
 OPENVINO_PRECISIONS = ("auto", "fp32", "bf16")
-_HINTS = {"fp32": "f32", "bf16": "bf16"}  # our names -> OpenVINO's element types
+OPENVINO_TYPES = {"fp32": "f32", "bf16": "bf16"}  # our names -> OpenVINO's element types
 _NAMES = {"f32": "fp32", "bf16": "bf16", "f16": "fp16"}
 
 
@@ -224,7 +224,7 @@ def openvino_runtime(path: Path, threads: int, queries: bool = False, used: str 
     openvino = _openvino()
     cache = path.parent / f"openvino-cache-{openvino.__version__}-{used}"
     config = {"PERFORMANCE_HINT": "LATENCY" if queries else "THROUGHPUT",
-              "CACHE_DIR": str(cache), "INFERENCE_PRECISION_HINT": _HINTS[used]}
+              "CACHE_DIR": str(cache), "INFERENCE_PRECISION_HINT": OPENVINO_TYPES[used]}
     if threads:
         config["INFERENCE_NUM_THREADS"] = threads
     core = openvino.Core()

@@ -87,7 +87,8 @@ def _version(name: str) -> str:
 
 def machine_key(fingerprint: str, threads: int, openvino_precision: str) -> dict:
     """What a measured choice holds for: CPU, cores, library versions, model files and the settings it ran with."""
-    return {"format": FORMAT, "export_format": EXPORT_FORMAT, "cpu": cpu_facts(), "cores": len(os.sched_getaffinity(0)), "threads": threads,
+    return {"format": FORMAT, "export_format": EXPORT_FORMAT, "cpu": cpu_facts(),
+            "cores": len(os.sched_getaffinity(0)), "threads": threads,
             "libraries": {name: _version(name) for name in LIBRARIES}, "model": fingerprint,
             "openvino_precision": openvino_precision}
 
