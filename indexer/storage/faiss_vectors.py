@@ -6,8 +6,9 @@ bench/index_by_scale.py; see bench/RESULTS.md, "Index by scale").
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import faiss
@@ -29,6 +30,19 @@ EXACT_FILTER_LIMIT = 20_000  # filtered approximate searches over at most this m
 TRAIN_PER_LIST = 64  # k-means training points per inverted list (FAISS warns below 39)
 TRAIN_MAX = 1 << 18  # k-means costs points x lists: at most this many points
 LIVE = faiss.IDSelectorRange(0, 1 << 62)  # every passage id (they are >= 0); not the -1 of a removed HNSW node
+
+
+@contextlib.contextmanager
+def one_thread() -> Iterator[None]:
+    """FAISS's OpenMP on one thread for the calling thread only (OpenMP keeps the setting per thread), restored
+    after. One query's exact scan is bound by memory bandwidth: a second thread adds its start-up and, in a
+    search, takes the core the keyword search runs on (bench/RESULTS.md "Query latency and serving over HTTP")."""
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(before)
 
 
 def index_spec(n_passages: int, flat_limit: int = FLAT_LIMIT, hnsw_limit: int = HNSW_LIMIT) -> str:
@@ -175,7 +189,11 @@ class FaissStore:
             k = min(k, len(allowed))
         elif self.removed:
             params = faiss.SearchParametersHNSW(sel=LIVE, efSearch=self.hnsw.efSearch)
-        scores, ids = self.index.search(query, k, params=params)
+        if self.ivf is None and self.hnsw is None:
+            with one_thread():
+                scores, ids = self.index.search(query, k, params=params)
+        else:
+            scores, ids = self.index.search(query, k, params=params)
         keep = ids[0] >= 0
         return scores[0][keep], ids[0][keep]
 

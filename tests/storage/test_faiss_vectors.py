@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import faiss
 import numpy as np
 import pytest
 
@@ -72,6 +73,19 @@ def test_each_type_finds_a_passage_by_its_own_vector_and_probes_all_lists_exactl
         _, found = store.search(vectors[row], 5)
         assert found[0] == ids[row]
         assert len(set(found) & set(exact_top(ids, vectors, vectors[row], 5))) >= 4
+
+
+def test_an_exact_search_runs_on_one_faiss_thread_and_leaves_the_callers_setting(real, monkeypatch):
+    ids, vectors = real
+    store = FaissStore.build(ids, vectors, vectors.shape[1])
+    seen = []
+    search = store.index.search
+    monkeypatch.setattr(store.index, "search", lambda *a, **k: seen.append(faiss.omp_get_max_threads()) or search(*a, **k))
+    faiss.omp_set_num_threads(2)
+    scores, found = store.search(vectors[3], 10)
+    assert seen == [1] and faiss.omp_get_max_threads() == 2
+    assert list(found) == list(exact_top(ids, vectors, vectors[3], 10))
+    assert np.allclose(scores, vectors[np.searchsorted(ids, found)] @ vectors[3], atol=1e-5)
 
 
 @pytest.mark.parametrize("kind", TYPES)
