@@ -15,7 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.common import commit, machine_facts, result_path, write_result
 from indexer.backends import openvino_bf16_capable
+from indexer.models import minilm_folder
 
 
 def model_shape(model_path: Path) -> tuple[int, int, int]:
@@ -98,9 +100,6 @@ def main() -> None:
                                      "the model at 256 word pieces; writes bench/results/flops-<cpu kind>.json.")
     parser.add_argument("--rounds", type=int, default=3, help="measurements of every rate, each kept (default 3)")
     args = parser.parse_args()
-    from bench.common import commit, machine_facts, result_path, write_result
-    from indexer.models import minilm_folder
-
     shape = model_shape(minilm_folder())
     per_passage = passage_flops(256, shape)
     runs = [gemm_rates() for _ in range(args.rounds)]

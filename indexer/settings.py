@@ -95,7 +95,7 @@ class Settings:
     rerank_depth: int = 50
     """Fused results a configured `Reranker` re-scores when a request asks for `rerank`."""
     reload_interval: float = 5.0
-    """Seconds between a server's checks of `CURRENT` for a newly published version; 0: never."""
+    """Seconds between a server's checks of `CURRENT` for a newly published version, at least 0.1; 0: never."""
     gc_grace_seconds: float = 3600.0
     """`news-index gc` leaves unfinished folders, temporary files and finished jobs' files younger than this."""
     lease_seconds: float = 60.0

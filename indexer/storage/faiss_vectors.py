@@ -189,10 +189,8 @@ class FaissStore:
             k = min(k, len(allowed))
         elif self.removed:
             params = faiss.SearchParametersHNSW(sel=LIVE, efSearch=self.hnsw.efSearch)
-        if self.ivf is None and self.hnsw is None:
-            with one_thread():
-                scores, ids = self.index.search(query, k, params=params)
-        else:
+        exact = self.ivf is None and self.hnsw is None
+        with one_thread() if exact else contextlib.nullcontext():
             scores, ids = self.index.search(query, k, params=params)
         keep = ids[0] >= 0
         return scores[0][keep], ids[0][keep]
